@@ -1,0 +1,1 @@
+"""Calibration: real kernel runs on this machine, fitted efficiency overlays, validation."""

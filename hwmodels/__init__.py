@@ -1,0 +1,1 @@
+"""Hardware descriptions: typed schema, units, the bundled catalog, systems and overlays."""

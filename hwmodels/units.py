@@ -1,0 +1,143 @@
+"""Strict parsing of quantities with units ("3.35 TB/s", "80 GiB", "700 W").
+
+Every hardware quantity in YAML carries a unit; a bare number, a unit of the wrong
+dimension, a non-finite or a non-positive rate are input errors. Decimal prefixes
+(k, M, G, T) and binary ones (Ki, Mi, Gi, Ti) are kept apart: 1 GB = 1e9 B and
+1 GiB = 2**30 B. Internally everything is in SI base units: s, B, FLOP, J, W.
+
+The registry is Ridgeline's own (not pint's default one) so that bytes and FLOPs are
+real dimensions: a bandwidth given in GB is then an error that says so.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+
+import pint
+
+from .errors import InputError
+
+_DEFINITIONS = """
+pico- = 1e-12 = p-
+nano- = 1e-9 = n-
+micro- = 1e-6 = u- = µ-
+milli- = 1e-3 = m-
+kilo- = 1e3 = k- = K-
+mega- = 1e6 = M-
+giga- = 1e9 = G-
+tera- = 1e12 = T-
+peta- = 1e15 = P-
+exa- = 1e18 = E-
+kibi- = 2**10 = Ki-
+mebi- = 2**20 = Mi-
+gibi- = 2**30 = Gi-
+tebi- = 2**40 = Ti-
+pebi- = 2**50 = Pi-
+second = [time] = s = sec
+minute = 60 * second = min
+hour = 3600 * second = h
+hertz = 1 / second = Hz
+byte = [information] = B
+bit = byte / 8 = b
+flop = [computation] = FLOP = flops
+op = flop = OP = ops
+joule = [energy] = J
+watt = joule / second = W
+"""
+
+# kind -> (dimensionality string, example, description)
+KINDS: dict[str, tuple[str, str, str]] = {
+    "bandwidth": ("[information] / [time]", "3.35 TB/s", "a bandwidth"),
+    "capacity": ("[information]", "80 GiB", "a data size"),
+    "time": ("[time]", "250 ns", "a time"),
+    "frequency": ("1 / [time]", "1.98 GHz", "a frequency"),
+    "power": ("[energy] / [time]", "700 W", "a power"),
+    "energy": ("[energy]", "1 J", "an energy"),
+    "energy_per_byte": ("[energy] / [information]", "5 pJ/B", "an energy per byte"),
+    "energy_per_flop": ("[energy] / [computation]", "0.5 pJ/FLOP", "an energy per FLOP"),
+    "compute_rate": ("[computation] / [time]", "989 TFLOP/s", "a compute rate"),
+}
+
+
+@lru_cache(maxsize=1)
+def registry() -> pint.UnitRegistry:
+    """Ridgeline's unit registry (bytes and FLOPs are dimensions of their own)."""
+    ureg = pint.UnitRegistry(None)
+    for line in _DEFINITIONS.strip().splitlines():
+        ureg.define(line)
+    return ureg
+
+
+def _describe(dimensionality) -> str:
+    text = str(dimensionality)
+    for kind, (dim, _example, desc) in KINDS.items():
+        if text == str(registry().get_dimensionality(dim)):
+            return f"{desc} ({kind})"
+    return text or "a plain number"
+
+
+@lru_cache(maxsize=4096)
+def _parse_text(text: str, kind: str) -> float:
+    ureg = registry()
+    dim, example, desc = KINDS[kind]
+    try:
+        q = ureg.Quantity(text)
+    except (pint.errors.PintError, AttributeError, ValueError, TypeError, SyntaxError) as exc:
+        raise InputError(f"cannot parse '{text}' as {desc} with a unit (e.g. '{example}'): {exc}") from None
+    if not isinstance(q, pint.Quantity) or q.dimensionless:
+        raise InputError(f"'{text}' has no unit; expected {desc} such as '{example}'")
+    if q.dimensionality != ureg.get_dimensionality(dim):
+        raise InputError(f"'{text}' is {_describe(q.dimensionality)}; expected {desc} such as '{example}'")
+    return float(q.to_base_units().magnitude)
+
+
+def parse_quantity(value, kind: str, *, path: str | None = None, allow_zero: bool = False) -> float:
+    """``value`` (a string with a unit) as a float in SI base units.
+
+    ``kind`` names the expected dimension (see :data:`KINDS`). Rates and sizes must be
+    positive; ``allow_zero`` admits 0 (latencies and energies may be zero).
+    """
+    if kind not in KINDS:
+        raise KeyError(kind)
+    _dim, example, desc = KINDS[kind]
+    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
+        raise InputError(f"expected {desc} as a string with a unit such as '{example}', "
+                         f"got {type(value).__name__}", path=path)
+    if not isinstance(value, str):
+        if value == 0 and allow_zero:
+            return 0.0
+        raise InputError(f"'{value}' has no unit; expected {desc} such as '{example}'", path=path)
+    try:
+        magnitude = _parse_text(value.strip(), kind)
+    except InputError as err:
+        raise InputError(err.problems[0].message, path=path) from None
+    if not math.isfinite(magnitude):
+        raise InputError(f"'{value}' is not a finite number", path=path)
+    if magnitude < 0 or (magnitude == 0 and not allow_zero):
+        bound = "non-negative" if allow_zero else "positive"
+        raise InputError(f"'{value}' must be {bound}", path=path)
+    return magnitude
+
+
+_DECIMAL = [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")]
+_SMALL = [(1.0, ""), (1e-3, "m"), (1e-6, "u"), (1e-9, "n"), (1e-12, "p")]
+_UNIT = {"bandwidth": "B/s", "capacity": "B", "time": "s", "frequency": "Hz", "power": "W",
+         "energy": "J", "energy_per_byte": "J/B", "energy_per_flop": "J/FLOP", "compute_rate": "FLOP/s"}
+
+
+def format_quantity(value: float, kind: str, digits: int = 4) -> str:
+    """A human-readable string for an SI value, parseable back by :func:`parse_quantity`."""
+    unit = _UNIT[kind]
+    if value == 0:
+        return f"0 {unit}"
+    if kind == "capacity" and value >= 2**30 and value % 2**30 == 0:
+        for scale, prefix in ((2**50, "Pi"), (2**40, "Ti"), (2**30, "Gi")):
+            if value % scale == 0:
+                return f"{value / scale:g} {prefix}{unit}"
+    table = _DECIMAL if abs(value) >= 1 else _SMALL
+    for scale, prefix in table:
+        if abs(value) >= scale:
+            return f"{value / scale:.{digits}g} {prefix}{unit}"
+    scale, prefix = table[-1]
+    return f"{value / scale:.{digits}g} {prefix}{unit}"

@@ -1,0 +1,1 @@
+"""Faces to the user: the CLI, tables, reports and plots."""

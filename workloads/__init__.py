@@ -1,0 +1,1 @@
+"""Workloads: operators with exact FLOP and byte counts, operator graphs, model builders, importers."""
