@@ -1,0 +1,125 @@
+"""Running a plan of kernel cases under the timing discipline, into a measurement table.
+
+Each case is timed with :func:`calibration.timing.measure` in several passes over the whole
+plan (minimum of trusted medians) while BLAS threads are pinned. A refused case stays in the table with
+``status = "refused"`` and the reason, and is left out of fitting; the run fails only when
+too many cases are refused to fit anything (see :func:`require_enough`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+import pandas as pd
+
+from .kernels import KernelCase, build_numpy, numpy_plan
+from .progress import Progress
+from .timing import (
+    FULL_POLICY,
+    QUICK_POLICY,
+    MeasurementRefused,
+    Timing,
+    TimingPolicy,
+    measure,
+    pinned_threads,
+)
+from .torch_kernels import build_torch, parse_device, require_cuda, torch_available, torch_plan
+
+COLUMNS = ["case_id", "kernel", "backend", "device", "dtype", "split", "shape", "flops", "bytes_moved",
+           "median_s", "spread", "inner", "attempts", "status", "note", "flop_s", "bytes_s"]
+
+
+class TooFewMeasurements(RuntimeError):
+    """Too many kernels were refused (or none ran) to fit a curve from what is left."""
+
+
+def plan(device: str = "host", quick: bool = False, use_torch: bool | None = None) -> list[KernelCase]:
+    """Every case a calibration of ``device`` measures (numpy on the host, torch where installed)."""
+    kind, index = parse_device(device)
+    use_torch = torch_available() if use_torch is None else use_torch
+    if kind == "cuda":
+        require_cuda(index or 0)
+        return torch_plan(device, quick)
+    cases = numpy_plan(quick)
+    if use_torch:
+        cases += torch_plan("host", quick)
+    return cases
+
+
+def _row(case: KernelCase) -> dict:
+    return {"case_id": case.case_id, "kernel": case.kernel, "backend": case.backend, "device": case.device,
+            "dtype": case.dtype, "split": case.split, "shape": json.dumps(case.shape),
+            "flops": case.flops, "bytes_moved": case.bytes_moved}
+
+
+def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *, passes: int = 2,
+              threads: int | None = None, progress: bool = True) -> pd.DataFrame:
+    """Measure every case; one row per case (see :data:`COLUMNS`).
+
+    The whole plan is swept ``passes`` times and each case keeps its smallest trusted median
+    (minimum of medians). Sweeping the plan rather than repeating a case back to back spreads
+    a case's passes over time, so a burst of load from another process spoils at most one.
+    """
+    cases = list(cases)
+    best: dict[int, Timing] = {}
+    refusals: dict[int, MeasurementRefused] = {}
+    with pinned_threads(threads), Progress(len(cases) * passes, "measuring", enabled=progress) as bar:
+        for p in range(passes):
+            for i, case in enumerate(cases):
+                bar.step(f"pass {p + 1}/{passes} {case.case_id}")
+                if case.backend == "torch":
+                    fn, timer = build_torch(case)
+                else:
+                    fn, timer = build_numpy(case), None
+                try:
+                    t = measure(fn, policy, name=case.case_id, timer=timer)
+                except MeasurementRefused as exc:
+                    refusals[i] = exc
+                else:
+                    if i not in best or t.median_s < best[i].median_s:
+                        best[i] = t
+                del fn
+    rows = []
+    for i, case in enumerate(cases):
+        row = _row(case)
+        if i in best:
+            t = best[i]
+            row.update(median_s=t.median_s, spread=t.spread, inner=t.inner, attempts=t.attempts,
+                       status="ok", note="", flop_s=case.flops / t.median_s,
+                       bytes_s=case.bytes_moved / t.median_s)
+        else:
+            exc = refusals[i]
+            row.update(median_s=float("nan"), spread=exc.spread, inner=0, attempts=exc.attempts,
+                       status="refused", note=str(exc), flop_s=float("nan"), bytes_s=float("nan"))
+        rows.append(row)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def case_from_row(row) -> KernelCase:
+    """The :class:`KernelCase` a measurement row was taken from."""
+    shape = json.loads(row["shape"])
+    return KernelCase(row["kernel"], row["dtype"], tuple((k, int(v)) for k, v in shape.items()),
+                      row["split"], backend=row["backend"], device=row["device"],
+                      flops=float(row["flops"]), bytes_moved=float(row["bytes_moved"]))
+
+
+def require_enough(frame: pd.DataFrame, kernel: str = "gemm", minimum: int = 3) -> None:
+    """Raise :class:`TooFewMeasurements` when fewer than ``minimum`` fit cases of ``kernel`` are trusted."""
+    ok = frame[(frame.kernel == kernel) & (frame.split == "fit") & (frame.status == "ok")]
+    if len(ok) < minimum:
+        refused = frame[frame.status == "refused"]
+        raise TooFewMeasurements(
+            f"only {len(ok)} trusted '{kernel}' fit measurements (need {minimum}); {len(refused)} of "
+            f"{len(frame)} kernels were refused as too noisy. First reason: "
+            + (refused.note.iloc[0] if len(refused) else "none"))
+
+
+def policy_for(quick: bool, max_spread: float | None = None) -> TimingPolicy:
+    """The timing policy of a quick or full run, with an optional spread limit."""
+    base = QUICK_POLICY if quick else FULL_POLICY
+    if max_spread is None:
+        return base
+    from dataclasses import replace
+
+    return replace(base, max_spread=max_spread)
