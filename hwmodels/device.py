@@ -1,0 +1,294 @@
+"""What a device is, resolved: engines, memory levels, links and power in SI floats.
+
+A :class:`Device` is built from a validated :class:`~hwmodels.schema.DeviceSpec` (the YAML
+form, after ``extends:``). Derived peaks (systolic arrays, FPGA DSP fabrics) are computed
+here; default efficiencies come from :mod:`hwmodels.defaults`. The YAML-form dictionary is
+kept with the device so that :meth:`Device.with_overrides` and ``ridgeline hw show`` work on
+what the user wrote.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
+
+from .defaults import engine_efficiency, memory_efficiency
+from .errors import InputError, Problem
+from .schema import (
+    DERIVED_PEAK_TOLERANCE,
+    CurveSpec,
+    DeviceSpec,
+    DspSpec,
+    EngineSpec,
+    LinkSpec,
+    MemoryLevelSpec,
+    SystolicSpec,
+    _on_chip,
+)
+from .units import format_quantity, parse_quantity
+from .yamlio import Document, validation_problems
+
+FLOP_PER_MAC = 2
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Curve(_Frozen):
+    """Efficiency versus log10 of the problem size, piecewise linear, clamped at both ends."""
+
+    x: Literal["log10_flops", "log10_bytes"]
+    points: list[tuple[float, float]]
+
+    def at(self, x: float) -> float:
+        """Efficiency at ``x`` (already log10 of FLOPs or bytes)."""
+        pts = self.points
+        if x <= pts[0][0]:
+            return pts[0][1]
+        if x >= pts[-1][0]:
+            return pts[-1][1]
+        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
+            if x <= x1:
+                return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+        return pts[-1][1]
+
+    def efficiency(self, amount: float) -> float:
+        """Efficiency for a problem of ``amount`` FLOPs or bytes (per :attr:`x`)."""
+        if amount <= 0:
+            return self.points[0][1]
+        return self.at(math.log10(amount))
+
+
+class Engine(_Frozen):
+    """A compute engine: peak FLOP/s per dtype (already derived), parallel units, efficiency."""
+
+    kind: Literal["matrix", "vector", "scalar", "dsp"]
+    peak_flops: dict[str, float]
+    units: int = 1
+    efficiency: float
+    efficiency_curve: dict[str, Curve] | None = None
+
+
+class MemoryLevel(_Frozen):
+    """One memory level: capacity (B), peak bandwidth (B/s), latency (s), energy (J/B)."""
+
+    kind: Literal["sram", "l2", "hbm", "gddr", "ddr", "lpddr", "host", "cxl"]
+    capacity_bytes: float
+    bandwidth_bytes_s: float
+    latency_s: float
+    energy_j_per_byte: float
+    efficiency: float
+    efficiency_curve: Curve | None = None
+    on_chip: bool
+
+
+class Link(_Frozen):
+    """A link: bandwidth per direction (B/s, aggregate over ``ports``), latency, energy per byte."""
+
+    kind: Literal["nvlink", "pcie", "cxl", "ici", "infinity_fabric", "ethernet"]
+    bandwidth_bytes_s: float
+    latency_s: float
+    energy_j_per_byte: float
+    ports: int = 1
+    topology: str | None = None
+    in_network_reduction: bool = False
+
+    def using_ports(self, ports: int) -> Link:
+        """The same link restricted to ``ports`` of its ports (bandwidth scaled accordingly)."""
+        ports = min(ports, self.ports)
+        return self.model_copy(update={"bandwidth_bytes_s": self.bandwidth_bytes_s * ports / self.ports,
+                                       "ports": ports})
+
+
+class Power(_Frozen):
+    """Static (idle) power, TDP (W) and dynamic energy per FLOP per dtype (J/FLOP)."""
+
+    static_w: float
+    tdp_w: float
+    energy_j_per_flop: dict[str, float]
+
+
+class Device(_Frozen):
+    """A resolved hardware device; every number is an SI float. See docs/internals.md."""
+
+    id: str
+    name: str
+    kind: Literal["gpu", "npu", "fpga", "cpu", "memory"]
+    source: str
+    notes: str = ""
+    engines: dict[str, Engine]
+    memory: dict[str, MemoryLevel]
+    links: dict[str, Link]
+    power: Power
+    launch_overhead_s: float
+
+    _raw: dict = PrivateAttr(default_factory=dict)
+    _origin: str = PrivateAttr(default="")
+
+    @property
+    def main_memory(self) -> str:
+        """Name of the first off-chip memory level (where tensors placed on the device live)."""
+        return next(name for name, level in self.memory.items() if not level.on_chip)
+
+    @property
+    def raw(self) -> dict:
+        """A copy of the YAML-form description (after ``extends:``)."""
+        return copy.deepcopy(self._raw)
+
+    @property
+    def origin(self) -> str:
+        """Where this device was read from (a file, a catalog id, or 'detected')."""
+        return self._origin
+
+    def peak_flops(self, dtype: str) -> float:
+        """The highest peak over all engines for ``dtype`` (0 when no engine supports it)."""
+        return max((e.peak_flops.get(dtype, 0.0) for e in self.engines.values()), default=0.0)
+
+    def with_overrides(self, overrides: dict[str, Any]) -> Device:
+        """A copy with YAML-form values replaced at dotted paths, e.g.
+        ``{"memory.hbm.bandwidth": "4.8 TB/s"}``; a value of None removes the field."""
+        raw = apply_overrides(self._raw, overrides)
+        return device_from_raw(raw, Document(raw, "<overrides>", {}), origin=self._origin)
+
+    def describe(self) -> dict:
+        """The resolved YAML form (after ``extends:``), with every derived peak written out."""
+        out = {k: v for k, v in self.raw.items() if k != "extends"}
+        for name, engine in self.engines.items():
+            out["engines"][name]["peak"] = {d: format_quantity(v, "compute_rate")
+                                            for d, v in engine.peak_flops.items()}
+            out["engines"][name].setdefault("efficiency", engine.efficiency)
+        for name, level in self.memory.items():
+            out["memory"][name].setdefault("efficiency", level.efficiency)
+            out["memory"][name].setdefault("on_chip", level.on_chip)
+        return out
+
+
+def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
+    """``raw`` (deep-copied) with ``overrides`` (dotted path -> YAML value) applied."""
+    if not isinstance(overrides, dict):
+        raise InputError(f"overrides must be a mapping of dotted paths to values, got "
+                         f"{type(overrides).__name__}")
+    out = copy.deepcopy(raw)
+    for dotted_path, value in overrides.items():
+        parts = str(dotted_path).split(".")
+        if not all(parts):
+            raise InputError("empty component in override path", path=str(dotted_path))
+        node = out
+        for i, part in enumerate(parts[:-1]):
+            child = node.get(part)
+            if child is None:
+                child = node[part] = {}
+            elif not isinstance(child, dict):
+                raise InputError(f"'{'.'.join(parts[:i + 1])}' is not a mapping; cannot set a field in it",
+                                 path=str(dotted_path))
+            node = child
+        if value is None:
+            node.pop(parts[-1], None)
+        else:
+            node[parts[-1]] = copy.deepcopy(value)
+    return out
+
+
+def _derived_peak(derivation: SystolicSpec | DspSpec) -> dict[str, float]:
+    clock = parse_quantity(derivation.clock, "frequency")
+    if isinstance(derivation, SystolicSpec):
+        cells = derivation.rows * derivation.cols * derivation.arrays
+        return {d: cells * FLOP_PER_MAC * m * clock for d, m in derivation.macs_per_cell.items()}
+    return {d: derivation.slices * clock * ops for d, ops in derivation.ops_per_dsp.items()}
+
+
+def _curve(spec: CurveSpec | None) -> Curve | None:
+    if spec is None:
+        return None
+    return Curve(x=spec.x, points=[(float(x), float(e)) for x, e in spec.points])
+
+
+def _engine(name: str, spec: EngineSpec, doc: Document, problems: list[Problem]) -> Engine | None:
+    path = ("engines", name)
+    stated = {d: parse_quantity(v, "compute_rate") for d, v in (spec.peak or {}).items()}
+    derivation = spec.systolic or spec.dsp
+    if derivation is None:
+        peak = stated
+    else:
+        peak = _derived_peak(derivation)
+        for dtype, value in stated.items():
+            if dtype not in peak:
+                peak[dtype] = value
+            elif abs(value - peak[dtype]) > DERIVED_PEAK_TOLERANCE * peak[dtype]:
+                problems.append(doc.problem(
+                    f"stated peak {format_quantity(value, 'compute_rate')} disagrees with the derived "
+                    f"{format_quantity(peak[dtype], 'compute_rate')} by more than "
+                    f"{DERIVED_PEAK_TOLERANCE:.0%}", (*path, "peak", dtype)))
+    units = spec.units or (spec.systolic.arrays if spec.systolic else 1)
+    curves = {d: _curve(c) for d, c in spec.efficiency_curve.items()} if spec.efficiency_curve else None
+    return Engine(kind=spec.kind, peak_flops=peak, units=units,
+                  efficiency=spec.efficiency or engine_efficiency(spec.kind), efficiency_curve=curves)
+
+
+def _memory(spec: MemoryLevelSpec) -> MemoryLevel:
+    return MemoryLevel(
+        kind=spec.kind,
+        capacity_bytes=parse_quantity(spec.capacity, "capacity"),
+        bandwidth_bytes_s=parse_quantity(spec.bandwidth, "bandwidth"),
+        latency_s=parse_quantity(spec.latency, "time", allow_zero=True),
+        energy_j_per_byte=parse_quantity(spec.energy_per_byte, "energy_per_byte", allow_zero=True),
+        efficiency=spec.efficiency or memory_efficiency(spec.kind),
+        efficiency_curve=_curve(spec.efficiency_curve),
+        on_chip=_on_chip(spec),
+    )
+
+
+def link_from_spec(spec: LinkSpec) -> Link:
+    """The resolved :class:`Link` of a YAML-form link."""
+    return Link(
+        kind=spec.kind,
+        bandwidth_bytes_s=parse_quantity(spec.bandwidth, "bandwidth"),
+        latency_s=parse_quantity(spec.latency, "time", allow_zero=True),
+        energy_j_per_byte=parse_quantity(spec.energy_per_byte, "energy_per_byte", allow_zero=True),
+        ports=spec.ports,
+        topology=spec.topology,
+        in_network_reduction=spec.in_network_reduction,
+    )
+
+
+def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
+    """Validate a YAML-form mapping (``extends:`` already merged) and resolve it.
+
+    Every problem found is reported at once, located through ``doc``.
+    """
+    if not isinstance(raw, dict):
+        raise doc.error(f"expected a mapping of fields at the top level, got {type(raw).__name__}")
+    try:
+        spec = DeviceSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(problems=validation_problems(exc, doc, DeviceSpec)) from None
+    problems: list[Problem] = []
+    engines = {name: _engine(name, e, doc, problems) for name, e in spec.engines.items()}
+    dtypes = {d for e in engines.values() for d in e.peak_flops}
+    energy = {d: parse_quantity(v, "energy_per_flop", allow_zero=True)
+              for d, v in spec.power.energy_per_flop.items()}
+    for dtype in sorted(dtypes - set(energy)):
+        problems.append(doc.problem(f"no energy per FLOP for dtype '{dtype}', which an engine supports",
+                                    ("power", "energy_per_flop")))
+    static = parse_quantity(spec.power.static, "power", allow_zero=True)
+    tdp = parse_quantity(spec.power.tdp, "power")
+    if static > tdp:
+        problems.append(doc.problem(f"static power {spec.power.static} exceeds the TDP {spec.power.tdp}",
+                                    ("power", "static")))
+    if problems:
+        raise InputError(problems=problems)
+    device = Device(
+        id=spec.id, name=spec.name, kind=spec.kind, source=spec.source.strip(), notes=spec.notes.strip(),
+        engines=engines,
+        memory={name: _memory(m) for name, m in spec.memory.items()},
+        links={name: link_from_spec(lk) for name, lk in spec.links.items()},
+        power=Power(static_w=static, tdp_w=tdp, energy_j_per_flop=energy),
+        launch_overhead_s=parse_quantity(spec.launch_overhead, "time", allow_zero=True),
+    )
+    device._raw = copy.deepcopy(raw)
+    device._origin = origin
+    return device

@@ -1,0 +1,198 @@
+"""Finding and reading hardware descriptions: catalog ids, files, ``extends:`` overlays.
+
+A reference is a catalog id (``h100-sxm``, ``host``) or a path to a YAML file. A file may
+say ``extends: <id or file>``: the base is loaded first (recursively) and the file's fields
+are deep-merged over it (mappings merge key by key, anything else replaces). Problems are
+reported in the file and at the line that defines the offending field.
+"""
+
+from __future__ import annotations
+
+import copy
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from . import catalog as _catalog_pkg
+from .device import Device, device_from_raw
+from .errors import InputError, Problem, unknown_name
+from .yamlio import Document, dotted, load
+
+CATALOG_DIR = Path(_catalog_pkg.__file__).resolve().parent
+HOST_ID = "host"
+MAX_EXTENDS_DEPTH = 16
+
+
+class MergedDocument(Document):
+    """A document merged from an ``extends:`` chain: each field is located in the file
+    (and line) that set it, the most derived file winning."""
+
+    def __init__(self, data: Any, chain: list[Document]):
+        super().__init__(data, chain[-1].file, {})
+        self.chain = chain
+
+    def _owner(self, path: tuple) -> Document:
+        best, best_len = self.chain[-1], -1
+        for doc in reversed(self.chain):
+            prefix = tuple(path)
+            while prefix and prefix not in doc.lines:
+                prefix = prefix[:-1]
+            if len(prefix) > best_len:
+                best, best_len = doc, len(prefix)
+        return best
+
+    def line_of(self, path) -> int | None:
+        return self._owner(tuple(path)).line_of(path)
+
+    def problem(self, message: str, path=(), suggestion: str | None = None) -> Problem:
+        return self._owner(tuple(path)).problem(message, path, suggestion)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """``override`` merged over ``base``: mappings key by key, other values replaced."""
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _catalog_files() -> dict[str, Path]:
+    return {p.stem: p for p in sorted(CATALOG_DIR.glob("*.yaml"))}
+
+
+def _is_path(ref: str | Path) -> bool:
+    if isinstance(ref, Path):
+        return True
+    return "/" in ref or "\\" in ref or ref.endswith((".yaml", ".yml")) or Path(ref).is_file()
+
+
+def resolve_ref(ref: str | Path, relative_to: Path | None = None, **where) -> tuple[str, Path | None]:
+    """``(key, path)`` for a reference: a catalog id's file, a file path, or ``("host", None)``."""
+    if isinstance(ref, str) and not ref.strip():
+        raise InputError("empty hardware reference; expected a catalog id or a YAML file", **where)
+    if not isinstance(ref, (str, Path)):
+        raise InputError(f"expected a catalog id or a YAML file name, got {type(ref).__name__}", **where)
+    if _is_path(ref):
+        path = Path(ref).expanduser()
+        if not path.is_absolute() and relative_to is not None and (relative_to / path).exists():
+            path = relative_to / path
+        if not path.exists():
+            raise InputError(f"hardware file '{ref}' not found", **where)
+        return str(path.resolve()), path
+    if ref == HOST_ID:
+        return HOST_ID, None
+    files = _catalog_files()
+    if ref not in files:
+        raise unknown_name("hardware id", ref, [*files, HOST_ID], **where)
+    return ref, files[ref]
+
+
+def _read(key: str, path: Path | None) -> Document:
+    if path is None:
+        from .host import host_raw
+        raw = host_raw()
+        return Document(raw, "<detected host>", {})
+    return _read_file(str(path), path.stat().st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _read_file(path: str, _mtime_ns: int) -> Document:
+    return load(path)
+
+
+def load_raw(ref: str | Path, *, relative_to: Path | None = None, _chain: tuple = (),
+             **where) -> tuple[dict, MergedDocument]:
+    """The YAML-form mapping of ``ref`` with its ``extends:`` chain merged, and its locator."""
+    key, path = resolve_ref(ref, relative_to, **where)
+    if key in _chain:
+        cycle = " -> ".join([*(_short(k) for k in _chain), _short(key)])
+        raise InputError(f"cyclic extends: {cycle}", **where)
+    if len(_chain) >= MAX_EXTENDS_DEPTH:
+        raise InputError(f"extends chain deeper than {MAX_EXTENDS_DEPTH}", **where)
+    doc = _read(key, path)
+    if not isinstance(doc.data, dict):
+        raise doc.error(f"expected a mapping of fields at the top level, got {type(doc.data).__name__}")
+    data = doc.data
+    parent = data.get("extends")
+    if parent is None:
+        return copy.deepcopy(data), MergedDocument(copy.deepcopy(data), [doc])
+    if not isinstance(parent, str):
+        raise doc.error("extends: expected a catalog id or a YAML file name", ("extends",))
+    base_raw, base_doc = load_raw(parent, relative_to=path.parent if path else None,
+                                  _chain=(*_chain, key), file=doc.file, line=doc.line_of(("extends",)),
+                                  path="extends")
+    if base_raw.get("kind") == "system":
+        raise doc.error("extends: a device cannot extend a system", ("extends",))
+    own = {k: v for k, v in data.items() if k != "extends"}
+    merged = deep_merge(base_raw, own)
+    if "id" not in own and path is not None:
+        merged["id"] = path.stem
+        if "name" not in own and "name" in base_raw:
+            merged["name"] = f"{base_raw['name']} ({path.stem})"
+    merged.pop("extends", None)
+    return merged, MergedDocument(merged, [*base_doc.chain, doc])
+
+
+def _short(key: str) -> str:
+    return Path(key).name if "/" in key or "\\" in key else key
+
+
+@lru_cache(maxsize=256)
+def _load_device_cached(key: str, mtime: int) -> Device:
+    raw, doc = load_raw(key)
+    return device_from_raw(raw, doc, origin=key)
+
+
+def load_device(ref: str | Path, overrides: dict | None = None) -> Device:
+    """The device named by a catalog id or a YAML file, with optional dotted-path overrides."""
+    key, path = resolve_ref(ref)
+    if key == HOST_ID:
+        raw, doc = load_raw(HOST_ID)
+        device = device_from_raw(raw, doc, origin="detected")
+    else:
+        kind = _peek_kind(key, path)
+        if kind == "system":
+            raise InputError(f"'{ref}' describes a system, not a device; use load_system", file=str(path))
+        device = _load_device_cached(key, _mtime(path))
+    return device.with_overrides(overrides) if overrides else device
+
+
+def _mtime(path: Path | None) -> int:
+    return path.stat().st_mtime_ns if path is not None else 0
+
+
+def _peek_kind(key: str, path: Path | None) -> Any:
+    if path is None:
+        return "cpu"
+    doc = _read(key, path)
+    if isinstance(doc.data, dict):
+        if doc.data.get("kind") is None and "extends" in doc.data:
+            return "device"
+        return doc.data.get("kind")
+    return None
+
+
+def load_hardware(ref: str | Path):
+    """A :class:`Device` or a :class:`~hwmodels.system.System`, whichever the YAML describes."""
+    key, path = resolve_ref(ref)
+    if _peek_kind(key, path) == "system":
+        from .system import load_system
+        return load_system(ref)
+    return load_device(ref)
+
+
+def catalog_ids(kind: str | None = None) -> list[str]:
+    """The bundled catalog's ids (``host`` included), optionally only those of ``kind``."""
+    ids = []
+    for stem, path in _catalog_files().items():
+        if kind is None or _peek_kind(stem, path) == kind:
+            ids.append(stem)
+    if kind in (None, "cpu"):
+        ids.append(HOST_ID)
+    return sorted(ids)
+
+
+__all__ = ["load_device", "load_hardware", "catalog_ids", "load_raw", "deep_merge", "dotted"]

@@ -1,0 +1,259 @@
+"""Systems: devices x count and the links between them, as a networkx graph.
+
+Nodes are devices (attribute ``kind`` = the device kind, ``device`` = the :class:`Device`)
+and switches (``kind="switch"``, ``in_network_reduction``); edges carry ``link`` (a
+:class:`Link`, per direction) and ``link_name``. A system is read from YAML
+(:func:`load_system`) or made on the fly from one device (:func:`system_from_device`).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import networkx as nx
+from pydantic import ValidationError
+
+from .device import Device, Link, link_from_spec
+from .errors import InputError, Problem, did_you_mean
+from .loader import load_device, load_raw, resolve_ref
+from .schema import EdgeSpec, SystemSpec
+from .yamlio import Document, validation_problems
+
+ACCELERATOR_KINDS = ("gpu", "npu", "fpga")
+
+
+@dataclass
+class System:
+    """Devices and their topology. ``accelerators`` lists the compute devices in rank order."""
+
+    id: str
+    name: str
+    devices: dict[str, Device]
+    graph: nx.Graph
+    accelerators: list[str]
+    source: str = ""
+    notes: str = ""
+    raw: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def switches(self) -> list[str]:
+        return [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "switch"]
+
+    def link(self, a: str, b: str) -> Link:
+        """The link on the edge between nodes ``a`` and ``b``."""
+        return self.graph.edges[a, b]["link"]
+
+    def summary(self) -> dict:
+        """Counts and aggregates for listings: devices by id, total memory, peak bf16."""
+        by_id: dict[str, int] = {}
+        for dev in self.devices.values():
+            by_id[dev.id] = by_id.get(dev.id, 0) + 1
+        accs = [self.devices[a] for a in self.accelerators]
+        return {
+            "devices": by_id,
+            "accelerators": len(accs),
+            "switches": self.switches,
+            "edges": self.graph.number_of_edges(),
+            "peak_bf16_flops": sum(d.peak_flops("bf16") for d in accs),
+            "memory_bytes": sum(d.memory[d.main_memory].capacity_bytes for d in accs),
+            "memory_bandwidth_bytes_s": sum(d.memory[d.main_memory].bandwidth_bytes_s for d in accs),
+        }
+
+
+def _check_names(names: list[tuple[str, tuple]], doc: Document, problems: list[Problem]) -> None:
+    seen: dict[str, tuple] = {}
+    for name, path in names:
+        if name in seen:
+            problems.append(doc.problem(f"duplicate node name '{name}' (also given at line "
+                                        f"{doc.line_of(seen[name])})", path))
+        else:
+            seen[name] = path
+
+
+def mesh_edges(members: list[str], shape: list[int], wrap: bool) -> list[tuple[str, str]]:
+    """Neighbour pairs of ``members`` laid out row-major on a grid of ``shape``
+    (a torus when ``wrap``; a wrap that would double an edge, as in a dimension of 2, is skipped)."""
+    index = {coord: members[i] for i, coord in enumerate(itertools.product(*(range(s) for s in shape)))}
+    pairs: list[tuple[str, str]] = []
+    seen: set[frozenset] = set()
+    for coord, node in index.items():
+        for dim, size in enumerate(shape):
+            step = coord[dim] + 1
+            if step >= size:
+                if not wrap or size <= 2:
+                    continue
+                step = 0
+            other = index[(*coord[:dim], step, *coord[dim + 1:])]
+            key = frozenset((node, other))
+            if other != node and key not in seen:
+                seen.add(key)
+                pairs.append((node, other))
+    return pairs
+
+
+def _edge_link(edge: EdgeSpec, u: str, v: str, devices: dict[str, Device], doc: Document,
+               path: tuple) -> Link:
+    if not isinstance(edge.link, str):
+        link = link_from_spec(edge.link)
+    else:
+        owners = [devices[n] for n in (u, v) if n in devices and edge.link in devices[n].links]
+        if not owners:
+            known = sorted({k for n in (u, v) if n in devices for k in devices[n].links})
+            raise InputError(problems=[doc.problem(
+                f"no link '{edge.link}' on {u} or {v}; their links are: {', '.join(known) or 'none'}",
+                (*path, "link"), did_you_mean(edge.link, known))])
+        link = owners[0].links[edge.link]
+    return link.using_ports(edge.ports) if edge.ports else link
+
+
+def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> System:
+    """Validate a system's YAML form and build its graph; all problems are reported at once."""
+    try:
+        spec = SystemSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(problems=validation_problems(exc, doc, SystemSpec)) from None
+    problems: list[Problem] = []
+    devices: dict[str, Device] = {}
+    groups: dict[str, list[str]] = {}
+    names: list[tuple[str, tuple]] = []
+    for i, entry in enumerate(spec.devices):
+        path = ("devices", i)
+        members = [entry.name] if entry.count == 1 else [f"{entry.name}{j}" for j in range(entry.count)]
+        names += [(m, (*path, "name")) for m in members]
+        try:
+            _key, _path = resolve_ref(entry.device, base_dir, file=doc.file,
+                                      line=doc.line_of((*path, "device")), path=f"devices[{i}].device")
+            device = load_device(_path if _path is not None else entry.device, entry.overrides)
+        except InputError as err:
+            problems += err.problems
+            continue
+        if entry.name in groups:
+            problems.append(doc.problem(f"duplicate device name '{entry.name}'", (*path, "name")))
+        groups[entry.name] = members
+        for m in members:
+            devices.setdefault(m, device)
+    for i, sw in enumerate(spec.switches):
+        names.append((sw.name, ("switches", i, "name")))
+    _check_names(names, doc, problems)
+    if problems:
+        raise InputError(problems=problems)
+
+    graph = nx.Graph()
+    for name, dev in devices.items():
+        graph.add_node(name, kind=dev.kind, device=dev)
+    for sw in spec.switches:
+        graph.add_node(sw.name, kind="switch", in_network_reduction=sw.in_network_reduction)
+    nodes = set(graph.nodes)
+
+    def expand(token: str, path: tuple) -> list[str]:
+        if token in groups:
+            return groups[token]
+        if token in nodes:
+            return [token]
+        problems.append(doc.problem(f"unknown node '{token}'; nodes are: {', '.join(sorted(nodes))}",
+                                    path, did_you_mean(token, [*nodes, *groups])))
+        return []
+
+    for i, edge in enumerate(spec.edges):
+        path = ("edges", i)
+        if edge.mesh is not None:
+            members = expand(edge.mesh, (*path, "mesh"))
+            if members and math.prod(edge.shape) != len(members):
+                problems.append(doc.problem(f"shape {edge.shape} holds {math.prod(edge.shape)} nodes but "
+                                            f"'{edge.mesh}' has {len(members)}", (*path, "shape")))
+                continue
+            pairs = mesh_edges(members, edge.shape, edge.wrap) if members else []
+        else:
+            a, b = expand(edge.from_, (*path, "from")), expand(edge.to, (*path, "to"))
+            pairs = [(u, v) for u, v in itertools.product(a, b) if u != v]
+        for u, v in pairs:
+            if graph.has_edge(u, v):
+                if graph.edges[u, v]["entry"] != i:
+                    problems.append(doc.problem(f"edge {u} - {v} is given twice (also in edges[{graph.edges[u, v]['entry']}])", path))
+                continue
+            try:
+                link = _edge_link(edge, u, v, devices, doc, path)
+            except InputError as err:
+                problems += err.problems
+                break
+            name = edge.link if isinstance(edge.link, str) else edge.link.kind
+            graph.add_edge(u, v, link=link, link_name=name, entry=i)
+    if spec.accelerators is not None:
+        for j, acc in enumerate(spec.accelerators):
+            if acc not in devices:
+                problems.append(doc.problem(f"unknown device '{acc}'", ("accelerators", j),
+                                            did_you_mean(acc, devices)))
+        accelerators = list(spec.accelerators)
+    else:
+        accelerators = [n for n, d in devices.items() if d.kind in ACCELERATOR_KINDS]
+    if problems:
+        raise InputError(problems=problems)
+    return System(id=spec.id, name=spec.name, devices=devices, graph=graph, accelerators=accelerators,
+                  source=spec.source.strip(), notes=spec.notes.strip(), raw=raw)
+
+
+def load_system(ref: str | Path) -> System:
+    """The system named by a catalog id or a YAML file."""
+    raw, doc = load_raw(ref)
+    if raw.get("kind") != "system":
+        raise doc.error(f"expected kind 'system', got {raw.get('kind')!r}; use load_device for a device",
+                        ("kind",))
+    key, path = resolve_ref(ref)
+    return system_from_raw(raw, doc, path.parent if path is not None else None)
+
+
+def _scale_up_link(device: Device) -> tuple[str, Link] | None:
+    for name, link in device.links.items():
+        if link.topology:
+            return name, link
+    for name, link in device.links.items():
+        if link.kind == "pcie":
+            return name, link.model_copy(update={"topology": "switch"})
+    return None
+
+
+def grid_shape(count: int) -> list[int]:
+    """The most nearly square 2-D grid ``[rows, cols]`` (rows <= cols) holding ``count`` nodes."""
+    rows = max(r for r in range(1, math.isqrt(count) + 1) if count % r == 0)
+    return [rows, count // rows]
+
+
+def system_from_device(device: Device, count: int) -> System:
+    """``count`` copies of ``device`` joined by its scale-up link (a switch for NVLink/PCIe,
+    a torus for ICI, all-to-all for RoCE/Infinity Fabric, as the link's ``topology`` says)."""
+    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        raise InputError(f"device count must be a positive integer, got {count!r}")
+    prefix = device.kind
+    members = [f"{prefix}{i}" for i in range(count)]
+    graph = nx.Graph()
+    for m in members:
+        graph.add_node(m, kind=device.kind, device=device)
+    chosen = _scale_up_link(device)
+    if count > 1 and chosen is None:
+        raise InputError(f"{device.id} has no link to join {count} devices (no nvlink/ici/pcie link)")
+    if count > 1:
+        name, link = chosen
+        if link.topology == "switch":
+            switch = "nvswitch" if link.kind == "nvlink" else f"{name}-switch"
+            graph.add_node(switch, kind="switch", in_network_reduction=link.in_network_reduction)
+            for m in members:
+                graph.add_edge(m, switch, link=link, link_name=name)
+        else:
+            if link.topology == "all_to_all":
+                pairs = list(itertools.combinations(members, 2))
+                ports = max(1, link.ports // (count - 1))
+            elif link.topology == "ring":
+                pairs = mesh_edges(members, [count], wrap=True)
+                ports = max(1, link.ports // 2)
+            else:
+                shape = grid_shape(count)
+                pairs = mesh_edges(members, shape, wrap=link.topology == "torus")
+                ports = max(1, link.ports // (2 * len(shape)))
+            for u, v in pairs:
+                graph.add_edge(u, v, link=link.using_ports(ports), link_name=name)
+    return System(id=f"{device.id}x{count}", name=f"{count} x {device.name}",
+                  devices=dict.fromkeys(members, device), graph=graph, accelerators=members,
+                  source=device.source, notes=f"made on the fly by system_from_device({device.id}, {count})")
