@@ -1,0 +1,379 @@
+"""The fluid processor-sharing engine: tasks with demand vectors played over shared resources.
+
+A *resource* is anything with a rate (a compute engine, a memory level, one direction of a
+link): ``capacity`` units per second. A *task* carries a demand vector ``{resource: amount}``
+and a fixed latency. It occupies its streams from launch to end: first the fixed latency
+(kernel launch, link latency), then the flow phase, in which all its demands progress
+together at one rate ``x`` (fraction of the task per second), so that alone it takes exactly
+``max_r(w_r / c_r)`` plus its fixed latency: the analytic roofline time.
+
+Sharing is *max-min fair* (water-filling, progressive filling): all unfrozen tasks' rates
+rise together in resource-share terms; when a resource saturates, the tasks whose candidate
+rate is the smallest are frozen at it, they give back what they do not use everywhere else,
+and filling goes on. On a single resource this is exact processor sharing (equal shares);
+a task limited elsewhere (e.g. a compute-bound GEMM reading little HBM) takes only what it
+can use, and the rest goes to the others, which a naive equal split would waste. The
+allocation is recomputed, exactly, whenever a task enters or leaves its flow phase, and
+only for the tasks connected to the change through shared resources (no time steps).
+
+SimPy provides the clock: one scheduler process sleeps until the next completion
+(``env.timeout``), and is interrupted when a task is submitted from outside while it sleeps.
+
+Streams are in-order queues (like CUDA streams): a task starts when all its dependencies
+have finished and it is at the head of every stream it names, in the order tasks were added.
+A task naming several streams (a collective across a group of devices) holds them all.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections import deque
+from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass, field
+
+import simpy
+
+from hwmodels.errors import InputError
+
+_FIXED_END = 0
+_FLOW_END = 1
+# Relative tolerance for rates that tie during progressive filling.
+_TIE = 1e-12
+
+
+@dataclass
+class EngineResult:
+    """What happened to each task (indexed by task id) and to each resource.
+
+    ``limit[i]`` is the resource that limited task ``i``'s flow phase for the longest time
+    (None for a task with no work); ``gate[i]`` is the task whose end released task ``i``
+    (its last dependency or stream predecessor to finish; -1 if none): following ``gate``
+    back from the last task gives the critical path, whose durations sum to the makespan.
+    """
+
+    start_s: list[float]
+    end_s: list[float]
+    flow_start_s: list[float]
+    limit: list[str | None]
+    gate: list[int]
+    makespan_s: float
+    events: int
+    work_done: dict[str, float] = field(default_factory=dict)
+    capacities: dict[str, float] = field(default_factory=dict)
+
+    def utilisation(self) -> dict[str, float]:
+        """Average fraction of each resource's capacity in use over the makespan."""
+        if self.makespan_s <= 0:
+            return {r: 0.0 for r in self.capacities}
+        return {r: self.work_done.get(r, 0.0) / (c * self.makespan_s) for r, c in self.capacities.items()}
+
+
+class FluidEngine:
+    """Event-driven fluid processor-sharing simulation of tasks over shared resources.
+
+    Add tasks in issue order with :meth:`add` (dependencies must already have been added),
+    then :meth:`run`. Task ids are consecutive integers from 0.
+    """
+
+    def __init__(self, capacities: Mapping[str, float] | None = None, env: simpy.Environment | None = None):
+        self.env = env or simpy.Environment()
+        self.capacity: dict[str, float] = {}
+        self._users: dict[str, set[int]] = {}
+        # Per task (lists indexed by id keep memory flat for large graphs).
+        self._work: list[dict[str, float]] = []
+        self._fixed: list[float] = []
+        self._pending: list[int] = []          # unfinished dependencies
+        self._children: list[list[int] | None] = []
+        self._streams: list[tuple] = []
+        self._start: list[float] = []
+        self._end: list[float] = []
+        self._flow_start: list[float] = []
+        self._limit: list[str | None] = []
+        self._gate: list[int] = []
+        self._gate_t: list[float] = []
+        self._queues: dict[Hashable, deque] = {}
+        # Active flows: task -> [fraction remaining, rate, t_last, version, limiting resource].
+        self._flows: dict[int, list] = {}
+        self._limit_time: dict[int, dict[str, float]] = {}
+        self._heap: list[tuple] = []
+        self._seq = 0
+        self._now = 0.0
+        self._events = 0
+        self._done = 0
+        self._work_done: dict[str, float] = {}
+        self._proc = None
+        self._sleeping = False
+        for key, cap in (capacities or {}).items():
+            self.add_resource(key, cap)
+
+    # ------------------------------------------------------------------ building
+    def add_resource(self, key: str, capacity: float) -> None:
+        """Declare resource ``key`` with ``capacity`` units/s (> 0)."""
+        if not capacity > 0 or capacity == float("inf"):
+            raise InputError(f"resource capacity must be a positive finite rate, got {capacity!r}", path=key)
+        self.capacity[key] = float(capacity)
+        self._users.setdefault(key, set())
+
+    def add(self, work: Mapping[str, float] | None = None, fixed_s: float = 0.0,
+            deps: Iterable[int] = (), streams: Iterable[Hashable] = ()) -> int:
+        """Add a task; returns its id. ``work`` maps declared resources to amounts (units)."""
+        tid = len(self._work)
+        w = {}
+        for key, amount in (work or {}).items():
+            if key not in self.capacity:
+                raise InputError(f"task {tid} demands undeclared resource '{key}'")
+            if not amount >= 0 or amount == float("inf"):
+                raise InputError(f"task {tid}: demand on '{key}' must be finite and >= 0, got {amount!r}")
+            if amount > 0:
+                w[key] = float(amount)
+        if not fixed_s >= 0 or fixed_s == float("inf"):
+            raise InputError(f"task {tid}: fixed latency must be finite and >= 0, got {fixed_s!r}")
+        streams = tuple(dict.fromkeys(streams))
+        self._work.append(w)
+        self._fixed.append(float(fixed_s))
+        self._children.append(None)
+        self._streams.append(streams)
+        self._start.append(-1.0)
+        self._end.append(-1.0)
+        self._flow_start.append(-1.0)
+        self._limit.append(None)
+        self._gate.append(-1)
+        self._gate_t.append(0.0)
+        pending = 0
+        for d in set(deps):
+            if not 0 <= d < tid:
+                raise InputError(f"task {tid}: dependency {d} is not an earlier task")
+            if self._end[d] >= 0:
+                self._note_gate(tid, d)
+                continue
+            pending += 1
+            kids = self._children[d]
+            if kids is None:
+                self._children[d] = [tid]
+            else:
+                kids.append(tid)
+        self._pending.append(pending)
+        for s in streams:
+            self._queues.setdefault(s, deque()).append(tid)
+        if self._proc is not None and not self._proc.is_alive:
+            self.start()
+        elif self._proc is not None and self._ready(tid):
+            self._now = self.env.now
+            self._launch(tid)
+            if self._sleeping:
+                self._proc.interrupt()
+        return tid
+
+    # ------------------------------------------------------------------ running
+    def start(self) -> simpy.Process:
+        """Start the scheduler process in ``env`` (for use inside a larger SimPy model)."""
+        if self._proc is None or not self._proc.is_alive:
+            self._now = self.env.now
+            self._proc = self.env.process(self._scheduler())
+            for tid in range(len(self._work)):
+                if self._start[tid] < 0 and self._ready(tid):
+                    self._launch(tid)
+        return self._proc
+
+    def run(self) -> EngineResult:
+        """Play every task to completion; returns the result."""
+        self.env.run(until=self.start())
+        if self._done < len(self._work):
+            # Cannot happen: dependencies and stream predecessors are always earlier tasks.
+            raise RuntimeError("engine stopped with unfinished tasks")
+        return self.result()
+
+    def result(self) -> EngineResult:
+        """The result so far (complete once every task has ended)."""
+        return EngineResult(
+            start_s=self._start, end_s=self._end, flow_start_s=self._flow_start, limit=self._limit,
+            gate=self._gate, makespan_s=max(self._end, default=0.0), events=self._events,
+            work_done=dict(self._work_done), capacities=dict(self.capacity))
+
+    def _scheduler(self):
+        heap = self._heap
+        while heap:
+            t_next = heap[0][0]
+            if t_next > self._now:
+                self._sleeping = True
+                try:
+                    yield self.env.timeout(t_next - self.env.now)
+                    self._now = t_next
+                except simpy.Interrupt:
+                    # A task was submitted from outside: it is already launched at env.now.
+                    self._now = max(self._now, self.env.now)
+                self._sleeping = False
+            self._step()
+
+    def _step(self) -> None:
+        """Handle every event due now, then recompute the rates the changes touched."""
+        heap, now = self._heap, self._now
+        dirty: set[str] = set()
+        while heap and heap[0][0] <= now:
+            _, _, kind, tid, version = heapq.heappop(heap)
+            if kind == _FIXED_END:
+                self._events += 1
+                self._begin_flow(tid, dirty)
+            else:
+                flow = self._flows.get(tid)
+                if flow is None or flow[3] != version:
+                    continue  # superseded by a later rate change
+                self._events += 1
+                self._finish_flow(tid, dirty)
+        if dirty:
+            self._reallocate(dirty)
+
+    # ------------------------------------------------------------------ task lifecycle
+    def _ready(self, tid: int) -> bool:
+        if self._pending[tid]:
+            return False
+        return all(self._queues[s][0] == tid for s in self._streams[tid])
+
+    def _launch(self, tid: int) -> None:
+        self._start[tid] = self._now
+        self._seq += 1
+        heapq.heappush(self._heap, (self._now + self._fixed[tid], self._seq, _FIXED_END, tid, 0))
+
+    def _begin_flow(self, tid: int, dirty: set[str]) -> None:
+        self._flow_start[tid] = self._now
+        work = self._work[tid]
+        if not work:
+            self._complete(tid)
+            return
+        self._flows[tid] = [1.0, 0.0, self._now, 0, None]
+        self._limit_time[tid] = {}
+        for r in work:
+            self._users[r].add(tid)
+            dirty.add(r)
+
+    def _finish_flow(self, tid: int, dirty: set[str]) -> None:
+        flow = self._flows.pop(tid)
+        lt = self._limit_time.pop(tid)
+        if flow[4] is not None:
+            lt[flow[4]] = lt.get(flow[4], 0.0) + (self._now - flow[2])
+        self._limit[tid] = max(lt, key=lt.get) if lt else None
+        wd = self._work_done
+        for r, w in self._work[tid].items():
+            self._users[r].discard(tid)
+            dirty.add(r)
+            wd[r] = wd.get(r, 0.0) + w
+        self._complete(tid)
+
+    def _note_gate(self, tid: int, by: int) -> None:
+        if self._gate[tid] < 0 or self._end[by] >= self._gate_t[tid]:
+            self._gate[tid] = by
+            self._gate_t[tid] = self._end[by]
+
+    def _complete(self, tid: int) -> None:
+        """Mark ``tid`` done at now and launch whatever it releases."""
+        self._end[tid] = self._now
+        self._done += 1
+        released = []
+        for s in self._streams[tid]:
+            q = self._queues[s]
+            q.popleft()
+            if q:
+                self._note_gate(q[0], tid)
+                released.append(q[0])
+        kids = self._children[tid]
+        self._children[tid] = None  # free memory as we go
+        for k in kids or ():
+            self._pending[k] -= 1
+            self._note_gate(k, tid)
+            if not self._pending[k]:
+                released.append(k)
+        for k in released:
+            if self._start[k] < 0 and self._ready(k):
+                self._launch(k)
+
+    # ------------------------------------------------------------------ sharing
+    def _reallocate(self, dirty: set[str]) -> None:
+        """Recompute max-min fair rates for the flows connected to the ``dirty`` resources."""
+        users, works, now = self._users, self._work, self._now
+        # Connected component(s) through shared resources.
+        comp: set[int] = set()
+        seen_r = set(dirty)
+        stack = [r for r in dirty]
+        while stack:
+            r = stack.pop()
+            for t in users[r]:
+                if t in comp:
+                    continue
+                comp.add(t)
+                for r2 in works[t]:
+                    if r2 not in seen_r:
+                        seen_r.add(r2)
+                        stack.append(r2)
+        if not comp:
+            return
+        flows, limit_time = self._flows, self._limit_time
+        # Bring every affected flow's progress up to now.
+        for t in comp:
+            f = flows[t]
+            if f[1] > 0:
+                f[0] -= f[1] * (now - f[2])
+                if f[4] is not None:
+                    lt = limit_time[t]
+                    lt[f[4]] = lt.get(f[4], 0.0) + (now - f[2])
+            f[2] = now
+        rates = _max_min_rates({t: works[t] for t in comp}, {r: users[r] for r in seen_r}, self.capacity)
+        for t, (x, lim) in rates.items():
+            f = flows[t]
+            f[1], f[4] = x, lim
+            f[3] += 1
+            if not x > 0:
+                raise RuntimeError(f"task {t} got no share of its resources")  # engine invariant
+            self._seq += 1
+            heapq.heappush(self._heap, (now + max(f[0], 0.0) / x, self._seq, _FLOW_END, t, f[3]))
+
+
+def _waterfill(total: float, caps: list[float]) -> list[float]:
+    """Max-min fair split of ``total`` among claimants with upper bounds ``caps``."""
+    out = [0.0] * len(caps)
+    left, n = total, len(caps)
+    for i in sorted(range(len(caps)), key=caps.__getitem__):
+        level = left / n
+        give = caps[i] if caps[i] < level else level
+        out[i] = give
+        left -= give
+        n -= 1
+    return out
+
+
+def _max_min_rates(works: Mapping[int, Mapping[str, float]], users: Mapping[str, Iterable[int]],
+                   capacity: Mapping[str, float], sweeps: int = 200,
+                   tol: float = 1e-13) -> dict[int, tuple[float, str]]:
+    """Per-resource max-min fair progress rates: task -> (fraction per second, limiting resource).
+
+    Each resource's capacity is water-filled among its tasks, capping each task at what its
+    other resources let it use; sweeps repeat until the shares stop changing (a fixed point
+    in which every task holds the largest share at some saturated resource: its bottleneck).
+    Shares are fractions of a resource, so demands in different units compare fairly.
+    """
+    norm = {t: {r: w / capacity[r] for r, w in wk.items()} for t, wk in works.items()}
+    members = {r: sorted(ts) for r, ts in users.items() if ts}
+    share = {t: {r: 1.0 / len(members[r]) for r in u} for t, u in norm.items()}
+    # Resources whose tasks use nothing else need no sweeps: the equal split is exact there.
+    multi = [r for r, ts in members.items() if any(len(norm[t]) > 1 for t in ts)]
+    for _ in range(sweeps if multi else 0):
+        change = 0.0
+        for r in multi:
+            ts = members[r]
+            caps = []
+            for t in ts:
+                u = norm[t]
+                other = min((share[t][r2] / u[r2] for r2 in u if r2 != r), default=float("inf"))
+                caps.append(u[r] * other)
+            for t, s_new in zip(ts, _waterfill(1.0, caps)):
+                change = max(change, abs(s_new - share[t][r]))
+                share[t][r] = s_new
+        if change <= tol:
+            break
+    rates = {}
+    for t, u in norm.items():
+        sh = share[t]
+        x = min(sh[r] / ur for r, ur in u.items())
+        # The limit is the resource that caps x; where caps tie, the one it holds most of.
+        lim = max((r for r, ur in u.items() if sh[r] / ur <= x * (1 + 1e-9)), key=sh.__getitem__)
+        rates[t] = (x, lim)
+    return rates
