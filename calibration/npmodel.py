@@ -1,0 +1,144 @@
+"""A small real model in numpy (a pre-LN transformer block and an MLP), and the same model as a
+workloads graph, for end-to-end validation: time the numpy model for real, simulate the graph,
+compare.
+
+The numpy code and the graph describe the same computation step by step: every numpy call that
+touches a whole tensor has an operator in the graph with the same shape (GEMMs as ``matmul``,
+row-wise softmax/LayerNorm, GELU and residual adds as ``elementwise``, the head merge as a
+zero-FLOP elementwise copy). The attention scale is folded into the query weights at
+initialisation, as inference engines do.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .kernels import gelu_tanh, layernorm_rows, softmax_rows
+
+GELU_VECTOR_FLOPS = 8.0  # x^3, *0.044715, +x, *c, +1, *x, *0.5 and the cube's second multiply
+
+
+@dataclass(frozen=True)
+class TinyModel:
+    """Shape of the end-to-end model: ``tokens`` rows (batch 1), ``hidden`` width, ``heads``
+    attention heads, ``ffn`` MLP width. ``kind`` is ``block`` (attention + MLP) or ``mlp``."""
+
+    kind: str = "block"
+    tokens: int = 128
+    hidden: int = 1024
+    heads: int = 8
+    ffn: int = 4096
+
+    @property
+    def head_dim(self) -> int:
+        return self.hidden // self.heads
+
+    @property
+    def label(self) -> str:
+        if self.kind == "mlp":
+            return f"mlp T={self.tokens} D={self.hidden} F={self.ffn} fp32"
+        return f"transformer block T={self.tokens} D={self.hidden} H={self.heads} F={self.ffn} fp32"
+
+
+BLOCK = TinyModel("block")
+MLP = TinyModel("mlp", tokens=256, hidden=1024, ffn=4096)
+QUICK_MODELS = (TinyModel("block", tokens=128, hidden=512, heads=8, ffn=2048),
+                TinyModel("mlp", tokens=128, hidden=512, ffn=2048))
+MODELS = (BLOCK, MLP)
+
+
+def init_weights(cfg: TinyModel, seed: int = 0) -> dict[str, np.ndarray]:
+    """fp32 weights (scaled by 1/sqrt(fan-in) so activations stay O(1))."""
+    rng = np.random.default_rng(seed)
+    d, f, h, dh = cfg.hidden, cfg.ffn, cfg.heads, cfg.head_dim
+
+    def w(*shape, fan_in):
+        return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
+
+    out = {"fc1": w(d, f, fan_in=d), "fc2": w(f, d, fan_in=f),
+           "ln2_g": np.ones(d, np.float32), "ln2_b": np.zeros(d, np.float32)}
+    if cfg.kind == "block":
+        out.update(wq=w(h, d, dh, fan_in=d) / np.float32(np.sqrt(dh)), wk=w(h, d, dh, fan_in=d),
+                   wv=w(h, d, dh, fan_in=d), wo=w(d, d, fan_in=d),
+                   ln1_g=np.ones(d, np.float32), ln1_b=np.zeros(d, np.float32))
+    return out
+
+
+class NumpyModel:
+    """The model with its weights and scratch buffers allocated once; ``forward()`` runs it."""
+
+    def __init__(self, cfg: TinyModel, seed: int = 0):
+        self.cfg = cfg
+        self.w = init_weights(cfg, seed)
+        t, d, f, h = cfg.tokens, cfg.hidden, cfg.ffn, cfg.heads
+        rng = np.random.default_rng(seed + 1)
+        self.x = rng.standard_normal((t, d)).astype(np.float32)
+        self.buf = {"ln": np.empty((t, d), np.float32), "h1": np.empty((t, f), np.float32),
+                    "g": np.empty((t, f), np.float32), "h2": np.empty((t, d), np.float32),
+                    "out": np.empty((t, d), np.float32)}
+        if cfg.kind == "block":
+            self.buf.update(p=np.empty((h, t, t), np.float32), attn=np.empty((t, d), np.float32),
+                            res=np.empty((t, d), np.float32))
+
+    def _mlp(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        b, w = self.buf, self.w
+        np.matmul(x, w["fc1"], out=b["h1"])
+        gelu_tanh(b["h1"], b["g"])
+        np.matmul(b["g"], w["fc2"], out=out)
+        return out
+
+    def forward(self) -> np.ndarray:
+        cfg, b, w, x = self.cfg, self.buf, self.w, self.x
+        if cfg.kind == "mlp":
+            return self._mlp(x, b["out"])
+        t, d = cfg.tokens, cfg.hidden
+        layernorm_rows(x, w["ln1_g"], w["ln1_b"], b["ln"])
+        q = np.matmul(b["ln"], w["wq"])          # (H, T, dh), scale folded into wq
+        k = np.matmul(b["ln"], w["wk"])
+        v = np.matmul(b["ln"], w["wv"])
+        s = np.matmul(q, k.transpose(0, 2, 1))   # (H, T, T)
+        softmax_rows(s, b["p"])
+        o = np.matmul(b["p"], v)                 # (H, T, dh)
+        b["attn"][...] = o.transpose(1, 0, 2).reshape(t, d)  # merge heads
+        np.matmul(b["attn"], w["wo"], out=b["h2"])
+        np.add(x, b["h2"], out=b["res"])
+        layernorm_rows(b["res"], w["ln2_g"], w["ln2_b"], b["ln"])
+        self._mlp(b["ln"], b["h2"])
+        np.add(b["res"], b["h2"], out=b["out"])
+        return b["out"]
+
+
+def workload_graph(cfg: TinyModel):
+    """The model as a :class:`workloads.Graph` of fp32 operators, op for op as :meth:`NumpyModel.forward`."""
+    from workloads.graph import Graph
+    from workloads.operators import Elementwise, LayerNorm, MatMul, Softmax
+
+    t, d, f, h, dh = cfg.tokens, cfg.hidden, cfg.ffn, cfg.heads, cfg.head_dim
+    dt = "fp32"
+    g = Graph(name=cfg.label, meta={"model": cfg.label, "phase": "prefill", "batch": 1, "tokens": t})
+
+    def mlp(prev):
+        fc1 = g.add(MatMul(name="fc1", m=t, n=f, k=d, dtype=dt), deps=prev)
+        act = g.add(Elementwise(name="gelu", numel=t * f, flops_per_element=GELU_VECTOR_FLOPS, special=True,
+                                dtype=dt), deps=[fc1])
+        return g.add(MatMul(name="fc2", m=t, n=d, k=f, dtype=dt), deps=[act])
+
+    if cfg.kind == "mlp":
+        mlp(())
+        return g
+    ln1 = g.add(LayerNorm(name="ln1", rows=t, cols=d, dtype=dt))
+    proj = [g.add(MatMul(name=n, m=t, n=dh, k=d, batch=h, dtype=dt), deps=[ln1]) for n in ("q", "k", "v")]
+    scores = g.add(MatMul(name="scores", m=t, n=t, k=dh, batch=h, dtype=dt, b_role="activation"),
+                   deps=proj[:2])
+    probs = g.add(Softmax(name="softmax", rows=h * t, cols=t, dtype=dt), deps=[scores])
+    pv = g.add(MatMul(name="pv", m=t, n=dh, k=t, batch=h, dtype=dt, b_role="activation"),
+               deps=[probs, proj[2]])
+    merge = g.add(Elementwise(name="merge_heads", numel=t * d, flops_per_element=0.0, dtype=dt), deps=[pv])
+    wo = g.add(MatMul(name="wo", m=t, n=d, k=d, dtype=dt), deps=[merge])
+    res1 = g.add(Elementwise(name="residual1", numel=t * d, operands=2, dtype=dt), deps=[wo])
+    ln2 = g.add(LayerNorm(name="ln2", rows=t, cols=d, dtype=dt), deps=[res1])
+    fc2 = mlp([ln2])
+    g.add(Elementwise(name="residual2", numel=t * d, operands=2, dtype=dt), deps=[fc2])
+    return g
