@@ -1,0 +1,288 @@
+"""The one cost model: ``cost(op, device) -> Demands``, a registry of cost functions by operator kind.
+
+Each cost function describes an operator's work to a :class:`~roofline.builder.DemandsBuilder`.
+Users add kinds with :func:`register_cost`; an operator kind without a cost function of its own
+gets :func:`cost_streaming` (its FLOPs at the base efficiency, every tensor read or written once
+where it is placed), which is exact for kernels that stream their operands.
+
+GEMM tiling model (:func:`operand_reads`). A GEMM C (m x n) = A (m x k) B (k x n) computes its
+output in tiles; the data it re-reads depends on what fits on chip:
+
+* From the memory where an operand lives (HBM, host, CXL), the cache in front of it (the outermost
+  on-chip level, usable capacity ``c`` = capacity x :data:`~roofline.efficiency.CACHE_USABLE_FRACTION`)
+  holds panels of A (Tm x k) and B (k x Tn) for a super-tile Tm x Tn of C while the units work on
+  it. Traffic ``|A| ceil(n / Tn) + |B| ceil(m / Tm)`` is smallest, under
+  ``k (a Tm + b Tn) <= c`` (a, b: bytes per element), at ``Tm = c / (2 k a)``, ``Tn = c / (2 k b)``
+  (half of the cache each); a dimension shorter than its share (m < Tm) leaves the rest of the cache
+  to the other. When ``k (a m + b n) <= c`` both operands fit and each is read exactly once; when
+  even one CTA tile's panels do not fit, re-reads fall back to the CTA-tile count below.
+* Through the cache level itself every CTA tile (tm x tn, chosen by :func:`choose_tile`)
+  streams its panels: ``|A| ceil(n / tn) + |B| ceil(m / tm)``.
+* From the innermost on-chip level (shared memory, VMEM) the matrix units read operands once per
+  register tile (:data:`~roofline.efficiency.REGISTER_TILE`).
+* C is written once at every level; other inputs (bias) are read once.
+
+Flash (fused) attention: per KV head the queries of its group (q_len x heads/kv_heads rows) are cut
+into 128-row tiles, each streaming all of K and V. K/V are read once from memory when the K/V of
+the heads in flight fit in the cache, else once per query tile; scores stay on chip. Unfused
+attention's scores and probabilities are tensors of the operator (written and re-read in memory).
+Decode reads every weight and all the KV once per step because its tensors say so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hwmodels.errors import InputError
+
+from . import collectives as coll
+from .builder import DemandsBuilder
+from .demands import Demands
+from .efficiency import (
+    ATTENTION_Q_TILE,
+    CACHE_USABLE_FRACTION,
+    CANDIDATE_TILES,
+    REGISTER_TILE,
+    clamp_tile,
+    k_ramp,
+    tiled_utilization,
+)
+from .mathns import SCALAR
+
+CostFunction = Callable[[object, object], Demands]
+COSTS: dict[str, CostFunction] = {}
+
+
+def register_cost(kind: str):
+    """Decorator: use the decorated ``fn(op, device) -> Demands`` for operators of ``kind``."""
+    def decorate(fn: CostFunction) -> CostFunction:
+        COSTS[kind] = fn
+        return fn
+    return decorate
+
+
+def cost(op, device) -> Demands:
+    """The demands of operator ``op`` on ``device`` (see :class:`~roofline.demands.Demands`)."""
+    if getattr(device, "kind", None) == "memory" or not getattr(device, "engines", None):
+        raise InputError(f"device '{getattr(device, 'id', device)}' has no compute engines; an operator "
+                         "runs on a gpu, npu, fpga or cpu", path="hw")
+    return COSTS.get(op.kind, cost_streaming)(op, device)
+
+
+def _add_flops(b: DemandsBuilder, flops: dict, matrix_util=1.0, matrix_ramp=1.0) -> None:
+    for (flop_class, dtype), amount in flops.items():
+        if flop_class == "matrix":
+            b.compute(flop_class, dtype, amount, matrix_util, matrix_ramp)
+        else:
+            b.compute(flop_class, dtype, amount)
+
+
+def _through_chip(b: DemandsBuilder, nbytes) -> None:
+    """Bytes that stream between memory and the units pass once through the on-chip cache level."""
+    if b.info.cache_level is not None:
+        b.memory(b.info.cache_level, nbytes)
+
+
+@register_cost("streaming")
+def cost_streaming(op, device) -> Demands:
+    """An operator that reads each input and writes each output once (norms, elementwise,
+    embedding gathers, copies, scans, routers, pools): FLOPs at base efficiency, bytes where placed."""
+    b = DemandsBuilder(op.name, op.kind, device)
+    _add_flops(b, op.flops())
+    total = 0.0
+    for t in (*op.inputs, *op.outputs):
+        b.tensor(t)
+        total += t.bytes
+    _through_chip(b, total)
+    return b.build()
+
+
+# -- GEMM -----------------------------------------------------------------------------------------
+def operand_reads(m, n, k, ea, eb, capacity, floor_m, floor_n, xp=SCALAR):
+    """(times A is read, times B is read) from the memory behind a cache of ``capacity`` bytes,
+    for one (m x k) x (k x n) GEMM with ``ea``/``eb`` bytes per element; ``floor_m/n`` the CTA
+    tile (see the module docstring for the derivation)."""
+    c = capacity * CACHE_USABLE_FRACTION
+    tm_half = c / (2.0 * k * ea)
+    tn_half = c / (2.0 * k * eb)
+    tm = xp.where(tn_half > n, (c - k * n * eb) / (k * ea), tm_half)
+    tn = xp.where(tm_half > m, (c - k * m * ea) / (k * eb), tn_half)
+    tm = xp.minimum(m, xp.maximum(tm, floor_m))
+    tn = xp.minimum(n, xp.maximum(tn, floor_n))
+    return xp.ceil(n / tn), xp.ceil(m / tm)
+
+
+def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, others=(), xp=SCALAR):
+    """Describe a (batched) GEMM to builder ``b``.
+
+    ``m, n, k``: one GEMM's dimensions (floats or arrays); ``instances``: independent GEMMs in the
+    kernel (batch x experts); ``a``, ``bm``, ``c``: (total bytes, bytes per element, placement) of
+    A, B and C; ``others``: the same for other inputs read once (bias); ``flops``:
+    {(class, dtype): FLOPs}. The output tile is the candidate with the smallest predicted time.
+    """
+    info = b.info
+    a_bytes, ea, a_place = a
+    b_bytes, eb, b_place = bm
+    c_bytes, _, c_place = c
+    tm, tn, util, splits = choose_tile(b, m, n, k, instances, flops, a_bytes, b_bytes, xp)
+    _add_flops(b, flops, util, k_ramp(k / splits, xp))
+
+    cache = info.cache_level
+    capacity = info.device.memory[cache].capacity_bytes if cache else 0.0
+    reads_a, reads_b = operand_reads(m, n, k, ea, eb, capacity, tm, tn, xp)
+    b.placed(a_place, a_bytes * reads_a)
+    b.placed(b_place, b_bytes * reads_b)
+    b.placed(c_place, c_bytes)
+    other_bytes = 0.0
+    for nbytes, _, place in others:
+        b.placed(place, nbytes)
+        other_bytes += nbytes
+    # on-chip: CTA-tile traffic through every level but the innermost, register-tile traffic there
+    cta = a_bytes * xp.ceil(n / tn) + b_bytes * xp.ceil(m / tm) + c_bytes + other_bytes
+    for level in info.on_chip[1:]:
+        b.memory(level, cta)
+    if len(info.on_chip) == 1:
+        b.memory(info.feed_level, cta)
+    elif info.on_chip:
+        rt_m, rt_n = xp.minimum(m, REGISTER_TILE), xp.minimum(n, REGISTER_TILE)
+        b.memory(info.feed_level, a_bytes * xp.ceil(n / rt_n) + b_bytes * xp.ceil(m / rt_m)
+                 + c_bytes + other_bytes)
+
+
+def _matrix_engine(b: DemandsBuilder, flops: dict):
+    """(engine choice, matrix FLOPs) of an operator's matrix work (None, 0 when it has none)."""
+    choice, total = None, 0.0
+    for (flop_class, dtype), amount in flops.items():
+        if flop_class == "matrix":
+            choice = choice or b.info.engine_for(flop_class, dtype)
+            total = total + amount
+    return choice, total
+
+
+def choose_tile(b: DemandsBuilder, m, n, k, instances, flops, a_bytes, b_bytes, xp=SCALAR):
+    """(tm, tn, shape utilization, k splits) of the candidate tile with the smallest predicted
+    time: max(matrix FLOPs / (peak x efficiency x utilization x ramp), CTA traffic / cache rate),
+    as a kernel library's heuristics (or an autotuner) would pick."""
+    choice, matrix_flops = _matrix_engine(b, flops)
+    units = float(choice.engine.units) if choice else 1.0
+    rate = choice.peak_flops * choice.engine.efficiency if choice else 1.0
+    cache = b.info.cache_level
+    cache_rate = None
+    if cache:
+        level = b.device.memory[cache]
+        cache_rate = level.bandwidth_bytes_s * level.efficiency
+    g_m, g_n = b.info.granule
+    best = None
+    for cand_m, cand_n in CANDIDATE_TILES:
+        tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
+        util, splits = tiled_utilization(m, n, k, instances, units, tm, tn, xp)
+        t = matrix_flops / (rate * util * k_ramp(k / splits, xp))
+        if cache_rate:
+            t = xp.maximum(t, (a_bytes * xp.ceil(n / tn) + b_bytes * xp.ceil(m / tm)) / cache_rate)
+        if best is None:
+            best = (t, tm, tn, util, splits)
+        else:
+            better = t < best[0]
+            best = tuple(xp.where(better, new, old) for new, old in zip((t, tm, tn, util, splits), best))
+    return best[1:]
+
+
+def _elem(t) -> float:
+    return t.bytes / t.numel if t.numel else 0.0
+
+
+def _tensor_operand(t):
+    return (t.bytes, _elem(t), t.placement)
+
+
+@register_cost("matmul")
+def cost_matmul(op, device) -> Demands:
+    """A (batched, MoE-expert) GEMM with the tiling model of the module docstring."""
+    b = DemandsBuilder(op.name, op.kind, device)
+    a_t, b_t = op.inputs[0], op.inputs[1]
+    out = op.outputs[0]
+    gemm_into(b, m=float(op.m * op.imbalance), n=float(op.n), k=float(op.k),
+              instances=float(op.batch * op.experts), flops=op.flops(),
+              a=_tensor_operand(a_t), bm=_tensor_operand(b_t), c=_tensor_operand(out),
+              others=[_tensor_operand(t) for t in op.inputs[2:]])
+    return b.build()
+
+
+@register_cost("conv2d")
+def cost_conv2d(op, device) -> Demands:
+    """A convolution as an implicit GEMM: m = batch x out_h x out_w, n = out_channels / groups,
+    k = in_channels / groups x kernel^2, one GEMM per group."""
+    b = DemandsBuilder(op.name, op.kind, device)
+    x, w = op.inputs[0], op.inputs[1]
+    m = float(op.batch * op.out_h * op.out_w)
+    n = float(op.out_channels // op.groups)
+    k = float(op.in_channels // op.groups * op.kernel ** 2)
+    # the im2col view of the input is k elements per output row; its bytes in memory are the input's
+    gemm_into(b, m=m, n=n, k=k, instances=float(op.groups), flops=op.flops(),
+              a=(x.bytes, x.bytes / (m * k * op.groups), x.placement), bm=_tensor_operand(w),
+              c=_tensor_operand(op.outputs[0]), others=[_tensor_operand(t) for t in op.inputs[2:]])
+    return b.build()
+
+
+# -- attention ------------------------------------------------------------------------------------
+@register_cost("attention")
+def cost_attention(op, device) -> Demands:
+    """Fused (flash) or unfused attention, see the module docstring."""
+    b = DemandsBuilder(op.name, op.kind, device)
+    info = b.info
+    kv_heads = 1 if op.latent_kv else op.kv_heads
+    rows = float(op.q_len * (op.heads // kv_heads))    # query rows per (sequence, KV head)
+    instances = float(op.batch * kv_heads)
+    keys = max(1.0, float(min(op.kv_len, op.window) if op.window else op.kv_len) * op.kv_fraction)
+    flops = op.flops()
+    choice, _ = _matrix_engine(b, flops)
+    units = float(choice.engine.units) if choice else 1.0
+    tm = clamp_tile(rows, ATTENTION_Q_TILE, info.granule[0])
+    util, splits = tiled_utilization(rows, 1.0, keys, instances, units, tm, 1.0)
+    _add_flops(b, flops, util, k_ramp(keys / splits))
+    q_tiles = SCALAR.ceil(rows / tm)
+
+    q = op.inputs[0]
+    # K/V (new and cached) are the inputs after Q that are not also outputs (unfused scores are)
+    kv_in = [t for t in op.inputs[1:] if t not in op.outputs]
+    rest = [t for t in op.inputs[1:] if t in op.outputs]
+    kv_bytes = sum(t.bytes for t in kv_in)
+    cache = info.cache_level
+    capacity = info.device.memory[cache].capacity_bytes * CACHE_USABLE_FRACTION if cache else 0.0
+    heads_in_flight = min(instances, SCALAR.ceil(units / q_tiles))
+    fits = heads_in_flight * kv_bytes / instances <= capacity
+    kv_reads = 1.0 if fits or not op.fused else q_tiles
+    for t in kv_in:
+        b.tensor(t, kv_reads)
+    for t in (q, *rest, *op.outputs):
+        b.tensor(t)
+    _through_chip(b, kv_bytes * q_tiles + sum(t.bytes for t in (q, *rest, *op.outputs)))
+    return b.build()
+
+
+# -- collectives ----------------------------------------------------------------------------------
+@register_cost("collective")
+def cost_collective(op, device) -> Demands:
+    """A collective over the device's scale-up link: link bytes and per-step latency from the
+    algorithm (``op.algorithm`` if the operator names one, else what NCCL picks: in-switch
+    reduction where the link's switch offers it, the ring otherwise); memory traffic: every byte
+    sent is read and every byte received written, and a reduction reads the local chunk too."""
+    b = DemandsBuilder(op.name, op.kind, device)
+    link_name = b.info.scale_up_link
+    if link_name is None:
+        raise InputError(f"device '{device.id}' has no link for a {op.collective} over "
+                         f"{op.group_size} ranks", path="links")
+    link = device.links[link_name]
+    algorithm = getattr(op, "algorithm", None) or coll.choose_algorithm(op.collective,
+                                                                        link.in_network_reduction)
+    steps = coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
+    sent = coll.link_bytes(steps)
+    b.link(link_name, sent)
+    reduce_reads = 0.0
+    if op.collective in ("all_reduce", "reduce_scatter") and algorithm != "in_switch":
+        reduce_reads = op.payload_bytes * (op.group_size - 1) / op.group_size
+    b.memory(b.info.main_memory, 2.0 * sent + reduce_reads)
+    if algorithm != "in_switch":
+        _add_flops(b, op.flops())
+    b.fixed(coll.latency_s(steps, link.latency_s))
+    return b.build()

@@ -1,0 +1,99 @@
+"""What one operator asks of one device: work per resource, the rate it gets, fixed latency.
+
+A :class:`Demands` is the whole interface between the cost model and everything that uses
+it (the analyzer, the simulator, sweeps). It is deliberately a plain structure:
+
+* ``work[key]`` is an amount of a resource: ``"compute:<engine>"`` in FLOPs,
+  ``"memory:<level>"`` in bytes, ``"link:<name>"`` in bytes;
+* ``rates[key]`` is the effective rate this operator gets from that resource when alone
+  (peak x efficiency for its size and shape), in units per second;
+* ``fixed_s`` is time that no bandwidth can shorten (kernel launch, memory and link latency);
+* ``energy_j`` is the dynamic energy of the work (static power is the simulator's business).
+
+The resources overlap perfectly (a GEMM streams operands while it multiplies), so the analytic
+time is ``max(work / rate) + fixed_s`` and the resource that sets the max is the bound. The
+simulator plays these amounts over shared resources; alone on a device it reproduces
+``time_s`` exactly.
+
+Several dtypes on one engine (a dequantizing GEMM runs bf16 MACs and int4 unpacking on the
+same vector unit, or fp8 and bf16 parts of one op on the tensor cores) are one key
+``"compute:<engine>"`` whose work is the total FLOPs and whose rate is the FLOP-weighted
+harmonic combination ``sum(F_d) / sum(F_d / r_d)``: the engine runs the parts one after the
+other, so the time on that key is the sum of the parts' times.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# The bound reported for an operator with no work at all (only launch/latency).
+LATENCY_BOUND = "latency"
+
+
+def resource_kind(key: str) -> str:
+    """``"compute"``, ``"memory"``, ``"link"`` or ``"latency"`` for a resource key."""
+    return key.split(":", 1)[0]
+
+
+def resource_name(key: str) -> str:
+    """The engine, level or link name of a resource key (``"hbm"`` for ``"memory:hbm"``)."""
+    return key.split(":", 1)[1] if ":" in key else key
+
+
+@dataclass
+class Demands:
+    """Work per resource of one operator on one device, and the rate each resource gives it.
+
+    ``flops_by_dtype`` and ``engine_of`` keep the detail behind the compute keys for reports
+    (which dtype ran where); ``kind`` is the operator kind. They do not enter the time.
+    """
+
+    op: str
+    work: dict[str, float] = field(default_factory=dict)
+    rates: dict[str, float] = field(default_factory=dict)
+    fixed_s: float = 0.0
+    energy_j: float = 0.0
+    kind: str = ""
+    flops_by_dtype: dict[str, float] = field(default_factory=dict)
+    peak_rates: dict[str, float] = field(default_factory=dict)
+
+    def times(self) -> dict[str, float]:
+        """Seconds each resource alone would need: ``work / rate`` per key."""
+        return {key: amount / self.rates[key] for key, amount in self.work.items() if amount > 0}
+
+    @property
+    def time_s(self) -> float:
+        """Analytic time: the slowest resource plus the fixed latency."""
+        times = self.times()
+        return (max(times.values()) if times else 0.0) + self.fixed_s
+
+    @property
+    def bound(self) -> str:
+        """The resource key that sets ``time_s`` (``"latency"`` when fixed time dominates)."""
+        times = self.times()
+        if not times:
+            return LATENCY_BOUND
+        key = max(times, key=times.__getitem__)
+        return key if times[key] >= self.fixed_s else LATENCY_BOUND
+
+    @property
+    def flops(self) -> float:
+        """All FLOPs of the operator, over every engine."""
+        return sum(v for k, v in self.work.items() if k.startswith("compute:"))
+
+    def bytes_at(self, level: str) -> float:
+        """Bytes moved at memory level ``level`` (0 when it is not touched)."""
+        return self.work.get(f"memory:{level}", 0.0)
+
+    def scaled(self, factor: float, op: str | None = None) -> Demands:
+        """The same operator ``factor`` times over (work, fixed time and energy multiplied)."""
+        return Demands(op or self.op, {k: v * factor for k, v in self.work.items()}, dict(self.rates),
+                       self.fixed_s * factor, self.energy_j * factor, self.kind,
+                       {k: v * factor for k, v in self.flops_by_dtype.items()}, dict(self.peak_rates))
+
+    def to_dict(self) -> dict:
+        """A JSON-ready summary: time, bound, work, rates and per-resource times."""
+        return {"op": self.op, "kind": self.kind, "time_s": self.time_s, "bound": self.bound,
+                "fixed_s": self.fixed_s, "energy_j": self.energy_j, "work": dict(self.work),
+                "rates": dict(self.rates), "times_s": self.times(),
+                "flops_by_dtype": dict(self.flops_by_dtype)}

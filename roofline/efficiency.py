@@ -1,0 +1,160 @@
+"""How much of a peak an operator can actually get: every efficiency assumption, in one place.
+
+Nothing here is fitted to published measurements. Each factor is a physical mechanism:
+
+* **Base efficiency.** A device states the achievable fraction of each engine's and memory
+  level's peak (``Engine.efficiency``, ``MemoryLevel.efficiency``; clock throttling, issue
+  overhead, DRAM refresh and bank conflicts). A calibrated overlay replaces it with an
+  ``efficiency_curve`` in log10 of the operator's FLOPs (or bytes), piecewise linear and clamped,
+  measured on this machine.
+* **Wave quantization.** A tiled kernel runs ``tiles`` output tiles on ``Engine.units`` parallel
+  units in ``ceil(tiles / units)`` waves; the last wave leaves units idle, so only
+  ``tiles / (waves x units)`` of the machine works. A small GEMM (few tiles) cannot fill a GPU.
+* **Tile padding.** A matrix unit computes whole tiles: a dimension of 20 on an engine whose
+  granule is 16 occupies 32 lanes. Kernels pick a tile among :data:`CANDIDATE_TILES`.
+* **Split-K.** A GEMM with too few output tiles to fill the units splits its k loop
+  (:func:`split_k`), which fills more units and shortens each tile's k loop.
+* **Pipeline ramp along k.** Every output tile pays a prologue (filling the multi-stage operand
+  pipeline) and an epilogue (converting and storing the accumulators) that cost about as much as
+  :data:`K_OVERHEAD` steps of its k loop; the useful fraction is ``k / (k + K_OVERHEAD)``.
+* **Latency.** A transfer cannot finish before its first byte arrives: the latency of the
+  farthest memory level (and link) an operator touches is added once (accesses after the first
+  are pipelined), as is the device's kernel ``launch_overhead_s``. So small transfers are
+  latency-bound: ``time >= latency + bytes / bandwidth``.
+* **Link framing.** A link carries payload in packets with headers and CRCs: the achievable
+  fraction is ``payload / (payload + overhead)`` per packet (:data:`LINK_FRAMING`).
+
+When a calibration curve is present, it replaces the base efficiency *and* the k ramp (it was
+measured on real kernels of that size, ramp included); wave quantization and tile padding still
+apply because they depend on the shape, not the size. A calibration fit should therefore divide
+measured efficiency by ``roofline.gemm_shape_utilization`` before fitting a curve.
+"""
+
+from __future__ import annotations
+
+from .mathns import SCALAR
+
+# Output tiles (rows x cols of C) a kernel library offers: a unit (SM, core, MXU) computes one at a
+# time. 128 x 128 is the standard tensor-core tile (CUTLASS/cuBLAS defaults) and the MXU width of
+# TPUs; 256 x 128 halves operand traffic for large GEMMs within the accumulator registers of an SM
+# (32K fp32 accumulators); 64-wide tiles pad less and make more tiles for small GEMMs. The cost
+# model lets the kernel pick the candidate with the smallest predicted time (see roofline.costs).
+CANDIDATE_TILES: tuple[tuple[float, float], ...] = (
+    (256.0, 128.0), (128.0, 256.0), (128.0, 128.0), (128.0, 64.0), (64.0, 128.0), (64.0, 64.0))
+# Query rows per unit in flash attention (FlashAttention-2 uses 128-row query blocks).
+ATTENTION_Q_TILE = 128.0
+# Smallest stretch of k a split-K (or split-KV) kernel gives one split.
+SPLIT_K_MIN = 256.0
+
+# Smallest tile a matrix unit computes, per device kind: (rows of A, columns of B).
+# GPU tensor cores: the m16n8k16 MMA instruction; TPU-like NPUs: 8 sublanes of a 128-wide MXU;
+# CPUs with AMX: 16-row tiles; FPGA DSP arrays: assume the same 16 as GPUs.
+TILE_GRANULE: dict[str, tuple[float, float]] = {
+    "gpu": (16.0, 16.0),
+    "npu": (8.0, 128.0),
+    "cpu": (16.0, 16.0),
+    "fpga": (16.0, 16.0),
+    "memory": (1.0, 1.0),
+}
+
+# Prologue + epilogue of an output tile, in equivalent k steps: two pipeline stages of 32 along
+# k must be loaded before the first MMA, and the accumulators are written out after the last.
+K_OVERHEAD = 64.0
+
+# Operands are re-read from the innermost on-chip memory (shared memory, VMEM, L1) once per
+# register tile of this many rows and columns of C (a warp's 64x64 fp32 accumulators = 16 KiB).
+REGISTER_TILE = 64.0
+
+# Share of a cache that holds reusable operand panels. Streaming data, the output tile, set
+# conflicts and (on A100/H100) an L2 split in two partitions leave about half for reuse.
+CACHE_USABLE_FRACTION = 0.5
+
+# Link framing: (payload bytes, overhead bytes) of one packet.
+LINK_FRAMING: dict[str, tuple[float, float]] = {
+    # PCIe TLP with 256 B max payload: 4 framing + 2 sequence + 16 header + 4 LCRC.
+    "pcie": (256.0, 26.0),
+    # CXL.mem over the PCIe PHY: 64 B cache line in a 68 B flit (plus 2 B CRC).
+    "cxl": (64.0, 6.0),
+    # NVLink packets carry up to 256 B of data behind a 16 B header/CRC.
+    "nvlink": (256.0, 16.0),
+    # RoCEv2 at 4096 B MTU: Ethernet 18 + IP 20 + UDP 8 + BTH 12 + preamble/IFG 20.
+    "ethernet": (4096.0, 78.0),
+    # ICI and Infinity Fabric framing is not public; assume NVLink-like packets.
+    "ici": (256.0, 16.0),
+    "infinity_fabric": (256.0, 16.0),
+}
+
+
+def curve_value(curve, x, xp=SCALAR):
+    """The efficiency a calibration ``Curve`` gives at ``x`` (piecewise linear, clamped)."""
+    xs = [float(p[0]) for p in curve.points]
+    ys = [float(p[1]) for p in curve.points]
+    return xp.interp(x, xs, ys)
+
+
+def wave_utilization(tiles, units, xp=SCALAR):
+    """Fraction of ``units`` busy over a kernel of ``tiles`` equal tiles run in whole waves."""
+    tiles = xp.maximum(tiles, 1.0)
+    return tiles / (xp.ceil(tiles / units) * units)
+
+
+def padding_utilization(size, tile, xp=SCALAR):
+    """Useful fraction of ``ceil(size / tile)`` tiles covering a dimension of ``size``."""
+    return size / (xp.ceil(size / tile) * tile)
+
+
+def clamp_tile(size, tile, granule, xp=SCALAR):
+    """The tile side a kernel with nominal ``tile`` uses for a dimension of ``size``: a dimension
+    shorter than the tile gets the smallest power of two (>= the engine's granule) covering it."""
+    return xp.where(size < tile, xp.minimum(xp.maximum(xp.pow2ceil(size), granule), tile), tile)
+
+
+def split_k(tiles, k, units, xp=SCALAR):
+    """How many ways a kernel splits its k loop when its output tiles cannot fill the units
+    (split-K in cuBLAS, split-KV in flash-decoding): up to ``units / tiles`` ways, keeping at least
+    :data:`SPLIT_K_MIN` of k per split."""
+    return xp.maximum(1.0, xp.minimum(xp.floor(units / tiles), xp.ceil(k / SPLIT_K_MIN)))
+
+
+def tiled_utilization(m, n, k, instances, units, tm, tn, xp=SCALAR):
+    """(fraction of an engine's peak a tiled kernel's shape allows, k splits).
+
+    Tile padding in m and n times wave quantization of ``instances x tiles x splits`` work items
+    over ``units``; ``instances`` counts independent GEMMs in one kernel (batch x experts).
+    """
+    tiles = instances * xp.ceil(m / tm) * xp.ceil(n / tn)
+    splits = split_k(tiles, k, units, xp)
+    pad = padding_utilization(m, tm, xp) * padding_utilization(n, tn, xp)
+    return pad * wave_utilization(tiles * splits, units, xp), splits
+
+
+def k_ramp(k, xp=SCALAR):
+    """Useful fraction of a tile's time once its prologue and epilogue are paid."""
+    return k / (k + K_OVERHEAD)
+
+
+def engine_base_efficiency(engine, dtype: str, flops, xp=SCALAR, ramp=1.0):
+    """Achievable fraction of ``engine``'s peak at ``dtype`` for an operator of ``flops`` FLOPs,
+    before shape effects. ``ramp`` (e.g. :func:`k_ramp`) applies only without a calibration curve."""
+    curves = getattr(engine, "efficiency_curve", None) or {}
+    curve = curves.get(dtype)
+    if curve is not None:
+        return curve_value(curve, xp.log10(xp.maximum(flops, 1.0)), xp)
+    return engine.efficiency * ramp
+
+
+def memory_efficiency(level, nbytes, xp=SCALAR):
+    """Achievable fraction of a memory level's bandwidth for a transfer of ``nbytes``."""
+    curve = getattr(level, "efficiency_curve", None)
+    if curve is not None:
+        return curve_value(curve, xp.log10(xp.maximum(nbytes, 1.0)), xp)
+    return level.efficiency
+
+
+def link_efficiency(link) -> float:
+    """Achievable fraction of a link's bandwidth: packet framing, unless the link states its own."""
+    stated = getattr(link, "efficiency", None)
+    if stated:
+        return float(stated)
+    payload, overhead = LINK_FRAMING.get(link.kind, (256.0, 16.0))
+    return payload / (payload + overhead)

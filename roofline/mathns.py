@@ -1,0 +1,49 @@
+"""One formula, two number types: the cost formulas run on Python floats or numpy arrays.
+
+The scalar cost functions and the vectorized ``*_batch`` functions call the same formula code
+with a namespace of elementary operations: :data:`SCALAR` (the ``math`` module, fast on one
+value) or :data:`VECTOR` (numpy, fast on a million). So there is one cost model, not a second
+one for sweeps.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_right
+from types import SimpleNamespace
+
+import numpy as np
+
+
+def _interp_scalar(x: float, xs: list[float], ys: list[float]) -> float:
+    """Piecewise-linear interpolation, clamped at both ends (as numpy.interp)."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect_right(xs, x)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
+def _pow2ceil_scalar(x: float) -> float:
+    return 2.0 ** math.ceil(math.log2(x)) if x > 1 else 1.0
+
+
+def _pow2ceil_vector(x):
+    return np.where(x > 1, 2.0 ** np.ceil(np.log2(np.maximum(x, 1.0))), 1.0)
+
+
+def _where_scalar(cond, a, b):
+    return a if cond else b
+
+
+SCALAR = SimpleNamespace(
+    ceil=lambda x: float(math.ceil(x)), floor=lambda x: float(math.floor(x)), minimum=min, maximum=max, log10=math.log10,
+    where=_where_scalar, interp=_interp_scalar, pow2ceil=_pow2ceil_scalar,
+)
+
+VECTOR = SimpleNamespace(
+    ceil=np.ceil, floor=np.floor, minimum=np.minimum, maximum=np.maximum, log10=np.log10,
+    where=np.where, interp=np.interp, pow2ceil=_pow2ceil_vector,
+)
