@@ -233,15 +233,15 @@ class SwitchSpec(Spec):
 
 
 class EdgeSpec(Spec):
-    """Links between nodes: ``from``/``to`` (node or group names; every pair is joined), or a
-    ``mesh`` over a group with ``shape`` (and ``wrap`` for a torus). ``link`` names a link of
-    the endpoint device(s), or is given inline; ``ports`` is how many of that link's ports
-    each edge uses (default: all of them)."""
+    """Links between nodes: ``from``/``to`` (node or group names, or lists of them; every pair is
+    joined), or a ``mesh`` over a group with ``shape`` (and ``wrap`` for a torus). ``link`` names
+    a link of the endpoint devices (the slower endpoint's, when both have it) or is given inline;
+    ``ports`` is how many of that link's ports each edge uses (default: all of them)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    from_: str | None = Field(None, alias="from")
-    to: str | None = None
+    from_: str | list[str] | None = Field(None, alias="from")
+    to: str | list[str] | None = None
     mesh: str | None = None
     shape: list[PositiveInt] | None = None
     wrap: bool = False

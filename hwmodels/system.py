@@ -105,7 +105,10 @@ def _edge_link(edge: EdgeSpec, u: str, v: str, devices: dict[str, Device], doc: 
             raise InputError(problems=[doc.problem(
                 f"no link '{edge.link}' on {u} or {v}; their links are: {', '.join(known) or 'none'}",
                 (*path, "link"), did_you_mean(edge.link, known))])
-        link = owners[0].links[edge.link]
+        candidates = [d.links[edge.link] for d in owners]
+        if edge.ports:
+            candidates = [c.using_ports(edge.ports) for c in candidates]
+        return min(candidates, key=lambda c: c.bandwidth_bytes_s)
     return link.using_ports(edge.ports) if edge.ports else link
 
 
@@ -148,7 +151,9 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
         graph.add_node(sw.name, kind="switch", in_network_reduction=sw.in_network_reduction)
     nodes = set(graph.nodes)
 
-    def expand(token: str, path: tuple) -> list[str]:
+    def expand(token: str | list[str], path: tuple) -> list[str]:
+        if isinstance(token, list):
+            return [n for j, t in enumerate(token) for n in expand(t, (*path, j))]
         if token in groups:
             return groups[token]
         if token in nodes:
