@@ -134,6 +134,11 @@ def gelu_tanh(x: np.ndarray, out: np.ndarray) -> np.ndarray:
     return out
 
 
+def _make_launch(s, dtype, rng):
+    a, b, c = _stream_arrays(s, dtype, rng, 3)
+    return lambda: np.add(a, b, out=c)
+
+
 def _make_softmax(s, dtype, rng):
     x = _arr(rng, (s["rows"], s["cols"]), dtype)
     y = np.empty_like(x)
@@ -154,6 +159,8 @@ def _make_gelu(s, dtype, rng):
 
 
 NUMPY_KERNELS: dict[str, KernelFamily] = {
+    # the fixed cost of one numpy call: an add of one element
+    "launch": KernelFamily(_make_launch, lambda s: float(s["n"]), lambda s, b: 3.0 * s["n"] * b),
     "gemm": KernelFamily(_make_gemm, lambda s: 2.0 * s["m"] * s["n"] * s["k"],
                          lambda s, b: float(s["m"] * s["k"] + s["k"] * s["n"] + s["m"] * s["n"]) * b),
     "stream_copy": KernelFamily(_make_copy, lambda s: 0.0, lambda s, b: 2.0 * s["n"] * b),
@@ -208,7 +215,7 @@ GELU_HOLDOUT = [2**15, 2**19]
 
 def numpy_plan(quick: bool = False) -> list[KernelCase]:
     """Every numpy case of a calibration run, fit shapes first."""
-    cases: list[KernelCase] = []
+    cases: list[KernelCase] = [make_case("launch", "fp64", "fit", n=1)]
     gemm_dtypes = {"fp32": (GEMM_FIT_QUICK, GEMM_HOLDOUT_QUICK) if quick else (GEMM_FIT, GEMM_HOLDOUT),
                    "fp64": (GEMM_FIT_QUICK[:5], GEMM_HOLDOUT_QUICK[:3]) if quick
                    else (GEMM_FIT[:6], GEMM_HOLDOUT[:4])}
@@ -216,7 +223,7 @@ def numpy_plan(quick: bool = False) -> list[KernelCase]:
         for split, shapes in (("fit", fit), ("holdout", hold)):
             cases += [make_case("gemm", dtype, split, m=m, n=n, k=k) for m, n, k in shapes]
     ws_list = STREAM_WS_QUICK if quick else STREAM_WS
-    stream = ("stream_copy", "stream_triad") if quick else STREAM_KERNELS
+    stream = ("stream_copy", "stream_add") if quick else STREAM_KERNELS
     for kernel in stream:
         arrays = 2 if kernel in ("stream_copy", "stream_scale") else 3
         for i, ws in enumerate(ws_list):

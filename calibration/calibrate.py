@@ -1,0 +1,110 @@
+"""``ridgeline calibrate``: measure this machine, fit, and write the overlay atomically.
+
+Order of work: check the device and the output folder first (a bad request fails before any
+measurement), measure, fit, then write the measurements, the fingerprint, the fit summary and,
+last, the overlay ``DIR/<device>.yaml``, each file atomically. An interruption at any point
+leaves no partial overlay behind.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .fingerprint import cpu_caches, fingerprint
+from .overlay import FitReport, fit_overlay
+from .runner import plan, policy_for, require_enough, run_cases
+from .store import (
+    FINGERPRINT_NAME,
+    ensure_writable_dir,
+    write_json,
+    write_measurements,
+    write_overlay,
+)
+from .torch_kernels import parse_device
+
+FIT_SUMMARY_NAME = "fit.json"
+
+# GPU names (as torch reports them) -> catalog ids, most specific first.
+GPU_CATALOG = [("H200", "h200-sxm"), ("H100 PCIe", "h100-pcie"), ("H100", "h100-sxm"),
+               ("A100-SXM4-80GB", "a100-sxm-80gb"), ("A100 80GB", "a100-sxm-80gb"),
+               ("A100", "a100-sxm-80gb"), ("MI300X", "mi300x"), ("L40S", "l40s")]
+
+
+def overlay_name(device: str) -> str:
+    """File stem of the overlay for ``device``: ``host`` or ``cuda0``, ``cuda1``..."""
+    kind, index = parse_device(device)
+    return "host" if kind == "host" else f"cuda{index or 0}"
+
+
+def base_for(device: str, fp: dict, base: str | None = None) -> str:
+    """The device id the overlay extends: ``host``, the catalog id of the GPU, or ``base``."""
+    if base:
+        return base
+    kind, _ = parse_device(device)
+    if kind == "host":
+        return "host"
+    name = fp.get("gpu_name") or ""
+    for fragment, catalog_id in GPU_CATALOG:
+        if fragment.lower() in name.lower():
+            return catalog_id
+    from hwmodels.errors import InputError
+
+    raise InputError(f"no catalog device matches GPU '{name}'; pass --base <catalog id> to say which "
+                     "device the overlay extends", path="--base")
+
+
+@dataclass
+class CalibrationResult:
+    """What a calibration wrote and found."""
+
+    device: str
+    out_dir: Path
+    overlay_path: Path
+    measurements_path: Path
+    fingerprint_path: Path
+    measurements: pd.DataFrame
+    fingerprint: dict
+    overlay: dict
+    fit: FitReport
+    files: list[Path] = field(default_factory=list)
+
+    def summary(self) -> dict:
+        ok = self.measurements.status == "ok"
+        return {"device": self.device, "overlay": str(self.overlay_path),
+                "measurements": str(self.measurements_path), "fingerprint": str(self.fingerprint_path),
+                "kernels": int(len(self.measurements)), "trusted": int(ok.sum()),
+                "refused": int((~ok).sum()), "held_out": int((self.measurements.split == "holdout").sum()),
+                "fit": self.fit.to_dict()}
+
+
+def calibrate(device: str = "host", out_dir: str | Path = "calibration-out", *, quick: bool = False,
+              threads: int | None = None, passes: int | None = None, max_spread: float | None = None,
+              base: str | None = None, progress: bool = True, measurement_format: str = "auto") -> CalibrationResult:
+    """Measure ``device``, fit an overlay and write everything to ``out_dir`` (see module doc)."""
+    import hwmodels
+
+    parse_device(device)
+    cases = plan(device, quick)           # raises InputError for cuda without a GPU
+    out = ensure_writable_dir(out_dir)
+    fp = fingerprint(device, threads)
+    base_ref = base_for(device, fp, base)
+    base_device = hwmodels.load_device(base_ref)
+
+    frame = run_cases(cases, policy_for(quick, max_spread), passes=passes or 3,
+                      threads=threads, progress=progress)
+    require_enough(frame, "gemm")
+    overlay, report = fit_overlay(frame, base_device, base_ref=base_ref, fingerprint=fp,
+                                  caches=cpu_caches() if device == "host" else None)
+
+    m_path = write_measurements(frame, out, measurement_format)
+    f_path = write_json(out / FINGERPRINT_NAME, fp)
+    s_path = write_json(out / FIT_SUMMARY_NAME, report.to_dict())
+    header = (f"Calibration overlay for '{device}' written by `ridgeline calibrate`.\n"
+              f"Pass it to any command: --hw {out / (overlay_name(device) + '.yaml')}\n"
+              f"Measurements: {m_path.name}; fingerprint: {f_path.name}.")
+    o_path = write_overlay(out / f"{overlay_name(device)}.yaml", overlay, header)
+    return CalibrationResult(device, out, o_path, m_path, f_path, frame, fp, overlay, report,
+                             [m_path, f_path, s_path, o_path])

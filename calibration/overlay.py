@@ -1,0 +1,209 @@
+"""From measurements to a hardware overlay: empirical ceilings and efficiency curves.
+
+The fit inverts the cost model rather than re-deriving it, so that what is written is exactly
+what ``roofline.cost`` needs to reproduce the measurements:
+
+1. **Fixed cost.** ``launch_overhead`` is the measured time of a one-element numpy add.
+2. **Memory ceilings.** STREAM bandwidth plateaus per level (:func:`calibration.fit.stream_ceilings`)
+   become each level's ``bandwidth`` (an achieved rate, so ``efficiency: 1.0`` for cache levels).
+3. **Compute.** Each fitted GEMM is costed on the device with a flat efficiency of 1 for its
+   engine and dtype (shape effects such as wave quantization and tile padding stay in the model):
+   the efficiency it needs is ``t_compute(e=1) / (t_measured - fixed)``. Where the best GEMM runs
+   faster than the detected peak allows (a boost clock the OS does not report), the peak is
+   raised to the empirical ceiling, as ERT does; the efficiencies are then relative to it.
+4. **Main-memory curve.** Each fitted single-pass STREAM kernel is costed the same way on its
+   main-memory key; its efficiency versus log10 bytes becomes the level's ``efficiency_curve``.
+
+Curves are fitted with :func:`calibration.fit.fit_curve` (binned medians, made non-decreasing,
+clamped). Nothing is fitted to the public measurements, and no formula changes.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.units import format_quantity
+
+from .fit import fit_curve, level_bands, stream_ceilings
+from .opmap import kernel_ops
+from .runner import case_from_row
+
+STREAM_ARRAYS = {"stream_copy": 2, "stream_scale": 2, "stream_add": 3, "stream_triad": 3}
+SINGLE_PASS_STREAM = ("stream_copy", "stream_scale", "stream_add")
+FLAT = [[0.0, 1.0]]
+
+
+@dataclass
+class FitReport:
+    """What the fit found, for the calibration summary and the tests."""
+
+    launch_overhead_s: float | None = None
+    ceilings_bytes_s: dict[str, float] = field(default_factory=dict)
+    peaks_flops: dict[str, dict[str, float]] = field(default_factory=dict)   # dtype -> detected/empirical
+    curves: dict[str, list] = field(default_factory=dict)                    # "engine:dtype" | "memory:level"
+    samples: list[dict] = field(default_factory=list)                        # per fitted kernel
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return {"launch_overhead_s": self.launch_overhead_s, "ceilings_bytes_s": self.ceilings_bytes_s,
+                "peaks_flops": self.peaks_flops, "curves": self.curves, "warnings": self.warnings}
+
+
+def _trusted_fit(frame: pd.DataFrame) -> pd.DataFrame:
+    return frame[(frame.status == "ok") & (frame.split == "fit")]
+
+
+def _level_capacities(device, caches: dict[str, int] | None) -> list[tuple[str, float]]:
+    """(level, bytes one core sees) nearest to farthest: per-instance cache sizes where known."""
+    caches = caches or {}
+    return [(name, float(caches.get(name, lv.capacity_bytes))) for name, lv in device.memory.items()]
+
+
+def _stream_ceilings(frame: pd.DataFrame, device, caches) -> dict[str, float]:
+    rows = _trusted_fit(frame)
+    rows = rows[rows.kernel.isin(list(STREAM_ARRAYS)) & (rows.backend == "numpy")]
+    if rows.empty:
+        return {}
+    cases = [case_from_row(r) for _, r in rows.iterrows()]
+    sizes = [STREAM_ARRAYS[c.kernel] * c.shape["n"] * 8 for c in cases]
+    return stream_ceilings(sizes, list(rows.bytes_s), list(rows.kernel),
+                           level_bands(_level_capacities(device, caches)))
+
+
+def _compute_key(demands) -> str | None:
+    keys = [k for k in demands.work if k.startswith("compute:")]
+    return keys[0] if keys else None
+
+
+def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
+                caches: dict[str, int] | None = None) -> tuple[dict, FitReport]:
+    """The overlay (YAML-form dict, ``extends: base_ref``) fitted to ``frame``, and a report."""
+    from roofline.costs import cost
+    from roofline.hardware import device_info
+
+    report = FitReport()
+    overlay_engines: dict = {}
+    overlay_memory: dict = {}
+    overrides: dict = {}
+    fit_rows = _trusted_fit(frame)
+
+    launch = fit_rows[fit_rows.kernel == "launch"]
+    if not launch.empty:
+        report.launch_overhead_s = float(launch.median_s.min())
+        overrides["launch_overhead"] = format_quantity(report.launch_overhead_s, "time")
+
+    report.ceilings_bytes_s = _stream_ceilings(frame, base, caches)
+    main = base.main_memory
+    for level, bw in report.ceilings_bytes_s.items():
+        overrides[f"memory.{level}.bandwidth"] = f"{bw:.6g} B/s"
+        if level != main:
+            overrides[f"memory.{level}.efficiency"] = 1.0
+            overlay_memory[level] = {"bandwidth": f"{bw:.6g} B/s", "efficiency": 1.0}
+        else:
+            overlay_memory[level] = {"bandwidth": f"{bw:.6g} B/s"}
+    overrides[f"memory.{main}.efficiency_curve"] = {"x": "log10_bytes", "points": FLAT}
+
+    gemm = fit_rows[(fit_rows.kernel == "gemm")]
+    info = device_info(base)
+    dtypes = sorted(set(gemm.dtype))
+    for dtype in dtypes:
+        choice = info.engine_for("matrix", dtype)
+        overrides[f"engines.{choice.name}.efficiency_curve.{choice.dtype}"] = {"x": "log10_flops",
+                                                                              "points": FLAT}
+    flat = base.with_overrides(overrides)
+
+    for dtype in dtypes:
+        choice = info.engine_for("matrix", dtype)
+        xs, effs = [], []
+        for _, row in gemm[gemm.dtype == dtype].iterrows():
+            case = case_from_row(row)
+            (op,) = kernel_ops(case)
+            d = cost(op, flat)
+            key = _compute_key(d)
+            available = row.median_s - d.fixed_s
+            if key is None or available <= 0:
+                continue
+            need = d.times()[key] / available
+            slowest_other = max((t for k, t in d.times().items() if k != key), default=0.0)
+            if slowest_other > row.median_s:
+                report.warnings.append(f"{case.case_id}: the model's {max(d.times(), key=d.times().get)} "
+                                       f"time exceeds the measured time; its compute efficiency is not fitted")
+                continue
+            xs.append(math.log10(d.work[key]))
+            effs.append(need)
+            report.samples.append({"case_id": case.case_id, "key": f"{key}:{choice.dtype}",
+                                   "x": xs[-1], "efficiency_at_detected_peak": need})
+        if not effs:
+            report.warnings.append(f"no usable {dtype} GEMM measurement; the engine keeps its default")
+            continue
+        detected = choice.peak_flops
+        factor = max(1.0, float(np.max(effs)))
+        empirical = detected * factor
+        report.peaks_flops[choice.dtype] = {"detected": detected, "empirical": empirical}
+        points = fit_curve(xs, np.asarray(effs) / factor)
+        report.curves[f"{choice.name}:{choice.dtype}"] = points
+        eng = overlay_engines.setdefault(choice.name, {})
+        if factor > 1.0:
+            eng.setdefault("peak", {})[choice.dtype] = f"{empirical:.6g} FLOP/s"
+        eng.setdefault("efficiency_curve", {})[choice.dtype] = {"x": "log10_flops", "points": points}
+
+    streams = fit_rows[fit_rows.kernel.isin(list(SINGLE_PASS_STREAM)) & (fit_rows.backend == "numpy")]
+    xs, effs = [], []
+    key = f"memory:{main}"
+    for _, row in streams.iterrows():
+        case = case_from_row(row)
+        (op,) = kernel_ops(case)
+        d = cost(op, flat)
+        available = row.median_s - d.fixed_s
+        if key not in d.work:
+            continue
+        need = d.times()[key] / available if available > 0 else 1.0
+        xs.append(math.log10(d.work[key]))
+        effs.append(need)
+        report.samples.append({"case_id": case.case_id, "key": key, "x": xs[-1],
+                               "efficiency_at_detected_peak": need})
+    if effs:
+        points = fit_curve(xs, effs)
+        report.curves[key] = points
+        overlay_memory.setdefault(main, {})["efficiency_curve"] = {"x": "log10_bytes", "points": points}
+
+    overlay = {
+        "id": f"{base.id}-calibrated" if not base.id.endswith("-calibrated") else base.id,
+        "name": f"{base.name}, calibrated {fingerprint.get('taken_utc', '')}".strip(", "),
+        "extends": base_ref,
+        "source": _source(fingerprint),
+        "notes": _notes(report),
+    }
+    if report.launch_overhead_s is not None:
+        overlay["launch_overhead"] = format_quantity(report.launch_overhead_s, "time")
+    if overlay_engines:
+        overlay["engines"] = overlay_engines
+    if overlay_memory:
+        overlay["memory"] = overlay_memory
+    return overlay, report
+
+
+def _source(fp: dict) -> str:
+    blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
+                     for b in fp.get("blas", []) if b.get("user_api") == "blas") or "unknown BLAS"
+    torch = fp.get("torch") or {}
+    return (f"ridgeline calibrate on this machine ({fp.get('cpu_model')}, {fp.get('cores_usable')} cores"
+            f"{', GPU ' + fp['gpu_name'] if fp.get('gpu_name') else ''}) at {fp.get('taken_utc')}: "
+            f"numpy {fp.get('numpy')}, {blas}"
+            f"{', torch ' + torch['version'] if torch.get('version') else ''}; "
+            "measurements and fingerprint beside this file")
+
+
+def _notes(report: FitReport) -> str:
+    parts = ["Fitted by ridgeline calibrate; only rates and efficiencies, never formulas.",
+             "Memory bandwidths are STREAM plateaus of one numpy ufunc (one core), per level; "
+             "efficiency curves are relative to them."]
+    for dtype, p in report.peaks_flops.items():
+        if p["empirical"] > p["detected"]:
+            parts.append(f"{dtype} peak raised from the detected {p['detected'] / 1e9:.4g} to the measured "
+                         f"{p['empirical'] / 1e9:.4g} GFLOP/s (the best GEMM beat the detected clock's peak).")
+    return " ".join(parts)

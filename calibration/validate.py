@@ -1,0 +1,171 @@
+"""``ridgeline validate``: how far the model is from reality, in three parts.
+
+1. **Held-out kernels** on this machine: kernels whose shapes were kept out of the fit (the
+   ``split`` column of a calibration's measurements), predicted through ``roofline.cost`` on the
+   device under test; per-kernel error, MAPE and worst case per kernel family. When the hardware
+   file has no measurements beside it, the held-out kernels are measured now.
+2. **End to end** on this machine: the numpy transformer block and MLP of
+   :mod:`calibration.npmodel`, timed for real, against the same model as a workloads graph played
+   by the simulator on the device under test.
+3. **Public measurements**: every row of the bundled ``public_measurements.csv`` predicted from
+   the catalog (:mod:`calibration.public`), with the row's source.
+
+Errors are signed relative errors ``predicted / measured - 1``; MAPE is the mean of their
+absolute values.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.errors import InputError
+
+from .npmodel import MODELS, QUICK_MODELS, NumpyModel, workload_graph
+from .opmap import predict_case
+from .progress import Progress
+from .runner import case_from_row, plan, policy_for, run_cases
+from .store import read_measurements
+from .timing import FULL_POLICY, measure_best, pinned_threads
+
+GEMM_FP32_MAPE_TARGET = 0.10
+END_TO_END_TARGET = 0.15
+
+
+def rel_error(predicted: float | None, measured: float) -> float | None:
+    """``predicted / measured - 1`` (None when there is no prediction)."""
+    if predicted is None or not math.isfinite(predicted) or measured <= 0:
+        return None
+    return predicted / measured - 1.0
+
+
+def summarize(rows: list[dict], by: str) -> dict[str, dict]:
+    """Per group of ``by``: count, MAPE, worst absolute error and which row had it."""
+    out: dict[str, dict] = {}
+    for key in dict.fromkeys(r[by] for r in rows):
+        errs = [(abs(r["error"]), r) for r in rows if r[by] == key and r["error"] is not None]
+        if not errs:
+            out[key] = {"n": 0, "mape": None, "worst": None, "worst_case": None}
+            continue
+        worst = max(errs, key=lambda e: e[0])
+        out[key] = {"n": len(errs), "mape": float(np.mean([e for e, _ in errs])), "worst": worst[0],
+                    "worst_case": worst[1]["name"]}
+    return out
+
+
+def _simulate(graph, device):
+    try:
+        from simulator import simulate
+    except ImportError:
+        from simulator.simulate import simulate
+    return simulate(graph, device)
+
+
+def holdout_frame(hw_path: Path | None, *, quick: bool, progress: bool) -> tuple[pd.DataFrame, str]:
+    """Held-out measurements: those beside the hardware file, else measured now."""
+    if hw_path is not None:
+        folder = hw_path.parent
+        if any((folder / f"measurements.{ext}").is_file() for ext in ("parquet", "csv")):
+            frame = read_measurements(folder)
+            frame = frame[(frame.split == "holdout") & (frame.status == "ok") & (frame.device == "host")]
+            return frame, f"measured by ridgeline calibrate ({folder})"
+    cases = [c for c in plan("host", quick) if c.split == "holdout"]
+    frame = run_cases(cases, policy_for(quick), passes=3, progress=progress)
+    return frame[frame.status == "ok"], "measured now by ridgeline validate"
+
+
+def validate_kernels(frame: pd.DataFrame, device) -> list[dict]:
+    """Part 1: one row per held-out kernel (measured vs predicted seconds)."""
+    rows = []
+    for _, r in frame.iterrows():
+        case = case_from_row(r)
+        predicted = predict_case(case, device)
+        family = f"{case.kernel} {case.dtype}"
+        rows.append({"section": "kernels", "name": case.case_id, "family": family,
+                     "measured": float(r.median_s), "predicted": predicted, "unit": "s",
+                     "error": rel_error(predicted, float(r.median_s)),
+                     "source": "this machine"})
+    return rows
+
+
+def validate_end_to_end(device, *, quick: bool, progress: bool) -> list[dict]:
+    """Part 2: the numpy models timed for real against the simulator on ``device``."""
+    rows = []
+    models = QUICK_MODELS if quick else MODELS
+    with pinned_threads(None), Progress(len(models), "end-to-end", enabled=progress) as bar:
+        for cfg in models:
+            bar.step(cfg.label)
+            model = NumpyModel(cfg)
+            timing = measure_best(model.forward, FULL_POLICY, passes=3, name=cfg.label)
+            result = _simulate(workload_graph(cfg), device)
+            rows.append({"section": "end_to_end", "name": cfg.label, "family": cfg.kind,
+                         "measured": timing.median_s, "predicted": float(result.latency_s), "unit": "s",
+                         "error": rel_error(float(result.latency_s), timing.median_s),
+                         "source": "this machine (numpy, timed)"})
+    return rows
+
+
+@dataclass
+class ValidationReport:
+    """All three parts and the targets."""
+
+    hw: str
+    device_id: str
+    kernels: list[dict] = field(default_factory=list)
+    end_to_end: list[dict] = field(default_factory=list)
+    public: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def targets(self) -> dict:
+        out = {}
+        gemm = summarize([r for r in self.kernels if r["family"] == "gemm fp32"], "family").get("gemm fp32")
+        if gemm and gemm["mape"] is not None:
+            out["holdout_gemm_fp32_mape"] = {"value": gemm["mape"], "target": GEMM_FP32_MAPE_TARGET,
+                                             "met": gemm["mape"] <= GEMM_FP32_MAPE_TARGET}
+        e2e = [abs(r["error"]) for r in self.end_to_end if r["error"] is not None]
+        if e2e:
+            out["end_to_end_worst_error"] = {"value": max(e2e), "target": END_TO_END_TARGET,
+                                             "met": max(e2e) <= END_TO_END_TARGET}
+        if self.public:
+            predicted = sum(r["predicted"] is not None for r in self.public)
+            out["public_rows_predicted"] = {"value": predicted, "of": len(self.public)}
+        return out
+
+    def to_dict(self) -> dict:
+        return {"hw": self.hw, "device": self.device_id,
+                "kernels": {"rows": self.kernels, "summary": summarize(self.kernels, "family")},
+                "end_to_end": {"rows": self.end_to_end},
+                "public": {"rows": self.public, "summary": summarize(self.public, "family")},
+                "targets": self.targets(), "notes": self.notes}
+
+    def rows(self) -> list[dict]:
+        return [*self.kernels, *self.end_to_end, *self.public]
+
+
+def validate(hw: str | None = None, *, public: bool = False, local: bool = True, quick: bool = False,
+             progress: bool = True) -> ValidationReport:
+    """Run the validation parts asked for (``public`` only: part 3 alone, no local measurement)."""
+    import hwmodels
+
+    from .public import validate_public
+
+    ref = hw or "host"
+    device = hwmodels.load_device(ref)
+    if device.kind != "cpu" and local:
+        raise InputError(f"'{ref}' is a {device.kind}; the local parts of validate run on this machine's "
+                         "CPU (pass a host overlay, or --public for the public measurements alone)",
+                         path="--hw")
+    report = ValidationReport(str(ref), device.id)
+    if local:
+        path = Path(hw) if hw and Path(hw).is_file() else None
+        frame, origin = holdout_frame(path, quick=quick, progress=progress)
+        report.notes.append(f"held-out kernels {origin}")
+        report.kernels = validate_kernels(frame, device)
+        report.end_to_end = validate_end_to_end(device, quick=quick, progress=progress)
+    if public:
+        report.public = validate_public()
+    return report
