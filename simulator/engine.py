@@ -353,8 +353,10 @@ def _max_min_rates(works: Mapping[int, Mapping[str, float]], users: Mapping[str,
     norm = {t: {r: w / capacity[r] for r, w in wk.items()} for t, wk in works.items()}
     members = {r: sorted(ts) for r, ts in users.items() if ts}
     share = {t: {r: 1.0 / len(members[r]) for r in u} for t, u in norm.items()}
-    # Resources whose tasks use nothing else need no sweeps: the equal split is exact there.
-    multi = [r for r, ts in members.items() if any(len(norm[t]) > 1 for t in ts)]
+    # Only resources shared by several tasks, some of which use other resources too, need sweeps:
+    # a task alone on a resource may take all of it, and where every task uses only that
+    # resource the equal split is already exact.
+    multi = [r for r, ts in members.items() if len(ts) > 1 and any(len(norm[t]) > 1 for t in ts)]
     for _ in range(sweeps if multi else 0):
         change = 0.0
         for r in multi:

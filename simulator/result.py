@@ -1,0 +1,335 @@
+"""What a simulation says: latency, throughput, energy, utilisation, timeline, critical path,
+bottleneck, what-if sensitivity; as a table, a dict for JSON, a Gantt plot or a Perfetto trace."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+LATENCY = "latency"
+# How many of the resources owning most of the critical path get a 2x what-if.
+SENSITIVITY_TOP = 3
+
+
+def _split(resource: str) -> tuple[str, str]:
+    """(owner node, generic key) of an engine resource: ``gpu0|memory:hbm`` -> (gpu0, memory:hbm);
+    a topology link ``gpu0>nvswitch|link:nvlink`` -> (gpu0, link:nvlink)."""
+    where, key = resource.split("|", 1)
+    return where.split(">", 1)[0], key
+
+
+def _bound_class(key: str) -> str:
+    return key.split(":", 1)[0] if ":" in key else key
+
+
+@dataclass
+class SimResult:
+    """The result of :func:`simulator.simulate`. Times in s, energy in J, power in W.
+
+    ``timeline`` has one row per operator instance and device (a collective has a row on each
+    member): op, kind, device, stage, microbatch, stream, resource (what limited it: a resource
+    key, or ``latency`` when its fixed time dominated), bound (compute/memory/link/latency),
+    start, end, duration. ``critical_path`` lists the chain of operators that set the makespan
+    (each with its time and share); ``bottleneck`` the resource and bound class owning most of
+    it; ``sensitivity`` the re-simulated makespan with each top resource 2x faster.
+    """
+
+    latency_s: float
+    tokens: float | None
+    throughput_tok_s: float | None
+    energy_j: float
+    dynamic_energy_j: float
+    static_energy_j: float
+    avg_power_w: dict[str, float]
+    tdp_w: dict[str, float]
+    over_tdp: list[str]
+    utilisation: dict[str, dict[str, float]]
+    timeline: pd.DataFrame
+    critical_path: list[dict]
+    bottleneck: dict
+    events: int
+    meta: dict = field(default_factory=dict)
+    _plan: object = field(default=None, repr=False)
+    _infos: list = field(default_factory=list, repr=False)
+    _sensitivity: dict | None = field(default=None, repr=False)
+    _run: dict = field(default_factory=dict, repr=False)
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def build(cls, plan, res, infos, *, seed: int, jitter: float, scale: dict) -> SimResult:
+        makespan = res.makespan_s
+        system = plan.system
+        # Energy: dynamic per operator instance (per node it ran on) + static x makespan.
+        dyn: dict[str, float] = dict.fromkeys(system.accelerators, 0.0)
+        for info in infos:
+            for n in info.workers:
+                dyn[n] = dyn.get(n, 0.0) + info.energy_j
+        static_w = {n: system.devices[n].power.static_w for n in system.accelerators}
+        tdp = {n: system.devices[n].power.tdp_w for n in system.accelerators}
+        static_e = sum(w * makespan for w in static_w.values())
+        dyn_e = sum(dyn.values())
+        power = {n: (dyn.get(n, 0.0) + static_w[n] * makespan) / makespan if makespan > 0 else static_w[n]
+                 for n in system.accelerators}
+        over = [n for n, p in power.items() if p > tdp[n] > 0]
+        # Utilisation of every resource, grouped by device.
+        util: dict[str, dict[str, float]] = {}
+        for r, u in res.utilisation().items():
+            node, key = _split(r)
+            if ">" in r.split("|", 1)[0]:
+                key = f"{key}->{r.split('|', 1)[0].split('>', 1)[1]}"
+            util.setdefault(node, {})[key] = u
+        timeline = _timeline(res, infos)
+        path = _critical_path(res, infos)
+        meta = dict(getattr(plan.graph, "meta", {}) or {})
+        tokens = meta.get("tokens")
+        tokens = float(tokens) if tokens is not None else None
+        out = cls(
+            latency_s=makespan, tokens=tokens,
+            throughput_tok_s=(tokens / makespan) if tokens and makespan > 0 else None,
+            energy_j=dyn_e + static_e, dynamic_energy_j=dyn_e, static_energy_j=static_e,
+            avg_power_w=power, tdp_w=tdp, over_tdp=over, utilisation=util, timeline=timeline,
+            critical_path=path, bottleneck=_bottleneck(path), events=res.events,
+            meta={**meta, "system": system.id, "seed": seed, "jitter": jitter, "scale": scale,
+                  "devices": len(system.accelerators)},
+            _plan=plan, _infos=infos,
+            _run={"seed": seed, "jitter": jitter, "scale": scale,
+                  "spans": list(zip(res.start_s, res.end_s, res.flow_start_s))})
+        return out
+
+    # ------------------------------------------------------------------ derived
+    @property
+    def energy_per_token_j(self) -> float | None:
+        return self.energy_j / self.tokens if self.tokens else None
+
+    @property
+    def sensitivity(self) -> dict[str, dict]:
+        """Makespan if each resource owning most of the critical path were 2x faster
+        (re-simulated on every device and link of that kind, with the same seed)."""
+        if self._sensitivity is None:
+            owners: dict[str, float] = {}
+            for row in self.critical_path:
+                for key, t in row["by_resource"].items():
+                    if key != LATENCY:
+                        owners[key] = owners.get(key, 0.0) + t
+            top = sorted(owners, key=owners.get, reverse=True)[:SENSITIVITY_TOP]
+            out = {}
+            for key in top:
+                scale = dict(self._run["scale"])
+                scale[key] = scale.get(key, 1.0) * 2.0
+                res, _ = self._plan.play(scale, self._run["seed"], self._run["jitter"])
+                out[key] = {"latency_s": res.makespan_s,
+                            "change": res.makespan_s / self.latency_s - 1.0 if self.latency_s else 0.0,
+                            "critical_path_share": owners[key] / self.latency_s if self.latency_s else 0.0}
+            self._sensitivity = out
+        return self._sensitivity
+
+    def to_frame(self) -> pd.DataFrame:
+        """The timeline (one row per operator instance and device)."""
+        return self.timeline.copy()
+
+    def summary(self) -> dict:
+        """Headline numbers (no timeline)."""
+        return {
+            "latency_s": self.latency_s, "tokens": self.tokens, "throughput_tok_s": self.throughput_tok_s,
+            "energy_j": self.energy_j, "dynamic_energy_j": self.dynamic_energy_j,
+            "static_energy_j": self.static_energy_j, "energy_per_token_j": self.energy_per_token_j,
+            "avg_power_w": self.avg_power_w, "tdp_w": self.tdp_w, "over_tdp": self.over_tdp,
+            "bottleneck": self.bottleneck,
+        }
+
+    def to_dict(self, timeline: bool = False) -> dict:
+        """Everything as JSON-ready data (the timeline only when asked: it can be large)."""
+        out = {
+            **self.summary(),
+            "utilisation": self.utilisation,
+            "critical_path": self.critical_path,
+            "sensitivity": self.sensitivity,
+            "events": self.events,
+            "meta": self.meta,
+        }
+        if timeline:
+            out["timeline"] = self.timeline.to_dict(orient="records")
+        return out
+
+    # ------------------------------------------------------------------ pictures and traces
+    def plot(self, ax=None, max_rows: int = 64):
+        """A Gantt chart: one row per device stream, operators coloured by bound."""
+        import matplotlib
+
+        matplotlib.use("Agg", force=False)
+        import matplotlib.pyplot as plt
+
+        tl = self.timeline
+        lanes = sorted({(d, s) for d, s in zip(tl["device"], tl["stream"])})[:max_rows]
+        lane_y = {lane: i for i, lane in enumerate(lanes)}
+        if ax is None:
+            fig, ax = plt.subplots(figsize=(10, 1 + 0.35 * len(lanes)))
+        else:
+            fig = ax.figure
+        colours = {"compute": "tab:blue", "memory": "tab:orange", "link": "tab:green", LATENCY: "tab:gray"}
+        for bound, part in tl.groupby("bound"):
+            ys, spans = [], []
+            for d, s, a, b in zip(part["device"], part["stream"], part["start"], part["end"]):
+                if (d, s) in lane_y:
+                    ys.append(lane_y[(d, s)])
+                    spans.append((a * 1e3, max((b - a) * 1e3, 1e-9)))
+            for y in sorted(set(ys)):
+                ax.broken_barh([sp for yy, sp in zip(ys, spans) if yy == y], (y - 0.4, 0.8),
+                               facecolors=colours.get(bound, "tab:purple"))
+            ax.plot([], [], color=colours.get(bound, "tab:purple"), lw=6, label=bound)
+        ax.set_yticks(range(len(lanes)), [f"{d} {s}" for d, s in lanes])
+        ax.set_xlabel("time (ms)")
+        ax.set_title(f"makespan {self.latency_s * 1e3:.3f} ms; bottleneck {self.bottleneck.get('resource')}")
+        ax.invert_yaxis()
+        ax.legend(loc="upper right", fontsize="small")
+        fig.tight_layout()
+        return fig
+
+    def trace(self) -> dict:
+        """Chrome/Perfetto trace events: a process per device, a thread per stream; operators as
+        slices (bound, limiting resource, energy in args); counters for power and bandwidth."""
+        devices = sorted(set(self.timeline["device"]))
+        pid = {d: i + 1 for i, d in enumerate(devices)}
+        tids = {s: i + 1 for i, s in enumerate(("compute", "comm", "copy"))}
+        events: list[dict] = []
+        for d in devices:
+            events.append({"ph": "M", "name": "process_name", "pid": pid[d], "args": {"name": d}})
+            for s, t in tids.items():
+                events.append({"ph": "M", "name": "thread_name", "pid": pid[d], "tid": t, "args": {"name": s}})
+        tl = self.timeline
+        for row in tl.itertuples(index=False):
+            events.append({
+                "ph": "X", "name": row.op, "cat": row.kind, "pid": pid[row.device], "tid": tids[row.stream],
+                "ts": row.start * 1e6, "dur": max(row.end - row.start, 0.0) * 1e6,
+                "args": {"bound": row.bound, "resource": row.resource, "microbatch": int(row.microbatch),
+                         "stage": int(row.stage), "energy_j": float(row.energy_j)}})
+        events += self._counters(pid)
+        return {"traceEvents": events, "displayTimeUnit": "ns",
+                "otherData": {"latency_s": self.latency_s, "bottleneck": self.bottleneck}}
+
+    def _counters(self, pid: dict[str, int]) -> list[dict]:
+        """Power per device and bandwidth in use per memory level/link, piecewise constant
+        (each operator's bytes spread evenly over its flow time)."""
+        changes: dict[tuple[str, str], dict[float, float]] = {}
+
+        def add(dev: str, name: str, t0: float, t1: float, value: float) -> None:
+            if t1 <= t0 or value == 0:
+                return
+            c = changes.setdefault((dev, name), {})
+            c[t0] = c.get(t0, 0.0) + value
+            c[t1] = c.get(t1, 0.0) - value
+
+        for info, (t0, t1, f0) in zip(self._infos, self._spans):
+            for n in info.workers:
+                add(n, "power_w", t0, t1, info.energy_j / (t1 - t0) if t1 > t0 else 0.0)
+            if info.demands is not None and t1 > f0:
+                for k, w in info.demands.work.items():
+                    if not k.startswith("memory:") or w <= 0:
+                        continue
+                    for n in info.workers:
+                        add(n, f"{k} B/s", f0, t1, w / (t1 - f0))
+                for rk, nbytes in info.link_bytes:
+                    node, key = _split(rk)
+                    add(node, f"{key} out B/s", f0, t1, nbytes / (t1 - f0))
+        static = {n: self._plan.system.devices[n].power.static_w for n in self.avg_power_w}
+        events = []
+        for (dev, name), c in sorted(changes.items()):
+            if dev not in pid:
+                continue
+            level = static.get(dev, 0.0) if name == "power_w" else 0.0
+            if name == "power_w":
+                events.append({"ph": "C", "name": name, "pid": pid[dev], "ts": 0.0, "args": {name: level}})
+            for t in sorted(c):
+                level += c[t]
+                events.append({"ph": "C", "name": name, "pid": pid[dev], "ts": t * 1e6,
+                               "args": {name: max(level, 0.0)}})
+        return events
+
+    @property
+    def _spans(self):
+        return self._run["spans"]
+
+    def write_trace(self, path: str | Path) -> Path:
+        """Write the Chrome/Perfetto trace JSON (opens in ui.perfetto.dev); returns the path."""
+        path = Path(path)
+        path.write_text(json.dumps(self.trace()))
+        return path
+
+
+def _timeline(res, infos) -> pd.DataFrame:
+    cols = {k: [] for k in ("op", "kind", "device", "stage", "microbatch", "stream", "resource", "bound",
+                            "start", "end", "duration", "energy_j")}
+    for i, info in enumerate(infos):
+        start, end, f0 = res.start_s[i], res.end_s[i], res.flow_start_s[i]
+        lim = res.limit[i]
+        if lim is None or (end - f0) < info.fixed_s:
+            resource = LATENCY
+        else:
+            resource = _split(lim)[1] if "|" in lim else lim
+        for n in info.nodes:
+            cols["op"].append(info.op)
+            cols["kind"].append(info.kind)
+            cols["device"].append(n)
+            cols["stage"].append(info.stage)
+            cols["microbatch"].append(info.microbatch)
+            cols["stream"].append(info.stream)
+            cols["resource"].append(resource)
+            cols["bound"].append(_bound_class(resource))
+            cols["start"].append(start)
+            cols["end"].append(end)
+            cols["duration"].append(end - start)
+            cols["energy_j"].append(info.energy_j)
+    return pd.DataFrame(cols)
+
+
+def _critical_path(res, infos) -> list[dict]:
+    """The chain of tasks that gated one another back from the last one to end, merged per
+    operator name: time on the path, share of the makespan, and time per limiting resource."""
+    if not infos:
+        return []
+    t = max(range(len(infos)), key=res.end_s.__getitem__)
+    makespan = res.makespan_s
+    per_op: dict[str, dict] = {}
+    order: list[str] = []
+    while t >= 0:
+        info = infos[t]
+        dur = res.end_s[t] - res.start_s[t]
+        fixed = res.flow_start_s[t] - res.start_s[t]
+        flow = dur - fixed
+        row = per_op.get(info.op)
+        if row is None:
+            row = per_op[info.op] = {"op": info.op, "kind": info.kind, "count": 0, "time_s": 0.0,
+                                     "by_resource": {}}
+            order.append(info.op)
+        row["count"] += 1
+        row["time_s"] += dur
+        br = row["by_resource"]
+        if fixed > 0:
+            br[LATENCY] = br.get(LATENCY, 0.0) + fixed
+        if flow > 0 and res.limit[t] is not None:
+            key = _split(res.limit[t])[1]
+            br[key] = br.get(key, 0.0) + flow
+        t = res.gate[t]
+    rows = [per_op[o] for o in reversed(order)]
+    for row in rows:
+        row["share"] = row["time_s"] / makespan if makespan > 0 else 0.0
+    return rows
+
+
+def _bottleneck(path: list[dict]) -> dict:
+    """The resource (and its bound class) that owns most of the critical path."""
+    owners: dict[str, float] = {}
+    total = 0.0
+    for row in path:
+        for key, t in row["by_resource"].items():
+            owners[key] = owners.get(key, 0.0) + t
+            total += t
+    if not owners:
+        return {"resource": None, "bound": None, "share": 0.0}
+    key = max(owners, key=owners.get)
+    return {"resource": key, "bound": _bound_class(key), "share": owners[key] / total if total else 0.0,
+            "by_resource": {k: v / total for k, v in sorted(owners.items(), key=lambda kv: -kv[1])}}
+

@@ -1,0 +1,287 @@
+"""``simulate(graph, hardware)``: play an operator graph over a device or a system.
+
+Everything an operator costs comes from the cost model (``roofline.cost(op, device)``: work per
+resource, the rate each resource gives it alone, fixed latency, dynamic energy). This module
+turns the graph into engine tasks and adds only what time adds:
+
+* **Resources.** Every device contributes its compute engines, memory levels and links as
+  ``"<node>|<key>"`` (e.g. ``gpu3|memory:hbm``); every edge of the system graph contributes one
+  resource per direction (``gpu0>nvswitch|link:nvlink``). Work is expressed in *seconds of the
+  resource at the rate the cost model gives this operator* (capacity 1), so operators with
+  different efficiencies share a resource by time, and one operator alone takes exactly
+  ``Demands.time_s``.
+* **Streams.** Each device has a compute, a communication and a copy stream (in-order, like
+  CUDA streams): collectives overlap compute only across streams.
+* **Placement.** Stage ``s``, rank ``r`` runs on accelerator ``s * width + r`` (width = tp, or
+  ep where wider). Every rank of every stage is simulated, so collectives of different groups
+  contend for the links they share.
+* **Collectives** are gang tasks over their group (holding every member's communication
+  stream): the cost model's algorithm steps (:mod:`roofline.collectives`) are routed over the
+  topology by :mod:`simulator.topology`; their memory/compute work stays on each member.
+* **Micro-batches.** A pipelined graph describes one micro-batch; it is issued
+  ``meta["microbatches"]`` times, in order, so stage ``s`` takes micro-batch ``i`` once stage
+  ``s-1`` has sent it, and pipeline bubbles emerge.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from hwmodels.errors import InputError
+
+from .engine import FluidEngine
+from .topology import Topology, group_members, link_kind_of, peer_pattern
+
+STREAM_OF_KIND = {"collective": "comm", "memcopy": "copy"}
+STREAMS = ("compute", "comm", "copy")
+
+
+@dataclass(frozen=True)
+class TaskInfo:
+    """What an engine task stands for: one operator on one rank (or one collective over a group)
+    in one micro-batch. ``demands`` is the cost model's answer for the operator on that device."""
+
+    op: str
+    kind: str
+    nodes: tuple[str, ...]
+    stage: int
+    microbatch: int
+    stream: str
+    demands: object
+    fixed_s: float
+    energy_j: float           # dynamic energy spent on each node of ``workers``
+    workers: tuple[str, ...]  # nodes doing the work (a send's sender; every member of a group)
+    link_bytes: tuple = ()    # ((resource, bytes), ...) carried over the topology
+
+
+def _cost_fn():
+    import roofline
+
+    if hasattr(roofline, "cost"):
+        return roofline.cost
+    from roofline.costs import cost  # the same function, before the package re-exports it
+
+    return cost
+
+
+def _as_system(hardware, ranks: int):
+    """A System for ``hardware`` (a Device is replicated to ``ranks`` copies on the fly)."""
+    import hwmodels
+
+    if isinstance(hardware, (str, bytes)) or hasattr(hardware, "__fspath__"):
+        hardware = hwmodels.load_hardware(hardware)
+    if hasattr(hardware, "accelerators"):
+        if len(hardware.accelerators) < ranks:
+            raise InputError(f"the workload needs {ranks} accelerators but system '{hardware.id}' has "
+                             f"{len(hardware.accelerators)}", path="hw")
+        return hardware
+    return hwmodels.system_from_device(hardware, ranks)
+
+
+def _meta_int(meta: Mapping, key: str, default: int = 1) -> int:
+    value = meta.get(key, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not float(value).is_integer() or value < 1:
+        raise InputError(f"graph meta '{key}' must be a positive integer, got {value!r}", path=f"meta.{key}")
+    return int(value)
+
+
+class Plan:
+    """A graph placed on a system: builds and plays engine tasks (re-playable for what-ifs)."""
+
+    def __init__(self, graph, hardware, *, cost_fn: Callable | None = None, merge_steps: bool = True,
+                 algorithm: str | None = None):
+        self.graph = graph
+        meta = getattr(graph, "meta", {}) or {}
+        self.tp = _meta_int(meta, "tp")
+        self.pp = _meta_int(meta, "pp")
+        self.ep = _meta_int(meta, "ep")
+        self.microbatches = _meta_int(meta, "microbatches")
+        self.width = max(self.tp, self.ep)
+        self.ops = list(graph.ops)
+        if not self.ops:
+            raise InputError("the workload graph has no operators", path="graph")
+        stages = {op.stage for op in self.ops}
+        if max(stages) >= self.pp:
+            raise InputError(f"an operator runs on stage {max(stages)} but the graph has pp={self.pp}",
+                             path="meta.pp")
+        self.system = _as_system(hardware, self.pp * self.width)
+        self.cost = cost_fn or _cost_fn()
+        self.merge_steps = merge_steps
+        self.algorithm = algorithm
+        self.topology = Topology(self.system.graph)
+        self._demands: dict[tuple[int, int], object] = {}
+        self._collectives: dict[tuple, tuple] = {}
+        self.deps = {op.name: graph.deps(op.name) for op in self.ops}
+        self.op_index = {op.name: i for i, op in enumerate(self.ops)}
+
+    # ------------------------------------------------------------------ placement
+    def node(self, stage: int, rank: int) -> str:
+        return self.system.accelerators[stage * self.width + rank]
+
+    def device(self, node: str):
+        return self.system.devices[node]
+
+    def demands(self, op, node: str):
+        """The cost model's demands of ``op`` on ``node``'s device (cached per op and device)."""
+        dev = self.device(node)
+        key = (self.op_index[op.name], id(dev))
+        d = self._demands.get(key)
+        if d is None:
+            d = self.cost(op, dev)
+            self._demands[key] = d
+        return d
+
+    def _collective_phases(self, op, members: list[str], d) -> tuple[list, float]:
+        """(phases over the topology, fixed latency) of collective ``op`` over ``members``."""
+        from roofline import collectives as coll
+
+        dev = self.device(members[0])
+        link_keys = [k for k in d.work if k.startswith("link:")]
+        key = (op.collective, float(op.payload_bytes), tuple(members), id(dev))
+        if key in self._collectives:
+            return self._collectives[key]
+        fixed = d.fixed_s
+        eff = 1.0
+        switch = self.topology.reduction_switch(members)
+        if link_keys:
+            name = link_keys[0].split(":", 1)[1]
+            link = dev.links[name]
+            peak = getattr(d, "peak_rates", {}).get(link_keys[0]) or link.bandwidth_bytes_s
+            eff = d.rates[link_keys[0]] / peak
+            # Replace the cost model's per-hop latency with the latency of the routes taken.
+            used = getattr(op, "algorithm", None) or coll.choose_algorithm(op.collective,
+                                                                          link.in_network_reduction)
+            fixed -= coll.latency_s(coll.steps(op.collective, op.payload_bytes, op.group_size, used),
+                                    link.latency_s)
+        algorithm = (getattr(op, "algorithm", None) or self.algorithm
+                     or coll.choose_algorithm(op.collective, switch is not None))
+        if op.collective == "send_recv":
+            algorithm = "ring"
+        if algorithm == "in_switch" and switch is None:
+            raise InputError(f"{op.name}: in-switch reduction needs a switch with in_network_reduction "
+                             "joining the group", path="algorithm")
+        steps = coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
+        if op.collective == "send_recv":
+            steps = coll.steps(op.collective, op.payload_bytes, 2, algorithm)
+        phases = self.topology.phases(steps, peer_pattern(algorithm, op.collective), members, switch,
+                                      merge=self.merge_steps)
+        out = (phases, max(fixed, 0.0), eff)
+        self._collectives[key] = out
+        return out
+
+    # ------------------------------------------------------------------ building and playing
+    def play(self, scale: Mapping[str, float] | None = None, seed: int = 0, jitter: float = 0.0):
+        """Build the engine tasks and run them. ``scale`` multiplies the rate of resource keys
+        (``"memory:hbm"``, ``"compute:tensor"``, ``"link:nvlink"``) on every device and link;
+        ``jitter`` (relative standard deviation) perturbs each task's work, seeded."""
+        scale = dict(scale or {})
+        for k, v in scale.items():
+            if not (v > 0 and math.isfinite(v)):
+                raise InputError(f"rate scale for '{k}' must be positive and finite, got {v!r}", path="scale")
+        rng = np.random.default_rng(seed)
+        eng = FluidEngine()
+        infos: list[TaskInfo] = []
+        declared: set[str] = set()
+
+        def res(key: str) -> str:
+            if key not in declared:
+                eng.add_resource(key, 1.0)
+                declared.add(key)
+            return key
+
+        def local_work(node: str, d, skip_links: bool = False) -> dict[str, float]:
+            out = {}
+            for k, w in d.work.items():
+                if w <= 0 or (skip_links and k.startswith("link:")):
+                    continue
+                out[res(f"{node}|{k}")] = w / (d.rates[k] * scale.get(k, 1.0))
+            return out
+
+        def noise() -> float:
+            return float(rng.lognormal(0.0, jitter)) if jitter > 0 else 1.0
+
+        for mb in range(self.microbatches):
+            ids: dict[str, list[int]] = {}
+            for op in self.ops:
+                deps = self.deps[op.name]
+                stream = STREAM_OF_KIND.get(op.kind, "compute")
+                s = op.stage
+                per_rank: list[int] = [0] * self.width
+                if op.kind == "collective":
+                    if op.collective == "send_recv":
+                        peer = op.peer_stage if op.peer_stage is not None else s + 1
+                        if not 0 <= peer < self.pp:
+                            raise InputError(f"{op.name}: peer stage {peer} is outside 0..{self.pp - 1}",
+                                             path="peer_stage")
+                        # Rank r of this stage sends to rank r of the peer stage.
+                        groups = [([r], [self.node(s, r), self.node(peer, r)]) for r in range(self.width)]
+                    else:
+                        groups = []
+                        for first in range(0, self.width, op.group_size):
+                            ranks = group_members(first, op.group_size, self.width)
+                            groups.append((ranks, [self.node(s, r) for r in ranks]))
+                    for ranks, members in groups:
+                        d = self.demands(op, members[0])
+                        phases, fixed, eff = self._collective_phases(op, members, d)
+                        dep_ids = {ids[x][r] for x in deps for r in ranks}
+                        streams = [("comm", m) for m in members]
+                        local = {}
+                        for m in members[:len(ranks)]:
+                            local.update(local_work(m, d, skip_links=True))
+                        prev = None
+                        for i, ph in enumerate(phases or [None]):
+                            work = dict(local) if i == 0 else {}
+                            lb = []
+                            if ph is not None:
+                                for rk, nbytes in ph.work.items():
+                                    k = link_kind_of(rk)
+                                    work[res(rk)] = nbytes / (self.topology.capacity[rk] * eff
+                                                              * scale.get(k, 1.0))
+                                    lb.append((rk, nbytes))
+                            f = (fixed if i == 0 else 0.0) + (ph.latency_s if ph is not None else 0.0)
+                            tid = eng.add({k: v * noise() for k, v in work.items()}, f,
+                                          dep_ids if prev is None else {prev}, streams)
+                            infos.append(TaskInfo(op.name, op.kind, tuple(members), s, mb, "comm", d, f,
+                                                  d.energy_j if i == 0 else 0.0,
+                                                  tuple(members[:len(ranks)]), tuple(lb)))
+                            prev = tid
+                        for r in ranks:
+                            per_rank[r] = prev
+                else:
+                    for r in range(self.width):
+                        node = self.node(s, r)
+                        d = self.demands(op, node)
+                        work = local_work(node, d)
+                        dep_ids = {ids[x][r] for x in deps}
+                        tid = eng.add({k: v * noise() for k, v in work.items()}, d.fixed_s, dep_ids,
+                                      [(stream, node)])
+                        infos.append(TaskInfo(op.name, op.kind, (node,), s, mb, stream, d, d.fixed_s,
+                                              d.energy_j, (node,)))
+                        per_rank[r] = tid
+                ids[op.name] = per_rank
+        result = eng.run()
+        return result, infos
+
+
+def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapping[str, float] | None = None,
+             algorithm: str | None = None, merge_steps: bool = True, cost_fn: Callable | None = None):
+    """Play ``graph`` over ``hardware`` (a Device, a System, or a catalog id / YAML path).
+
+    ``seed`` and ``jitter`` (relative spread of each operator's work, 0 = none) make runs with
+    stragglers reproducible; ``scale`` multiplies resource rates (what-ifs); ``algorithm`` forces
+    a collective algorithm (default: the library's choice for the topology); ``cost_fn`` replaces
+    ``roofline.cost`` (for tests and calibration studies). Returns a :class:`SimResult`.
+    """
+    from .result import SimResult
+
+    if not (jitter >= 0 and math.isfinite(jitter)):
+        raise InputError(f"jitter must be a finite non-negative number, got {jitter!r}", path="jitter")
+    plan = Plan(graph, hardware, cost_fn=cost_fn, merge_steps=merge_steps, algorithm=algorithm)
+    engine_result, infos = plan.play(scale, seed, jitter)
+    return SimResult.build(plan, engine_result, infos, seed=seed, jitter=jitter, scale=dict(scale or {}))

@@ -1,0 +1,204 @@
+"""Where ranks sit on a system and how collectives travel over its topology.
+
+Placement follows ``docs/internals.md``: pipeline stage ``s``, rank ``r`` of the stage runs on
+accelerator ``s * width + r`` (``width`` = tp, or ep when expert parallelism is wider than
+tensor parallelism). A group of ``g`` ranks (``tp``, ``ep``, ``dp``) is the block of ``g``
+consecutive ranks of a stage that contains the rank.
+
+A collective's *steps* come from the cost model's algorithm registry
+(:func:`roofline.collectives.steps`); this module only says who sends to whom in each step
+(the algorithm's peer pattern) and routes each transfer over the system graph (shortest path by
+hops; every edge direction is a separate resource with the link's per-direction bandwidth).
+A step's latency is the longest route latency among its transfers. A route's latency adds one
+link latency per device-to-device hop; a (cut-through) switch does not add one of its own, so
+GPU -> NVSwitch -> GPU pays one NVLink latency, as the device's link latency is quoted end to end.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import networkx as nx
+
+from hwmodels.errors import InputError
+
+
+def link_resource(u: str, v: str, link_name: str) -> str:
+    """The resource key of edge ``u -> v`` (one direction of a link)."""
+    return f"{u}>{v}|link:{link_name}"
+
+
+def link_kind_of(resource: str) -> str:
+    """``"link:<name>"`` for a topology link resource, for grouping and what-ifs."""
+    return resource.split("|", 1)[1]
+
+
+@dataclass
+class Transfer:
+    """``bytes`` from node ``src`` to node ``dst`` in one step."""
+
+    src: str
+    dst: str
+    bytes: float
+
+
+@dataclass
+class Phase:
+    """Consecutive identical steps of a collective played as one gang task: ``work`` (bytes per
+    directed-link resource, all steps together) and the summed step latencies ``latency_s``."""
+
+    work: dict[str, float] = field(default_factory=dict)
+    latency_s: float = 0.0
+    steps: int = 0
+
+
+class Topology:
+    """Routes and link resources of a system graph (edges carry ``link``, ``link_name``)."""
+
+    def __init__(self, graph: nx.Graph):
+        self.graph = graph
+        self._routes: dict[tuple[str, str], tuple[list[str], float]] = {}
+        self.capacity: dict[str, float] = {}
+        self.energy_j_per_byte: dict[str, float] = {}
+        for u, v, data in graph.edges(data=True):
+            link = data["link"]
+            name = data.get("link_name") or link.kind
+            for a, b in ((u, v), (v, u)):
+                key = link_resource(a, b, name)
+                self.capacity[key] = float(link.bandwidth_bytes_s)
+                self.energy_j_per_byte[key] = float(getattr(link, "energy_j_per_byte", 0.0))
+
+    def route(self, src: str, dst: str) -> tuple[list[str], float]:
+        """The directed-link resources from ``src`` to ``dst`` and the route's latency."""
+        key = (src, dst)
+        if key not in self._routes:
+            try:
+                nodes = nx.shortest_path(self.graph, src, dst)
+            except (nx.NetworkXNoPath, nx.NodeNotFound):
+                raise InputError(f"no path from {src} to {dst} in the system topology") from None
+            res, lat, seg = [], 0.0, 0.0
+            for a, b in zip(nodes, nodes[1:]):
+                data = self.graph.edges[a, b]
+                res.append(link_resource(a, b, data.get("link_name") or data["link"].kind))
+                seg = max(seg, float(data["link"].latency_s))
+                if self.graph.nodes[b].get("kind") != "switch":
+                    lat, seg = lat + seg, 0.0
+            lat += seg
+            self._routes[key] = (res, lat)
+        return self._routes[key]
+
+    def reduction_switch(self, members: list[str]) -> str | None:
+        """The switch with in-network reduction nearest to all ``members`` (None if none)."""
+        best, best_hops = None, None
+        for node, data in self.graph.nodes(data=True):
+            if data.get("kind") != "switch" or not data.get("in_network_reduction"):
+                continue
+            try:
+                hops = sum(nx.shortest_path_length(self.graph, m, node) for m in members)
+            except nx.NetworkXNoPath:
+                continue
+            if best_hops is None or hops < best_hops:
+                best, best_hops = node, hops
+        return best
+
+    def phases(self, steps, pattern: str, members: list[str], switch: str | None = None,
+               merge: bool = True) -> list[Phase]:
+        """Steps (``roofline.collectives.Step``) mapped onto links by peer ``pattern``.
+
+        With ``merge``, consecutive steps that load exactly the same links become one phase (the
+        same bytes over the same shared resources, one after the other; latencies add), which
+        keeps a 2(N-1)-step ring to one or two tasks.
+        """
+        peers = PEER_PATTERNS[pattern]
+        out: list[Phase] = []
+        last_sig = None
+        index = 0
+        for step in steps:
+            for _ in range(step.count):
+                transfers = peers(index, members, step.bytes_per_rank, switch)
+                index += 1
+                work: dict[str, float] = {}
+                latency = 0.0
+                for legs in transfers:
+                    leg_lat = 0.0
+                    for t in legs:
+                        res, lat = self.route(t.src, t.dst)
+                        leg_lat += lat
+                        for r in res:
+                            work[r] = work.get(r, 0.0) + t.bytes
+                    latency = max(latency, leg_lat)
+                sig = tuple(sorted(work.items()))
+                if merge and out and sig == last_sig:
+                    ph = out[-1]
+                    for r, b in work.items():
+                        ph.work[r] += b
+                    ph.latency_s += latency
+                    ph.steps += 1
+                else:
+                    out.append(Phase(work, latency, 1))
+                last_sig = sig
+        return out
+
+
+# A peer pattern: (step index, members, bytes per rank, switch) -> transfers of the step, each
+# a list of legs played one after the other (an in-switch reduction goes up, then down).
+PeerPattern = Callable[[int, list[str], float, "str | None"], list[list[Transfer]]]
+
+
+def _ring(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
+    n = len(members)
+    return [[Transfer(members[i], members[(i + 1) % n], nbytes)] for i in range(n)]
+
+
+def _pairwise(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
+    # all-to-all as pairwise exchange: in step j every rank sends to the rank j+1 ahead.
+    n = len(members)
+    return [[Transfer(members[i], members[(i + 1 + index) % n], nbytes)] for i in range(n)]
+
+
+def _doubling(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
+    # Tree phases as recursive doubling: in level j every rank exchanges with the rank 2^j away.
+    n = len(members)
+    hop = 1 << (index % max(1, (n - 1).bit_length()))
+    return [[Transfer(members[i], members[(i + hop) % n], nbytes)] for i in range(n)]
+
+
+def _send(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
+    # point to point: the first member sends to the second
+    return [[Transfer(members[0], members[1], nbytes)]]
+
+
+def _in_switch(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
+    if switch is None:
+        raise InputError("in-switch reduction needs a switch with in_network_reduction on the route")
+    return [[Transfer(m, switch, nbytes), Transfer(switch, m, nbytes)] for m in members]
+
+
+PEER_PATTERNS: dict[str, PeerPattern] = {
+    "ring": _ring,
+    "send": _send,
+    "pairwise": _pairwise,
+    "tree": _doubling,
+    "in_switch": _in_switch,
+}
+
+
+def peer_pattern(algorithm: str, collective: str) -> str:
+    """Which peer pattern plays ``collective`` under ``algorithm``."""
+    if collective == "send_recv":
+        return "send"
+    if algorithm == "ring" and collective == "all_to_all":
+        return "pairwise"
+    if algorithm not in PEER_PATTERNS:
+        raise InputError(f"no peer pattern for collective algorithm '{algorithm}'; known: "
+                         f"{', '.join(PEER_PATTERNS)}", path="algorithm")
+    return algorithm
+
+
+def group_members(rank: int, size: int, width: int) -> list[int]:
+    """Ranks (within a stage of ``width`` ranks) of the ``size``-rank group containing ``rank``."""
+    if size > width or width % size:
+        raise InputError(f"a group of {size} ranks does not tile a stage of {width} ranks", path="group_size")
+    first = (rank // size) * size
+    return list(range(first, first + size))

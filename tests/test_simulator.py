@@ -1,0 +1,244 @@
+"""simulate(): graphs over devices and systems, with times computed by hand in the tests."""
+
+import json
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hwmodels
+import workloads
+from hwmodels.errors import InputError
+from roofline.costs import cost
+from roofline.demands import Demands
+from simulator import simulate
+from workloads.operators import Collective, MatMul
+
+
+@pytest.fixture(scope="module")
+def h100():
+    return hwmodels.load_device("h100-sxm")
+
+
+@pytest.fixture(scope="module")
+def decode8b():
+    return workloads.build_llm("llama-3.1-8b", "decode", batch=8, context=512)
+
+
+def one_op_graph(op, **meta):
+    g = workloads.Graph("one", meta={"tokens": 1, **meta})
+    g.add(op)
+    return g
+
+
+def test_one_operator_alone_takes_exactly_its_analytic_cost(h100):
+    op = MatMul(name="mm", m=4096, n=8192, k=4096)
+    res = simulate(one_op_graph(op), h100)
+    d = cost(op, h100)
+    assert res.latency_s == pytest.approx(d.time_s, rel=1e-12)
+    # Energy: the operator's dynamic energy plus static power over the makespan.
+    assert res.energy_j == pytest.approx(d.energy_j + h100.power.static_w * d.time_s, rel=1e-12)
+    assert res.avg_power_w["gpu0"] == pytest.approx(res.energy_j / res.latency_s)
+    assert res.bottleneck["resource"] == d.bound
+
+
+def test_single_stream_decode_is_the_serial_sum(h100, decode8b):
+    res = simulate(decode8b, h100)
+    serial = sum(cost(op, h100).time_s for op in decode8b.ops)
+    assert res.latency_s == pytest.approx(serial, rel=1e-9)
+    assert res.tokens == 8 and res.throughput_tok_s == pytest.approx(8 / res.latency_s)
+    # The critical path of one in-order stream is every operator, summing to the makespan.
+    assert sum(r["time_s"] for r in res.critical_path) == pytest.approx(res.latency_s)
+    assert res.bottleneck["bound"] == "memory"
+
+
+def _ring_system(tmp_path, n, bw="100 GB/s", latency="2 us"):
+    text = f"""
+id: ring{n}
+name: {n} GPUs in a ring
+kind: system
+source: a test topology
+devices:
+  - {{name: gpu, device: h100-sxm, count: {n}}}
+edges:
+  - mesh: gpu
+    shape: [{n}]
+    wrap: true
+    link: {{kind: nvlink, bandwidth: {bw}, latency: {latency}, energy_per_byte: 10 pJ/B}}
+"""
+    path = tmp_path / f"ring{n}.yaml"
+    path.write_text(text)
+    return hwmodels.load_system(path)
+
+
+def _links_only(op, device):
+    """A cost with nothing but the topology: collectives have no local work and no fixed time."""
+    if op.kind == "collective":
+        return Demands(op.name, {}, {}, 0.0, 0.0, op.kind)
+    return Demands(op.name, {"compute:tensor": 1.0}, {"compute:tensor": 1e3}, 0.0, 0.0, op.kind)
+
+
+@pytest.mark.parametrize("n", [3, 4, 8])
+def test_ring_all_reduce_matches_the_textbook_formula(tmp_path, n):
+    system = _ring_system(tmp_path, n)
+    payload = 64e6
+    g = one_op_graph(Collective(name="ar", collective="all_reduce", payload_bytes=payload, group="tp",
+                                group_size=n), tp=n)
+    for merge in (True, False):
+        res = simulate(g, system, algorithm="ring", cost_fn=_links_only, merge_steps=merge)
+        expected = 2 * (n - 1) / n * payload / 100e9 + 2 * (n - 1) * 2e-6
+        assert res.latency_s == pytest.approx(expected, rel=1e-9)
+
+
+def test_collective_alone_over_nvswitch_takes_its_analytic_cost():
+    # HGX H100 reduces in the switch (NVLS): P up and P down over each GPU's NVLink, two link
+    # latencies; routed over the system graph it takes exactly what the cost model says.
+    system = hwmodels.load_system("hgx-h100")
+    op = Collective(name="ar", collective="all_reduce", payload_bytes=256e6, group="tp", group_size=8)
+    res = simulate(one_op_graph(op, tp=8), system)
+    assert res.latency_s == pytest.approx(cost(op, system.devices["gpu0"]).time_s, rel=1e-9)
+
+
+def test_in_switch_all_reduce_is_cheaper_than_the_ring_on_nvswitch():
+    system = hwmodels.load_system("hgx-h100")
+    g = one_op_graph(Collective(name="ar", collective="all_reduce", payload_bytes=256e6, group="tp",
+                                group_size=8), tp=8)
+    ring = simulate(g, system, algorithm="ring", cost_fn=_links_only).latency_s
+    nvls = simulate(g, system, cost_fn=_links_only).latency_s
+    link = system.link("gpu0", "nvswitch")
+    # in-switch: P up and P down in parallel, two latencies; ring: 2(N-1)/N P, 14 latencies.
+    assert nvls == pytest.approx(256e6 / link.bandwidth_bytes_s + 2 * link.latency_s, rel=1e-9)
+    assert ring == pytest.approx(2 * 7 / 8 * 256e6 / link.bandwidth_bytes_s + 14 * link.latency_s, rel=1e-9)
+
+
+def _stage_graph(p, m, t_s=1e-3):
+    g = workloads.Graph("pipe", meta={"pp": p, "microbatches": m, "tokens": m})
+    prev = []
+    for s in range(p):
+        op = MatMul(name=f"s{s}", m=64, n=64, k=64, stage=s)
+        g.add(op, prev)
+        prev = [op.name]
+    return g
+
+
+def _fixed_time(op, device, t_s=1e-3):
+    return Demands(op.name, {"compute:tensor": t_s * 1e12}, {"compute:tensor": 1e12}, 0.0, 1.0, op.kind)
+
+
+@pytest.mark.parametrize("p,m", [(2, 1), (2, 4), (4, 4), (4, 8), (3, 5)])
+def test_pipeline_bubble_fraction(h100, p, m):
+    res = simulate(_stage_graph(p, m), h100, cost_fn=_fixed_time)
+    assert res.latency_s == pytest.approx((m + p - 1) * 1e-3)
+    tl = res.timeline
+    for _dev, part in tl.groupby("device"):
+        busy = part["duration"].sum()
+        assert 1 - busy / res.latency_s == pytest.approx((p - 1) / (m + p - 1))
+    assert len(set(tl["device"])) == p
+
+
+def test_pipeline_send_recv_uses_the_link_between_stages(h100):
+    g = workloads.Graph("pipe", meta={"pp": 2, "microbatches": 2})
+    a = g.add(MatMul(name="a", m=64, n=64, k=64, stage=0))
+    send = g.add(Collective(name="send", collective="send_recv", payload_bytes=45e6, group="pp", group_size=2,
+                            stage=0, peer_stage=1), [a])
+    g.add(MatMul(name="b", m=64, n=64, k=64, stage=1), [send])
+    res = simulate(g, h100, cost_fn=_links_only)
+    link = h100.links["nvlink"]
+    send_s = 45e6 / link.bandwidth_bytes_s + link.latency_s   # gpu0 -> nvswitch -> gpu1: one latency
+    mm = 1e-3
+    # mb0: a, send, b; mb1's a overlaps mb0's send; its send follows mb0's on the comm streams.
+    assert res.latency_s == pytest.approx(mm + 2 * send_s + mm if send_s > mm else 2 * mm + send_s + mm,
+                                          rel=1e-9)
+
+
+def test_tensor_parallel_decode_simulates_every_rank(decode8b):
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=8, context=512, tp=4)
+    res = simulate(g, "hgx-h100")
+    tl = res.timeline
+    assert set(tl["device"]) == {"gpu0", "gpu1", "gpu2", "gpu3"}
+    ar = tl[tl["kind"] == "collective"]
+    assert len(ar) > 0 and set(ar["device"]) == {"gpu0", "gpu1", "gpu2", "gpu3"}
+    # ranks are symmetric: each runs the same operators at the same times
+    per = tl[tl["kind"] != "collective"].groupby("device")["end"].max()
+    assert per.max() == pytest.approx(per.min())
+    assert res.latency_s < simulate(decode8b, "h100-sxm").latency_s
+
+
+def test_device_replicated_on_the_fly_for_tp():
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=4, context=256, tp=2)
+    res = simulate(g, hwmodels.load_device("h100-sxm"))
+    assert res.meta["devices"] == 2
+
+
+def test_moe_expert_parallel_all_to_all():
+    g = workloads.build_llm("mixtral-8x7b", "decode", batch=16, context=512, tp=2, ep=2)
+    res = simulate(g, "hgx-h100")
+    kinds = set(res.timeline["kind"])
+    assert "collective" in kinds and res.latency_s > 0
+
+
+def test_system_too_small_is_an_input_error(decode8b):
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=8, context=512, tp=8, pp=2)
+    with pytest.raises(InputError, match="needs 16 accelerators"):
+        simulate(g, "hgx-h100")
+
+
+def test_bad_knobs_are_input_errors(h100, decode8b):
+    with pytest.raises(InputError):
+        simulate(decode8b, h100, jitter=-1.0)
+    with pytest.raises(InputError):
+        simulate(decode8b, h100, scale={"memory:hbm": 0.0})
+    with pytest.raises(InputError):
+        simulate(workloads.Graph("empty"), h100)
+
+
+def test_sensitivity_is_resimulated(h100, decode8b):
+    res = simulate(decode8b, h100)
+    sens = res.sensitivity
+    assert "memory:hbm" in sens
+    faster = simulate(decode8b, h100, scale={"memory:hbm": 2.0}).latency_s
+    assert sens["memory:hbm"]["latency_s"] == pytest.approx(faster)
+    assert -0.5 <= sens["memory:hbm"]["change"] < 0
+
+
+def test_outputs_frame_dict_plot_and_trace(tmp_path, h100):
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=4, context=256, tp=2)
+    res = simulate(g, "hgx-h100")
+    frame = res.to_frame()
+    assert list(frame.columns[:3]) == ["op", "kind", "device"] and len(frame) == len(res.timeline)
+    d = res.to_dict()
+    json.dumps(d, allow_nan=False)
+    assert {"latency_s", "energy_j", "avg_power_w", "critical_path", "bottleneck", "sensitivity"} <= set(d)
+    fig = res.plot()
+    fig.savefig(tmp_path / "gantt.png")
+    trace = json.loads(res.write_trace(tmp_path / "t.json").read_text())
+    slices = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    counters = [e for e in trace["traceEvents"] if e["ph"] == "C"]
+    assert len(slices) == len(frame)
+    assert all("bound" in e["args"] for e in slices)
+    assert {e["name"] for e in counters} >= {"power_w", "memory:hbm B/s", "link:nvlink out B/s"}
+
+
+# ---------------------------------------------------------------- properties
+@settings(max_examples=25, deadline=None)
+@given(st.sampled_from(["memory:hbm", "compute:tensor", "memory:l2", "link:nvlink"]),
+       st.floats(1.0, 8.0), st.sampled_from([1, 16, 64]))
+def test_faster_resources_never_increase_makespan(key, factor, batch):
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=batch, context=256, tp=2)
+    base = simulate(g, "hgx-h100")
+    fast = simulate(g, "hgx-h100", scale={key: factor})
+    assert fast.latency_s <= base.latency_s * (1 + 1e-9)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**16), st.floats(0.0, 0.3))
+def test_energy_bounds_and_determinism(seed, jitter):
+    g = workloads.build_llm("llama-3.1-8b", "prefill", batch=1, prompt_len=128, tp=2)
+    a = simulate(g, "hgx-h100", seed=seed, jitter=jitter)
+    b = simulate(g, "hgx-h100", seed=seed, jitter=jitter)
+    assert a.latency_s == b.latency_s and a.energy_j == b.energy_j
+    assert a.timeline.equals(b.timeline)
+    static = sum(hwmodels.load_system("hgx-h100").devices[n].power.static_w for n in ("gpu0", "gpu1"))
+    assert a.energy_j >= static * a.latency_s
+    assert math.isfinite(a.energy_j)
