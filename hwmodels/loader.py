@@ -8,6 +8,7 @@ reported in the file and at the line that defines the offending field.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 from functools import lru_cache
 from pathlib import Path
@@ -63,10 +64,18 @@ def _catalog_files() -> dict[str, Path]:
     return {p.stem: p for p in sorted(CATALOG_DIR.glob("*.yaml"))}
 
 
+def _exists(path: Path, file: bool = False) -> bool:
+    """Whether ``path`` exists; an impossible name (NUL byte, too long) simply does not."""
+    try:
+        return path.is_file() if file else path.exists()
+    except (OSError, ValueError):
+        return False
+
+
 def _is_path(ref: str | Path) -> bool:
     if isinstance(ref, Path):
         return True
-    return "/" in ref or "\\" in ref or ref.endswith((".yaml", ".yml")) or Path(ref).is_file()
+    return "/" in ref or "\\" in ref or ref.endswith((".yaml", ".yml")) or _exists(Path(ref), file=True)
 
 
 def resolve_ref(ref: str | Path, relative_to: Path | None = None, **where) -> tuple[str, Path | None]:
@@ -76,11 +85,13 @@ def resolve_ref(ref: str | Path, relative_to: Path | None = None, **where) -> tu
     if not isinstance(ref, (str, Path)):
         raise InputError(f"expected a catalog id or a YAML file name, got {type(ref).__name__}", **where)
     if _is_path(ref):
-        path = Path(ref).expanduser()
-        if not path.is_absolute() and relative_to is not None and (relative_to / path).exists():
+        path = Path(ref)
+        with contextlib.suppress(RuntimeError):   # "~nosuchuser/x" stays as written
+            path = path.expanduser()
+        if not path.is_absolute() and relative_to is not None and _exists(relative_to / path):
             path = relative_to / path
-        if not path.exists():
-            raise InputError(f"hardware file '{ref}' not found", **where)
+        if not _exists(path, file=True):
+            raise InputError(f"hardware file '{ref}' not found (or not a file)", **where)
         return str(path.resolve()), path
     if ref == HOST_ID:
         return HOST_ID, None
