@@ -1,5 +1,228 @@
-"""Subcommands (placeholder until its issue lands)."""
+"""``ridgeline op`` (one operator on one device) and ``ridgeline roofline`` (a workload's roofline).
+
+``ridgeline op KIND --hw ID|FILE [--m --n --k ...] [--format json]``: the shape flags are the
+operator kind's own fields (``ridgeline op matmul --help`` lists every kind's fields); a field the
+kind does not have is an input error with a suggestion.
+
+``ridgeline roofline --hw ID|FILE [--hw ...] --model M [workload flags] [--out f.png|.svg]``: the
+per-operator roofline analysis, bound summary and the hierarchical roofline plot; several ``--hw``
+put the devices side by side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+from pathlib import Path
+
+from hwmodels.errors import InputError
+
+from .output import format_table, print_json
+
+# Workload flags, as ``ridgeline workload show`` takes them: (flag, dest, type, help).
+WORKLOAD_FLAGS = (
+    ("--phase", "phase", str, "prefill, decode or chunked"),
+    ("--batch", "batch", int, "sequences (decode) or prompts (prefill); ONNX: dynamic dims"),
+    ("--prompt-len", "prompt_len", int, "prompt tokens"),
+    ("--context", "context", int, "tokens already cached per sequence (decode, chunked)"),
+    ("--tp", "tp", int, "tensor parallelism"),
+    ("--pp", "pp", int, "pipeline parallelism"),
+    ("--ep", "ep", int, "expert parallelism"),
+    ("--microbatches", "microbatches", int, "pipeline microbatches"),
+    ("--dtype", "dtype", str, "activation dtype"),
+    ("--weight-dtype", "weight_dtype", str, "weight dtype (int4/int8: group-quantized)"),
+    ("--kv-dtype", "kv_dtype", str, "KV-cache dtype"),
+    ("--group-size", "group_size", int, "int4/int8 quantization group"),
+    ("--kv-placement", "kv_placement", str, "device, host or cxl"),
+    ("--spec-tokens", "spec_tokens", int, "speculative tokens verified per step"),
+    ("--draft", "draft", str, "draft model for speculative decoding"),
+    ("--acceptance", "acceptance", float, "per-token acceptance rate"),
+    ("--best-of", "best_of", int, "samples per prompt sharing its KV prefix"),
+    ("--kv-fraction", "kv_fraction", float, "sparse attention: fraction of the KV read"),
+    ("--chunk-size", "chunk_size", int, "chunked prefill: tokens per chunk"),
+    ("--moe-imbalance", "moe_imbalance", float, "MoE: busiest expert group's load over the mean"),
+    ("--unknown-ops", "unknown_ops", str, "ONNX: error or elementwise"),
+)
+# Field annotation -> argparse type for ``ridgeline op`` flags.
+_FIELD_TYPES = (("bool", None), ("float", float), ("int", int), ("str", str))
+_SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
+
+
+def _operator_fields() -> dict[str, tuple[object, set[str]]]:
+    """Every operator field (across kinds) -> (argparse type or None for bool, kinds having it)."""
+    from workloads import OPERATORS
+
+    out: dict[str, tuple[object, set[str]]] = {}
+    for kind, cls in OPERATORS.items():
+        for f in dataclasses.fields(cls):
+            if not f.init or f.name in _SKIP_FIELDS:
+                continue
+            annotation = str(f.type)
+            ftype = next((t for key, t in _FIELD_TYPES if key in annotation), str)
+            prev = out.get(f.name)
+            if prev is not None and prev[0] is not ftype and ftype is float:
+                prev = (float, prev[1])   # int in one kind, float in another: accept float
+            kinds = (prev[1] if prev else set()) | {kind}
+            out[f.name] = (prev[0] if prev else ftype, kinds)
+    return out
 
 
 def register(subparsers) -> None:
-    """Add this module's subcommands to ``subparsers``."""
+    """Add ``op`` and ``roofline``."""
+    from workloads import OPERATORS
+
+    op = subparsers.add_parser(
+        "op", help="cost of one operator on one device: latency, bound, intensity",
+        description="Cost of one operator on one device. Shape flags are the operator's fields: "
+                    + "; ".join(f"{k}: {', '.join(sorted(n for n, (_, ks) in _operator_fields().items() if k in ks))}"
+                                for k in sorted(OPERATORS)))
+    op.add_argument("kind", metavar="KIND", help=f"one of: {', '.join(sorted(OPERATORS))}")
+    op.add_argument("--hw", required=True, metavar="ID|FILE", help="catalog id or YAML (overlays too)")
+    for name, (ftype, _) in sorted(_operator_fields().items()):
+        flag = "--" + name.replace("_", "-")
+        if ftype is None:
+            op.add_argument(flag, dest=f"field_{name}", action=argparse.BooleanOptionalAction, default=None)
+        else:
+            op.add_argument(flag, dest=f"field_{name}", type=ftype, default=None)
+    op.add_argument("--algorithm", help="collective algorithm: ring, tree or in_switch (default: as NCCL)")
+    op.add_argument("--format", choices=("table", "json"), default="table")
+    op.set_defaults(func=cmd_op)
+
+    rl = subparsers.add_parser("roofline", help="per-operator roofline of a workload on devices, with a plot")
+    rl.add_argument("--hw", required=True, action="append", metavar="ID|FILE",
+                    help="catalog id or YAML; repeat to compare devices side by side")
+    rl.add_argument("--model", required=True, metavar="MODEL|config.json|workload.yaml|model.onnx")
+    for flag, dest, ftype, text in WORKLOAD_FLAGS:
+        rl.add_argument(flag, dest=dest, type=ftype, help=text)
+    rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf", help="write the roofline plot")
+    rl.add_argument("--top", type=int, default=15, help="operators listed in the table (largest time first)")
+    rl.add_argument("--format", choices=("table", "json"), default="table")
+    rl.set_defaults(func=cmd_roofline)
+
+
+def compute_device(ref: str):
+    """The device that runs operators for ``--hw``: a device, or a system's first accelerator."""
+    from hwmodels import Device, load_hardware
+
+    hw = load_hardware(ref)
+    if isinstance(hw, Device):
+        return hw
+    if not hw.accelerators:
+        raise InputError(f"system '{hw.id}' has no accelerators to run operators on", path="hw")
+    return hw.devices[hw.accelerators[0]]
+
+
+def op_report(op, device, demands) -> dict:
+    """The JSON of ``ridgeline op``: latency, FLOPs, bytes per level and link, bound, intensity."""
+    from roofline import nominal_time_s
+
+    flops = demands.flops
+    memory = {k.split(":", 1)[1]: v for k, v in demands.work.items() if k.startswith("memory:")}
+    links = {k.split(":", 1)[1]: v for k, v in demands.work.items() if k.startswith("link:")}
+    nominal = nominal_time_s(demands)
+    compute = [a / demands.peak_rates[k] for k, a in demands.work.items() if k.startswith("compute:")]
+    return {
+        "op": op.to_dict(), "device": device.id, "latency_s": demands.time_s, "bound": demands.bound,
+        "flops": flops, "flops_by_dtype": demands.flops_by_dtype, "bytes": memory, "link_bytes": links,
+        "intensity": {level: flops / b for level, b in {**memory, **{f"link:{k}": v for k, v in links.items()}}.items()
+                      if b > 0},
+        "peak_flops": flops / max(compute) if compute and max(compute) > 0 else 0.0,
+        "attainable_flops": flops / nominal if nominal > 0 else 0.0,
+        "achieved_flops": flops / demands.time_s if demands.time_s > 0 else 0.0,
+        "fixed_s": demands.fixed_s, "energy_j": demands.energy_j, "times_s": demands.times(),
+        "rates": demands.rates,
+    }
+
+
+def cmd_op(args) -> int:
+    from roofline import cost
+    from workloads import OPERATORS, make_operator
+
+    if args.kind not in OPERATORS:
+        from hwmodels.errors import unknown_name
+        raise unknown_name("operator kind", args.kind, OPERATORS, path="kind")
+    fields = {k[len("field_"):]: v for k, v in vars(args).items() if k.startswith("field_") and v is not None}
+    if args.algorithm is not None and args.kind != "collective":
+        raise InputError("--algorithm applies to collectives only", path="algorithm")
+    device = compute_device(args.hw)
+    op = make_operator(args.kind, name=args.kind, **fields)
+    if args.algorithm is not None:
+        from roofline.costs import cost_collective
+        demands = cost_collective(op, device, algorithm=args.algorithm)
+    else:
+        demands = cost(op, device)
+    report = op_report(op, device, demands)
+    if args.format == "json":
+        print_json(report)
+        return 0
+    rows = [("operator", f"{op.kind} {op.fields()}"), ("device", device.id),
+            ("latency", f"{report['latency_s'] * 1e6:.4g} us"), ("bound", report["bound"]),
+            ("FLOPs", f"{report['flops']:.4g}"),
+            *((f"bytes {k}", f"{v:.4g}") for k, v in report["bytes"].items()),
+            *((f"bytes link {k}", f"{v:.4g}") for k, v in report["link_bytes"].items()),
+            *((f"intensity {k}", f"{v:.4g} FLOP/B") for k, v in report["intensity"].items()),
+            ("peak FLOP/s", f"{report['peak_flops']:.4g}"),
+            ("attainable FLOP/s", f"{report['attainable_flops']:.4g}"),
+            ("achieved FLOP/s", f"{report['achieved_flops']:.4g}"),
+            ("fixed latency", f"{report['fixed_s'] * 1e6:.4g} us"),
+            ("energy", f"{report['energy_j']:.4g} J")]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    print()
+    print(format_table([{"resource": k, "work": demands.work[k], "rate": demands.rates[k], "time_s": t}
+                        for k, t in report["times_s"].items()], ["resource", "work", "rate", "time_s"]))
+    return 0
+
+
+def _workload(args):
+    from reports.cli_workload import MODEL_KNOBS, ONNX_KNOBS
+    from workloads import load_workload
+
+    suffix = Path(args.model).suffix.lower()
+    table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
+    given = {dest for _, dest, _, _ in WORKLOAD_FLAGS if getattr(args, dest, None) is not None}
+    extra = sorted("--" + d.replace("_", "-") for d in given - set(table))
+    if extra:
+        raise InputError(f"{', '.join(extra)} do(es) not apply to {args.model}", path="options")
+    return load_workload(args.model, **{table[d]: getattr(args, d) for d in given})
+
+
+def cmd_roofline(args) -> int:
+    from roofline import analyze, plot_rooflines
+
+    from .output import warn
+
+    graph = _workload(args)
+    for message in graph.meta.get("warnings", []):
+        warn(message)
+    analyses = [analyze(graph, compute_device(ref)) for ref in args.hw]
+    if args.out:
+        suffix = Path(args.out).suffix.lower()
+        if suffix not in (".png", ".svg", ".pdf"):
+            raise InputError(f"--out must end in .png, .svg or .pdf, got '{args.out}'", path="out")
+        import matplotlib
+        matplotlib.use("Agg")
+        fig = plot_rooflines(analyses, title=graph.name)
+        try:
+            fig.savefig(args.out, dpi=130)
+        except OSError as err:
+            raise InputError(f"cannot write the plot: {err.strerror}", path="out") from None
+    if args.format == "json":
+        docs = [a.to_dict() for a in analyses]
+        print_json(docs[0] if len(docs) == 1 else {"analyses": docs})
+        return 0
+    for a in analyses:
+        summary = a.bound_summary()
+        print(f"{graph.name} on {a.device.id}: {a.total_time_s * 1e3:.4g} ms (operators back to back), "
+              f"dominant bound {summary['dominant']}")
+        print("  time share by bound: " + ", ".join(f"{k} {v:.1%}" for k, v in summary.items() if k != "dominant"))
+        rows = sorted(a.rows(), key=lambda r: -r["time_s"])[:args.top]
+        main = f"intensity_memory_{a.device.main_memory}"
+        print(format_table([{"op": r["op"], "kind": r["kind"], "time_us": r["time_s"] * 1e6, "bound": r["bound"],
+                             "intensity": r[main], "attainable_TF": r["attainable_flops"] / 1e12,
+                             "achieved_TF": r["achieved_flops"] / 1e12} for r in rows],
+                           ["op", "kind", "time_us", "bound", "intensity", "attainable_TF", "achieved_TF"]))
+        print()
+    if args.out:
+        print(f"wrote {args.out}")
+    return 0

@@ -33,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from hwmodels.dtypes import dtype_bytes
 from hwmodels.errors import InputError
 
 from . import collectives as coll
@@ -262,19 +263,18 @@ def cost_attention(op, device) -> Demands:
 
 # -- collectives ----------------------------------------------------------------------------------
 @register_cost("collective")
-def cost_collective(op, device) -> Demands:
-    """A collective over the device's scale-up link: link bytes and per-step latency from the
-    algorithm (``op.algorithm`` if the operator names one, else what NCCL picks: in-switch
-    reduction where the link's switch offers it, the ring otherwise); memory traffic: every byte
-    sent is read and every byte received written, and a reduction reads the local chunk too."""
+def cost_collective(op, device, algorithm: str | None = None) -> Demands:
+    """A collective over the device's scale-up link: link bytes and per-step latency from
+    ``algorithm`` (default: what NCCL picks, in-switch reduction where the link's switch offers
+    it, the ring otherwise); memory traffic: every byte sent is read and every byte received
+    written, and a reduction reads the local chunk too."""
     b = DemandsBuilder(op.name, op.kind, device)
     link_name = b.info.scale_up_link
     if link_name is None:
         raise InputError(f"device '{device.id}' has no link for a {op.collective} over "
                          f"{op.group_size} ranks", path="links")
     link = device.links[link_name]
-    algorithm = getattr(op, "algorithm", None) or coll.choose_algorithm(op.collective,
-                                                                        link.in_network_reduction)
+    algorithm = algorithm or coll.choose_algorithm(op.collective, link.in_network_reduction)
     steps = coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
     sent = coll.link_bytes(steps)
     b.link(link_name, sent)
@@ -286,3 +286,15 @@ def cost_collective(op, device) -> Demands:
         _add_flops(b, op.flops())
     b.fixed(coll.latency_s(steps, link.latency_s))
     return b.build()
+
+
+def gemm_shape_utilization(m: float, n: float, k: float, device, dtype: str = "bf16",
+                           instances: float = 1.0) -> float:
+    """Fraction of the matrix engine's peak the shape of an (m x k) @ (k x n) GEMM allows on
+    ``device`` (tile padding x wave quantization with the tile the kernel picks). Calibration
+    divides a measured efficiency by this before fitting a size curve."""
+    b = DemandsBuilder("shape", "matmul", device)
+    flops = {("matrix", dtype): 2.0 * m * n * k * instances}
+    e = dtype_bytes(dtype)
+    return choose_tile(b, float(m), float(n), float(k), float(instances), flops,
+                       instances * m * k * e, instances * k * n * e)[2]
