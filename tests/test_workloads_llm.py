@@ -1,0 +1,334 @@
+"""LLM builders: parameter counts, FLOPs, KV bytes, parallelism, knobs, bad input.
+
+Parameter counts are computed here by hand from each architecture's arithmetic and compared
+both with the builder (exactly) and with the published totals of model_configs.md.
+"""
+
+import json
+
+import pytest
+
+from hwmodels.errors import InputError
+from workloads import build_llm, expected_tokens, load_config, load_workload
+
+
+def dense(h, layers, heads, kv, inter, vocab, tied=False, qkv_bias=False):
+    d = h // heads
+    attn = 2 * h * h + 2 * h * kv * d + ((h + 2 * kv * d) if qkv_bias else 0)
+    layer = attn + 3 * h * inter + 2 * h                  # + SwiGLU MLP + two RMSNorms
+    return layers * layer + vocab * h * (1 if tied else 2) + h
+
+
+def mixtral(active=False):
+    h, inter, experts, top_k = 4096, 14336, 8, 2
+    attn = 2 * h * h + 2 * h * 1024
+    used = top_k if active else experts
+    layer = attn + used * 3 * h * inter + h * experts + 2 * h
+    return 32 * layer + 2 * 32000 * h + h
+
+
+def gpt3():
+    h = 12288
+    layer = 4 * h * h + 4 * h + 2 * h * 4 * h + 4 * h + h + 4 * h   # attn+biases, MLP+biases, 2 LayerNorms
+    return 96 * layer + 50257 * h + 2048 * h + 2 * h                # tied token emb, learned positions
+
+
+def mamba():
+    d, d_in, n, conv, vocab = 2560, 5120, 16, 4, 50280
+    dt_rank = 160                                              # ceil(2560 / 16)
+    layer = (d * 2 * d_in + d_in * conv + d_in + d_in * (dt_rank + 2 * n) + dt_rank * d_in + d_in
+             + d_in * n + d_in + d_in * d + d)
+    return 64 * layer + vocab * d + d
+
+
+def deepseek_v2_lite(active=False):
+    h, heads, nope, rope, v, rank = 2048, 16, 128, 64, 128, 512
+    attn = (h * heads * (nope + rope) + h * (rank + rope) + rank + rank * heads * (nope + v)
+            + heads * v * h)
+    expert = 3 * h * 1408
+    moe = (6 if active else 64) * expert + 2 * expert + h * 64
+    dense_layer = attn + 3 * h * 10944 + 2 * h
+    return dense_layer + 26 * (attn + moe + 2 * h) + 2 * 102400 * h + h
+
+
+PUBLISHED = {  # model_configs.md, in parameters
+    "llama-2-7b": (dense(4096, 32, 32, 32, 11008, 32000), 6.74e9),
+    "llama-2-13b": (dense(5120, 40, 40, 40, 13824, 32000), 13.0e9),
+    "llama-2-70b": (dense(8192, 80, 64, 8, 28672, 32000), 69.0e9),
+    "llama-3.1-8b": (dense(4096, 32, 32, 8, 14336, 128256), 8.03e9),
+    "llama-3.1-70b": (dense(8192, 80, 64, 8, 28672, 128256), 70.6e9),
+    "mistral-7b": (dense(4096, 32, 32, 8, 14336, 32000), 7.24e9),
+    "mixtral-8x7b": (mixtral(), 46.7e9),
+    "qwen2.5-7b": (dense(3584, 28, 28, 4, 18944, 152064, qkv_bias=True), 7.62e9),
+    "qwen2.5-72b": (dense(8192, 80, 64, 8, 29568, 152064, qkv_bias=True), 72.7e9),
+    "gpt3-175b": (gpt3(), 175e9),
+    "mamba-2.8b": (mamba(), 2.8e9),
+    "deepseek-v2-lite": (deepseek_v2_lite(), 15.7e9),
+}
+
+
+@pytest.mark.parametrize("model", sorted(PUBLISHED))
+def test_param_count_matches_hand_count_and_published(model):
+    by_hand, published = PUBLISHED[model]
+    graph = build_llm(model, "decode", context=16)
+    assert graph.params() == by_hand
+    # '2.8b' is Mamba's name, rounded; its exact count (2.768 B, as the model card says 2.77 B) is 1.1% below
+    tolerance = 0.012 if model == "mamba-2.8b" else 0.01
+    assert abs(by_hand / published - 1) < tolerance
+
+
+def test_active_params_of_moe_models():
+    assert build_llm("mixtral-8x7b", "decode").params(active=True) == mixtral(active=True)
+    assert abs(mixtral(active=True) / 12.9e9 - 1) < 0.01
+    active = build_llm("deepseek-v2-lite", "decode").params(active=True)
+    assert active == deepseek_v2_lite(active=True)
+    # DeepSeek's "2.4 B activated" leaves out the input embedding (a lookup): 2.45 B
+    assert abs((active - 102400 * 2048) / 2.4e9 - 1) < 0.025
+
+
+@pytest.mark.parametrize("model,ctx", [("llama-3.1-8b", 4000), ("llama-2-7b", 100), ("qwen2.5-7b", 2048)])
+def test_decode_flops_are_two_per_weight_plus_attention(model, ctx):
+    cfg = load_config(model)
+    graph = build_llm(model, "decode", batch=1, context=ctx)
+    h, L = cfg.hidden, cfg.layers
+    non_matmul = cfg.vocab * h + (2 * L + 1) * h       # embedding lookup and norm weights
+    if cfg.qkv_bias:
+        non_matmul += L * (h + 2 * cfg.kv_heads * cfg.head_dim)
+    attention = L * 2 * cfg.heads * (ctx + 1) * cfg.head_dim * 2   # QK^T + PV over ctx + 1 keys
+    matrix = graph.summary()["flops_by_engine"]["matrix"]
+    assert matrix == 2 * (PUBLISHED[model][0] - non_matmul) + attention
+    assert graph.meta["tokens"] == 1
+
+
+def test_prefill_attention_is_causal_half():
+    P, B = 1024, 2
+    graph = build_llm("llama-2-7b", "prefill", batch=B, prompt_len=P)
+    attn = [op for op in graph.ops if op.kind == "attention"]
+    assert len(attn) == 32
+    assert attn[0].flops()[("matrix", "bf16")] == 2 * B * 32 * (P * (P + 1) / 2) * 128 * 2
+    lm_head = graph.op("lm_head")
+    assert lm_head.m == B                                # logits only for each prompt's last token
+    assert graph.meta["tokens"] == B and graph.meta["tokens_processed"] == B * P
+
+
+@pytest.mark.parametrize("model,kv_dtype,per_token", [
+    ("llama-3.1-70b", "bf16", 2 * 80 * 8 * 128 * 2),
+    ("llama-2-7b", "fp8", 2 * 32 * 32 * 128 * 1),
+    ("deepseek-v2-lite", "bf16", 27 * (512 + 64) * 2),       # MLA: the compressed latent
+])
+def test_kv_cache_bytes(model, kv_dtype, per_token):
+    B, C = 4, 1000
+    s = build_llm(model, "decode", batch=B, context=C, kv_dtype=kv_dtype).summary()
+    assert s["kv_cache_bytes"] == B * (C + 1) * per_token
+    assert s["meta"]["kv_bytes_per_token"] == per_token
+
+
+def test_sliding_window_caps_cache_and_mamba_has_state_only():
+    s = build_llm("mistral-7b", "decode", batch=1, context=10000).summary()
+    assert s["kv_cache_bytes"] == 4096 * 2 * 32 * 8 * 128 * 2
+    m = build_llm("mamba-2.8b", "decode", batch=3, context=5000).summary()
+    assert m["kv_cache_bytes"] == 0
+    assert m["state_bytes"] == 64 * 3 * 5120 * 16 * 2
+
+
+@pytest.mark.parametrize("model,tp,ep,replicated", [
+    ("llama-3.1-70b", 8, 1, (2 * 80 + 1) * 8192),
+    ("qwen2.5-7b", 4, 1, (2 * 28 + 1) * 3584),                    # q/k/v biases are column-parallel
+    ("mixtral-8x7b", 8, 1, (2 * 32 + 1) * 4096 + 32 * 4096 * 8),    # norms + router gates
+    ("mixtral-8x7b", 8, 8, (2 * 32 + 1) * 4096 + 32 * 4096 * 8),    # one whole expert per rank
+    ("deepseek-v2-lite", 4, 1,                                      # norms, gates, MLA down-projection
+     (2 * 27 + 1) * 2048 + 26 * 2048 * 64 + 27 * (2048 * 576 + 512)),
+])
+def test_tensor_parallel_shards_weights_exactly(model, tp, ep, replicated):
+    whole = build_llm(model, "decode", batch=8).params()
+    rank = build_llm(model, "decode", batch=8, tp=tp, ep=ep).params()
+    assert tp * rank == whole + (tp - 1) * replicated
+
+
+def test_tensor_parallel_collectives():
+    B = 8
+    graph = build_llm("llama-3.1-70b", "decode", batch=B, context=100, tp=8)
+    colls = [op for op in graph.ops if op.kind == "collective"]
+    reduces = [c for c in colls if c.collective == "all_reduce"]
+    assert len(reduces) == 2 * 80 + 1                    # after o_proj and down_proj, plus the embedding
+    assert all(c.group == "tp" and c.group_size == 8 and c.payload_bytes == B * 8192 * 2 for c in reduces)
+    (gather,) = [c for c in colls if c.collective == "all_gather"]
+    assert gather.payload_bytes == B * 128256 * 2
+    q = graph.op("model.layers.0.self_attn.q_proj")
+    assert (q.k, q.n) == (8192, 8192 // 8)
+    assert graph.meta["tp"] == 8
+
+
+def test_pipeline_stages_and_send_recv():
+    graph = build_llm("llama-2-7b", "decode", batch=8, pp=3, microbatches=2)
+    layer_stage = {i: graph.op(f"model.layers.{i}.input_layernorm").stage for i in range(32)}
+    assert [sum(1 for s in layer_stage.values() if s == k) for k in range(3)] == [11, 11, 10]
+    sends = [op for op in graph.ops if op.kind == "collective" and op.collective == "send_recv"]
+    assert [(s.stage, s.peer_stage) for s in sends] == [(0, 1), (1, 2)]
+    assert all(s.payload_bytes == 4 * 4096 * 2 and s.group == "pp" for s in sends)   # 4 seqs per microbatch
+    assert graph.op("model.embed_tokens").stage == 0 and graph.op("lm_head").stage == 2
+    assert graph.meta["microbatches"] == 2 and graph.meta["tokens"] == 8
+
+
+def test_expert_parallel_all_to_all():
+    T = 64
+    graph = build_llm("mixtral-8x7b", "decode", batch=T, tp=8, ep=8, moe_imbalance=1.25)
+    p = "model.layers.0.block_sparse_moe."
+    dispatch, combine = graph.op(p + "dispatch"), graph.op(p + "combine")
+    assert dispatch.collective == combine.collective == "all_to_all"
+    assert dispatch.group == "ep" and dispatch.payload_bytes == (T / 8) * 2 * 4096 * 2
+    w1 = graph.op(p + "experts.w1")
+    assert (w1.experts_held, w1.n) == (1, 14336)            # a whole expert per rank
+    assert w1.flops()[("matrix", "bf16")] == pytest.approx(2 * (T * 2 / 8) * 1.25 * 4096 * 14336)
+
+
+def test_moe_decode_reads_only_hit_experts():
+    one = build_llm("mixtral-8x7b", "decode", batch=1).op("model.layers.0.block_sparse_moe.experts.w1")
+    assert one.experts == 2 and one.inputs[1].shape == (2, 4096, 14336)
+    many = build_llm("mixtral-8x7b", "decode", batch=256).op("model.layers.0.block_sparse_moe.experts.w1")
+    assert many.experts == 8
+    assert many.flops()[("matrix", "bf16")] == pytest.approx(2 * 256 * 2 * 4096 * 14336)
+
+
+def test_speculative_decoding_with_a_draft(tmp_path):
+    draft = tmp_path / "draft.json"
+    draft.write_text(json.dumps({"model_type": "llama", "hidden_size": 512, "num_hidden_layers": 2,
+                                 "num_attention_heads": 8, "intermediate_size": 1024, "vocab_size": 32000}))
+    k, a, B = 4, 0.8, 2
+    graph = build_llm("llama-2-7b", "decode", batch=B, context=500, spec_tokens=k, draft=str(draft),
+                      acceptance=a)
+    assert graph.meta["tokens"] == pytest.approx(B * (1 - a ** (k + 1)) / (1 - a))
+    verify = graph.op("model.layers.0.self_attn.attn")
+    assert (verify.q_len, verify.kv_len) == (k + 1, 500 + k + 1)
+    draft_steps = [op for op in graph.ops if op.kind == "attention" and op.name.startswith("draft.")]
+    assert len(draft_steps) == k * 2 and all(op.q_len == 1 for op in draft_steps)
+    draft_params = 2 * (2 * 512 * 512 * 2 + 3 * 512 * 1024 + 2 * 512) + 2 * 32000 * 512 + 512
+    assert graph.params() == PUBLISHED["llama-2-7b"][0] + draft_params     # draft weights counted once
+    # the draft's steps run before the verification
+    order = [op.name for op in graph.ops]
+    assert order.index("draft.step3.lm_head") < order.index("model.embed_tokens")
+
+
+def test_expected_tokens_formula():
+    assert expected_tokens(0, 0.5) == 1
+    assert expected_tokens(3, 0.5) == pytest.approx(1 + 0.5 + 0.25 + 0.125)
+    assert expected_tokens(4, 1.0) == 5
+
+
+def test_best_of_n_reads_the_shared_prefix_once():
+    P, C, N, B = 1000, 1200, 4, 2
+    graph = build_llm("llama-2-7b", "decode", batch=B, best_of=N, prompt_len=P, context=C)
+    attn = graph.op("model.layers.0.self_attn.attn")
+    kv_read = sum(t.bytes for t in attn.inputs if t.role == "kv")
+    assert kv_read == (B * P + B * N * (C - P)) * 2 * 32 * 128 * 2
+    assert graph.meta["tokens"] == B * N
+    s = graph.summary()
+    assert s["kv_cache_bytes"] == 32 * (B * P + B * N * (C + 1 - P)) * 2 * 32 * 128 * 2
+
+
+def test_sparse_attention_and_kv_placement():
+    full = build_llm("llama-3.1-8b", "decode", batch=4, context=8000)
+    sparse = build_llm("llama-3.1-8b", "decode", batch=4, context=8000, kv_fraction=0.25,
+                       kv_placement="cxl")
+    fa, sa = full.op("model.layers.0.self_attn.attn"), sparse.op("model.layers.0.self_attn.attn")
+    assert sa.total_flops == pytest.approx(fa.total_flops / 4)
+    kv_full = sum(t.bytes for t in fa.inputs if t.role == "kv")
+    kv_sparse = sum(t.bytes for t in sa.inputs if t.role == "kv")
+    assert kv_sparse == kv_full / 4
+    assert {t.placement for t in (*sa.inputs, *sa.outputs) if t.role == "kv"} == {"cxl"}
+
+
+def test_int4_weights():
+    graph = build_llm("llama-2-7b", "decode", weight_dtype="int4", group_size=128)
+    q = graph.op("model.layers.0.self_attn.q_proj")
+    w = q.inputs[1]
+    assert w.dtype == "int4" and w.bytes == 4096 * 4096 / 2 + 4096 * 4096 / 128 * 2.5
+    assert q.flops()[("vector", "bf16")] == 2 * 4096 * 4096
+    assert graph.op("lm_head").inputs[1].dtype == "bf16"       # embeddings and head stay unquantized
+
+
+def test_chunked_prefill_mixes_a_chunk_and_decodes():
+    graph = build_llm("llama-3.1-8b", "chunked", batch=32, prompt_len=2048, chunk_size=512, chunk_start=512,
+                      context=1000)
+    chunk, dec = graph.op("model.layers.0.self_attn.attn.0"), graph.op("model.layers.0.self_attn.attn.1")
+    assert (chunk.batch, chunk.q_len, chunk.kv_len) == (1, 512, 1024)
+    assert (dec.batch, dec.q_len, dec.kv_len) == (32, 1, 1001)
+    assert graph.op("model.layers.0.mlp.gate_proj").m == 512 + 32
+    assert set(graph.deps("model.layers.0.self_attn.o_proj")) == {chunk.name, dec.name}
+    assert graph.meta["tokens"] == 32                         # the chunk does not finish its prompt
+
+
+def test_deepseek_mla_uses_the_latent():
+    graph = build_llm("deepseek-v2-lite", "decode", batch=2, context=99)
+    attn = graph.op("model.layers.0.self_attn.attn")
+    assert (attn.heads, attn.kv_heads, attn.head_dim, attn.v_head_dim, attn.latent_kv) == (16, 1, 576, 512, True)
+    assert "model.layers.0.mlp.gate_proj" in graph                       # first layer dense
+    assert "model.layers.1.mlp.experts.gate_proj" in graph
+    assert "model.layers.1.mlp.shared_experts.gate_proj" in graph
+
+
+def test_context_beyond_max_positions_is_a_warning():
+    graph = build_llm("llama-2-7b", "decode", context=5000)
+    assert any("max_position_embeddings 4096" in w for w in graph.meta["warnings"])
+    assert build_llm("llama-2-7b", "decode", context=100).meta["warnings"] == []
+
+
+@pytest.mark.parametrize("kwargs,field,fragment", [
+    ({"batch": 0}, "batch", "positive"),
+    ({"prompt_len": -5}, "prompt_len", "positive"),
+    ({"context": 0}, "context", "positive"),
+    ({"phase": "prefil"}, None, "prefill"),
+    ({"tp": 3}, "tp", "tp values that work: 1, 2, 4, 8"),
+    ({"tp": 16}, "tp", "num_key_value_heads=8"),
+    ({"ep": 2}, "ep", "no experts"),
+    ({"kv_fraction": 0}, "kv_fraction", "(0, 1]"),
+    ({"acceptance": 1.5, "spec_tokens": 2}, "acceptance", "[0, 1]"),
+    ({"dtype": "fp7"}, "dtype", "fp7"),
+    ({"kv_placement": "disk"}, "kv_placement", "disk"),
+    ({"batch": 3, "microbatches": 2}, "microbatches", "multiple"),
+    ({"pp": 99}, "pp", "exceeds"),
+])
+def test_bad_knobs(kwargs, field, fragment):
+    with pytest.raises(InputError) as info:
+        build_llm("llama-3.1-70b", **{"phase": "decode", **kwargs})
+    problem = info.value.problems[0]
+    assert fragment in str(problem)
+    if field:
+        assert problem.path == field
+
+
+def test_ep_must_match_tp_and_mamba_has_no_tp():
+    with pytest.raises(InputError, match="ep must be 1 or equal tp"):
+        build_llm("mixtral-8x7b", tp=8, ep=4)
+    with pytest.raises(InputError, match="Mamba"):
+        build_llm("mamba-2.8b", tp=2)
+
+
+def test_unknown_model_suggests():
+    with pytest.raises(InputError) as info:
+        load_workload("llama-3-8b")
+    assert info.value.problems[0].suggestion == "llama-3.1-8b"
+
+
+def test_config_json_missing_keys_are_named(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 8,
+                                "intermediate_size": 64}))
+    with pytest.raises(InputError) as info:
+        build_llm(str(path))
+    text = str(info.value)
+    assert "hidden_size" in text and "vocab_size" in text and str(path) in text
+    path.write_text('{"model_type": "llama",\n "hidden_size": 64,,}')
+    with pytest.raises(InputError) as info:
+        build_llm(str(path))
+    assert info.value.problems[0].line == 2
+    path.write_text(json.dumps({"model_type": "bert"}))
+    with pytest.raises(InputError, match="model_type"):
+        build_llm(str(path))
+
+
+def test_users_config_json_loads_like_a_bundled_one(tmp_path):
+    path = tmp_path / "my-llama.json"
+    cfg = json.loads(json.dumps(load_config("llama-2-7b").raw))
+    path.write_text(json.dumps(cfg))
+    assert load_workload(str(path), phase="decode").params() == PUBLISHED["llama-2-7b"][0]
