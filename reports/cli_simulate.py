@@ -1,5 +1,126 @@
-"""Subcommands (placeholder until its issue lands)."""
+"""``ridgeline simulate``: play a workload over a device or a system in time.
+
+Latency (makespan), throughput, energy and power per device, the bottleneck that owns the
+critical path, the critical path's top operators, the 2x what-ifs and, with ``--trace``, a
+Perfetto trace. ``ridgeline op`` stays the single-operator path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hwmodels.units import format_quantity
+
+from .cli_workload import MODEL_KNOBS, ONNX_KNOBS, _given, _knobs
+from .output import format_table, print_json, warn
 
 
 def register(subparsers) -> None:
-    """Add this module's subcommands to ``subparsers``."""
+    """Add ``simulate``."""
+    p = subparsers.add_parser("simulate", help="simulate a workload over hardware in time (contention, "
+                                               "parallelism, collectives, energy, bottleneck)")
+    p.add_argument("--hw", required=True, metavar="ID|FILE", help="device or system (catalog id or YAML)")
+    p.add_argument("--model", required=True, metavar="ID|config.json|workload.yaml|model.onnx")
+    p.add_argument("--phase", choices=("prefill", "decode", "chunked"))
+    p.add_argument("--batch", type=int, help="sequences (decode) or prompts (prefill)")
+    p.add_argument("--prompt-len", dest="prompt_len", type=int)
+    p.add_argument("--context", type=int, help="tokens already cached per sequence (decode, chunked)")
+    p.add_argument("--tp", type=int, help="tensor-parallel ranks (a device is replicated on the fly)")
+    p.add_argument("--pp", type=int, help="pipeline stages")
+    p.add_argument("--ep", type=int, help="expert-parallel ranks")
+    p.add_argument("--microbatches", type=int, help="micro-batches through the pipeline")
+    p.add_argument("--dtype")
+    p.add_argument("--weight-dtype", dest="weight_dtype")
+    p.add_argument("--kv-dtype", dest="kv_dtype")
+    p.add_argument("--kv-placement", dest="kv_placement", choices=("device", "host", "cxl"))
+    p.add_argument("--chunk-size", dest="chunk_size", type=int)
+    p.add_argument("--moe-imbalance", dest="moe_imbalance", type=float)
+    p.add_argument("--algorithm", choices=("ring", "tree", "in_switch"),
+                   help="collective algorithm (default: in-switch where the switch reduces, else ring)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jitter", type=float, default=0.0,
+                   help="relative spread of each operator's work (stragglers), seeded")
+    p.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
+    p.add_argument("--plot", metavar="FILE", help="write a Gantt chart (PNG/SVG)")
+    p.add_argument("--top", type=int, default=10, help="critical-path operators to list")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_simulate)
+
+
+def load_inputs(args):
+    """(graph, hardware) from the command's options."""
+    from hwmodels import load_hardware
+    from hwmodels.errors import InputError
+    from workloads import load_workload
+
+    suffix = Path(args.model).suffix.lower()
+    table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
+    extra = _given(args, table)
+    if extra:
+        raise InputError(f"{', '.join(extra)} do(es) not apply to {args.model}", path="options")
+    graph = load_workload(args.model, **_knobs(args, table))
+    for message in graph.meta.get("warnings", []):
+        warn(message)
+    return graph, load_hardware(args.hw)
+
+
+def cmd_simulate(args) -> int:
+    from hwmodels.errors import InputError
+    from simulator import simulate
+
+    if args.top < 0:
+        raise InputError("--top must be >= 0", path="top")
+    graph, hardware = load_inputs(args)
+    res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm)
+    if args.trace:
+        res.write_trace(args.trace)
+    if args.plot:
+        res.plot().savefig(args.plot)
+    for dev in res.over_tdp:
+        warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
+    if args.format == "json":
+        print_json(res.to_dict())
+        return 0
+    print(render(res, args.top))
+    return 0
+
+
+def render(res, top: int = 10) -> str:
+    """The result as text: headline, power per device, critical path, what-ifs."""
+    meta = res.meta
+    head = [("workload", f"{meta.get('model', '')} {meta.get('phase', '')} batch={meta.get('batch', '')}"),
+            ("hardware", f"{meta['system']} ({meta['devices']} accelerator(s); tp={meta.get('tp', 1)} "
+                         f"pp={meta.get('pp', 1)} ep={meta.get('ep', 1)})"),
+            ("latency", format_quantity(res.latency_s, "time"))]
+    if res.throughput_tok_s:
+        head += [("tokens", f"{res.tokens:g}"), ("throughput", f"{res.throughput_tok_s:.4g} tok/s")]
+    head += [("energy", f"{res.energy_j:.4g} J (dynamic {res.dynamic_energy_j:.4g}, static "
+                        f"{res.static_energy_j:.4g})")]
+    if res.energy_per_token_j:
+        head.append(("energy/token", f"{res.energy_per_token_j:.4g} J"))
+    b = res.bottleneck
+    if b["resource"]:
+        head.append(("bottleneck", f"{b['resource']} ({b['bound']}-bound, {b['share']:.1%} of the critical path)"))
+    width = max(len(k) for k, _ in head)
+    lines = [f"{k.ljust(width)}  {v}" for k, v in head]
+    power = [{"device": d, "avg_power_w": p, "tdp_w": res.tdp_w[d],
+              "over_tdp": "YES" if d in res.over_tdp else "",
+              **{k: f"{u:.1%}" for k, u in sorted(res.utilisation.get(d, {}).items())
+                 if k.split(":")[0] in ("compute", "memory") and u > 0.005}}
+             for d, p in res.avg_power_w.items()]
+    lines += ["", format_table(power[:16])]
+    if len(power) > 16:
+        lines.append(f"... {len(power) - 16} more devices")
+    path = sorted(res.critical_path, key=lambda r: -r["time_s"])[:top]
+    if path:
+        rows = [{"op": r["op"], "kind": r["kind"], "time_s": r["time_s"], "share": f"{r['share']:.1%}",
+                 "limited_by": max(r["by_resource"], key=r["by_resource"].get) if r["by_resource"] else ""}
+                for r in path]
+        lines += ["", f"critical path: top {len(rows)} of {len(res.critical_path)} operators",
+                  format_table(rows)]
+    sens = res.sensitivity
+    if sens:
+        rows = [{"if 2x faster": k, "latency_s": v["latency_s"], "change": f"{v['change']:+.1%}"}
+                for k, v in sens.items()]
+        lines += ["", format_table(rows)]
+    return "\n".join(lines)

@@ -63,16 +63,18 @@ class SimResult:
         makespan = res.makespan_s
         system = plan.system
         # Energy: dynamic per operator instance (per node it ran on) + static x makespan.
-        dyn: dict[str, float] = dict.fromkeys(system.accelerators, 0.0)
+        # Only the accelerators the workload is placed on count (a system may have idle ones).
+        used = plan.used_nodes()
+        dyn: dict[str, float] = dict.fromkeys(used, 0.0)
         for info in infos:
             for n in info.workers:
                 dyn[n] = dyn.get(n, 0.0) + info.energy_j
-        static_w = {n: system.devices[n].power.static_w for n in system.accelerators}
-        tdp = {n: system.devices[n].power.tdp_w for n in system.accelerators}
+        static_w = {n: system.devices[n].power.static_w for n in used}
+        tdp = {n: system.devices[n].power.tdp_w for n in used}
         static_e = sum(w * makespan for w in static_w.values())
         dyn_e = sum(dyn.values())
         power = {n: (dyn.get(n, 0.0) + static_w[n] * makespan) / makespan if makespan > 0 else static_w[n]
-                 for n in system.accelerators}
+                 for n in used}
         over = [n for n, p in power.items() if p > tdp[n] > 0]
         # Utilisation of every resource, grouped by device.
         util: dict[str, dict[str, float]] = {}
@@ -93,7 +95,7 @@ class SimResult:
             avg_power_w=power, tdp_w=tdp, over_tdp=over, utilisation=util, timeline=timeline,
             critical_path=path, bottleneck=_bottleneck(path), events=res.events,
             meta={**meta, "system": system.id, "seed": seed, "jitter": jitter, "scale": scale,
-                  "devices": len(system.accelerators)},
+                  "devices": len(used)},
             _plan=plan, _infos=infos,
             _run={"seed": seed, "jitter": jitter, "scale": scale,
                   "spans": list(zip(res.start_s, res.end_s, res.flow_start_s))})

@@ -124,6 +124,10 @@ class Plan:
     def node(self, stage: int, rank: int) -> str:
         return self.system.accelerators[stage * self.width + rank]
 
+    def used_nodes(self) -> list[str]:
+        """The accelerators the graph is placed on, in rank order."""
+        return [self.node(s, r) for s in range(self.pp) for r in range(self.width)]
+
     def device(self, node: str):
         return self.system.devices[node]
 
