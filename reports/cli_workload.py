@@ -72,7 +72,7 @@ def cmd_show(args) -> int:
     table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
     extra = _given(args, table)
     if extra:
-        raise InputError(f"{', '.join(extra)} do(es) not apply to {args.ref}", path="options")
+        raise InputError(f"option(s) {', '.join(extra)} do not apply to {args.ref}", path="options")
     graph = load_workload(args.ref, **_knobs(args, table))
     for message in graph.meta.get("warnings", []):
         warn(message)

@@ -225,8 +225,15 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
         cycle = None
     if cycle:
         chain = " -> ".join([a for a, _ in cycle] + [cycle[0][0]])
-        first = by_name[cycle[0][1]]
-        raise doc.error(f"dependency cycle: {chain}", (*first.path, "after"))
+        # point at an explicit reference that closes the cycle (implicit "follows the previous op"
+        # edges have no line of their own)
+        where = by_name[cycle[0][1]].path
+        for u, v in cycle:
+            explicit = [w for ref, w in by_name[v].deps if w and _resolve(ref, by_name[v].scope, names) == u]
+            if explicit:
+                where = explicit[0]
+                break
+        raise doc.error(f"dependency cycle: {chain}", where)
     for s in specs:
         if s.source:
             target = _resolve(s.source[0], s.scope, names)

@@ -1,0 +1,71 @@
+"""`ridgeline workload list/show`: JSON on stdout, exit code 2 and one clear line for bad input."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from reports.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "workloads" / "toy_decoder.yaml"
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_list_json(capsys):
+    code, out, _ = run(capsys, "workload", "list", "--format", "json")
+    assert code == 0
+    rows = {r["id"]: r for r in json.loads(out)}
+    assert len(rows) == 12
+    assert rows["llama-2-7b"]["params"] == 6738415616
+    assert rows["mixtral-8x7b"]["active_params"] < rows["mixtral-8x7b"]["params"]
+
+
+def test_list_table(capsys):
+    code, out, _ = run(capsys, "workload", "list")
+    assert code == 0 and "deepseek-v2-lite" in out and "70.6 B" in out
+
+
+def test_show_json_has_the_contract_keys(capsys):
+    B, C = 4, 2000
+    code, out, err = run(capsys, "workload", "show", "llama-3.1-8b", "--phase", "decode", "--batch", str(B),
+                         "--context", str(C), "--kv-dtype", "fp8", "--format", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert {"params", "flops", "bytes", "kv_cache_bytes", "ops", "by_kind"} <= set(doc)
+    assert doc["kv_cache_bytes"] == B * (C + 1) * 2 * 32 * 8 * 128 * 1
+    assert set(doc["bytes"]) == {"weight", "activation", "kv", "state"}
+    assert doc["by_kind"]["attention"]["ops"] == 32
+
+
+def test_show_table_for_tp_and_yaml(capsys):
+    code, out, _ = run(capsys, "workload", "show", "llama-3.1-70b", "--tp", "8")
+    assert code == 0 and "one tensor-parallel rank" in out and "collective" in out
+    code, out, _ = run(capsys, "workload", "show", str(EXAMPLE))
+    assert code == 0 and "toy-decoder" in out
+
+
+def test_context_beyond_max_positions_warns_on_stderr(capsys):
+    code, out, err = run(capsys, "workload", "show", "llama-2-7b", "--context", "8000", "--format", "json")
+    assert code == 0
+    json.loads(out)                                          # stdout stays one JSON document
+    assert "warning:" in err and "4096" in err
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["workload", "show", "lama-2-7b"], "did you mean 'llama-2-7b'"),
+    (["workload", "show", "llama-2-70b", "--tp", "3"], "tp values that work"),
+    (["workload", "show", "llama-2-7b", "--batch", "0"], "batch must be a positive integer"),
+    (["workload", "show", "llama-2-7b", "--prompt-len", "-1"], "prompt_len"),
+    (["workload", "show", "llama-2-7b", "--unknown-ops", "elementwise"], "do not apply"),
+    (["workload", "show", str(EXAMPLE), "--tp", "2"], "do not apply"),
+    (["workload", "show", "missing.yaml"], "file not found"),
+])
+def test_bad_input_exits_2_without_traceback(capsys, argv, fragment):
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    assert fragment in err and "Traceback" not in err and out == ""
