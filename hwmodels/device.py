@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
@@ -193,6 +194,31 @@ def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
     return out
 
 
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
+
+
+def key_problems(data: Any, doc: Document, path: tuple = ()) -> list[Problem]:
+    """Mapping keys that are not plain names (letters, digits, '_', '-'). Dotted override paths
+    and error locations rely on plain names, so anything else is refused up front."""
+    problems: list[Problem] = []
+    if isinstance(data, dict):
+        for key, value in data.items():
+            if not isinstance(key, str) or not _NAME_RE.match(key):
+                problems.append(doc.problem(f"'{key}' is not a plain name (letters, digits, '_' or '-')",
+                                            (*path, key)))
+            else:
+                problems += key_problems(value, doc, (*path, key))
+    elif isinstance(data, list):
+        for i, item in enumerate(data):
+            problems += key_problems(item, doc, (*path, i))
+    return problems
+
+
+def in_file_order(problems: list[Problem]) -> list[Problem]:
+    """``problems`` sorted by file and line, as a reader goes through them."""
+    return sorted(problems, key=lambda p: (p.file or "", p.line or 0))
+
+
 def _derived_peak(derivation: SystolicSpec | DspSpec) -> dict[str, float]:
     clock = parse_quantity(derivation.clock, "frequency")
     if isinstance(derivation, SystolicSpec):
@@ -255,6 +281,15 @@ def link_from_spec(spec: LinkSpec) -> Link:
     )
 
 
+def _peak_path(name: str, spec: EngineSpec, dtype: str) -> tuple:
+    """Where the YAML says that engine ``name`` supports ``dtype``."""
+    if spec.peak and dtype in spec.peak:
+        return ("engines", name, "peak", dtype)
+    if spec.systolic is not None:
+        return ("engines", name, "systolic", "macs_per_cell", dtype)
+    return ("engines", name, "dsp", "ops_per_dsp", dtype)
+
+
 def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
     """Validate a YAML-form mapping (``extends:`` already merged) and resolve it.
 
@@ -262,25 +297,32 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
     """
     if not isinstance(raw, dict):
         raise doc.error(f"expected a mapping of fields at the top level, got {type(raw).__name__}")
+    bad_keys = key_problems(raw, doc)
+    if bad_keys:
+        raise InputError(problems=in_file_order(bad_keys))
     try:
         spec = DeviceSpec.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(problems=validation_problems(exc, doc, DeviceSpec)) from None
+        raise InputError(problems=in_file_order(validation_problems(exc, doc, DeviceSpec))) from None
     problems: list[Problem] = []
     engines = {name: _engine(name, e, doc, problems) for name, e in spec.engines.items()}
-    dtypes = {d for e in engines.values() for d in e.peak_flops}
     energy = {d: parse_quantity(v, "energy_per_flop", allow_zero=True)
               for d, v in spec.power.energy_per_flop.items()}
-    for dtype in sorted(dtypes - set(energy)):
-        problems.append(doc.problem(f"no energy per FLOP for dtype '{dtype}', which an engine supports",
-                                    ("power", "energy_per_flop")))
+    reported: set[str] = set()
+    for name, engine_spec in spec.engines.items():
+        for dtype in engines[name].peak_flops:
+            if dtype not in energy and dtype not in reported:
+                reported.add(dtype)
+                problems.append(doc.problem(
+                    f"engine '{name}' supports {dtype} but power.energy_per_flop has no '{dtype}' entry",
+                    _peak_path(name, engine_spec, dtype)))
     static = parse_quantity(spec.power.static, "power", allow_zero=True)
     tdp = parse_quantity(spec.power.tdp, "power")
     if static > tdp:
         problems.append(doc.problem(f"static power {spec.power.static} exceeds the TDP {spec.power.tdp}",
                                     ("power", "static")))
     if problems:
-        raise InputError(problems=problems)
+        raise InputError(problems=in_file_order(problems))
     device = Device(
         id=spec.id, name=spec.name, kind=spec.kind, source=spec.source.strip(), notes=spec.notes.strip(),
         engines=engines,

@@ -16,7 +16,7 @@ from pathlib import Path
 import networkx as nx
 from pydantic import ValidationError
 
-from .device import Device, Link, link_from_spec
+from .device import Device, Link, in_file_order, key_problems, link_from_spec
 from .errors import InputError, Problem, did_you_mean
 from .loader import load_device, load_raw, resolve_ref
 from .schema import EdgeSpec, SystemSpec
@@ -114,10 +114,13 @@ def _edge_link(edge: EdgeSpec, u: str, v: str, devices: dict[str, Device], doc: 
 
 def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> System:
     """Validate a system's YAML form and build its graph; all problems are reported at once."""
+    bad_keys = key_problems(raw, doc)
+    if bad_keys:
+        raise InputError(problems=in_file_order(bad_keys))
     try:
         spec = SystemSpec.model_validate(raw)
     except ValidationError as exc:
-        raise InputError(problems=validation_problems(exc, doc, SystemSpec)) from None
+        raise InputError(problems=in_file_order(validation_problems(exc, doc, SystemSpec))) from None
     problems: list[Problem] = []
     devices: dict[str, Device] = {}
     groups: dict[str, list[str]] = {}
@@ -195,7 +198,7 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
     else:
         accelerators = [n for n, d in devices.items() if d.kind in ACCELERATOR_KINDS]
     if problems:
-        raise InputError(problems=problems)
+        raise InputError(problems=in_file_order(problems))
     return System(id=spec.id, name=spec.name, devices=devices, graph=graph, accelerators=accelerators,
                   source=spec.source.strip(), notes=spec.notes.strip(), raw=raw)
 
