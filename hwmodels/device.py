@@ -190,8 +190,22 @@ def apply_overrides(raw: dict, overrides: dict[str, Any]) -> dict:
         if value is None:
             node.pop(parts[-1], None)
         else:
-            node[parts[-1]] = copy.deepcopy(value)
+            node[parts[-1]] = _plain(value)
     return out
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as YAML would give it: tuples as lists, numpy scalars as Python numbers."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item) and not isinstance(value, (str, bytes)):
+        try:
+            return value.item()
+        except (TypeError, ValueError):
+            return value
+    return value
 
 
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]*$")
