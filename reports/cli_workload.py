@@ -14,6 +14,7 @@ MODEL_KNOBS = {  # flag dest -> build_llm keyword
     "group_size": "group_size", "kv_placement": "kv_placement", "spec_tokens": "spec_tokens",
     "draft": "draft", "acceptance": "acceptance", "best_of": "best_of", "kv_fraction": "kv_fraction",
     "chunk_size": "chunk_size", "microbatches": "microbatches", "moe_imbalance": "moe_imbalance",
+    "fused_attention": "fused_attention",
 }
 ONNX_KNOBS = {"batch": "batch", "unknown_ops": "unknown_ops"}
 
@@ -50,6 +51,8 @@ def register(subparsers) -> None:
     show.add_argument("--kv-fraction", dest="kv_fraction", type=float, help="sparse attention: KV read")
     show.add_argument("--chunk-size", dest="chunk_size", type=int)
     show.add_argument("--moe-imbalance", dest="moe_imbalance", type=float)
+    show.add_argument("--unfused-attention", dest="fused_attention", action="store_const", const=False,
+                      help="materialize attention scores (no flash-style fusion)")
     show.add_argument("--unknown-ops", dest="unknown_ops", choices=("error", "elementwise"))
     show.add_argument("--format", choices=("table", "json"), default="table")
     show.set_defaults(func=cmd_show)

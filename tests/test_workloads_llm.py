@@ -7,9 +7,12 @@ both with the builder (exactly) and with the published totals of model_configs.m
 import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hwmodels.errors import InputError
 from workloads import build_llm, expected_tokens, load_config, load_workload
+from workloads.configs import parse_config
 
 
 def dense(h, layers, heads, kv, inter, vocab, tied=False, qkv_bias=False):
@@ -168,6 +171,8 @@ def test_pipeline_stages_and_send_recv():
     assert all(s.payload_bytes == 4 * 4096 * 2 and s.group == "pp" for s in sends)   # 4 seqs per microbatch
     assert graph.op("model.embed_tokens").stage == 0 and graph.op("lm_head").stage == 2
     assert graph.meta["microbatches"] == 2 and graph.meta["tokens"] == 8
+    # the ops are one microbatch's; the cache holds both microbatches' sequences
+    assert graph.summary()["kv_cache_bytes"] == 8 * (512 + 1) * 2 * 32 * 32 * 128 * 2
 
 
 def test_expert_parallel_all_to_all():
@@ -332,3 +337,22 @@ def test_users_config_json_loads_like_a_bundled_one(tmp_path):
     cfg = json.loads(json.dumps(load_config("llama-2-7b").raw))
     path.write_text(json.dumps(cfg))
     assert load_workload(str(path), phase="decode").params() == PUBLISHED["llama-2-7b"][0]
+
+
+TINY = parse_config({"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 4,
+                     "num_attention_heads": 8, "num_key_value_heads": 4, "intermediate_size": 512,
+                     "vocab_size": 1024, "max_position_embeddings": 1 << 20}, "tiny")
+
+
+@settings(max_examples=30, deadline=None)
+@given(batch=st.integers(1, 64), context=st.integers(1, 5000), extra=st.integers(1, 5000),
+       tp=st.sampled_from([1, 2, 4]))
+def test_decode_properties(batch, context, extra, tp):
+    s = build_llm(TINY, "decode", batch=batch, context=context, tp=tp).summary()
+    longer = build_llm(TINY, "decode", batch=batch, context=context + extra, tp=tp).summary()
+    one = build_llm(TINY, "decode", batch=1, context=context, tp=tp).summary()
+    assert longer["flops"] > s["flops"] and longer["bytes"]["kv"] > s["bytes"]["kv"]
+    assert s["bytes"]["weight"] == longer["bytes"]["weight"]          # weights read once per step
+    assert s["kv_cache_bytes"] == batch * one["kv_cache_bytes"]
+    assert s["kv_cache_bytes"] * tp == batch * (context + 1) * 2 * 4 * 4 * 32 * 2
+    assert tp * s["params"] == build_llm(TINY, "decode").params() + (tp - 1) * (2 * 4 + 1) * 256

@@ -128,6 +128,9 @@ def test_field_errors_point_at_the_field_in_a_block():
     ("ops:\n  - {name: a, kind: elementwise, numel: 1}\n  - {name: a, kind: elementwise, numel: 1}",
      "duplicate"),
     ("ops:\n  - {name: a, kind: elementwise, numel: 1, after: [a]}", "itself"),
+    ("meta: {batch: 0}\nops:\n  - {name: a, kind: elementwise, numel: 1}", "positive integer"),
+    ("meta: {pp: 2}\nops:\n  - {name: a, kind: elementwise, numel: 1, stage: 2}", "stage 2 does not exist"),
+    ("ops:\n  - {name: a, kind: elementwise, numel: 1, stage: -1}", "non-negative"),
 ])
 def test_malformed(text, fragment):
     assert fragment in str(error_of(text))

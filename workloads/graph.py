@@ -91,13 +91,20 @@ class Graph:
         return float(sum(op.total_flops for op in self.ops))
 
     def summary(self) -> dict:
-        """Totals: params, FLOPs (by engine and dtype), bytes by role, cache bytes, ops by kind."""
+        """Totals: params, FLOPs (by engine and dtype), bytes by role, cache bytes, ops by kind.
+
+        Everything is for the device(s) the graph describes (one TP rank per stage when
+        partitioned) and, but for the cache, for one microbatch; ``kv_cache_bytes`` and
+        ``state_bytes`` are what those devices hold for the whole batch after the step.
+        """
         by_engine = dict.fromkeys(ENGINE_CLASSES, 0.0)
         by_dtype: dict[str, float] = defaultdict(float)
         by_role: dict[str, float] = {"weight": 0.0, "activation": 0.0, "kv": 0.0, "state": 0.0}
         cache: dict[str, float] = {"kv": 0.0, "state": 0.0}
         kinds: dict[str, dict] = {}
         collective_bytes = 0.0
+        # the ops describe one microbatch, the cache holds every microbatch's sequences
+        microbatches = self.meta.get("microbatches", 1) or 1
         for op in self.ops:
             fl = op.flops()
             total = sum(fl.values())
@@ -108,7 +115,7 @@ class Graph:
             for role, v in roles.items():
                 by_role[role] = by_role.get(role, 0.0) + v
             for role, v in op.cache_bytes().items():
-                cache[role] += v
+                cache[role] += v * microbatches
             k = kinds.setdefault(op.kind, {"ops": 0, "flops": 0.0, "bytes": 0.0})
             k["ops"] += 1
             k["flops"] += total

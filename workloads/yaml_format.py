@@ -41,6 +41,7 @@ from .operators import OPERATORS, Operator, make_operator
 TOP_KEYS = ("workload", "dtype", "meta", "ops")
 BLOCK_KEYS = ("repeat", "name", "ops")
 MAX_OPS = 200_000
+META_INTS = ("batch", "tp", "pp", "ep", "microbatches")
 
 
 @dataclass
@@ -74,12 +75,27 @@ def parse_workload(doc: yamlio.Document) -> Graph:
     if not isinstance(meta, dict):
         problems.append(doc.problem("expected a mapping", ("meta",)))
         meta = {}
+    for key in META_INTS:
+        value = meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+            problems.append(doc.problem(f"must be a positive integer, got {value!r}", ("meta", key)))
+    tokens = meta.get("tokens")
+    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, (int, float)) or tokens < 0):
+        problems.append(doc.problem(f"must be a non-negative number, got {tokens!r}", ("meta", "tokens")))
     ops = data.get("ops")
     if not isinstance(ops, list) or not ops:
         problems.append(doc.problem("expected a non-empty list of operators", ("ops",)))
         raise InputError(problems=problems)
     specs: list[_Spec] = []
     _expand(doc, ops, ("ops",), "", specs, problems, {}, data.get("dtype"))
+    if problems:
+        raise InputError(problems=list(dict.fromkeys(problems)))
+    pp = meta.get("pp", 1)
+    for s in specs:
+        stage = s.fields.get("stage", 0)
+        if isinstance(stage, int) and not isinstance(stage, bool) and stage >= pp:
+            problems.append(doc.problem(f"stage {stage} does not exist: meta.pp is {pp} (stages 0..{pp - 1})",
+                                        (*s.path, "stage")))
     if problems:
         raise InputError(problems=list(dict.fromkeys(problems)))
     graph = Graph(str(data.get("workload") or Path(doc.file).stem),
