@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .fingerprint import cpu_caches, fingerprint
+from .fingerprint import busy_warning, cpu_caches, fingerprint, load_average
 from .overlay import FitReport, fit_overlay
 from .runner import plan, policy_for, require_enough, run_cases
 from .store import (
@@ -96,12 +96,17 @@ def calibrate(device: str = "host", out_dir: str | Path = "calibration-out", *, 
     frame = run_cases(cases, policy_for(quick, max_spread), passes=passes or 3,
                       threads=threads, progress=progress)
     require_enough(frame, "gemm")
+    fp["load_after"] = load_average()
+    busy = busy_warning(fp)
     overlay, report = fit_overlay(frame, base_device, base_ref=base_ref, fingerprint=fp,
                                   caches=cpu_caches() if device == "host" else None)
+    if busy:
+        report.warnings.insert(0, busy)
 
     m_path = write_measurements(frame, out, measurement_format)
     f_path = write_json(out / FINGERPRINT_NAME, fp)
-    s_path = write_json(out / FIT_SUMMARY_NAME, report.to_dict())
+    held_out = frame.loc[frame.split == "holdout", "case_id"].tolist()
+    s_path = write_json(out / FIT_SUMMARY_NAME, {**report.to_dict(), "held_out": held_out})
     header = (f"Calibration overlay for '{device}' written by `ridgeline calibrate`.\n"
               f"Pass it to any command: --hw {out / (overlay_name(device) + '.yaml')}\n"
               f"Measurements: {m_path.name}; fingerprint: {f_path.name}.")

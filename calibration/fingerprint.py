@@ -100,6 +100,25 @@ def gpu_driver() -> str | None:
     return lines[0].strip() if res.returncode == 0 and lines else None
 
 
+def load_average() -> list[float] | None:
+    """The 1/5/15-minute load averages (None where the OS does not report them)."""
+    try:
+        return [round(v, 2) for v in os.getloadavg()]
+    except (AttributeError, OSError):
+        return None
+
+
+def busy_warning(fp: dict[str, Any]) -> str | None:
+    """A warning when other programs kept the cores busy while measuring (load > half the cores)."""
+    cores = fp.get("cores_usable") or 1
+    loads = [fp.get("load_before"), fp.get("load_after")]
+    worst = max((lv[0] for lv in loads if lv), default=0.0)
+    if worst > 0.5 * cores:
+        return (f"the 1-minute load average reached {worst:g} on {cores} cores while measuring: other "
+                "programs competed for the CPU, so rates may be low; calibrate again on a quiet machine")
+    return None
+
+
 def fingerprint(device: str = "host", threads: int | None = None) -> dict[str, Any]:
     """Everything that identifies the machine and software a measurement set came from."""
     tinfo = torch_info()
@@ -112,6 +131,7 @@ def fingerprint(device: str = "host", threads: int | None = None) -> dict[str, A
         "cores_usable": physical_cores(),
         "cpu_caches_bytes": cpu_caches(),
         "threads_pinned": threads,
+        "load_before": load_average(),
         "blas": blas_info(),
         "platform": platform.platform(),
         "python": sys.version.split()[0],

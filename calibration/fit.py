@@ -85,6 +85,25 @@ def curve_value(points: Sequence[Sequence[float]], x: float) -> float:
     return float(np.interp(x, pts[:, 0], pts[:, 1]))
 
 
+def median_curve(families: dict[str, tuple[Sequence[float], Sequence[float]]], *,
+                 bin_width: float = 0.25, floor: float = EFFICIENCY_FLOOR, decimals: int = 4) -> list[list[float]]:
+    """One curve for several kernel families that share a resource: the median of their curves.
+
+    Each family's ``(x, efficiency)`` samples are fitted on their own (:func:`fit_curve`); at
+    every x where any family has a point, the families' curves (clamped outside their measured
+    range) are evaluated and the median taken; the result is made non-decreasing and clamped.
+    Every family counts once, however many sizes it was measured at.
+    """
+    curves = [fit_curve(xs, es, bin_width=bin_width, floor=floor, decimals=decimals)
+              for xs, es in families.values() if len(xs)]
+    if not curves:
+        raise ValueError("no family has samples")
+    grid = sorted({round(p[0], 2) for c in curves for p in c})
+    values = [float(np.median([curve_value(c, x) for c in curves])) for x in grid]
+    values = np.clip(isotonic(values), floor, 1.0)
+    return [[round(float(x), decimals), round(float(v), decimals)] for x, v in zip(grid, values)]
+
+
 @dataclass(frozen=True)
 class LevelBand:
     """The working-set sizes that exercise one memory level: ``(low_bytes, high_bytes]``."""

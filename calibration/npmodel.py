@@ -4,9 +4,10 @@ compare.
 
 The numpy code and the graph describe the same computation step by step: every numpy call that
 touches a whole tensor has an operator in the graph with the same shape (GEMMs as ``matmul``,
-row-wise softmax/LayerNorm, GELU and residual adds as ``elementwise``, the head merge as a
-zero-FLOP elementwise copy). The attention scale is folded into the query weights at
-initialisation, as inference engines do.
+row-wise softmax/LayerNorm, GELU and residual adds as ``elementwise``, the head split and
+merge as zero-FLOP elementwise copies). Q, K and V come from one fused projection, as in
+GPT-2 and most inference engines; the attention scale is folded into the query weights at
+initialisation.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ MODELS = (BLOCK, MLP)
 def init_weights(cfg: TinyModel, seed: int = 0) -> dict[str, np.ndarray]:
     """fp32 weights (scaled by 1/sqrt(fan-in) so activations stay O(1))."""
     rng = np.random.default_rng(seed)
-    d, f, h, dh = cfg.hidden, cfg.ffn, cfg.heads, cfg.head_dim
+    d, f, dh = cfg.hidden, cfg.ffn, cfg.head_dim
 
     def w(*shape, fan_in):
         return (rng.standard_normal(shape) / np.sqrt(fan_in)).astype(np.float32)
@@ -60,8 +61,9 @@ def init_weights(cfg: TinyModel, seed: int = 0) -> dict[str, np.ndarray]:
     out = {"fc1": w(d, f, fan_in=d), "fc2": w(f, d, fan_in=f),
            "ln2_g": np.ones(d, np.float32), "ln2_b": np.zeros(d, np.float32)}
     if cfg.kind == "block":
-        out.update(wq=w(h, d, dh, fan_in=d) / np.float32(np.sqrt(dh)), wk=w(h, d, dh, fan_in=d),
-                   wv=w(h, d, dh, fan_in=d), wo=w(d, d, fan_in=d),
+        wqkv = w(d, 3 * d, fan_in=d)
+        wqkv[:, :d] /= np.float32(np.sqrt(dh))
+        out.update(wqkv=wqkv, wo=w(d, d, fan_in=d),
                    ln1_g=np.ones(d, np.float32), ln1_b=np.zeros(d, np.float32))
     return out
 
@@ -79,7 +81,10 @@ class NumpyModel:
                     "g": np.empty((t, f), np.float32), "h2": np.empty((t, d), np.float32),
                     "out": np.empty((t, d), np.float32)}
         if cfg.kind == "block":
-            self.buf.update(p=np.empty((h, t, t), np.float32), attn=np.empty((t, d), np.float32),
+            dh = cfg.head_dim
+            self.buf.update(qkv=np.empty((t, 3 * d), np.float32), heads=np.empty((3, h, t, dh), np.float32),
+                            s=np.empty((h, t, t), np.float32), p=np.empty((h, t, t), np.float32),
+                            o=np.empty((h, t, dh), np.float32), attn=np.empty((t, d), np.float32),
                             res=np.empty((t, d), np.float32))
 
     def _mlp(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
@@ -93,15 +98,15 @@ class NumpyModel:
         cfg, b, w, x = self.cfg, self.buf, self.w, self.x
         if cfg.kind == "mlp":
             return self._mlp(x, b["out"])
-        t, d = cfg.tokens, cfg.hidden
+        t, d, h, dh = cfg.tokens, cfg.hidden, cfg.heads, cfg.head_dim
         layernorm_rows(x, w["ln1_g"], w["ln1_b"], b["ln"])
-        q = np.matmul(b["ln"], w["wq"])          # (H, T, dh), scale folded into wq
-        k = np.matmul(b["ln"], w["wk"])
-        v = np.matmul(b["ln"], w["wv"])
-        s = np.matmul(q, k.transpose(0, 2, 1))   # (H, T, T)
-        softmax_rows(s, b["p"])
-        o = np.matmul(b["p"], v)                 # (H, T, dh)
-        b["attn"][...] = o.transpose(1, 0, 2).reshape(t, d)  # merge heads
+        np.matmul(b["ln"], w["wqkv"], out=b["qkv"])    # scale folded into the q columns
+        b["heads"][...] = b["qkv"].reshape(t, 3, h, dh).transpose(1, 2, 0, 3)  # split heads
+        q, k, v = b["heads"]
+        np.matmul(q, k.transpose(0, 2, 1), out=b["s"])  # (H, T, T)
+        softmax_rows(b["s"], b["p"])
+        np.matmul(b["p"], v, out=b["o"])               # (H, T, dh)
+        b["attn"][...] = b["o"].transpose(1, 0, 2).reshape(t, d)  # merge heads
         np.matmul(b["attn"], w["wo"], out=b["h2"])
         np.add(x, b["h2"], out=b["res"])
         layernorm_rows(b["res"], w["ln2_g"], w["ln2_b"], b["ln"])
@@ -129,12 +134,12 @@ def workload_graph(cfg: TinyModel):
         mlp(())
         return g
     ln1 = g.add(LayerNorm(name="ln1", rows=t, cols=d, dtype=dt))
-    proj = [g.add(MatMul(name=n, m=t, n=dh, k=d, batch=h, dtype=dt), deps=[ln1]) for n in ("q", "k", "v")]
+    qkv = g.add(MatMul(name="qkv", m=t, n=3 * d, k=d, dtype=dt), deps=[ln1])
+    split = g.add(Elementwise(name="split_heads", numel=3 * t * d, flops_per_element=0.0, dtype=dt), deps=[qkv])
     scores = g.add(MatMul(name="scores", m=t, n=t, k=dh, batch=h, dtype=dt, b_role="activation"),
-                   deps=proj[:2])
+                   deps=[split])
     probs = g.add(Softmax(name="softmax", rows=h * t, cols=t, dtype=dt), deps=[scores])
-    pv = g.add(MatMul(name="pv", m=t, n=dh, k=t, batch=h, dtype=dt, b_role="activation"),
-               deps=[probs, proj[2]])
+    pv = g.add(MatMul(name="pv", m=t, n=dh, k=t, batch=h, dtype=dt, b_role="activation"), deps=[probs])
     merge = g.add(Elementwise(name="merge_heads", numel=t * d, flops_per_element=0.0, dtype=dt), deps=[pv])
     wo = g.add(MatMul(name="wo", m=t, n=d, k=d, dtype=dt), deps=[merge])
     res1 = g.add(Elementwise(name="residual1", numel=t * d, operands=2, dtype=dt), deps=[wo])

@@ -11,8 +11,11 @@ what ``roofline.cost`` needs to reproduce the measurements:
    the efficiency it needs is ``t_compute(e=1) / (t_measured - fixed)``. Where the best GEMM runs
    faster than the detected peak allows (a boost clock the OS does not report), the peak is
    raised to the empirical ceiling, as ERT does; the efficiencies are then relative to it.
-4. **Main-memory curve.** Each fitted single-pass STREAM kernel is costed the same way on its
-   main-memory key; its efficiency versus log10 bytes becomes the level's ``efficiency_curve``.
+4. **Main-memory curve.** Each fitted memory-bound kernel (single-pass STREAM, softmax,
+   LayerNorm, GELU) is costed the same way on its main-memory key. The cost model has no term
+   for numpy's several passes per operator (GELU makes ten), so the families disagree: the
+   curve is the median of the per-family curves (:func:`calibration.fit.median_curve`), one vote
+   per family, and the held-out errors per family say how far each one is from it.
 
 Curves are fitted with :func:`calibration.fit.fit_curve` (binned medians, made non-decreasing,
 clamped). Nothing is fitted to the public measurements, and no formula changes.
@@ -28,12 +31,15 @@ import pandas as pd
 
 from hwmodels.units import format_quantity
 
-from .fit import fit_curve, level_bands, stream_ceilings
+from .fit import fit_curve, level_bands, median_curve, stream_ceilings
 from .opmap import kernel_ops
 from .runner import case_from_row
 
 STREAM_ARRAYS = {"stream_copy": 2, "stream_scale": 2, "stream_add": 3, "stream_triad": 3}
-SINGLE_PASS_STREAM = ("stream_copy", "stream_scale", "stream_add")
+# Memory-bound kernel -> family whose curve enters the median of the main-memory curve: one vote
+# for single-pass STREAM kernels, one per multi-pass numpy operator.
+MEMORY_FAMILIES = {"stream_copy": "stream", "stream_scale": "stream", "stream_add": "stream",
+                   "softmax": "softmax", "layernorm": "layernorm", "gelu": "gelu"}
 FLAT = [[0.0, 1.0]]
 
 
@@ -151,23 +157,24 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
             eng.setdefault("peak", {})[choice.dtype] = f"{empirical:.6g} FLOP/s"
         eng.setdefault("efficiency_curve", {})[choice.dtype] = {"x": "log10_flops", "points": points}
 
-    streams = fit_rows[fit_rows.kernel.isin(list(SINGLE_PASS_STREAM)) & (fit_rows.backend == "numpy")]
-    xs, effs = [], []
     key = f"memory:{main}"
-    for _, row in streams.iterrows():
+    families: dict[str, tuple[list, list]] = {}
+    mem_rows = fit_rows[fit_rows.kernel.isin(MEMORY_FAMILIES) & (fit_rows.backend == "numpy")]
+    for _, row in mem_rows.iterrows():
         case = case_from_row(row)
         (op,) = kernel_ops(case)
         d = cost(op, flat)
-        available = row.median_s - d.fixed_s
-        if key not in d.work:
+        if key not in d.work or max(d.times(), key=d.times().get) != key:
             continue
+        available = row.median_s - d.fixed_s
         need = d.times()[key] / available if available > 0 else 1.0
+        xs, effs = families.setdefault(MEMORY_FAMILIES[case.kernel], ([], []))
         xs.append(math.log10(d.work[key]))
         effs.append(need)
         report.samples.append({"case_id": case.case_id, "key": key, "x": xs[-1],
                                "efficiency_at_detected_peak": need})
-    if effs:
-        points = fit_curve(xs, effs)
+    if families:
+        points = median_curve(families)
         report.curves[key] = points
         overlay_memory.setdefault(main, {})["efficiency_curve"] = {"x": "log10_bytes", "points": points}
 

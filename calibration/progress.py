@@ -38,7 +38,7 @@ class Progress:
             return
         if self._rich is not None:
             self._rich.update(self._task, completed=self.done, description=f"{self.title}: {label}")
-        else:
+        elif self.total <= 60 or self.done % max(1, self.total // 20) == 0:
             print(f"[{self.done + 1}/{self.total}] {self.title}: {label}", file=self.stream, flush=True)
         self.done += 1
 

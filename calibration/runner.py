@@ -27,7 +27,8 @@ from .timing import (
 from .torch_kernels import build_torch, parse_device, require_cuda, torch_available, torch_plan
 
 COLUMNS = ["case_id", "kernel", "backend", "device", "dtype", "split", "shape", "flops", "bytes_moved",
-           "median_s", "spread", "inner", "attempts", "status", "note", "flop_s", "bytes_s"]
+           "median_s", "spread", "inner", "attempts", "passes_ok", "pass_spread", "status", "note",
+           "flop_s", "bytes_s"]
 
 
 class TooFewMeasurements(RuntimeError):
@@ -60,9 +61,11 @@ def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *
     The whole plan is swept ``passes`` times and each case keeps its smallest trusted median
     (minimum of medians). Sweeping the plan rather than repeating a case back to back spreads
     a case's passes over time, so a burst of load from another process spoils at most one.
+    ``pass_spread`` (largest over smallest pass median, minus 1) shows how much the load varied.
     """
     cases = list(cases)
     best: dict[int, Timing] = {}
+    medians: dict[int, list[float]] = {}
     refusals: dict[int, MeasurementRefused] = {}
     with pinned_threads(threads), Progress(len(cases) * passes, "measuring", enabled=progress) as bar:
         for p in range(passes):
@@ -77,6 +80,7 @@ def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *
                 except MeasurementRefused as exc:
                     refusals[i] = exc
                 else:
+                    medians.setdefault(i, []).append(t.median_s)
                     if i not in best or t.median_s < best[i].median_s:
                         best[i] = t
                 del fn
@@ -85,13 +89,15 @@ def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *
         row = _row(case)
         if i in best:
             t = best[i]
+            meds = medians[i]
             row.update(median_s=t.median_s, spread=t.spread, inner=t.inner, attempts=t.attempts,
+                       passes_ok=len(meds), pass_spread=max(meds) / min(meds) - 1.0,
                        status="ok", note="", flop_s=case.flops / t.median_s,
                        bytes_s=case.bytes_moved / t.median_s)
         else:
             exc = refusals[i]
             row.update(median_s=float("nan"), spread=exc.spread, inner=0, attempts=exc.attempts,
-                       status="refused", note=str(exc), flop_s=float("nan"), bytes_s=float("nan"))
+                       passes_ok=0, pass_spread=float("nan"), status="refused", note=str(exc), flop_s=float("nan"), bytes_s=float("nan"))
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 

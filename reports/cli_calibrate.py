@@ -1,5 +1,175 @@
-"""Subcommands (placeholder until its issue lands)."""
+"""``ridgeline calibrate`` and ``ridgeline validate``: measure this machine, fit an overlay, and
+report how far predictions are from measurements.
+
+Progress goes to stderr; stdout carries the result (a table, or one JSON document with
+``--format json``). A machine too noisy to measure is reported in one line with exit code 3.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from hwmodels.errors import InputError
+from reports.output import format_table, print_json, warn
+
+EXIT_TOO_NOISY = 3
 
 
 def register(subparsers) -> None:
-    """Add this module's subcommands to ``subparsers``."""
+    """Add ``calibrate`` and ``validate`` to ``subparsers``."""
+    p = subparsers.add_parser(
+        "calibrate", help="measure this machine and write a fitted hardware overlay",
+        description="Run micro-benchmarks (numpy on the CPU; torch on CPU/CUDA when installed), fit "
+                    "efficiency curves and memory ceilings, and write DIR/<device>.yaml (extends the "
+                    "device; pass it to any --hw), the measurements and the fingerprint.")
+    p.add_argument("--device", default="host", help="host (default), cuda or cuda:N")
+    p.add_argument("--quick", action="store_true", help="a short run (under a minute on 2 cores)")
+    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
+    p.add_argument("--threads", type=int, default=None, help="BLAS threads to pin (default: all cores)")
+    p.add_argument("--passes", type=int, default=None, help="sweeps over the plan (minimum of medians; default 3)")
+    p.add_argument("--max-spread", type=float, default=None,
+                   help="largest IQR/median accepted before a kernel is refused (default 0.25 quick, 0.15 full)")
+    p.add_argument("--base", default=None, help="catalog id the overlay extends (default: host, or the GPU's id)")
+    p.add_argument("--measurements", choices=("auto", "csv", "parquet"), default="auto",
+                   help="measurement file format (auto: Parquet when pyarrow is installed)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_calibrate)
+
+    p = subparsers.add_parser(
+        "validate", help="prediction error: held-out kernels, a real model end to end, public measurements",
+        description="1) held-out kernels on this machine, 2) a numpy transformer block and MLP timed "
+                    "for real against the simulator, 3) the bundled public measurements predicted from "
+                    "the catalog. By default all three; --public runs only part 3, --local only 1 and 2.")
+    p.add_argument("--hw", default=None, metavar="FILE",
+                   help="hardware to predict this machine with (default: host; a calibration overlay)")
+    p.add_argument("--public", action="store_true", help="only the public measurements (no local runs)")
+    p.add_argument("--local", action="store_true", help="only the parts measured on this machine (1 and 2)")
+    p.add_argument("--quick", action="store_true", help="smaller end-to-end models and kernel set")
+    p.add_argument("--out", default=None, metavar="DIR", help="also write validation.json, .csv, .md and a plot")
+    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+    p.set_defaults(func=cmd_validate)
+
+
+def _positive(value, name):
+    if value is not None and value <= 0:
+        raise InputError(f"must be positive, got {value}", path=name)
+
+
+def cmd_calibrate(args) -> int:
+    from calibration.calibrate import calibrate
+    from calibration.runner import TooFewMeasurements
+    from calibration.timing import MeasurementRefused
+
+    _positive(args.threads, "--threads")
+    _positive(args.passes, "--passes")
+    _positive(args.max_spread, "--max-spread")
+    try:
+        result = calibrate(args.device, args.out, quick=args.quick, threads=args.threads, passes=args.passes,
+                           max_spread=args.max_spread, base=args.base, progress=not args.no_progress,
+                           measurement_format=args.measurements)
+    except (TooFewMeasurements, MeasurementRefused) as exc:
+        print(f"error: {exc}; no overlay was written", file=sys.stderr)
+        return EXIT_TOO_NOISY
+    summary = result.summary()
+    for w in result.fit.warnings if args.format == "json" else ():
+        warn(w)
+    if args.format == "json":
+        print_json(summary)
+        return 0
+    fit = result.fit
+    print(f"overlay:      {summary['overlay']}   (use: --hw {summary['overlay']})")
+    print(f"measurements: {summary['measurements']}  ({summary['kernels']} kernels, {summary['trusted']} trusted, "
+          f"{summary['refused']} refused as too noisy, {summary['held_out']} held out for validation)")
+    print(f"fingerprint:  {summary['fingerprint']}")
+    if fit.launch_overhead_s is not None:
+        print(f"launch overhead: {fit.launch_overhead_s * 1e6:.3g} us")
+    rows = [{"level": k, "bandwidth_GB_s": v / 1e9} for k, v in fit.ceilings_bytes_s.items()]
+    if rows:
+        print("\nmemory ceilings (STREAM plateaus)\n" + format_table(rows))
+    rows = [{"dtype": d, "detected_GFLOP_s": p["detected"] / 1e9, "empirical_GFLOP_s": p["empirical"] / 1e9}
+            for d, p in fit.peaks_flops.items()]
+    if rows:
+        print("\ncompute peaks\n" + format_table(rows))
+    for key, points in fit.curves.items():
+        print(f"\ncurve {key}: " + ", ".join(f"({x:g}, {e:.3g})" for x, e in points))
+    for w in fit.warnings:
+        warn(w)
+    return 0
+
+
+def _fmt_err(e):
+    return "" if e is None else f"{e:+.1%}"
+
+
+def _table(rows, columns):
+    shown = [{**r, "error": _fmt_err(r["error"]),
+              "predicted": "-" if r["predicted"] is None else r["predicted"]} for r in rows]
+    return format_table(shown, columns)
+
+
+def render(report) -> str:
+    """The validation report as text tables."""
+    from calibration.validate import summarize
+
+    out = [f"hardware: {report.hw} (device {report.device_id})"]
+    if report.kernels:
+        out.append("\n1) held-out kernels on this machine (seconds)")
+        out.append(_table(report.kernels, ["name", "measured", "predicted", "error"]))
+        summary = [{"family": k, **v} for k, v in summarize(report.kernels, "family").items()]
+        out.append("\nper kernel family\n" + format_table(
+            [{**s, "mape": _fmt_err(s["mape"]), "worst": _fmt_err(s["worst"])} for s in summary],
+            ["family", "n", "mape", "worst", "worst_case"]))
+    if report.end_to_end:
+        out.append("\n2) end to end on this machine (seconds)")
+        out.append(_table(report.end_to_end, ["name", "measured", "predicted", "error"]))
+    if report.public:
+        out.append("\n3) public measurements predicted from the catalog")
+        out.append(_table(report.public, ["name", "hardware", "measured", "predicted", "unit", "error",
+                                          "how", "source"]))
+    targets = report.targets()
+    if targets:
+        out.append("\ntargets")
+        for name, t in targets.items():
+            if "target" in t:
+                out.append(f"  {name}: {t['value']:.1%} (target <= {t['target']:.0%}: "
+                           f"{'met' if t['met'] else 'NOT met'})")
+            else:
+                out.append(f"  {name}: {t['value']} of {t['of']}")
+    for note in report.notes:
+        out.append(f"note: {note}")
+    return "\n".join(out)
+
+
+def cmd_validate(args) -> int:
+    from calibration.validate import validate
+
+    if args.public and args.local:
+        raise InputError("--public and --local exclude each other (give neither for all three parts)",
+                         path="--public")
+    local = not args.public
+    public = not args.local
+    if args.out:
+        from calibration.store import ensure_writable_dir
+
+        ensure_writable_dir(args.out)
+    from calibration.timing import MeasurementRefused
+
+    try:
+        report = validate(args.hw, public=public, local=local, quick=args.quick, progress=not args.no_progress)
+    except MeasurementRefused as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_TOO_NOISY
+    text = render(report)
+    if args.out:
+        from calibration.report_files import write_validation
+
+        for path in write_validation(report, Path(args.out), text):
+            print(f"wrote {path}", file=sys.stderr)
+    if args.format == "json":
+        print_json(report.to_dict())
+    else:
+        print(text)
+    return 0
