@@ -11,12 +11,12 @@
 from . import collectives
 from .analysis import Analysis, analyze, nominal_time_s, op_signature, ridge_points
 from .batch import BatchDemands, cost_matmul_batch
-from .costs import COSTS, cost, gemm_shape_utilization, register_cost
+from .costs import COSTS, cost, register_cost
 from .demands import LATENCY_BOUND, Demands
 from .plot import plot_rooflines
 
 __all__ = [
     "COSTS", "LATENCY_BOUND", "Analysis", "BatchDemands", "Demands", "analyze", "collectives", "cost",
-    "cost_matmul_batch", "gemm_shape_utilization", "nominal_time_s", "op_signature", "plot_rooflines",
+    "cost_matmul_batch", "nominal_time_s", "op_signature", "plot_rooflines",
     "register_cost", "ridge_points",
 ]

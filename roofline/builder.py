@@ -13,10 +13,14 @@ operator shape per element): the vectorized sweeps use the very same cost functi
 
 from __future__ import annotations
 
+import numpy as np
+
 from .demands import Demands
-from .efficiency import engine_base_efficiency, memory_efficiency
+from .efficiency import engine_base_efficiency, link_efficiency, memory_efficiency
 from .hardware import device_info
 from .mathns import SCALAR
+
+_ACCUMULATED = ("work", "_seconds", "_peak_seconds", "flops_by_dtype")
 
 
 class DemandsBuilder:
@@ -33,11 +37,12 @@ class DemandsBuilder:
         self._peak_seconds: dict[str, object] = {}   # compute key -> sum of FLOPs / peak rate
         self.energy_j = 0.0
         self.flops_by_dtype: dict[str, object] = {}
-        self._latencies: list[float] = []
+        self._latency_s = 0.0   # the largest access latency touched
         self._extra_fixed_s = 0.0
 
     def _add(self, key: str, amount) -> None:
-        self.work[key] = self.work.get(key, 0.0) + amount
+        work = self.work
+        work[key] = work.get(key, 0.0) + amount
 
     def compute(self, flop_class: str, dtype: str, flops, shape_util=1.0, ramp=1.0) -> None:
         """``flops`` FLOPs of ``flop_class`` (matrix/vector/special) at ``dtype``.
@@ -49,7 +54,7 @@ class DemandsBuilder:
             return
         choice = self.info.engine_for(flop_class, dtype)
         eff = engine_base_efficiency(choice.engine, choice.dtype, flops, self.xp, ramp) * shape_util
-        key = f"compute:{choice.name}"
+        key = choice.key
         self._add(key, flops)
         self._seconds[key] = self._seconds.get(key, 0.0) + flops / (choice.peak_flops * eff)
         self._peak_seconds[key] = self._peak_seconds.get(key, 0.0) + flops / choice.peak_flops
@@ -60,19 +65,23 @@ class DemandsBuilder:
         """``nbytes`` read or written at memory level ``level``."""
         if self.xp is SCALAR and nbytes <= 0:
             return
-        self._add(f"memory:{level}", nbytes)
-        lv = self.device.memory[level]
+        key = self.info.memory_key[level]
+        self._add(key, nbytes)
+        lv = self.info.resource[key]
         self.energy_j += nbytes * lv.energy_j_per_byte
-        self._latencies.append(lv.latency_s)
+        if lv.latency_s > self._latency_s:
+            self._latency_s = lv.latency_s
 
     def link(self, name: str, nbytes) -> None:
         """``nbytes`` over link ``name`` (per direction)."""
         if self.xp is SCALAR and nbytes <= 0:
             return
-        self._add(f"link:{name}", nbytes)
-        lk = self.device.links[name]
+        key = self.info.link_key[name]
+        self._add(key, nbytes)
+        lk = self.info.resource[key]
         self.energy_j += nbytes * lk.energy_j_per_byte
-        self._latencies.append(lk.latency_s)
+        if lk.latency_s > self._latency_s:
+            self._latency_s = lk.latency_s
 
     def placed(self, placement: str, nbytes) -> str:
         """``nbytes`` of data stored at ``placement`` (device/host/cxl): its memory level and, off the
@@ -94,25 +103,83 @@ class DemandsBuilder:
     def _rates(self) -> tuple[dict, dict]:
         xp = self.xp
         rates, peaks = {}, {}
+        resource = self.info.resource
         for key, amount in self.work.items():
-            kind, name = key.split(":", 1)
-            if kind == "compute":
+            res = resource.get(key)
+            if res is None:   # a compute key
                 rates[key] = amount / self._seconds[key]
                 peaks[key] = amount / self._peak_seconds[key]
-            elif kind == "memory":
-                level = self.device.memory[name]
-                peaks[key] = level.bandwidth_bytes_s
-                rates[key] = level.bandwidth_bytes_s * memory_efficiency(level, amount, xp)
+            elif key[0] == "m":
+                peaks[key] = res.bandwidth_bytes_s
+                rates[key] = res.bandwidth_bytes_s * memory_efficiency(res, amount, xp)
             else:
-                peaks[key] = self.device.links[name].bandwidth_bytes_s
-                rates[key] = self.info.link_rate(name)
+                peaks[key] = res.bandwidth_bytes_s
+                rates[key] = res.bandwidth_bytes_s * link_efficiency(res)
         return rates, peaks
+
+    def spawn(self) -> DemandsBuilder:
+        """An empty builder for the same operator and device (to cost an alternative)."""
+        return DemandsBuilder(self.op_name, self.kind, self.device, self.xp)
+
+    def busy_s(self):
+        """max over resources of work / effective rate, without fixed latency."""
+        if self.xp is SCALAR:
+            return self._busy_scalar()
+        rates, _ = self._rates()
+        times = [self.work[k] / rates[k] for k in self.work]
+        return np.max(np.vstack(np.broadcast_arrays(*times)), axis=0) if times else 0.0
+
+    def _busy_scalar(self) -> float:
+        busy = 0.0
+        resource = self.info.resource
+        for key, amount in self.work.items():
+            res = resource.get(key)
+            if res is None:
+                t = self._seconds[key]
+            elif key[0] == "m":
+                t = amount / (res.bandwidth_bytes_s * memory_efficiency(res, amount))
+            else:
+                t = amount / (res.bandwidth_bytes_s * link_efficiency(res))
+            if t > busy:
+                busy = t
+        return busy
+
+    def adopt_fastest(self, candidates: list[DemandsBuilder]) -> None:
+        """Add the work of the candidate with the smallest time (per shape in vector mode): the
+        alternative a kernel library or autotuner would run."""
+        busy = [c.busy_s() for c in candidates]
+        if self.xp is SCALAR:
+            self._absorb(candidates[busy.index(min(busy))], None)
+            return
+        stacked = np.vstack(np.broadcast_arrays(*busy))
+        self._absorb(candidates, np.argmin(stacked, axis=0))
+
+    def _absorb(self, chosen, index) -> None:
+        """Add ``chosen``'s accumulated work (a builder; or, with ``index``, per element from the
+        candidate builders ``chosen[index]``)."""
+        cands = [chosen] if index is None else chosen
+        for attr in _ACCUMULATED:
+            mine = getattr(self, attr)
+            for key in dict.fromkeys(k for c in cands for k in getattr(c, attr)):
+                if index is None:
+                    value = getattr(chosen, attr)[key]
+                else:
+                    values = np.broadcast_arrays(*(getattr(c, attr).get(key, 0.0) for c in cands), index)
+                    value = np.choose(values[-1], values[:-1])
+                mine[key] = mine.get(key, 0.0) + value
+        if index is None:
+            self.energy_j += chosen.energy_j
+        else:
+            energies = np.broadcast_arrays(*(c.energy_j for c in cands), index)
+            self.energy_j += np.choose(energies[-1], energies[:-1])
+        for c in cands:
+            self._latency_s = max(self._latency_s, c._latency_s)
+            self._extra_fixed_s = max(self._extra_fixed_s, c._extra_fixed_s)
 
     @property
     def fixed_s(self) -> float:
         """Launch overhead + the largest access latency touched + explicit latencies."""
-        latency = max(self._latencies) if self._latencies else 0.0
-        return self.device.launch_overhead_s + latency + self._extra_fixed_s
+        return self.device.launch_overhead_s + self._latency_s + self._extra_fixed_s
 
     def build(self) -> Demands:
         """The accumulated :class:`Demands` (scalar mode)."""

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from hwmodels.dtypes import dtype_bytes
 from hwmodels.errors import InputError
 
 from . import collectives as coll
@@ -119,15 +118,44 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
     ``m, n, k``: one GEMM's dimensions (floats or arrays); ``instances``: independent GEMMs in the
     kernel (batch x experts); ``a``, ``bm``, ``c``: (total bytes, bytes per element, placement) of
     A, B and C; ``others``: the same for other inputs read once (bias); ``flops``:
-    {(class, dtype): FLOPs}. The output tile is the candidate with the smallest predicted time.
+    {(class, dtype): FLOPs}. The kernel runs the candidate output tile
+    (:data:`~roofline.efficiency.CANDIDATE_TILES`) with the smallest time under this very model,
+    as a library's heuristics or an autotuner would; so a faster resource never makes it slower.
     """
+    g_m, g_n = b.info.granule
+    candidates, seen = [], set()
+    best_busy = None
+    for cand_m, cand_n in CANDIDATE_TILES:
+        tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
+        cand = b.spawn()
+        _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp)
+        if xp is SCALAR:
+            # a tile already seen, or whose compute time alone exceeds the best time, cannot win
+            if (tm, tn) in seen or (best_busy is not None and cand.busy_s() >= best_busy):
+                continue
+            seen.add((tm, tn))
+        _gemm_traffic(cand, m, n, k, a, bm, c, others, tm, tn, xp)
+        if xp is SCALAR:
+            busy = cand.busy_s()
+            best_busy = busy if best_busy is None else min(best_busy, busy)
+        candidates.append(cand)
+    b.adopt_fastest(candidates)
+
+
+def _gemm_compute(b: DemandsBuilder, m, n, k, instances, flops, tm, tn, xp) -> None:
+    """A GEMM's FLOPs when it runs output tiles of tm x tn: shape utilization and k ramp."""
+    choice, _ = _matrix_engine(b, flops)
+    units = float(choice.engine.units) if choice else 1.0
+    util, splits = tiled_utilization(m, n, k, instances, units, tm, tn, xp)
+    _add_flops(b, flops, util, k_ramp(k / splits, xp))
+
+
+def _gemm_traffic(b: DemandsBuilder, m, n, k, a, bm, c, others, tm, tn, xp) -> None:
+    """A GEMM's bytes per memory level when it runs output tiles of tm x tn (module docstring)."""
     info = b.info
     a_bytes, ea, a_place = a
     b_bytes, eb, b_place = bm
     c_bytes, _, c_place = c
-    tm, tn, util, splits = choose_tile(b, m, n, k, instances, flops, a_bytes, b_bytes, xp)
-    _add_flops(b, flops, util, k_ramp(k / splits, xp))
-
     cache = info.cache_level
     capacity = info.device.memory[cache].capacity_bytes if cache else 0.0
     reads_a, reads_b = operand_reads(m, n, k, ea, eb, capacity, tm, tn, xp)
@@ -158,34 +186,6 @@ def _matrix_engine(b: DemandsBuilder, flops: dict):
             choice = choice or b.info.engine_for(flop_class, dtype)
             total = total + amount
     return choice, total
-
-
-def choose_tile(b: DemandsBuilder, m, n, k, instances, flops, a_bytes, b_bytes, xp=SCALAR):
-    """(tm, tn, shape utilization, k splits) of the candidate tile with the smallest predicted
-    time: max(matrix FLOPs / (peak x efficiency x utilization x ramp), CTA traffic / cache rate),
-    as a kernel library's heuristics (or an autotuner) would pick."""
-    choice, matrix_flops = _matrix_engine(b, flops)
-    units = float(choice.engine.units) if choice else 1.0
-    rate = choice.peak_flops * choice.engine.efficiency if choice else 1.0
-    cache = b.info.cache_level
-    cache_rate = None
-    if cache:
-        level = b.device.memory[cache]
-        cache_rate = level.bandwidth_bytes_s * level.efficiency
-    g_m, g_n = b.info.granule
-    best = None
-    for cand_m, cand_n in CANDIDATE_TILES:
-        tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
-        util, splits = tiled_utilization(m, n, k, instances, units, tm, tn, xp)
-        t = matrix_flops / (rate * util * k_ramp(k / splits, xp))
-        if cache_rate:
-            t = xp.maximum(t, (a_bytes * xp.ceil(n / tn) + b_bytes * xp.ceil(m / tm)) / cache_rate)
-        if best is None:
-            best = (t, tm, tn, util, splits)
-        else:
-            better = t < best[0]
-            best = tuple(xp.where(better, new, old) for new, old in zip((t, tm, tn, util, splits), best))
-    return best[1:]
 
 
 def _elem(t) -> float:
@@ -265,16 +265,18 @@ def cost_attention(op, device) -> Demands:
 @register_cost("collective")
 def cost_collective(op, device, algorithm: str | None = None) -> Demands:
     """A collective over the device's scale-up link: link bytes and per-step latency from
-    ``algorithm`` (default: what NCCL picks, in-switch reduction where the link's switch offers
-    it, the ring otherwise); memory traffic: every byte sent is read and every byte received
-    written, and a reduction reads the local chunk too."""
+    ``algorithm``, else the operator's ``algorithm`` attribute when it has one (a graph may pin
+    it, e.g. a measurement taken with NVLS off), else what NCCL picks: in-switch reduction where
+    the link's switch offers it, the ring otherwise. Memory traffic: every byte sent is read and
+    every byte received written, and a reduction reads the local chunk too."""
     b = DemandsBuilder(op.name, op.kind, device)
     link_name = b.info.scale_up_link
     if link_name is None:
         raise InputError(f"device '{device.id}' has no link for a {op.collective} over "
                          f"{op.group_size} ranks", path="links")
     link = device.links[link_name]
-    algorithm = algorithm or coll.choose_algorithm(op.collective, link.in_network_reduction)
+    algorithm = (algorithm or getattr(op, "algorithm", None)
+                 or coll.choose_algorithm(op.collective, link.in_network_reduction))
     steps = coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
     sent = coll.link_bytes(steps)
     b.link(link_name, sent)
@@ -286,15 +288,3 @@ def cost_collective(op, device, algorithm: str | None = None) -> Demands:
         _add_flops(b, op.flops())
     b.fixed(coll.latency_s(steps, link.latency_s))
     return b.build()
-
-
-def gemm_shape_utilization(m: float, n: float, k: float, device, dtype: str = "bf16",
-                           instances: float = 1.0) -> float:
-    """Fraction of the matrix engine's peak the shape of an (m x k) @ (k x n) GEMM allows on
-    ``device`` (tile padding x wave quantization with the tile the kernel picks). Calibration
-    divides a measured efficiency by this before fitting a size curve."""
-    b = DemandsBuilder("shape", "matmul", device)
-    flops = {("matrix", dtype): 2.0 * m * n * k * instances}
-    e = dtype_bytes(dtype)
-    return choose_tile(b, float(m), float(n), float(k), float(instances), flops,
-                       instances * m * k * e, instances * k * n * e)[2]

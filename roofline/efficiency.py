@@ -26,8 +26,9 @@ Nothing here is fitted to published measurements. Each factor is a physical mech
 
 When a calibration curve is present, it replaces the base efficiency *and* the k ramp (it was
 measured on real kernels of that size, ramp included); wave quantization and tile padding still
-apply because they depend on the shape, not the size. A calibration fit should therefore divide
-measured efficiency by ``roofline.gemm_shape_utilization`` before fitting a curve.
+apply because they depend on the shape, not the size. A calibration fit therefore inverts
+``roofline.cost`` with a flat curve (efficiency 1): what it fits is the efficiency on top of
+the shape factors.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from hwmodels.errors import InputError
 
-from .efficiency import TILE_GRANULE, link_efficiency
+from .efficiency import TILE_GRANULE
 
 # dtype -> dtypes a kernel can run it as, in order of preference (same bits first, then wider).
 PROMOTION: dict[str, tuple[str, ...]] = {
@@ -58,6 +58,8 @@ class EngineChoice:
     dtype: str
     engine: object
 
+    key: str = ""
+
     @property
     def peak_flops(self) -> float:
         return self.engine.peak_flops[self.dtype]
@@ -74,6 +76,9 @@ class DeviceInfo:
     scale_up_link: str | None
     _engines: dict = field(default_factory=dict)
     _placements: dict = field(default_factory=dict)
+    memory_key: dict[str, str] = field(default_factory=dict)   # level -> "memory:<level>"
+    link_key: dict[str, str] = field(default_factory=dict)     # link -> "link:<link>"
+    resource: dict[str, object] = field(default_factory=dict)  # key -> MemoryLevel or Link
 
     def engine_for(self, flop_class: str, dtype: str) -> EngineChoice:
         """The engine and dtype that run FLOPs of ``flop_class`` at ``dtype`` on this device."""
@@ -100,11 +105,6 @@ class DeviceInfo:
         """The innermost on-chip level: the one compute units read operands from."""
         return self.on_chip[0] if self.on_chip else None
 
-    def link_rate(self, name: str) -> float:
-        """Achievable bandwidth of link ``name`` (per direction)."""
-        link = self.device.links[name]
-        return link.bandwidth_bytes_s * link_efficiency(link)
-
 
 def _choose_engine(device, flop_class: str, dtype: str) -> EngineChoice:
     if flop_class == "special" and "sfu" in device.engines:
@@ -120,7 +120,7 @@ def _choose_engine(device, flop_class: str, dtype: str) -> EngineChoice:
         candidates = [d for d in promotion if d in engine.peak_flops]
         if candidates:
             best = candidates[0]
-            return EngineChoice(name, best, engine)
+            return EngineChoice(name, best, engine, f"compute:{name}")
     raise InputError(f"device '{device.id}' has no engine that runs {flop_class} FLOPs at {dtype} "
                      f"(engines: {', '.join(device.engines) or 'none'})", path="engines")
 
@@ -168,7 +168,11 @@ def device_info(device) -> DeviceInfo:
         on_chip=[n for n, lv in device.memory.items() if lv.on_chip],
         granule=TILE_GRANULE.get(device.kind, (16.0, 16.0)),
         scale_up_link=_scale_up_link(device),
+        memory_key={name: f"memory:{name}" for name in device.memory},
+        link_key={name: f"link:{name}" for name in device.links},
     )
+    info.resource = {**{f"memory:{n}": lv for n, lv in device.memory.items()},
+                     **{f"link:{n}": lk for n, lk in device.links.items()}}
     _INFO[key] = info
     if len(_INFO) > _CACHE_SIZE:
         _INFO.popitem(last=False)
