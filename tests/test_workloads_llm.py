@@ -356,3 +356,17 @@ def test_decode_properties(batch, context, extra, tp):
     assert s["kv_cache_bytes"] == batch * one["kv_cache_bytes"]
     assert s["kv_cache_bytes"] * tp == batch * (context + 1) * 2 * 4 * 4 * 32 * 2
     assert tp * s["params"] == build_llm(TINY, "decode").params() + (tp - 1) * (2 * 4 + 1) * 256
+
+
+def test_deepseek_prefill_decompresses_but_caches_the_latent():
+    B, P = 2, 300
+    graph = build_llm("deepseek-v2-lite", "prefill", batch=B, prompt_len=P)
+    attn = graph.op("model.layers.0.self_attn.attn")
+    assert (attn.heads, attn.kv_heads, attn.head_dim, attn.v_head_dim) == (16, 16, 192, 128)
+    assert attn.flops()[("matrix", "bf16")] == 2 * B * 16 * (P * (P + 1) / 2) * (192 + 128)
+    assert graph.summary()["kv_cache_bytes"] == B * P * 27 * 576 * 2
+    appended = [t for t in attn.outputs if t.role == "kv"]
+    assert [t.shape for t in appended] == [(B, P, 1, 576)]
+    kvb = graph.op("model.layers.0.self_attn.kv_b_proj")
+    assert (kvb.k, kvb.n) == (512, 16 * (128 + 128))
+    assert graph.params() == deepseek_v2_lite()                 # same weights as the absorbed form

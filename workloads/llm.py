@@ -14,9 +14,11 @@ run by one tensor-parallel rank of each pipeline stage. Partitioning is Megatron
   of the tokens; all-to-all dispatch and combine around the expert GEMMs, then an all-gather that
   restores the replicated activations. With ``ep`` = 1 every expert is split over the TP ranks.
 
-MLA (DeepSeek-V2) is modelled in its weight-absorbed form in every phase (W_UK folded into the
-query, W_UV into the output): attention runs MQA-style over the cached latent of
-kv_lora_rank + qk_rope_head_dim per token.
+MLA (DeepSeek-V2): a step with cached tokens (decode, chunked) uses the weight-absorbed form
+(W_UK folded into the query, W_UV into the output), so attention runs MQA-style over the cached
+latent of kv_lora_rank + qk_rope_head_dim per token; a prefill from scratch decompresses K and V
+with kv_b_proj and runs ordinary multi-head attention (head dim qk_nope + qk_rope, V head dim
+v_head_dim), caching only the latent. Both forms read the same kv_b_proj weights.
 """
 
 from __future__ import annotations
@@ -195,11 +197,19 @@ class _Builder:
             rot = self.add(Elementwise, a + "rotary", [q, kv], stage,
                            numel=T * (hl + 1) * cfg.qk_rope_head_dim, flops_per_element=ROTARY_FLOPS,
                            dtype=self.dt)
+            latent = cfg.kv_lora_rank + cfg.qk_rope_head_dim
+            if all(s.q_len == s.kv_len for s in segments):      # nothing cached yet: decompress
+                kvb = self.linear(a + "kv_b_proj", [kv], stage, T, cfg.kv_lora_rank,
+                                  hl * (cfg.qk_nope_head_dim + cfg.v_head_dim))
+                attn = self.attention(a + "attn", [rot, kvb], stage, segments, heads=hl, kv_heads=hl,
+                                      head_dim=qk, v_head_dim=cfg.v_head_dim, cache_dim=latent)
+                o = self.linear(a + "o_proj", attn, stage, T, hl * cfg.v_head_dim, H)
+                return self.residual(p + "attn_residual", x, self.row_parallel_out(a + "o_proj", o, stage, T),
+                                     stage, T)
             q = self.linear(a + "kv_b_proj.uk", [rot], stage, T, cfg.qk_nope_head_dim, cfg.kv_lora_rank,
                             batch=hl)
             attn = self.attention(a + "attn", [q, rot], stage, segments, heads=hl, kv_heads=1,
-                                  head_dim=cfg.kv_lora_rank + cfg.qk_rope_head_dim,
-                                  v_head_dim=cfg.kv_lora_rank, latent_kv=True)
+                                  head_dim=latent, v_head_dim=cfg.kv_lora_rank, latent_kv=True)
             o = self.linear(a + "kv_b_proj.uv", attn, stage, T, cfg.kv_lora_rank, cfg.v_head_dim, batch=hl)
             o = self.linear(a + "o_proj", [o], stage, T, hl * cfg.v_head_dim, H)
         else:

@@ -306,6 +306,9 @@ class Attention(Operator):
 
     MHA/GQA/MQA by ``kv_heads``; MLA in its weight-absorbed form with ``latent_kv``: K and V are
     one cached latent of ``head_dim`` per token (``v_head_dim`` of it doubles as V), kv_heads 1.
+    MLA in its decompressed form (prefill) sets ``cache_dim``: attention runs on per-head K/V
+    decompressed from the latent, and the cache holds (reads and appends) that latent of
+    ``cache_dim`` elements per token instead of K and V.
     FLOPs: QK^T and PV on the matrix engine, 2 x scores x head_dim and 2 x scores x v_head_dim,
     where scores counts only what is computed: causal attention counts the unmasked half
     (see :func:`attended_keys`); a sliding ``window`` limits each query to its w most recent keys;
@@ -336,9 +339,15 @@ class Attention(Operator):
     shared_kv_len: int = 0
     share_group: int = 1
     latent_kv: bool = False
+    cache_dim: int | None = None
 
     def check(self):
         self._require("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "share_group")
+        if self.cache_dim is not None:
+            self._require("cache_dim")
+            if self.latent_kv:
+                raise InputError("cache_dim (decompressed MLA) and latent_kv (absorbed MLA) exclude each "
+                                 "other", path="cache_dim")
         self._require("shared_kv_len", positive=False)
         self._dtype("dtype", "kv_dtype")
         if self.kv_dtype is None:
@@ -386,8 +395,12 @@ class Attention(Operator):
         outs = [Tensor(f"{self.name}.o", (b, q, h, dv), self.dtype)]
         need, overlap = self._past_read()
         groups = b // self.share_group
+        if self.cache_dim:  # decompressed K/V come in as activations; the cache holds the latent
+            ins += [Tensor(f"{self.name}.{part}_new", (b, q, hk, dim), self.dtype) for part, dim in parts]
+            parts, hk = [("latent", self.cache_dim)], 1
         for part, dim in parts:
-            ins.append(Tensor(f"{self.name}.{part}_new", (b, q, hk, dim), self.dtype))
+            if not self.cache_dim:
+                ins.append(Tensor(f"{self.name}.{part}_new", (b, q, hk, dim), self.dtype))
             if overlap:
                 ins.append(Tensor(f"{self.name}.{part}_cache_shared", (groups, round(overlap), hk, dim),
                                   self.kv_dtype, "kv", self.kv_placement))
@@ -416,8 +429,11 @@ class Attention(Operator):
         held = min(self.kv_len, self.window) if self.window else self.kv_len
         shared = min(self.shared_kv_len, held)
         tokens = self.batch * held - (self.batch - self.batch // self.share_group) * shared
-        dims = self.head_dim if self.latent_kv else self.head_dim + self.v_head_dim
-        return {"kv": tokens * self.kv_heads * dims * DTYPE_BYTES[self.kv_dtype]}
+        if self.cache_dim:
+            per_token = self.cache_dim
+        else:
+            per_token = self.kv_heads * (self.head_dim if self.latent_kv else self.head_dim + self.v_head_dim)
+        return {"kv": tokens * per_token * DTYPE_BYTES[self.kv_dtype]}
 
 
 # ------------------------------------------------------------------------------------------------
