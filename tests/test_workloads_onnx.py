@@ -114,3 +114,16 @@ def test_missing_onnx_dependency_is_an_input_error(tmp_path, monkeypatch):
     monkeypatch.setitem(__import__("sys").modules, "onnx", None)
     with pytest.raises(InputError, match="optional dependency 'onnx'"):
         load_workload(path)
+
+
+def test_onnx_attention_op(tmp_path):
+    B, H, S, D = 2, 4, 16, 8
+    nodes = [helper.make_node("Attention", ["q", "k", "v"], ["o"], name="attn", is_causal=1)]
+    inputs = [helper.make_tensor_value_info(n, TensorProto.FLOAT16, [B, H, S, D]) for n in "qkv"]
+    path = save(tmp_path, nodes, inputs, [helper.make_tensor_value_info("o", TensorProto.FLOAT16, None)],
+                opset=23)
+    op = load_workload(path).op("attn")
+    assert op.causal and op.fused and op.dtype == "fp16"
+    scores = B * H * S * (S + 1) / 2
+    assert op.flops() == {("matrix", "fp16"): 2 * scores * 2 * D, ("vector", "fp16"): 5 * scores,
+                          ("special", "fp16"): scores}
