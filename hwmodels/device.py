@@ -159,9 +159,11 @@ class Device(_Frozen):
         """The resolved YAML form (after ``extends:``), with every derived peak written out."""
         out = {k: v for k, v in self.raw.items() if k != "extends"}
         for name, engine in self.engines.items():
-            out["engines"][name]["peak"] = {d: format_quantity(v, "compute_rate")
-                                            for d, v in engine.peak_flops.items()}
-            out["engines"][name].setdefault("efficiency", engine.efficiency)
+            spec = out["engines"][name]
+            if "systolic" in spec or "dsp" in spec:
+                spec["peak"] = {d: format_quantity(v, "compute_rate", 6) for d, v in engine.peak_flops.items()}
+            spec.setdefault("units", engine.units)
+            spec.setdefault("efficiency", engine.efficiency)
         for name, level in self.memory.items():
             out["memory"][name].setdefault("efficiency", level.efficiency)
             out["memory"][name].setdefault("on_chip", level.on_chip)

@@ -17,6 +17,7 @@ from typing import Any
 from . import catalog as _catalog_pkg
 from .device import Device, device_from_raw
 from .errors import InputError, Problem, unknown_name
+from .schema import DEVICE_KINDS
 from .yamlio import Document, dotted, load
 
 CATALOG_DIR = Path(_catalog_pkg.__file__).resolve().parent
@@ -181,7 +182,10 @@ def _peek_kind(key: str, path: Path | None) -> Any:
     doc = _read(key, path)
     if isinstance(doc.data, dict):
         if doc.data.get("kind") is None and "extends" in doc.data:
-            return "device"
+            try:    # an overlay has the kind of what it extends
+                return load_raw(path)[0].get("kind", "device")
+            except InputError:
+                return "device"   # loading it will report the problem where it is
         return doc.data.get("kind")
     return None
 
@@ -197,6 +201,8 @@ def load_hardware(ref: str | Path):
 
 def catalog_ids(kind: str | None = None) -> list[str]:
     """The bundled catalog's ids (``host`` included), optionally only those of ``kind``."""
+    if kind is not None and kind not in (*DEVICE_KINDS, "system"):
+        raise unknown_name("hardware kind", kind, (*DEVICE_KINDS, "system"))
     ids = []
     for stem, path in _catalog_files().items():
         if kind is None or _peek_kind(stem, path) == kind:

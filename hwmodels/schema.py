@@ -9,9 +9,10 @@ Unknown keys are refused (``extra="forbid"``) so a misspelled field is never sil
 
 from __future__ import annotations
 
+import json
 import math
 import re
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
@@ -288,15 +289,31 @@ class SystemSpec(Spec):
                                                              "default: every gpu/npu/fpga in listing order")
 
 
+def _without_required(schema: Any) -> Any:
+    """``schema`` with every ``required`` list dropped (an overlay may set any subset)."""
+    if isinstance(schema, dict):
+        return {k: _without_required(v) for k, v in schema.items() if k != "required"}
+    if isinstance(schema, list):
+        return [_without_required(v) for v in schema]
+    return schema
+
+
 def json_schema() -> dict:
-    """JSON Schema of a hardware YAML file (a device or a system), for editor completion."""
+    """JSON Schema of a hardware YAML file, for editor completion: a device, an overlay
+    (``extends:`` plus any subset of a device's fields) or a system."""
     device = DeviceSpec.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
     system = SystemSpec.model_json_schema(by_alias=True, ref_template="#/$defs/{model}")
-    defs = {**device.pop("$defs", {}), **system.pop("$defs", {}), "DeviceSpec": device, "SystemSpec": system}
+    device_defs = device.pop("$defs", {})
+    defs = {**device_defs, **system.pop("$defs", {}), "DeviceSpec": device, "SystemSpec": system}
+    text = json.dumps({"Overlay": device, **{f"Overlay{k}": v for k, v in device_defs.items()}})
+    overlays = _without_required(json.loads(text.replace('"#/$defs/', '"#/$defs/Overlay')))
+    overlays["Overlay"]["required"] = ["extends"]
+    overlays["Overlay"]["title"] = "DeviceOverlay"
+    defs.update(overlays)
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Ridgeline hardware description",
-        "description": "A device (kind gpu/npu/fpga/cpu/memory) or a system (kind system).",
-        "oneOf": [{"$ref": "#/$defs/DeviceSpec"}, {"$ref": "#/$defs/SystemSpec"}],
+        "description": "A device (kind gpu/npu/fpga/cpu/memory), an overlay of one (extends:), or a system.",
+        "anyOf": [{"$ref": "#/$defs/DeviceSpec"}, {"$ref": "#/$defs/Overlay"}, {"$ref": "#/$defs/SystemSpec"}],
         "$defs": defs,
     }

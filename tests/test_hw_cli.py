@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 import yaml
 
 from reports.cli import main
@@ -33,6 +34,8 @@ def test_list_kind_filter_and_table(capsys):
     code, out, _err = run(capsys, "hw", "list", "--kind", "fpga")
     assert code == 0
     assert "alveo-u280" in out and "alveo-v80" in out and "h100-sxm" not in out
+    code, out, _err = run(capsys, "hw", "list", "--kind", "gpu")
+    assert "h200-sxm" in out and "a100-sxm-40gb" in out and "tpu-v4" not in out
     code, out, _err = run(capsys, "hw", "list", "--kind", "system", "--format", "json")
     assert {r["id"] for r in json.loads(out)} == ISSUE_SYSTEMS
 
@@ -92,4 +95,21 @@ def test_schema_is_json_schema_with_both_forms(capsys):
     assert device["additionalProperties"] is False
     assert {"engines", "memory", "links", "power", "extends"} <= set(device["properties"])
     assert "from" in schema["$defs"]["EdgeSpec"]["properties"]
-    assert len(schema["oneOf"]) == 2
+    assert len(schema["anyOf"]) == 3
+    # an overlay needs only extends:, and its nested fields are optional too
+    overlay = schema["$defs"]["Overlay"]
+    assert overlay["required"] == ["extends"]
+    assert "required" not in schema["$defs"]["OverlayMemoryLevelSpec"]
+    assert schema["$defs"]["MemoryLevelSpec"]["required"]
+
+
+def test_schema_accepts_the_catalog():
+    jsonschema = pytest.importorskip("jsonschema")
+    from hwmodels.loader import CATALOG_DIR
+    from hwmodels.schema import json_schema
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for path in CATALOG_DIR.glob("*.yaml"):
+        data = yaml.safe_load(path.read_text())
+        errors = list(validator.iter_errors(data))
+        assert not errors, (path.name, errors[0].message)
+    assert list(validator.iter_errors({"id": "x", "kind": "gpu"}))

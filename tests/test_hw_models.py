@@ -27,7 +27,12 @@ def test_catalog_has_exactly_the_issue_ids():
     assert set(hwmodels.catalog_ids("npu")) == {"tpu-v4", "tpu-v5e", "gaudi2", "gaudi3"}
     assert set(hwmodels.catalog_ids("fpga")) == {"alveo-u280", "alveo-v80"}
     assert set(hwmodels.catalog_ids("memory")) == {"cz120-cxl"}
-    assert "host" in hwmodels.catalog_ids("cpu")
+    assert set(hwmodels.catalog_ids("cpu")) == {"xeon-8480", "grace", "host"}
+    # overlays (extends:) have the kind of what they extend
+    assert set(hwmodels.catalog_ids("gpu")) == {"a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h100-pcie",
+                                                "h200-sxm", "l4", "mi300x"}
+    with pytest.raises(InputError, match="did you mean 'gpu'"):
+        hwmodels.catalog_ids("gpus")
 
 
 @pytest.mark.parametrize("ref", sorted(ISSUE_DEVICES - {"host"}))
