@@ -4,8 +4,9 @@ The fit inverts the cost model rather than re-deriving it, so that what is writt
 what ``roofline.cost`` needs to reproduce the measurements:
 
 1. **Fixed cost.** ``launch_overhead`` is the measured time of a one-element numpy add.
-2. **Memory ceilings.** STREAM bandwidth plateaus per level (:func:`calibration.fit.stream_ceilings`)
-   become each level's ``bandwidth`` (an achieved rate, so ``efficiency: 1.0`` for cache levels).
+2. **Memory ceilings.** STREAM bandwidth plateaus per level (:func:`calibration.fit.stream_ceilings`),
+   with the fixed cost of each call taken out, become each level's ``bandwidth`` (an achieved
+   rate, so ``efficiency: 1.0`` for cache levels).
 3. **Compute.** Each fitted GEMM is costed on the device with a flat efficiency of 1 for its
    engine and dtype (shape effects such as wave quantization and tile padding stay in the model):
    the efficiency it needs is ``t_compute(e=1) / (t_measured - fixed)``. Where the best GEMM runs
@@ -69,15 +70,19 @@ def _level_capacities(device, caches: dict[str, int] | None) -> list[tuple[str, 
     return [(name, float(caches.get(name, lv.capacity_bytes))) for name, lv in device.memory.items()]
 
 
-def _stream_ceilings(frame: pd.DataFrame, device, caches) -> dict[str, float]:
+def _stream_ceilings(frame: pd.DataFrame, device, caches, fixed_s: float) -> dict[str, float]:
+    """Bandwidth per level from the STREAM plateaus, with the fixed cost of a call taken out
+    (the cost model adds it back as ``launch_overhead``)."""
     rows = _trusted_fit(frame)
     rows = rows[rows.kernel.isin(list(STREAM_ARRAYS)) & (rows.backend == "numpy")]
+    rows = rows[rows.median_s > fixed_s]
     if rows.empty:
         return {}
     cases = [case_from_row(r) for _, r in rows.iterrows()]
     sizes = [STREAM_ARRAYS[c.kernel] * c.shape["n"] * 8 for c in cases]
-    return stream_ceilings(sizes, list(rows.bytes_s), list(rows.kernel),
-                           level_bands(_level_capacities(device, caches)))
+    passes = [len(kernel_ops(c)) for c in cases]  # numpy's triad pays the call cost twice
+    bandwidths = [c.bytes_moved / (t - p * fixed_s) for c, t, p in zip(cases, rows.median_s, passes)]
+    return stream_ceilings(sizes, bandwidths, list(rows.kernel), level_bands(_level_capacities(device, caches)))
 
 
 def _compute_key(demands) -> str | None:
@@ -102,7 +107,7 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         report.launch_overhead_s = float(launch.median_s.min())
         overrides["launch_overhead"] = format_quantity(report.launch_overhead_s, "time")
 
-    report.ceilings_bytes_s = _stream_ceilings(frame, base, caches)
+    report.ceilings_bytes_s = _stream_ceilings(frame, base, caches, report.launch_overhead_s or 0.0)
     main = base.main_memory
     for level, bw in report.ceilings_bytes_s.items():
         overrides[f"memory.{level}.bandwidth"] = f"{bw:.6g} B/s"
