@@ -69,3 +69,11 @@ def test_bad_input_exits_2_without_traceback(capsys, argv, fragment):
     code, out, err = run(capsys, *argv)
     assert code == 2
     assert fragment in err and "Traceback" not in err and out == ""
+
+
+def test_show_a_users_config_json(capsys):
+    config = EXAMPLE.parent / "my-llama-config.json"
+    code, out, _ = run(capsys, "workload", "show", str(config), "--format", "json")
+    h, layers, heads, kv, inter, vocab = 2048, 22, 32, 4, 5632, 32000
+    by_hand = layers * (2 * h * h + 2 * h * kv * (h // heads) + 3 * h * inter + 2 * h) + 2 * vocab * h + h
+    assert code == 0 and json.loads(out)["params"] == by_hand

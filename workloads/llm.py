@@ -6,7 +6,8 @@ run by one tensor-parallel rank of each pipeline stage. Partitioning is Megatron
 * attention: q/k/v column-parallel (heads split over TP ranks), o_proj row-parallel, then an
   all-reduce of the (tokens x hidden) activations; MLP: gate/up column-parallel, down row-parallel,
   all-reduce; embedding and LM head vocab-parallel (the embedding's partial rows are all-reduced,
-  the logits all-gathered). Norms, row-parallel biases, learned positions, MoE router gates and
+  the logits all-gathered; a vocabulary that tp does not divide is padded up to a multiple of tp,
+  as Megatron pads it). Norms, row-parallel biases, learned positions, MoE router gates and
   MLA's latent down-projection are replicated on every rank.
 * pipeline: layers split into ``pp`` contiguous stages (the first stages take one more layer when
   they do not divide evenly), a send/recv of the activations between consecutive stages.
@@ -27,7 +28,7 @@ import math
 from dataclasses import dataclass
 
 from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, unknown_name
 
 from .configs import ModelConfig, load_config
 from .graph import Graph
@@ -387,7 +388,6 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
     """
     cfg = model if isinstance(model, ModelConfig) else load_config(model)
     if phase not in PHASES:
-        from hwmodels.errors import unknown_name
         raise unknown_name("phase", phase, PHASES, path="phase")
     for name, value in (("batch", batch), ("prompt_len", prompt_len), ("tp", tp), ("pp", pp), ("ep", ep),
                         ("best_of", best_of), ("microbatches", microbatches), ("group_size", group_size)):
@@ -399,7 +399,6 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
     weight_dtype = normalize_dtype(weight_dtype or dtype, path="weight_dtype")
     kv_dtype = normalize_dtype(kv_dtype or dtype, path="kv_dtype")
     if kv_placement not in PLACEMENTS:
-        from hwmodels.errors import unknown_name
         raise unknown_name("KV placement", kv_placement, PLACEMENTS, path="kv_placement")
     for name, value, lo_open in (("acceptance", acceptance, False), ("kv_fraction", kv_fraction, True)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (

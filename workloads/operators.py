@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, did_you_mean, unknown_name
 
 from .tensors import PLACEMENTS, QUANTIZED_DTYPES, Tensor
 
@@ -822,8 +822,6 @@ class MemCopy(Operator):
 
 def make_operator(kind: str, **fields) -> Operator:
     """An operator of registered ``kind`` built from keyword fields (typos get a suggestion)."""
-    from hwmodels.errors import did_you_mean, unknown_name
-
     if kind not in OPERATORS:
         raise unknown_name("operator kind", kind, OPERATORS, path="kind")
     cls = OPERATORS[kind]
