@@ -222,6 +222,13 @@ def key_problems(data: Any, doc: Document, path: tuple = ()) -> list[Problem]:
             if not isinstance(key, str) or not _NAME_RE.match(key):
                 problems.append(doc.problem(f"'{key}' is not a plain name (letters, digits, '_' or '-')",
                                             (*path, key)))
+            elif key == "overrides" and isinstance(value, dict):
+                # keys here are dotted paths into the device ("memory.hbm.bandwidth")
+                for dotted_path in value:
+                    parts = str(dotted_path).split(".")
+                    if not isinstance(dotted_path, str) or not all(_NAME_RE.match(p) for p in parts):
+                        problems.append(doc.problem(f"'{dotted_path}' is not a dotted path of plain names",
+                                                    (*path, key, dotted_path)))
             else:
                 problems += key_problems(value, doc, (*path, key))
     elif isinstance(data, list):

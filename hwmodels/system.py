@@ -20,7 +20,7 @@ from .device import Device, Link, in_file_order, key_problems, link_from_spec
 from .errors import InputError, Problem, did_you_mean
 from .loader import load_device, load_raw, resolve_ref
 from .schema import EdgeSpec, SystemSpec
-from .yamlio import Document, validation_problems
+from .yamlio import Document, dotted, validation_problems
 
 ACCELERATOR_KINDS = ("gpu", "npu", "fpga")
 
@@ -112,6 +112,17 @@ def _edge_link(edge: EdgeSpec, u: str, v: str, devices: dict[str, Device], doc: 
     return link.using_ports(edge.ports) if edge.ports else link
 
 
+def _override_problem(problem: Problem, overrides: dict | None, doc: Document, path: tuple) -> Problem:
+    """A problem raised by a device's ``overrides:`` entry, located at that entry in ``doc``."""
+    if problem.file != "<overrides>" or not overrides or not problem.path:
+        return problem
+    for key in overrides:
+        if problem.path == key or problem.path.startswith(f"{key}."):
+            return Problem(problem.message, doc.file, doc.line_of((*path, "overrides", key)),
+                           f"{dotted(path)}.overrides.{problem.path}", problem.suggestion)
+    return problem
+
+
 def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> System:
     """Validate a system's YAML form and build its graph; all problems are reported at once."""
     bad_keys = key_problems(raw, doc)
@@ -132,9 +143,12 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
         try:
             _key, _path = resolve_ref(entry.device, base_dir, file=doc.file,
                                       line=doc.line_of((*path, "device")), path=f"devices[{i}].device")
-            device = load_device(_path if _path is not None else entry.device, entry.overrides)
+            device = load_device(_path if _path is not None else entry.device)
+            if entry.overrides:
+                device = device.with_overrides(entry.overrides)
         except InputError as err:
-            problems += err.problems
+            # a problem with an override is located at the override in this file
+            problems += [_override_problem(p, entry.overrides, doc, path) for p in err.problems]
             continue
         if entry.name in groups:
             problems.append(doc.problem(f"duplicate device name '{entry.name}'", (*path, "name")))

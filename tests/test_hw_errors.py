@@ -341,3 +341,20 @@ def test_unknown_catalog_id():
 def test_impossible_references(ref):
     with pytest.raises(InputError):
         hwmodels.load_hardware(ref)
+
+
+def test_bad_override_in_a_system_points_at_its_line(tmp_path):
+    text = SYSTEM.replace("{name: host, device: xeon-8480}",
+                          "{name: host, device: xeon-8480, overrides: {memory.ddr.bandwidth: 3 GB}}")
+    p = one_problem(write(tmp_path, "s.yaml", text))
+    assert p.file.endswith("s.yaml") and p.line == 7
+    assert p.path == "devices[1].overrides.memory.ddr.bandwidth" and "data size" in p.message
+
+
+def test_bad_nested_override_in_a_system(tmp_path):
+    text = SYSTEM.replace(
+        "{name: host, device: xeon-8480}",
+        "{name: host, device: xeon-8480,\n     overrides: {memory.cxl: {kind: cxl, capacity: 1 TB/s}}}")
+    probs = problems_of(write(tmp_path, "s.yaml", text))
+    assert all(p.file.endswith("s.yaml") and p.line == 8 for p in probs)
+    assert any(p.path == "devices[1].overrides.memory.cxl.capacity" for p in probs)

@@ -379,3 +379,29 @@ def test_host_loads_on_this_machine():
     d = hwmodels.load_device("host")
     assert d.kind == "cpu" and d.engines["vector"].peak_flops["fp32"] > 0
     assert "calibrate" in d.notes
+
+
+def test_system_file_with_relative_device_file_and_overrides(tmp_path):
+    (tmp_path / "parts").mkdir()
+    (tmp_path / "parts" / "fast.yaml").write_text("extends: h100-sxm\nmemory:\n  hbm:\n    bandwidth: 4 TB/s\n")
+    (tmp_path / "sys.yaml").write_text(
+        "id: mine\nname: Mine\nkind: system\nsource: test\n"
+        "devices:\n"
+        "  - {name: fast, device: parts/fast.yaml, count: 2}\n"
+        "  - {name: slow, device: h100-sxm, overrides: {memory.hbm.bandwidth: 1 TB/s}}\n"
+        "switches: [{name: sw, in_network_reduction: true}]\n"
+        "edges:\n  - {from: [fast, slow], to: sw, link: nvlink}\n")
+    s = hwmodels.load_system(tmp_path / "sys.yaml")
+    assert s.accelerators == ["fast0", "fast1", "slow"]
+    assert s.devices["fast1"].memory["hbm"].bandwidth_bytes_s == 4e12
+    assert s.devices["slow"].memory["hbm"].bandwidth_bytes_s == 1e12
+    assert s.graph.degree("sw") == 3
+
+
+def test_overlay_of_the_detected_host(tmp_path):
+    f = tmp_path / "host-cal.yaml"
+    f.write_text("extends: host\nmemory:\n  dram:\n    bandwidth: 20 GB/s\n    efficiency: 1.0\n")
+    d = hwmodels.load_device(f)
+    assert d.kind == "cpu" and d.memory["dram"].bandwidth_bytes_s == 20e9
+    assert d.engines == hwmodels.load_device("host").engines
+    assert "host-cal" in hwmodels.load_hardware(f).id
