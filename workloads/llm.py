@@ -381,7 +381,8 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
 
     ``draft``: a draft model that proposes ``spec_tokens`` tokens one at a time before the target
     verifies them; ``acceptance``: the per-token acceptance rate (tokens produced per step follow
-    :func:`expected_tokens`). ``best_of`` N: each prompt's N samples share its KV prefix (read once
+    :func:`expected_tokens`); without a draft the proposals are taken as free (n-gram or
+    prompt lookup) and only the verification is modelled. ``best_of`` N: each prompt's N samples share its KV prefix (read once
     per step). ``kv_fraction``: sparse attention reads that fraction of the KV. ``kv_placement``:
     device, host or cxl. int4/int8 ``weight_dtype`` is group-quantized with ``group_size`` (linear
     layers of the blocks; embeddings, LM head, norms and router gates stay in ``dtype``).
