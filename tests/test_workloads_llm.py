@@ -131,7 +131,7 @@ def test_sliding_window_caps_cache_and_mamba_has_state_only():
     assert s["kv_cache_bytes"] == 4096 * 2 * 32 * 8 * 128 * 2
     m = build_llm("mamba-2.8b", "decode", batch=3, context=5000).summary()
     assert m["kv_cache_bytes"] == 0
-    assert m["state_bytes"] == 64 * 3 * 5120 * 16 * 2
+    assert m["state_bytes"] == 64 * 3 * 5120 * (16 + 3) * 2    # SSM state + causal-conv window (d_conv - 1)
 
 
 @pytest.mark.parametrize("model,tp,ep,replicated", [

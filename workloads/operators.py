@@ -126,8 +126,10 @@ class Operator:
         return self.param_counts()
 
     def cache_bytes(self) -> dict[str, float]:
-        """Bytes of per-sequence cache held after this step, by role (``kv`` or ``state``)."""
-        return {}
+        """Bytes of per-sequence cache held after this step, by role (``kv`` or ``state``): by
+        default the recurrent state tensors the operator writes (e.g. a causal conv's window)."""
+        state = sum(t.bytes for t in self.outputs if t.role == "state")
+        return {"state": state} if state else {}
 
     # -- derived -------------------------------------------------------------------------------
     @property
