@@ -10,8 +10,9 @@ Nothing here is fitted to published measurements. Each factor is a physical mech
 * **Wave quantization.** A tiled kernel runs ``tiles`` output tiles on ``Engine.units`` parallel
   units in ``ceil(tiles / units)`` waves; the last wave leaves units idle, so only
   ``tiles / (waves x units)`` of the machine works. A small GEMM (few tiles) cannot fill a GPU.
-* **Tile padding.** A matrix unit computes whole tiles: a dimension of 20 on an engine whose
-  granule is 16 occupies 32 lanes. Kernels pick a tile among :data:`CANDIDATE_TILES`.
+* **Tile padding.** A matrix unit computes whole granules: a dimension of 20 on an engine whose
+  granule is 16 occupies 32 lanes. Kernels pick a tile among :data:`CANDIDATE_TILES`, a short
+  dimension's tile shrunk to the granules that cover it.
 * **Split-K.** A GEMM with too few output tiles to fill the units splits its k loop
   (:func:`split_k`), which fills more units and shortens each tile's k loop.
 * **Pipeline ramp along k.** Every output tile pays a prologue (filling the multi-stage operand
@@ -106,8 +107,9 @@ def padding_utilization(size, tile, xp=SCALAR):
 
 def clamp_tile(size, tile, granule, xp=SCALAR):
     """The tile side a kernel with nominal ``tile`` uses for a dimension of ``size``: a dimension
-    shorter than the tile gets the smallest power of two (>= the engine's granule) covering it."""
-    return xp.where(size < tile, xp.minimum(xp.maximum(xp.pow2ceil(size), granule), tile), tile)
+    shorter than the tile is covered by the smallest multiple of the engine's granule (skinny
+    kernels size their tile to the problem; the matrix unit still computes whole granules)."""
+    return xp.where(size < tile, xp.minimum(xp.ceil(size / granule) * granule, tile), tile)
 
 
 def split_k(tiles, k, units, xp=SCALAR):

@@ -26,24 +26,16 @@ def _interp_scalar(x: float, xs: list[float], ys: list[float]) -> float:
     return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
 
 
-def _pow2ceil_scalar(x: float) -> float:
-    return 2.0 ** math.ceil(math.log2(x)) if x > 1 else 1.0
-
-
-def _pow2ceil_vector(x):
-    return np.where(x > 1, 2.0 ** np.ceil(np.log2(np.maximum(x, 1.0))), 1.0)
-
-
 def _where_scalar(cond, a, b):
     return a if cond else b
 
 
 SCALAR = SimpleNamespace(
     ceil=lambda x: float(math.ceil(x)), floor=lambda x: float(math.floor(x)), minimum=min, maximum=max, log10=math.log10,
-    where=_where_scalar, interp=_interp_scalar, pow2ceil=_pow2ceil_scalar,
+    where=_where_scalar, interp=_interp_scalar,
 )
 
 VECTOR = SimpleNamespace(
     ceil=np.ceil, floor=np.floor, minimum=np.minimum, maximum=np.maximum, log10=np.log10,
-    where=np.where, interp=np.interp, pow2ceil=_pow2ceil_vector,
+    where=np.where, interp=np.interp,
 )

@@ -1,0 +1,287 @@
+"""The cost model: demands, engine mapping, tiling, placement, attention, collectives, efficiency.
+
+Expected values are derived here by hand from the device's catalog numbers (read from the device,
+so that a corrected datasheet figure does not break the arithmetic being tested).
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+import hwmodels
+from hwmodels.errors import InputError
+from roofline import Demands, collectives, cost, cost_matmul_batch, ridge_points
+from roofline.builder import DemandsBuilder
+from roofline.costs import COSTS, register_cost
+from roofline.efficiency import CACHE_USABLE_FRACTION, LINK_FRAMING, padding_utilization, wave_utilization
+from workloads.operators import Attention, Collective, Elementwise, MatMul, Softmax
+
+
+@pytest.fixture(scope="module")
+def a100():
+    return hwmodels.load_device("a100-sxm-80gb")
+
+
+# -- Demands -------------------------------------------------------------------------------------
+def test_demands_time_is_max_plus_fixed_and_bound_is_the_argmax():
+    d = Demands("x", work={"compute:tensor": 100.0, "memory:hbm": 50.0},
+                rates={"compute:tensor": 10.0, "memory:hbm": 2.0}, fixed_s=1.0)
+    assert d.times() == {"compute:tensor": 10.0, "memory:hbm": 25.0}
+    assert d.time_s == 26.0
+    assert d.bound == "memory:hbm"
+    assert d.flops == 100.0 and d.bytes_at("hbm") == 50.0 and d.bytes_at("l2") == 0.0
+
+
+def test_demands_latency_bound_and_empty():
+    small = Demands("x", work={"memory:hbm": 1.0}, rates={"memory:hbm": 1e9}, fixed_s=1e-6)
+    assert small.bound == "latency" and small.time_s == pytest.approx(1e-6 + 1e-9)
+    empty = Demands("y", fixed_s=2e-6)
+    assert empty.time_s == 2e-6 and empty.bound == "latency" and empty.times() == {}
+
+
+def test_two_dtypes_on_one_engine_add_their_times(a100):
+    """One key per engine; its rate is the FLOP-weighted harmonic mean of the dtype rates."""
+    b = DemandsBuilder("mixed", "custom", a100)
+    b.compute("vector", "fp32", 3e9)
+    b.compute("vector", "bf16", 5e9)
+    d = b.build()
+    vec = a100.engines["vector"]
+    t32 = 3e9 / (vec.peak_flops["fp32"] * vec.efficiency)
+    t16 = 5e9 / (vec.peak_flops["bf16"] * vec.efficiency)
+    assert list(d.work) == ["compute:vector"]
+    assert d.work["compute:vector"] == 8e9
+    assert d.times()["compute:vector"] == pytest.approx(t32 + t16, rel=1e-12)
+    assert d.rates["compute:vector"] == pytest.approx(8e9 / (t32 + t16), rel=1e-12)
+
+
+# -- engine mapping --------------------------------------------------------------------------------
+def test_fp32_gemm_runs_on_cuda_cores_unless_the_device_lists_fp32_tensor(a100):
+    op = MatMul(name="g", m=4096, n=4096, k=4096, dtype="fp32")
+    d = cost(op, a100)
+    assert "compute:tensor" not in d.work
+    assert d.peak_rates["compute:vector"] == a100.engines["vector"].peak_flops["fp32"]
+    tf32 = a100.with_overrides({"engines.tensor.peak.fp32": "156 TFLOP/s"})
+    d2 = cost(op, tf32)
+    assert d2.peak_rates["compute:tensor"] == 156e12
+    assert d2.time_s < d.time_s
+
+
+def test_fp8_on_a100_runs_at_the_bf16_tensor_rate_and_special_on_the_sfu(a100):
+    d = cost(MatMul(name="g", m=2048, n=2048, k=2048, dtype="fp8"), a100)
+    assert d.peak_rates["compute:tensor"] == a100.engines["tensor"].peak_flops["bf16"]
+    s = cost(Softmax(name="s", rows=8, cols=1024), a100)
+    assert s.work["compute:sfu"] == 8 * 1024            # one exp per element
+    assert s.work["compute:vector"] == 4 * 8 * 1024     # max, subtract, sum, divide
+
+
+def test_special_functions_fall_back_to_the_vector_engine(a100):
+    no_sfu = a100.with_overrides({"engines.sfu": None})
+    s = cost(Softmax(name="s", rows=8, cols=1024), no_sfu)
+    assert s.work == {**{k: v for k, v in s.work.items() if k != "compute:vector"},
+                      "compute:vector": 5 * 8 * 1024}
+
+
+def test_a_memory_device_cannot_run_operators():
+    with pytest.raises(InputError, match="no compute engines"):
+        cost(MatMul(name="g", m=8, n=8, k=8), hwmodels.load_device("cz120-cxl"))
+
+
+# -- GEMM tiling -----------------------------------------------------------------------------------
+def test_gemm_that_fits_on_chip_reads_each_operand_once(a100):
+    d = cost(MatMul(name="g", m=512, n=512, k=512), a100)
+    assert d.work["memory:hbm"] == 3 * 512 * 512 * 2
+    assert d.work["memory:l2"] >= d.work["memory:hbm"]
+
+
+@pytest.mark.parametrize("l2_bytes", [40e6, 80e6])
+def test_gemm_rereads_follow_the_cache_blocking(a100, l2_bytes):
+    """Half the usable L2 holds a Tm x k panel of A, half a k x Tn panel of B:
+    T = c / (2 k e), A is read ceil(n / T) times and B ceil(m / T) times."""
+    dev = a100.with_overrides({"memory.l2.capacity": f"{l2_bytes / 1e6:g} MB"})
+    n = 16384
+    d = cost(MatMul(name="g", m=n, n=n, k=n), dev)
+    c = l2_bytes * CACHE_USABLE_FRACTION
+    t = c / (2 * n * 2)
+    reads = math.ceil(n / t)
+    operand = n * n * 2
+    assert reads == (54 if l2_bytes == 40e6 else 27)
+    assert d.work["memory:hbm"] == operand * reads * 2 + operand
+
+
+def test_weights_in_host_memory_are_read_over_pcie(a100):
+    op = MatMul(name="g", m=1, n=4096, k=4096, weight_placement="host")
+    d = cost(op, a100)
+    w = op.inputs[1].bytes
+    assert d.work["memory:host"] == w and d.work["link:pcie"] == w
+    # A (1 x 4096) is read twice: Tn = (c - k m a) / (k b) = 2440 columns of B fit beside it
+    assert d.work["memory:hbm"] == 2 * 4096 * 2 + 4096 * 2
+    assert d.bound in ("memory:host", "link:pcie")
+    assert d.time_s >= w / a100.memory["host"].bandwidth_bytes_s
+
+
+def test_int4_weights_pay_scales_and_dequantization(a100):
+    op = MatMul(name="g", m=1, n=4096, k=4096, weight_dtype="int4", group_size=128)
+    d = cost(op, a100)
+    weight_bytes = 4096 * 4096 * 0.5 + 4096 * 4096 / 128 * (2 + 0.5)
+    assert op.inputs[1].bytes == weight_bytes
+    assert d.work["compute:vector"] == 2 * 4096 * 4096
+    assert weight_bytes < d.work["memory:hbm"] < weight_bytes + 4 * 8192
+
+
+def test_small_gemm_cannot_fill_the_machine(a100):
+    """m = n = 128: at most 4 tiles of the smallest (64 x 64) candidate, each split at most
+    k / 256 = 16 ways, so at most 64 of 108 SMs work."""
+    d = cost(MatMul(name="g", m=128, n=128, k=4096), a100)
+    tensor = a100.engines["tensor"]
+    assert d.rates["compute:tensor"] <= tensor.peak_flops["bf16"] * tensor.efficiency * 64 / 108
+
+
+def test_wave_and_padding_utilization():
+    assert wave_utilization(109, 108) == pytest.approx(109 / 216)
+    assert wave_utilization(216, 108) == 1.0
+    assert padding_utilization(20, 16) == pytest.approx(20 / 32)
+
+
+# -- calibration curves ---------------------------------------------------------------------------
+def test_compute_efficiency_curve_from_an_overlay(a100):
+    dev = a100.with_overrides({"engines.tensor.efficiency_curve.bf16":
+                               {"x": "log10_flops", "points": [[9, 0.2], [12, 0.6]]}})
+    m, n, k = 256 * 108, 256, 4096     # every candidate tile fills whole waves, no padding
+    d = cost(MatMul(name="g", m=m, n=n, k=k), dev)
+    x = math.log10(2 * m * n * k)
+    assert d.rates["compute:tensor"] == pytest.approx(312e12 * (0.2 + 0.4 * (x - 9) / 3), rel=1e-9)
+
+
+def test_memory_efficiency_curve_from_an_overlay(a100):
+    dev = a100.with_overrides({"memory.hbm.efficiency_curve": {"x": "log10_bytes",
+                                                               "points": [[3, 0.1], [9, 0.9]]}})
+    d = cost(Elementwise(name="e", numel=2**20), dev)
+    nbytes = 2 * 2**20 * 2
+    assert d.work["memory:hbm"] == nbytes
+    eff = 0.1 + 0.8 * (math.log10(nbytes) - 3) / 6
+    assert d.rates["memory:hbm"] == pytest.approx(2039e9 * eff, rel=1e-9)
+
+
+def test_fixed_time_is_launch_plus_farthest_latency(a100):
+    d = cost(Elementwise(name="e", numel=1024), a100)
+    assert d.fixed_s == pytest.approx(a100.launch_overhead_s + a100.memory["hbm"].latency_s)
+
+
+# -- attention -------------------------------------------------------------------------------------
+def _attn(fused, **kw):
+    args = dict(batch=1, heads=32, kv_heads=32, q_len=2048, kv_len=2048, head_dim=128, fused=fused)
+    args.update(kw)
+    return Attention(name="a", **args)
+
+
+def test_flash_attention_keeps_scores_on_chip(a100):
+    fused, unfused = cost(_attn(True), a100), cost(_attn(False), a100)
+    scores = 1 * 32 * 2048 * 2048 * 2
+    # unfused writes the scores, reads them, writes the probabilities, reads them
+    assert unfused.work["memory:hbm"] - fused.work["memory:hbm"] == 4 * scores
+
+
+def test_flash_attention_rereads_kv_when_it_does_not_fit(a100):
+    tiny = a100.with_overrides({"memory.l2.capacity": "1 MiB"})
+    d = cost(_attn(True), tiny)
+    t = 2048 * 32 * 128 * 2       # one (q, heads, dim) tensor
+    # Q, O and the appended K, V once; new K and V once per 128-row query tile (16 tiles)
+    assert d.work["memory:hbm"] == 4 * t + 16 * 2 * t
+    assert cost(_attn(True), a100).work["memory:hbm"] == 6 * t
+
+
+def test_decode_attention_reads_the_kv_cache_once(a100):
+    d = cost(Attention(name="a", batch=4, heads=32, kv_heads=8, q_len=1, kv_len=4097, head_dim=128), a100)
+    cache = 2 * 4 * 4096 * 8 * 128 * 2
+    small = 4 * 32 * 128 * 2 * 2 + 4 * 8 * 128 * 2 * 4     # q, o; new and appended k, v
+    assert d.work["memory:hbm"] == cache + small
+    assert d.bound == "memory:hbm"
+
+
+# -- collectives -----------------------------------------------------------------------------------
+def test_ring_tree_and_in_switch_bytes():
+    p, n = 800.0, 8
+    ring = collectives.steps("all_reduce", p, n, "ring")
+    assert collectives.link_bytes(ring) == pytest.approx(2 * (n - 1) / n * p)
+    assert collectives.latency_s(ring, 1.0) == 2 * (n - 1)
+    assert collectives.link_bytes(collectives.steps("all_gather", p, n)) == pytest.approx((n - 1) / n * p)
+    assert collectives.link_bytes(collectives.steps("reduce_scatter", p, n)) == pytest.approx((n - 1) / n * p)
+    tree = collectives.steps("all_reduce", p, n, "tree")
+    assert collectives.link_bytes(tree) == pytest.approx(2 * p)
+    assert collectives.latency_s(tree, 1.0) == 2 * 3
+    nvls = collectives.steps("all_reduce", p, n, "in_switch")
+    assert collectives.link_bytes(nvls) == p and collectives.latency_s(nvls, 1.0) == 2
+    assert collectives.steps("send_recv", p, 2) == [collectives.Step(p, 1)]
+    assert collectives.bus_factor("all_reduce", 8) == 1.75
+
+
+def test_collective_algorithm_errors():
+    with pytest.raises(InputError) as info:
+        collectives.steps("all_reduce", 1.0, 8, "rign")
+    assert info.value.problems[0].suggestion == "ring"
+    with pytest.raises(InputError, match="does not implement all_gather"):
+        collectives.steps("all_gather", 1.0, 8, "tree")
+    with pytest.raises(InputError, match="payload_bytes"):
+        collectives.steps("all_reduce", -1.0, 8)
+
+
+def test_all_reduce_cost_on_a_ring(a100):
+    p, n = float(2**30), 8
+    d = cost(Collective(name="ar", collective="all_reduce", payload_bytes=p, group_size=n), a100)
+    link_bytes = 2 * (n - 1) / n * p
+    payload, overhead = LINK_FRAMING["nvlink"]
+    rate = 300e9 * payload / (payload + overhead)
+    assert d.work["link:nvlink"] == pytest.approx(link_bytes)
+    assert d.work["memory:hbm"] == pytest.approx(2 * link_bytes + (n - 1) / n * p)
+    fixed = 4e-6 + 1e-6 + 2 * (n - 1) * 1e-6     # launch, link latency touched, 14 ring steps
+    assert d.fixed_s == pytest.approx(fixed)
+    assert d.time_s == pytest.approx(link_bytes / rate + fixed)
+
+
+def test_all_reduce_uses_in_switch_reduction_where_the_switch_offers_it():
+    h100 = hwmodels.load_device("h100-sxm")
+    op = Collective(name="ar", collective="all_reduce", payload_bytes=2.0**30, group_size=8)
+    d = cost(op, h100)
+    assert d.work["link:nvlink"] == 2.0**30
+    assert "compute:vector" not in d.work      # the switch reduces
+    op.algorithm = "ring"                     # pinned on the operator (NVLS off)
+    assert cost(op, h100).work["link:nvlink"] == pytest.approx(1.75 * 2**30)
+
+
+# -- registry, batch, ridge -------------------------------------------------------------------------
+def test_registered_cost_function_is_used_and_unknown_kinds_stream(a100):
+    op = Elementwise(name="e", numel=1000)
+    assert cost(op, a100).work["memory:hbm"] == 4000
+    try:
+        @register_cost("elementwise")
+        def double(op, device):
+            return Demands(op.name, {"memory:hbm": 1.0}, {"memory:hbm": 1.0})
+        assert cost(op, a100).time_s == 1.0
+    finally:
+        from roofline.costs import cost_streaming
+        COSTS["elementwise"] = cost_streaming
+
+
+def test_vectorized_gemm_equals_the_scalar_cost(a100):
+    rng = np.random.default_rng(7)
+    m, n, k = (rng.integers(1, 9000, 40) for _ in range(3))
+    for wd, gs in ((None, None), ("int4", 128)):
+        batch = cost_matmul_batch(m, n, k, a100, weight_dtype=wd, group_size=gs)
+        times, bounds = batch.time_s, batch.bound
+        for i in range(len(m)):
+            one = cost(MatMul(name="g", m=int(m[i]), n=int(n[i]), k=int(k[i]), weight_dtype=wd,
+                              group_size=gs), a100)
+            assert times[i] == pytest.approx(one.time_s, rel=1e-6)
+            assert bounds[i] == one.bound
+
+
+def test_vectorized_gemm_rejects_bad_shapes(a100):
+    with pytest.raises(InputError, match="positive"):
+        cost_matmul_batch([1, 0], [1, 1], [1, 1], a100)
+
+
+def test_ridge_points(a100):
+    ridges = ridge_points(a100)
+    assert ridges["tensor:bf16"]["hbm"] == pytest.approx(312e12 / 2039e9)
+    assert ridges["vector:fp32"]["link:nvlink"] == pytest.approx(19.5e12 / 300e9)

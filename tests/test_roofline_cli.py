@@ -1,0 +1,87 @@
+"""``ridgeline op`` and ``ridgeline roofline``: JSON documents, overlays, errors."""
+
+import json
+
+import pytest
+
+from reports.cli import main
+
+
+def run(capsys, *argv):
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_op_matmul_json(capsys):
+    code, out, _ = run(capsys, "op", "matmul", "--hw", "a100-sxm-80gb", "--m", "1024", "--n", "4096",
+                       "--k", "4096", "--dtype", "bf16", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["flops"] == 2 * 1024 * 4096 * 4096
+    assert doc["bytes"]["hbm"] >= (1024 * 4096 + 4096 * 4096 + 1024 * 4096) * 2
+    assert doc["bound"] == max(doc["times_s"], key=doc["times_s"].get)
+    assert doc["intensity"]["hbm"] == pytest.approx(doc["flops"] / doc["bytes"]["hbm"])
+    # the hierarchical roofline: min(peak, intensity x bandwidth at every level)
+    bandwidth = {"smem": 19.5e12, "l2": 4e12, "hbm": 2039e9}
+    assert doc["attainable_flops"] == pytest.approx(
+        min([312e12] + [doc["intensity"][lv] * bw for lv, bw in bandwidth.items()]))
+    assert doc["latency_s"] > doc["flops"] / 312e12
+
+
+def test_op_overlay_file_changes_the_answer(capsys, tmp_path):
+    overlay = tmp_path / "slow.yaml"
+    overlay.write_text("extends: a100-sxm-80gb\nmemory:\n  hbm:\n    bandwidth: 1019.5 GB/s\n")
+    args = ["op", "elementwise", "--numel", "100000000", "--format", "json", "--hw"]
+    _, base, _ = run(capsys, *args, "a100-sxm-80gb")
+    _, slow, _ = run(capsys, *args, str(overlay))
+    base, slow = json.loads(base), json.loads(slow)
+    assert base["bound"] == slow["bound"] == "memory:hbm"
+    busy = base["latency_s"] - base["fixed_s"]
+    assert slow["latency_s"] - slow["fixed_s"] == pytest.approx(busy * 2)
+
+
+def test_op_table_and_collective_algorithm(capsys):
+    code, out, _ = run(capsys, "op", "collective", "--hw", "dgx-a100", "--collective", "all_reduce",
+                       "--payload-bytes", "1e9", "--group-size", "8", "--algorithm", "tree")
+    assert code == 0 and "link:nvlink" in out
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["op", "matmal", "--hw", "a100-sxm-80gb"], "did you mean 'matmul'"),
+    (["op", "matmul", "--hw", "a100-sxm-80gb", "--m", "8", "--n", "8", "--k", "8", "--heads", "2"], "heads"),
+    (["op", "matmul", "--hw", "a100-sxm-80gb", "--n", "8", "--k", "8"], "m"),
+    (["op", "matmul", "--hw", "a100-sxm-80gb", "--m", "8", "--n", "8", "--k", "8", "--dtype", "fp7"], "dtype"),
+    (["op", "matmul", "--hw", "a100-sxm-80gb", "--m", "8", "--n", "8", "--k", "8", "--algorithm", "ring"],
+     "collectives"),
+    (["op", "matmul", "--hw", "a100-sxm-81gb", "--m", "8", "--n", "8", "--k", "8"], "a100-sxm-80gb"),
+    (["op", "matmul", "--hw", "cz120-cxl", "--m", "8", "--n", "8", "--k", "8"], "no compute engines"),
+    (["roofline", "--hw", "a100-sxm-80gb", "--model", "llama-2-7b", "--out", "r.txt"], ".png"),
+    (["roofline", "--hw", "a100-sxm-80gb", "--model", "llama-2-7x"], "llama-2-7b"),
+    (["roofline", "--hw", "a100-sxm-80gb", "--model", "llama-2-7b", "--batch", "0"], "batch"),
+])
+def test_bad_input_exits_2_with_a_message(capsys, argv, fragment):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert fragment in err and "Traceback" not in err
+
+
+def test_roofline_json_and_plot(capsys, tmp_path):
+    png = tmp_path / "r.png"
+    code, out, _ = run(capsys, "roofline", "--hw", "a100-sxm-80gb", "--model", "llama-2-7b", "--phase",
+                       "decode", "--batch", "1", "--prompt-len", "512", "--out", str(png), "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert next(iter(doc["bound_summary"])) == "dominant"
+    assert doc["bound_summary"]["dominant"] == "memory:hbm"
+    assert len(doc["ops"]) > 32 * 5 and {"op", "time_s", "bound"} <= set(doc["ops"][0])
+    assert png.stat().st_size > 1000
+
+
+def test_roofline_table_with_two_devices(capsys, tmp_path):
+    svg = tmp_path / "r.svg"
+    code, out, _ = run(capsys, "roofline", "--hw", "a100-sxm-80gb", "--hw", "h100-sxm", "--model",
+                       "llama-2-7b", "--phase", "prefill", "--prompt-len", "256", "--out", str(svg), "--top", "3")
+    assert code == 0
+    assert "a100-sxm-80gb" in out and "h100-sxm" in out and "dominant bound" in out
+    assert svg.read_text().startswith("<?xml")
