@@ -38,12 +38,11 @@ class TooFewMeasurements(RuntimeError):
 def plan(device: str = "host", quick: bool = False, use_torch: bool | None = None) -> list[KernelCase]:
     """Every case a calibration of ``device`` measures (numpy on the host, torch where installed)."""
     kind, index = parse_device(device)
-    use_torch = torch_available() if use_torch is None else use_torch
     if kind == "cuda":
         require_cuda(index or 0)
         return torch_plan(device, quick)
     cases = numpy_plan(quick)
-    if use_torch:
+    if torch_available() if use_torch is None else use_torch:
         cases += torch_plan("host", quick)
     return cases
 
