@@ -9,9 +9,9 @@
 """
 
 from . import collectives
-from .analysis import Analysis, analyze, nominal_time_s, op_signature, ridge_points
+from .analysis import Analysis, analyze, nominal_time_s, ridge_points
 from .batch import BatchDemands, cost_matmul_batch
-from .costs import COSTS, cost, register_cost
+from .costs import COSTS, cost, op_signature, register_cost
 from .demands import LATENCY_BOUND, Demands
 from .plot import plot_rooflines
 

@@ -1,7 +1,7 @@
 """The roofline analyzer: every operator of a graph costed on one device, bounds and intensities.
 
 :func:`analyze` costs each operator with :func:`roofline.cost` (identical operators, such as the
-same projection in 80 layers, are costed once) and returns an :class:`Analysis`:
+same projection in 80 layers, are costed once per device) and returns an :class:`Analysis`:
 
 * ``to_frame()``: one row per operator: time, bound, FLOPs, bytes and arithmetic intensity at
   every memory level and link, peak / attainable / achieved FLOP/s;
@@ -21,26 +21,10 @@ simulator's business.
 from __future__ import annotations
 
 import dataclasses
-import operator as _operator
 from dataclasses import dataclass, field
 
-from .costs import cost
+from .costs import shared_cost
 from .demands import LATENCY_BOUND, Demands
-
-_SIG_SKIP = frozenset({"name", "inputs", "outputs", "stage", "param_prefix"})
-_FIELD_GETTERS: dict[type, _operator.attrgetter] = {}
-_TENSOR_FACTS = _operator.attrgetter("shape", "dtype", "role", "placement", "group_size")
-
-
-def op_signature(op) -> tuple:
-    """What the cost of ``op`` depends on: its kind-specific fields and its tensors' shapes,
-    dtypes, roles and placements (not names, stage or parameter names)."""
-    cls = type(op)
-    getter = _FIELD_GETTERS.get(cls)
-    if getter is None:
-        names = [f.name for f in dataclasses.fields(op) if f.name not in _SIG_SKIP]
-        getter = _FIELD_GETTERS[cls] = _operator.attrgetter(*names) if names else (lambda _op: ())
-    return (cls, getter(op), tuple(map(_TENSOR_FACTS, op.inputs)), tuple(map(_TENSOR_FACTS, op.outputs)))
 
 
 def ridge_points(device) -> dict[str, dict[str, float]]:
@@ -176,14 +160,9 @@ def analyze(graph, device) -> Analysis:
     """Cost every operator of ``graph`` (a :class:`workloads.Graph` or a list of operators) on
     ``device``."""
     ops = graph.ops if hasattr(graph, "ops") else list(graph)
-    memo: dict[tuple, tuple[Demands, float, str]] = {}
     shared, times, bounds = [], [], []
     for op in ops:
-        key = op_signature(op)
-        entry = memo.get(key)
-        if entry is None:
-            d = cost(op, device)
-            entry = memo[key] = (d, d.time_s, d.bound)
+        entry = shared_cost(op, device)
         shared.append(entry[0])
         times.append(entry[1])
         bounds.append(entry[2])

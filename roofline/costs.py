@@ -31,6 +31,8 @@ Decode reads every weight and all the KV once per step because its tensors say s
 
 from __future__ import annotations
 
+import dataclasses
+import operator as _operator
 from collections.abc import Callable
 
 from hwmodels.errors import InputError
@@ -47,26 +49,80 @@ from .efficiency import (
     k_ramp,
     tiled_utilization,
 )
+from .hardware import all_device_infos, device_info
 from .mathns import SCALAR
 
 CostFunction = Callable[[object, object], Demands]
 COSTS: dict[str, CostFunction] = {}
 
+_SIG_SKIP = frozenset({"name", "inputs", "outputs", "stage", "param_prefix"})
+_FIELD_GETTERS: dict[type, tuple] = {}
+_TENSOR_FACTS = _operator.attrgetter("shape", "dtype", "role", "placement", "group_size")
+# Costs remembered per device (identical operators recur: the same projection in every layer).
+MEMO_LIMIT = 100_000
+
 
 def register_cost(kind: str):
-    """Decorator: use the decorated ``fn(op, device) -> Demands`` for operators of ``kind``."""
+    """Decorator: use the decorated ``fn(op, device) -> Demands`` for operators of ``kind``.
+
+    A cost function must depend only on what :func:`op_signature` captures (the operator's
+    fields and its tensors' shapes, dtypes, roles, placements), never on names: costs are
+    remembered per signature and device.
+    """
     def decorate(fn: CostFunction) -> CostFunction:
         COSTS[kind] = fn
+        clear_memo()
         return fn
     return decorate
 
 
+def op_signature(op) -> tuple:
+    """What the cost of ``op`` depends on: its kind-specific fields (and any attribute set on it
+    beyond them, e.g. a collective's ``algorithm``) and its tensors' shapes, dtypes, roles and
+    placements; not names, stage or parameter names."""
+    cls = type(op)
+    entry = _FIELD_GETTERS.get(cls)
+    if entry is None:
+        names = [f.name for f in dataclasses.fields(op) if f.name not in _SIG_SKIP]
+        getter = _operator.attrgetter(*names) if names else (lambda _op: ())
+        entry = _FIELD_GETTERS[cls] = (getter, len(dataclasses.fields(op)))
+    getter, n_fields = entry
+    attrs = vars(op)
+    extra = () if len(attrs) == n_fields else tuple(sorted(
+        (k, v) for k, v in attrs.items() if k not in {f.name for f in dataclasses.fields(op)}))
+    return (cls, getter(op), extra, tuple(map(_TENSOR_FACTS, op.inputs)),
+            tuple(map(_TENSOR_FACTS, op.outputs)))
+
+
+def clear_memo() -> None:
+    """Forget every remembered cost (after a cost function changes)."""
+    for info in all_device_infos():
+        info.memo.clear()
+
+
+def shared_cost(op, device) -> tuple[Demands, float, str]:
+    """(demands, time_s, bound) of ``op`` on ``device``, remembered per signature: the Demands
+    object is shared by every identical operator and must not be modified."""
+    memo = device_info(device).memo
+    key = op_signature(op)
+    entry = memo.get(key)
+    if entry is None:
+        if getattr(device, "kind", None) == "memory" or not getattr(device, "engines", None):
+            raise InputError(f"device '{getattr(device, 'id', device)}' has no compute engines; an "
+                             "operator runs on a gpu, npu, fpga or cpu", path="hw")
+        d = COSTS.get(op.kind, cost_streaming)(op, device)
+        if len(memo) >= MEMO_LIMIT:
+            memo.clear()
+        entry = memo[key] = (d, d.time_s, d.bound)
+    return entry
+
+
 def cost(op, device) -> Demands:
-    """The demands of operator ``op`` on ``device`` (see :class:`~roofline.demands.Demands`)."""
-    if getattr(device, "kind", None) == "memory" or not getattr(device, "engines", None):
-        raise InputError(f"device '{getattr(device, 'id', device)}' has no compute engines; an operator "
-                         "runs on a gpu, npu, fpga or cpu", path="hw")
-    return COSTS.get(op.kind, cost_streaming)(op, device)
+    """The demands of operator ``op`` on ``device`` (see :class:`~roofline.demands.Demands`): a
+    fresh object the caller may modify."""
+    d = shared_cost(op, device)[0]
+    return Demands(op.name, dict(d.work), dict(d.rates), d.fixed_s, d.energy_j, d.kind,
+                   dict(d.flops_by_dtype), dict(d.peak_rates))
 
 
 def _add_flops(b: DemandsBuilder, flops: dict, matrix_util=1.0, matrix_ramp=1.0) -> None:

@@ -79,6 +79,7 @@ class DeviceInfo:
     memory_key: dict[str, str] = field(default_factory=dict)   # level -> "memory:<level>"
     link_key: dict[str, str] = field(default_factory=dict)     # link -> "link:<link>"
     resource: dict[str, object] = field(default_factory=dict)  # key -> MemoryLevel or Link
+    memo: dict = field(default_factory=dict)   # operator signature -> (Demands, time_s, bound)
 
     def engine_for(self, flop_class: str, dtype: str) -> EngineChoice:
         """The engine and dtype that run FLOPs of ``flop_class`` at ``dtype`` on this device."""
@@ -153,6 +154,11 @@ def _scale_up_link(device) -> str | None:
 
 
 _INFO: OrderedDict[int, DeviceInfo] = OrderedDict()
+
+
+def all_device_infos() -> list[DeviceInfo]:
+    """Every cached DeviceInfo (for clearing their cost memos)."""
+    return list(_INFO.values())
 
 
 def device_info(device) -> DeviceInfo:

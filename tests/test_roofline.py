@@ -260,7 +260,9 @@ def test_registered_cost_function_is_used_and_unknown_kinds_stream(a100):
         assert cost(op, a100).time_s == 1.0
     finally:
         from roofline.costs import cost_streaming
-        COSTS["elementwise"] = cost_streaming
+        register_cost("elementwise")(cost_streaming)
+    assert COSTS["elementwise"] is cost_streaming
+    assert cost(op, a100).work["memory:hbm"] == 4000
 
 
 def test_vectorized_gemm_equals_the_scalar_cost(a100):
