@@ -16,11 +16,15 @@ output in tiles; the data it re-reads depends on what fits on chip:
   (half of the cache each); a dimension shorter than its share (m < Tm) leaves the rest of the cache
   to the other. When ``k (a m + b n) <= c`` both operands fit and each is read exactly once; when
   even one CTA tile's panels do not fit, re-reads fall back to the CTA-tile count below.
-* Through the cache level itself every CTA tile (tm x tn, chosen by :func:`choose_tile`)
-  streams its panels: ``|A| ceil(n / tn) + |B| ceil(m / tm)``.
+* Through the cache level itself every CTA tile (tm x tn) streams its panels:
+  ``|A| ceil(n / tn) + |B| ceil(m / tm)``. The tile is the candidate of
+  :data:`~roofline.efficiency.CANDIDATE_TILES` with the smallest time under this model
+  (:func:`gemm_into`), as a library's heuristics or an autotuner would pick it.
 * From the innermost on-chip level (shared memory, VMEM) the matrix units read operands once per
   register tile (:data:`~roofline.efficiency.REGISTER_TILE`).
 * C is written once at every level; other inputs (bias) are read once.
+* Batched and MoE-expert GEMMs are ``batch x experts`` independent GEMMs in one kernel (their
+  tiles share the units); an MoE GEMM's rows are ``m x imbalance``.
 
 Flash (fused) attention: per KV head the queries of its group (q_len x heads/kv_heads rows) are cut
 into 128-row tiles, each streaming all of K and V. K/V are read once from memory when the K/V of

@@ -26,26 +26,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-# The bound reported for an operator with no work at all (only launch/latency).
+# The bound reported when fixed latency exceeds every resource's time (or there is no work).
 LATENCY_BOUND = "latency"
-
-
-def resource_kind(key: str) -> str:
-    """``"compute"``, ``"memory"``, ``"link"`` or ``"latency"`` for a resource key."""
-    return key.split(":", 1)[0]
-
-
-def resource_name(key: str) -> str:
-    """The engine, level or link name of a resource key (``"hbm"`` for ``"memory:hbm"``)."""
-    return key.split(":", 1)[1] if ":" in key else key
 
 
 @dataclass
 class Demands:
     """Work per resource of one operator on one device, and the rate each resource gives it.
 
-    ``flops_by_dtype`` and ``engine_of`` keep the detail behind the compute keys for reports
-    (which dtype ran where); ``kind`` is the operator kind. They do not enter the time.
+    ``flops_by_dtype`` (FLOPs per operator dtype) and ``peak_rates`` (the nominal peak behind each
+    key: engine FLOP/s at the dtypes run, level and link bandwidth) are the detail behind the keys
+    for reports and roofline plots; ``kind`` is the operator kind. They do not enter the time.
     """
 
     op: str
@@ -84,12 +75,6 @@ class Demands:
     def bytes_at(self, level: str) -> float:
         """Bytes moved at memory level ``level`` (0 when it is not touched)."""
         return self.work.get(f"memory:{level}", 0.0)
-
-    def scaled(self, factor: float, op: str | None = None) -> Demands:
-        """The same operator ``factor`` times over (work, fixed time and energy multiplied)."""
-        return Demands(op or self.op, {k: v * factor for k, v in self.work.items()}, dict(self.rates),
-                       self.fixed_s * factor, self.energy_j * factor, self.kind,
-                       {k: v * factor for k, v in self.flops_by_dtype.items()}, dict(self.peak_rates))
 
     def to_dict(self) -> dict:
         """A JSON-ready summary: time, bound, work, rates and per-resource times."""
