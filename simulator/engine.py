@@ -7,14 +7,15 @@ and a fixed latency. It occupies its streams from launch to end: first the fixed
 together at one rate ``x`` (fraction of the task per second), so that alone it takes exactly
 ``max_r(w_r / c_r)`` plus its fixed latency: the analytic roofline time.
 
-Sharing is *max-min fair* (water-filling, progressive filling): all unfrozen tasks' rates
-rise together in resource-share terms; when a resource saturates, the tasks whose candidate
-rate is the smallest are frozen at it, they give back what they do not use everywhere else,
-and filling goes on. On a single resource this is exact processor sharing (equal shares);
-a task limited elsewhere (e.g. a compute-bound GEMM reading little HBM) takes only what it
-can use, and the rest goes to the others, which a naive equal split would waste. The
-allocation is recomputed, exactly, whenever a task enters or leaves its flow phase, and
-only for the tasks connected to the change through shared resources (no time steps).
+Sharing is *max-min fair* by progressive filling (water-filling) over resource shares: a common
+level rises, every unfrozen task holds that share of the resource it needs most (and
+proportionally less of its others), and when a resource saturates its tasks freeze while the
+rest keep rising into what they leave (dominant-resource fairness; see :func:`_max_min_rates`).
+On a single resource this is exact processor sharing (equal shares). Unlike a naive equal split
+of every resource, capacity a task cannot use because another resource limits it (the HBM share
+of a compute-bound GEMM) goes to the others. The allocation is unique and computed exactly,
+whenever a task enters or leaves its flow phase, only for the tasks connected to the change
+through shared resources (no time steps).
 
 SimPy provides the clock: one scheduler process sleeps until the next completion
 (``env.timeout``), and is interrupted when a task is submitted from outside while it sleeps.
@@ -95,6 +96,7 @@ class FluidEngine:
         # Active flows: task -> [fraction remaining, rate, t_last, version, limiting resource].
         self._flows: dict[int, list] = {}
         self._limit_time: dict[int, dict[str, float]] = {}
+        self._norm: dict[int, dict[str, float]] = {}     # active flow -> seconds of each resource
         self._heap: list[tuple] = []
         self._seq = 0
         self._now = 0.0
@@ -192,8 +194,13 @@ class FluidEngine:
 
     def _scheduler(self):
         heap = self._heap
+        flows = self._flows
         while heap:
-            t_next = heap[0][0]
+            top = heap[0]
+            if top[2] == _FLOW_END and (top[3] not in flows or flows[top[3]][3] != top[4]):
+                heapq.heappop(heap)  # superseded by a later rate change: no need to wake for it
+                continue
+            t_next = top[0]
             if t_next > self._now:
                 self._sleeping = True
                 try:
@@ -241,6 +248,8 @@ class FluidEngine:
             self._complete(tid)
             return
         self._flows[tid] = [1.0, 0.0, self._now, 0, None]
+        cap = self.capacity
+        self._norm[tid] = {r: w / cap[r] for r, w in work.items()}
         self._limit_time[tid] = {}
         for r in work:
             self._users[r].add(tid)
@@ -248,6 +257,7 @@ class FluidEngine:
 
     def _finish_flow(self, tid: int, dirty: set[str]) -> None:
         flow = self._flows.pop(tid)
+        del self._norm[tid]
         lt = self._limit_time.pop(tid)
         if flow[4] is not None:
             lt[flow[4]] = lt.get(flow[4], 0.0) + (self._now - flow[2])
@@ -316,10 +326,13 @@ class FluidEngine:
                     lt = limit_time[t]
                     lt[f[4]] = lt.get(f[4], 0.0) + (now - f[2])
             f[2] = now
-        rates = _max_min_rates({t: works[t] for t in comp}, {r: users[r] for r in seen_r}, self.capacity)
+        rates = _max_min_rates(dict.fromkeys(comp), users, self.capacity, self._norm)
         for t, (x, lim) in rates.items():
             f = flows[t]
-            f[1], f[4] = x, lim
+            f[4] = lim
+            if x == f[1]:
+                continue  # same rate: its completion event still stands
+            f[1] = x
             f[3] += 1
             if not x > 0:
                 raise RuntimeError(f"task {t} got no share of its resources")  # engine invariant
@@ -327,55 +340,51 @@ class FluidEngine:
             heapq.heappush(self._heap, (now + max(f[0], 0.0) / x, self._seq, _FLOW_END, t, f[3]))
 
 
-def _waterfill(total: float, caps: list[float]) -> list[float]:
-    """Max-min fair split of ``total`` among claimants with upper bounds ``caps``."""
-    out = [0.0] * len(caps)
-    left, n = total, len(caps)
-    for i in sorted(range(len(caps)), key=caps.__getitem__):
-        level = left / n
-        give = caps[i] if caps[i] < level else level
-        out[i] = give
-        left -= give
-        n -= 1
-    return out
-
-
 def _max_min_rates(works: Mapping[int, Mapping[str, float]], users: Mapping[str, Iterable[int]],
-                   capacity: Mapping[str, float], sweeps: int = 200,
-                   tol: float = 1e-13) -> dict[int, tuple[float, str]]:
-    """Per-resource max-min fair progress rates: task -> (fraction per second, limiting resource).
+                   capacity: Mapping[str, float],
+                   normalized: Mapping[int, dict[str, float]] | None = None) -> dict[int, tuple[float, str]]:
+    """Max-min fair progress rates by progressive filling: task -> (fraction per second, the
+    saturated resource that froze it).
 
-    Each resource's capacity is water-filled among its tasks, capping each task at what its
-    other resources let it use; sweeps repeat until the shares stop changing (a fixed point
-    in which every task holds the largest share at some saturated resource: its bottleneck).
-    Shares are fractions of a resource, so demands in different units compare fairly.
+    Shares are fractions of a resource (``u = work / capacity`` is the seconds a task needs of
+    it), so demands in different units compare. A common level ``L`` rises; every unfrozen task
+    progresses at ``x = L / max_r u_r``, i.e. holds share ``L`` of the resource it needs most and
+    proportionally less of the others (the brief's ``min_r(s_r / u_r)`` with every ``s_r``
+    filled to one level: dominant-resource fairness). When a resource saturates, the tasks on
+    it freeze; the others keep rising into what the frozen ones leave, so a task limited
+    elsewhere never holds back capacity it cannot use. Exact, unique, at most one round per
+    resource; on one resource it is processor sharing, and a task alone gets ``min_r 1/u_r``.
     """
-    norm = {t: {r: w / capacity[r] for r, w in wk.items()} for t, wk in works.items()}
-    members = {r: sorted(ts) for r, ts in users.items() if ts}
-    share = {t: {r: 1.0 / len(members[r]) for r in u} for t, u in norm.items()}
-    # Only resources shared by several tasks, some of which use other resources too, need sweeps:
-    # a task alone on a resource may take all of it, and where every task uses only that
-    # resource the equal split is already exact.
-    multi = [r for r, ts in members.items() if len(ts) > 1 and any(len(norm[t]) > 1 for t in ts)]
-    for _ in range(sweeps if multi else 0):
-        change = 0.0
-        for r in multi:
-            ts = members[r]
-            caps = []
-            for t in ts:
-                u = norm[t]
-                other = min((share[t][r2] / u[r2] for r2 in u if r2 != r), default=float("inf"))
-                caps.append(u[r] * other)
-            for t, s_new in zip(ts, _waterfill(1.0, caps)):
-                change = max(change, abs(s_new - share[t][r]))
-                share[t][r] = s_new
-        if change <= tol:
-            break
-    rates = {}
-    for t, u in norm.items():
-        sh = share[t]
-        x = min(sh[r] / ur for r, ur in u.items())
-        # The limit is the resource that caps x; where caps tie, the one it holds most of.
-        lim = max((r for r, ur in u.items() if sh[r] / ur <= x * (1 + 1e-9)), key=sh.__getitem__)
-        rates[t] = (x, lim)
+    norm: dict[int, dict[str, float]] = {}
+    dom: dict[int, float] = {}
+    load: dict[str, float] = {}          # sum over unfrozen tasks on r of u / D (share per unit level)
+    for t, wk in works.items():
+        u = normalized[t] if normalized is not None else {r: w / capacity[r] for r, w in wk.items()}
+        d = max(u.values())
+        norm[t], dom[t] = u, d
+        for r, ur in u.items():
+            load[r] = load.get(r, 0.0) + ur / d
+    used = dict.fromkeys(load, 0.0)      # share held by frozen tasks
+    unfrozen = set(works)
+    rates: dict[int, tuple[float, str]] = {}
+    while unfrozen:
+        level, sat = float("inf"), None
+        for r, a in load.items():
+            if a > 0:
+                lv = (1.0 - used[r]) / a
+                if lv < level:
+                    level, sat = lv, r
+        if sat is None:
+            raise RuntimeError("unfrozen tasks on no resource")  # engine invariant
+        level = max(level, 0.0)
+        for t in sorted(users[sat]):
+            if t not in unfrozen:
+                continue
+            unfrozen.discard(t)
+            x = level / dom[t]
+            rates[t] = (x, sat)
+            for r, ur in norm[t].items():
+                used[r] += ur * x
+                load[r] -= ur / dom[t]
+        load[sat] = 0.0
     return rates

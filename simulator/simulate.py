@@ -115,7 +115,7 @@ class Plan:
         self.merge_steps = merge_steps
         self.algorithm = algorithm
         self.topology = Topology(self.system.graph)
-        self._demands: dict[tuple[int, int], object] = {}
+        self._demands: dict[tuple, object] = {}
         self._collectives: dict[tuple, tuple] = {}
         self.deps = {op.name: graph.deps(op.name) for op in self.ops}
         self.op_index = {op.name: i for i, op in enumerate(self.ops)}
@@ -132,9 +132,10 @@ class Plan:
         return self.system.devices[node]
 
     def demands(self, op, node: str):
-        """The cost model's demands of ``op`` on ``node``'s device (cached per op and device)."""
+        """The cost model's demands of ``op`` on ``node``'s device, cached per device and operator
+        signature (operators that differ only in name, like the layers of a model, cost the same)."""
         dev = self.device(node)
-        key = (self.op_index[op.name], id(dev))
+        key = (_signature(op), id(dev))
         d = self._demands.get(key)
         if d is None:
             d = self.cost(op, dev)
@@ -271,6 +272,35 @@ class Plan:
                 ids[op.name] = per_rank
         result = eng.run()
         return result, infos
+
+
+# Operator fields that name things rather than size them: they do not change the cost.
+_NAMING_FIELDS = frozenset({"name", "stage", "param_prefix", "peer_stage"})
+
+
+def _signature(op) -> tuple:
+    """What the cost of ``op`` depends on: its kind and its fields other than names, with each
+    tensor reduced to shape, dtype, role, placement and group size."""
+    def norm(v):
+        if isinstance(v, (list, tuple)):
+            return tuple(norm(x) for x in v)
+        if hasattr(v, "shape") and hasattr(v, "placement"):
+            return (tuple(v.shape), v.dtype, v.role, v.placement, v.group_size)
+        if isinstance(v, dict):
+            return tuple(sorted((k, norm(x)) for k, x in v.items()))
+        return v
+
+    fields = getattr(op, "__dataclass_fields__", None)
+    if fields is None:
+        return (type(op), id(op))
+    items = [(f, norm(getattr(op, f))) for f in fields if f not in _NAMING_FIELDS]
+    items += [(k, norm(v)) for k, v in vars(op).items() if k not in fields and not k.startswith("_")]
+    sig = (type(op), tuple(items))
+    try:
+        hash(sig)
+    except TypeError:
+        return (type(op), id(op))
+    return sig
 
 
 def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapping[str, float] | None = None,

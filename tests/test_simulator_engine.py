@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hwmodels.errors import InputError
-from simulator.engine import FluidEngine, _max_min_rates, _waterfill
+from simulator.engine import FluidEngine, _max_min_rates
 
 
 def test_one_task_alone_takes_its_analytic_time():
@@ -46,33 +46,30 @@ def test_processor_sharing_of_unequal_transfers():
 
 
 def test_water_filling_gives_unused_share_to_others():
-    # Task 0 is compute-bound (1 s of compute, 0.1 s of memory); an equal split of memory would
-    # hold task 1 at 50/s, but task 0 uses only 10/s of it, so task 1 gets 90/s: both end at 1 s.
+    # Task 0 needs 1 s of cmp and 0.1 s of mem; task 1 needs 0.9 s of mem. Level L: task 0 holds
+    # L of cmp and 0.1 L of mem, task 1 holds L of mem; mem saturates at 1.1 L = 1, L = 1/1.1.
+    # Task 1 (rate L/0.9) ends at 0.99 s; task 0 then has 1 - 0.99/1.1 = 0.1 left alone: 1.09 s.
+    # (A naive equal split would hold task 1 at half of mem while task 0 uses a tenth: 1.4 s.)
     eng = FluidEngine({"cmp": 10.0, "mem": 100.0})
     eng.add({"cmp": 10.0, "mem": 10.0})
     eng.add({"mem": 90.0})
     res = eng.run()
-    assert res.end_s == pytest.approx([1.0, 1.0])
-    assert res.limit == ["cmp", "mem"]
+    assert res.end_s == pytest.approx([1.09, 0.99])
+    assert res.limit == ["mem", "mem"]
 
 
-def test_waterfill_helper():
-    assert _waterfill(1.0, [0.1, 5.0, 5.0]) == pytest.approx([0.1, 0.45, 0.45])
-    assert _waterfill(1.0, [0.1, 0.2]) == pytest.approx([0.1, 0.2])
-
-
-def test_max_min_rates_are_feasible_and_bottlenecked():
+def test_max_min_rates_are_feasible_and_fair():
     works = {0: {"a": 1.0, "b": 1.0}, 1: {"a": 1.0}, 2: {"b": 3.0, "c": 1.0}, 3: {"c": 2.0}}
     users = {"a": {0, 1}, "b": {0, 2}, "c": {2, 3}}
     cap = {"a": 1.0, "b": 1.0, "c": 1.0}
     rates = _max_min_rates(works, users, cap)
+    # b saturates first: tasks 0 and 2 hold level L of their dominant resource (a or b for 0,
+    # b for 2): L + L = 1 on b -> L = 1/2; x0 = 1/2, x2 = 1/6. Then a: task 1 gets 1 - 1/2;
+    # c: task 3 gets 1 - 1/6 of c, at 2 s of work: x3 = 5/12.
+    assert rates[0][0] == pytest.approx(0.5) and rates[2][0] == pytest.approx(1 / 6)
+    assert rates[1][0] == pytest.approx(0.5) and rates[3][0] == pytest.approx(5 / 12)
     for r, ts in users.items():
-        assert sum(works[t][r] * rates[t][0] for t in ts) <= cap[r] * (1 + 1e-9)
-    # Every task holds the largest share of some saturated resource (max-min bottleneck).
-    for t, (x, lim) in rates.items():
-        load = sum(works[u][lim] * rates[u][0] for u in users[lim])
-        assert load == pytest.approx(cap[lim])
-        assert works[t][lim] * x >= max(works[u][lim] * rates[u][0] for u in users[lim]) - 1e-9
+        assert sum(works[t][r] * rates[t][0] for t in ts) <= cap[r] * (1 + 1e-12)
 
 
 def test_streams_are_in_order_and_dependencies_wait():
@@ -190,8 +187,11 @@ def test_makespan_between_critical_path_and_serial_sum(case):
 @given(task_sets(), st.sampled_from(RES), st.floats(1.0, 4.0))
 def test_more_capacity_never_increases_makespan_of_independent_streams(case, res_key, factor):
     tasks, caps = case
-    # One stream per task and no dependencies: every task starts at its fixed latency.
-    free = [(w, f, [], i) for i, (w, f, _, _) in enumerate(tasks)]
+    # One stream per task, no dependencies, one resource per task: each resource is a
+    # processor-sharing queue whose jobs all arrive at their fixed latency. (With tasks on
+    # several resources, fair sharing has Graham-like anomalies: a faster resource lets one
+    # task take a share of another resource from a task on the critical path.)
+    free = [({r: w for r, w in list(w.items())[:1]}, f, [], i) for i, (w, f, _, _) in enumerate(tasks)]
     base = _play(free, caps).makespan_s
     faster = _play(free, {**caps, res_key: caps[res_key] * factor}).makespan_s
     assert faster <= base * (1 + 1e-9)
