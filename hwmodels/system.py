@@ -179,6 +179,7 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
                                     path, did_you_mean(token, [*nodes, *groups])))
         return []
 
+    edge_entry: dict[frozenset, int] = {}    # which edges[] entry made each edge
     for i, edge in enumerate(spec.edges):
         path = ("edges", i)
         if edge.mesh is not None:
@@ -193,8 +194,9 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
             pairs = [(u, v) for u, v in itertools.product(a, b) if u != v]
         for u, v in pairs:
             if graph.has_edge(u, v):
-                if graph.edges[u, v]["entry"] != i:
-                    problems.append(doc.problem(f"edge {u} - {v} is given twice (also in edges[{graph.edges[u, v]['entry']}])", path))
+                first = edge_entry[frozenset((u, v))]
+                if first != i:
+                    problems.append(doc.problem(f"edge {u} - {v} is given twice (also in edges[{first}])", path))
                 continue
             try:
                 link = _edge_link(edge, u, v, devices, doc, path)
@@ -202,7 +204,8 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
                 problems += err.problems
                 break
             name = edge.link if isinstance(edge.link, str) else edge.link.kind
-            graph.add_edge(u, v, link=link, link_name=name, entry=i)
+            graph.add_edge(u, v, link=link, link_name=name)
+            edge_entry[frozenset((u, v))] = i
     if spec.accelerators is not None:
         for j, acc in enumerate(spec.accelerators):
             if acc not in devices:
@@ -258,6 +261,8 @@ def system_from_device(device: Device, count: int) -> System:
         raise InputError(f"{device.id} has no link to join {count} devices (no nvlink/ici/pcie link)")
     if count > 1:
         name, link = chosen
+        if link.topology == "all_to_all" and link.ports < count - 1:
+            link = link.model_copy(update={"topology": "switch"})   # too few ports: through a switch
         if link.topology == "switch":
             switch = "nvswitch" if link.kind == "nvlink" else f"{name}-switch"
             graph.add_node(switch, kind="switch", in_network_reduction=link.in_network_reduction)

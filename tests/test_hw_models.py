@@ -299,6 +299,10 @@ def test_system_from_device_torus_and_all_to_all():
     m = hwmodels.system_from_device(hwmodels.load_device("mi300x"), 8)
     assert m.graph.number_of_edges() == 28
     assert m.link("gpu2", "gpu5").bandwidth_bytes_s == pytest.approx(64e9)     # one of 7 links
+    # four Ethernet ports cannot reach seven peers directly: the V80s go through a switch
+    v80 = hwmodels.system_from_device(hwmodels.load_device("alveo-v80"), 8)
+    assert v80.switches == ["ethernet-switch"] and v80.graph.number_of_edges() == 8
+    assert v80.link("fpga0", "ethernet-switch").bandwidth_bytes_s == pytest.approx(100e9)
     one = hwmodels.system_from_device(hwmodels.load_device("l4"), 1)
     assert list(one.graph.nodes) == ["gpu0"] and one.graph.number_of_edges() == 0
     pcie = hwmodels.system_from_device(hwmodels.load_device("l4"), 2)
