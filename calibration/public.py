@@ -154,12 +154,21 @@ def predict_row(row: dict) -> tuple[float | None, str]:
     return (None if value is None else float(value)), "simulator"
 
 
+def _resolve_source(source: str, previous: str) -> str:
+    """The CSV's ``same`` (or ``same (detail)``) spelled out from the row above."""
+    if source == "same":
+        return previous
+    if source.startswith("same ("):
+        return previous.split(" (")[0] + source[len("same"):]
+    return source
+
+
 def validate_public(rows: list[dict] | None = None) -> list[dict]:
     """Part 3: one result row per public measurement (measured, predicted, error, source)."""
     out = []
     last_source = ""
     for row in rows if rows is not None else load_rows():
-        source = row["source"] if row["source"] != "same" else last_source
+        source = _resolve_source(row["source"], last_source)
         last_source = source
         predicted, how = predict_row(row)
         measured = float(row["value"])

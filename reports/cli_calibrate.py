@@ -114,7 +114,7 @@ def render(report) -> str:
     """The validation report as text tables."""
     from calibration.validate import summarize
 
-    out = [f"hardware: {report.hw} (device {report.device_id})"]
+    out = [f"hardware: {report.hw} (device {report.device_id})"] if report.kernels or report.end_to_end else []
     if report.kernels:
         out.append("\n1) held-out kernels on this machine (seconds)")
         out.append(_table(report.kernels, ["name", "measured", "predicted", "error"]))
