@@ -18,7 +18,7 @@ from . import catalog as _catalog_pkg
 from .device import Device, device_from_raw
 from .errors import InputError, Problem, unknown_name
 from .schema import DEVICE_KINDS
-from .yamlio import Document, dotted, load
+from .yamlio import Document, load
 
 CATALOG_DIR = Path(_catalog_pkg.__file__).resolve().parent
 HOST_ID = "host"
@@ -152,10 +152,32 @@ def _short(key: str) -> str:
     return Path(key).name if "/" in key or "\\" in key else key
 
 
-@lru_cache(maxsize=256)
-def _load_device_cached(key: str, mtime: int) -> Device:
+# key -> (modification stamps of every file in its extends chain, the device)
+_DEVICES: dict[str, tuple[tuple, Device]] = {}
+
+
+def _stamps(files: list[str]) -> tuple:
+    out = []
+    for f in files:
+        try:
+            out.append((f, Path(f).stat().st_mtime_ns))
+        except OSError:
+            out.append((f, None))
+    return tuple(out)
+
+
+def _load_device_cached(key: str) -> Device:
+    """The device of ``key``, re-read when any file of its ``extends:`` chain has changed."""
+    hit = _DEVICES.get(key)
+    if hit is not None and _stamps([f for f, _ in hit[0]]) == hit[0]:
+        return hit[1]
     raw, doc = load_raw(key)
-    return device_from_raw(raw, doc, origin=key)
+    device = device_from_raw(raw, doc, origin=key)
+    files = [d.file for d in doc.chain if not d.file.startswith("<")]
+    if len(_DEVICES) >= 256:
+        _DEVICES.pop(next(iter(_DEVICES)))
+    _DEVICES[key] = (_stamps(files), device)
+    return device
 
 
 def load_device(ref: str | Path, overrides: dict | None = None) -> Device:
@@ -168,12 +190,8 @@ def load_device(ref: str | Path, overrides: dict | None = None) -> Device:
         kind = _peek_kind(key, path)
         if kind == "system":
             raise InputError(f"'{ref}' describes a system, not a device; use load_system", file=str(path))
-        device = _load_device_cached(key, _mtime(path))
+        device = _load_device_cached(key)
     return device.with_overrides(overrides) if overrides else device
-
-
-def _mtime(path: Path | None) -> int:
-    return path.stat().st_mtime_ns if path is not None else 0
 
 
 def _peek_kind(key: str, path: Path | None) -> Any:
@@ -212,4 +230,4 @@ def catalog_ids(kind: str | None = None) -> list[str]:
     return sorted(ids)
 
 
-__all__ = ["load_device", "load_hardware", "catalog_ids", "load_raw", "deep_merge", "dotted"]
+__all__ = ["load_device", "load_hardware", "catalog_ids", "load_raw", "deep_merge", "resolve_ref"]

@@ -409,3 +409,16 @@ def test_overlay_of_the_detected_host(tmp_path):
     assert d.kind == "cpu" and d.memory["dram"].bandwidth_bytes_s == 20e9
     assert d.engines == hwmodels.load_device("host").engines
     assert "host-cal" in hwmodels.load_hardware(f).id
+
+
+def test_editing_a_base_file_is_seen_through_its_overlay(tmp_path):
+    import os
+    base = tmp_path / "base.yaml"
+    base.write_text("extends: h100-sxm\nid: base\npower:\n  tdp: 600 W\n")
+    top = tmp_path / "top.yaml"
+    top.write_text("extends: base.yaml\nmemory:\n  hbm:\n    bandwidth: 4 TB/s\n")
+    assert hwmodels.load_device(top).power.tdp_w == 600.0
+    base.write_text("extends: h100-sxm\nid: base\npower:\n  tdp: 650 W\n")
+    stat = base.stat()
+    os.utime(base, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))   # a later modification time
+    assert hwmodels.load_device(top).power.tdp_w == 650.0
