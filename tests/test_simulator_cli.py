@@ -1,0 +1,98 @@
+"""`ridgeline simulate` and the public-row predictions."""
+
+import json
+
+import pytest
+
+import hwmodels
+import workloads
+from hwmodels.errors import InputError
+from reports.cli import main
+from simulator import simulate
+from simulator.public import ASSUMED, predict_public_row
+
+
+def run(capsys, *argv):
+    code = main(["simulate", *argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_json_is_one_document_matching_the_api(capsys, tmp_path):
+    trace = tmp_path / "trace.json"
+    code, out, err = run(capsys, "--hw", "h100-sxm", "--tp", "2", "--model", "llama-3.1-8b", "--phase", "decode",
+                         "--batch", "8", "--context", "512", "--trace", str(trace), "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=8, context=512, tp=2)
+    res = simulate(g, hwmodels.load_device("h100-sxm"))
+    assert doc["latency_s"] == pytest.approx(res.latency_s)
+    assert doc["throughput_tok_s"] == pytest.approx(8 / res.latency_s)
+    assert set(doc["avg_power_w"]) == {"gpu0", "gpu1"}
+    assert json.loads(trace.read_text())["traceEvents"]
+
+
+def test_table_output(capsys):
+    code, out, _ = run(capsys, "--hw", "hgx-h100", "--model", "llama-3.1-8b", "--phase", "prefill",
+                       "--batch", "1", "--prompt-len", "256", "--tp", "4")
+    assert code == 0
+    assert "latency" in out and "bottleneck" in out and "critical path" in out and "if 2x faster" in out
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["--hw", "h100-sxmm", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "1"], "h100-sxm"),
+    (["--hw", "h100-sxm", "--model", "llama-3.1-8x", "--phase", "decode", "--batch", "1"], "llama-3.1-8b"),
+    (["--hw", "hgx-h100", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "1", "--tp", "8",
+      "--pp", "2"], "needs 16 accelerators"),
+    (["--hw", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "1", "--jitter", "-1"],
+     "jitter"),
+])
+def test_bad_input_exits_2_with_a_message(capsys, argv, needle):
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert needle in err and "Traceback" not in err
+
+
+def _row(**kw):
+    base = {"id": "x", "hardware": "h100-sxm", "devices": "1", "workload": "llama-3.1-8b decode", "dtype": "bf16",
+            "batch": "8", "input_len": "", "output_len": "", "metric": "", "value": "1", "unit": "ms",
+            "framework": "", "source": ""}
+    return {**base, **kw}
+
+
+def test_ttft_is_the_prefill_step():
+    row = _row(metric="time_to_first_token", input_len="128", batch="1", workload="llama-2-7b prefill",
+               dtype="fp16", hardware="a100-sxm-80gb")
+    g = workloads.build_llm("llama-2-7b", "prefill", batch=1, prompt_len=128, dtype="fp16")
+    expected = simulate(g, "a100-sxm-80gb").latency_s * 1e3
+    assert predict_public_row(row) == pytest.approx(expected)
+
+
+def test_itl_and_energy_use_the_mean_context_of_a_chat_turn():
+    row = _row(metric="median_inter_token_latency", workload="llama-3.1-8b decode (chat prompts)")
+    context = round(ASSUMED["chat_prompt_tokens"] + ASSUMED["chat_output_tokens"] / 2)
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=8, prompt_len=ASSUMED["chat_prompt_tokens"],
+                            context=context)
+    res = simulate(g, "h100-sxm")
+    assert predict_public_row(row) == pytest.approx(res.latency_s * 1e3)
+    energy = predict_public_row(_row(metric="energy_per_output_token", unit="J/tok",
+                                     workload="llama-3.1-8b decode (chat prompts)"))
+    assert energy == pytest.approx(res.energy_j / 8)
+
+
+def test_static_batch_throughput():
+    row = _row(metric="output_throughput", unit="tok/s", input_len="128", output_len="128", batch="4",
+               workload="llama-2-7b serve", dtype="fp16", hardware="a100-sxm-80gb")
+    pre = simulate(workloads.build_llm("llama-2-7b", "prefill", batch=4, prompt_len=128, dtype="fp16"),
+                   "a100-sxm-80gb").latency_s
+    dec = simulate(workloads.build_llm("llama-2-7b", "decode", batch=4, prompt_len=128, context=192,
+                                       dtype="fp16"), "a100-sxm-80gb").latency_s
+    assert predict_public_row(row) == pytest.approx(4 * 128 / (pre + 127 * dec))
+
+
+def test_rows_that_are_not_llm_rows_or_are_bad():
+    assert predict_public_row(_row(metric="throughput", unit="TFLOP/s")) is None
+    with pytest.raises(InputError):
+        predict_public_row(_row(metric="time_to_first_token", workload="nosuchmodel prefill", input_len="8"))
+    with pytest.raises(InputError):
+        predict_public_row(_row(metric="time_to_first_token", workload="llama-2-7b prefill"))  # no input_len
