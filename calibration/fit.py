@@ -39,6 +39,26 @@ def isotonic(y: Sequence[float], w: Sequence[float] | None = None) -> np.ndarray
     return np.concatenate([np.full(int(c), m) for m, _, c in blocks]) if blocks else y
 
 
+INTERFERENCE_FRACTION = 1 / 3
+
+
+def interference_outliers(x: Sequence[float], efficiency: Sequence[float],
+                          fraction: float = INTERFERENCE_FRACTION) -> np.ndarray:
+    """Which samples ran at under ``fraction`` of the best efficiency of any smaller sample.
+
+    Within one kernel family efficiency does not fall with size by a factor of three (cache
+    spills cost tens of percent); such a drop means another program took the cores while the
+    kernel ran, so the sample is left out of the fit (and reported).
+    """
+    xs = np.asarray(x, dtype=float)
+    es = np.asarray(efficiency, dtype=float)
+    out = np.zeros(xs.size, dtype=bool)
+    for i in range(xs.size):
+        smaller = es[xs < xs[i]]
+        out[i] = smaller.size > 0 and es[i] < fraction * smaller.max()
+    return out
+
+
 def fit_curve(x: Sequence[float], efficiency: Sequence[float], *, bin_width: float = 0.25,
               floor: float = EFFICIENCY_FLOOR, ceiling: float = 1.0,
               monotone: bool = True, decimals: int = 4) -> list[list[float]]:

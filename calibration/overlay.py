@@ -32,7 +32,7 @@ import pandas as pd
 
 from hwmodels.units import format_quantity
 
-from .fit import fit_curve, level_bands, median_curve, stream_ceilings
+from .fit import fit_curve, interference_outliers, level_bands, median_curve, stream_ceilings
 from .opmap import kernel_ops
 from .runner import case_from_row
 
@@ -148,6 +148,7 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
             effs.append(need)
             report.samples.append({"case_id": case.case_id, "key": f"{key}:{choice.dtype}",
                                    "x": xs[-1], "efficiency_at_detected_peak": need})
+        xs, effs = _drop_interference(xs, effs, f"{dtype} GEMM", report)
         if not effs:
             report.warnings.append(f"no usable {dtype} GEMM measurement; the engine keeps its default")
             continue
@@ -178,6 +179,7 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         effs.append(need)
         report.samples.append({"case_id": case.case_id, "key": key, "x": xs[-1],
                                "efficiency_at_detected_peak": need})
+    families = {name: _drop_interference(xs, es, f"{name} (memory)", report) for name, (xs, es) in families.items()}
     if families:
         points = median_curve(families)
         report.curves[key] = points
@@ -197,6 +199,15 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
     if overlay_memory:
         overlay["memory"] = overlay_memory
     return overlay, report
+
+
+def _drop_interference(xs: list, effs: list, what: str, report: FitReport) -> tuple[list, list]:
+    """``(xs, effs)`` without the samples :func:`calibration.fit.interference_outliers` flags."""
+    bad = interference_outliers(xs, effs)
+    if bad.any():
+        report.warnings.append(f"{int(bad.sum())} {what} measurement(s) ran at under a third of the "
+                               "efficiency of a smaller one (another program took the cores?); left out of the fit")
+    return [x for x, b in zip(xs, bad) if not b], [e for e, b in zip(effs, bad) if not b]
 
 
 def _source(fp: dict) -> str:

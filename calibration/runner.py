@@ -53,6 +53,10 @@ def _row(case: KernelCase) -> dict:
             "flops": case.flops, "bytes_moved": case.bytes_moved}
 
 
+SUSPECT_PASS_SPREAD = 0.25   # passes disagreeing by more than this: measure the case again
+EXTRA_SWEEPS = 2             # at most this many extra sweeps over suspect cases
+
+
 def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *, passes: int = 2,
               threads: int | None = None, progress: bool = True) -> pd.DataFrame:
     """Measure every case; one row per case (see :data:`COLUMNS`).
@@ -60,29 +64,48 @@ def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *
     The whole plan is swept ``passes`` times and each case keeps its smallest trusted median
     (minimum of medians). Sweeping the plan rather than repeating a case back to back spreads
     a case's passes over time, so a burst of load from another process spoils at most one.
+    Cases whose passes disagree by more than :data:`SUSPECT_PASS_SPREAD` (or that were refused
+    every time) are swept again, up to :data:`EXTRA_SWEEPS` times, to find a quiet moment.
     ``pass_spread`` (largest over smallest pass median, minus 1) shows how much the load varied.
     """
     cases = list(cases)
     best: dict[int, Timing] = {}
     medians: dict[int, list[float]] = {}
     refusals: dict[int, MeasurementRefused] = {}
+
+    def sweep(indices, label, bar):
+        for i in indices:
+            case = cases[i]
+            bar.step(f"{label} {case.case_id}")
+            if case.backend == "torch":
+                fn, timer = build_torch(case)
+            else:
+                fn, timer = build_numpy(case), None
+            try:
+                t = measure(fn, policy, name=case.case_id, timer=timer)
+            except MeasurementRefused as exc:
+                refusals[i] = exc
+            else:
+                medians.setdefault(i, []).append(t.median_s)
+                if i not in best or t.median_s < best[i].median_s:
+                    best[i] = t
+            del fn
+
+    def suspects():
+        return [i for i in range(len(cases))
+                if i not in best or max(medians[i]) / min(medians[i]) - 1.0 > SUSPECT_PASS_SPREAD]
+
+    everything = range(len(cases))
     with pinned_threads(threads), Progress(len(cases) * passes, "measuring", enabled=progress) as bar:
         for p in range(passes):
-            for i, case in enumerate(cases):
-                bar.step(f"pass {p + 1}/{passes} {case.case_id}")
-                if case.backend == "torch":
-                    fn, timer = build_torch(case)
-                else:
-                    fn, timer = build_numpy(case), None
-                try:
-                    t = measure(fn, policy, name=case.case_id, timer=timer)
-                except MeasurementRefused as exc:
-                    refusals[i] = exc
-                else:
-                    medians.setdefault(i, []).append(t.median_s)
-                    if i not in best or t.median_s < best[i].median_s:
-                        best[i] = t
-                del fn
+            sweep(everything, f"pass {p + 1}/{passes}", bar)
+    for extra in range(EXTRA_SWEEPS):
+        again = suspects()
+        if not again:
+            break
+        with pinned_threads(threads), Progress(len(again), f"re-measuring {len(again)} unsteady kernels",
+                                               enabled=progress) as bar:
+            sweep(again, f"extra pass {extra + 1}", bar)
     rows = []
     for i, case in enumerate(cases):
         row = _row(case)
@@ -96,7 +119,8 @@ def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *
         else:
             exc = refusals[i]
             row.update(median_s=float("nan"), spread=exc.spread, inner=0, attempts=exc.attempts,
-                       passes_ok=0, pass_spread=float("nan"), status="refused", note=str(exc), flop_s=float("nan"), bytes_s=float("nan"))
+                       passes_ok=0, pass_spread=float("nan"), status="refused", note=str(exc),
+                       flop_s=float("nan"), bytes_s=float("nan"))
         rows.append(row)
     return pd.DataFrame(rows, columns=COLUMNS)
 

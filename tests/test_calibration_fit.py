@@ -7,7 +7,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from calibration.fit import LevelBand, curve_value, fit_curve, isotonic, level_bands, stream_ceilings
+from calibration.fit import (
+    LevelBand,
+    curve_value,
+    fit_curve,
+    interference_outliers,
+    isotonic,
+    level_bands,
+    median_curve,
+    stream_ceilings,
+)
 
 
 def test_isotonic_pools_a_violating_pair():
@@ -83,3 +92,19 @@ def test_stream_ceilings_skip_levels_without_sizes():
     ceil = stream_ceilings([4e6], [10e9], ["copy"], bands)
     assert ceil == {"dram": 10e9}
     assert np.isfinite(list(ceil.values())).all()
+
+
+def test_interference_outliers_by_hand():
+    # 0.9 at x=8 is fine; 0.2 at x=9 is under a third of 0.9 -> interference; 0.35 at x=7 has
+    # only 0.5 below it (0.35 >= 0.5/3) -> kept
+    mask = interference_outliers([6, 7, 8, 9], [0.5, 0.35, 0.9, 0.2])
+    assert mask.tolist() == [False, False, False, True]
+
+
+def test_median_curve_gives_each_family_one_vote():
+    # three families, flat curves 1.0, 0.2 and 0.1 (the first measured at many sizes): median 0.2
+    fams = {"stream": ([5, 6, 7, 8, 9], [1.0] * 5), "softmax": ([6, 8], [0.2, 0.2]), "gelu": ([7], [0.1])}
+    assert median_curve(fams) == [[5.0, 0.2], [6.0, 0.2], [7.0, 0.2], [8.0, 0.2], [9.0, 0.2]]
+    # two families rising at different rates: the median of two is their mean, per grid point
+    fams = {"a": ([6, 8], [0.2, 0.6]), "b": ([6, 8], [0.4, 1.0])}
+    assert median_curve(fams) == [[6.0, 0.3], [8.0, 0.8]]
