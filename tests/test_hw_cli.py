@@ -4,9 +4,9 @@ import json
 
 import pytest
 import yaml
+from test_hw_models import ISSUE_DEVICES, ISSUE_SYSTEMS
 
 from reports.cli import main
-from tests.test_hw_models import ISSUE_DEVICES, ISSUE_SYSTEMS
 
 
 def run(capsys, *argv):
