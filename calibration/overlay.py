@@ -12,11 +12,13 @@ what ``roofline.cost`` needs to reproduce the measurements:
    the efficiency it needs is ``t_compute(e=1) / (t_measured - fixed)``. Where the best GEMM runs
    faster than the detected peak allows (a boost clock the OS does not report), the peak is
    raised to the empirical ceiling, as ERT does; the efficiencies are then relative to it.
-4. **Main-memory curve.** Each fitted memory-bound kernel (single-pass STREAM, softmax,
-   LayerNorm, GELU) is costed the same way on its main-memory key. The cost model has no term
-   for numpy's several passes per operator (GELU makes ten), so the families disagree: the
-   curve is the median of the per-family curves (:func:`calibration.fit.median_curve`), one vote
-   per family, and the held-out errors per family say how far each one is from it.
+4. **Main-memory curve.** Each fitted single-pass STREAM kernel is costed the same way on its
+   main-memory key; the efficiencies versus log10 bytes make the level's ``efficiency_curve``
+   (:func:`calibration.fit.median_curve`, one vote per kernel family). Multi-pass numpy
+   operators (softmax, LayerNorm, GELU) do not enter it: the same curve prices every GEMM's
+   operand traffic. They set the curve of a compute engine only when the cost model sends their
+   FLOPs to an engine no GEMM ran on (a special-function unit); otherwise they are validated,
+   not fitted, and their held-out error says what the model misses.
 
 Curves are fitted with :func:`calibration.fit.fit_curve` (binned medians, made non-decreasing,
 clamped). Nothing is fitted to the public measurements, and no formula changes.
@@ -37,10 +39,14 @@ from .opmap import kernel_ops
 from .runner import case_from_row
 
 STREAM_ARRAYS = {"stream_copy": 2, "stream_scale": 2, "stream_add": 3, "stream_triad": 3}
-# Memory-bound kernel -> family whose curve enters the median of the main-memory curve: one vote
-# for single-pass STREAM kernels, one per multi-pass numpy operator.
-MEMORY_FAMILIES = {"stream_copy": "stream", "stream_scale": "stream", "stream_add": "stream",
-                   "softmax": "softmax", "layernorm": "layernorm", "gelu": "gelu"}
+# Kernels whose main-memory efficiency makes the main-memory curve, by family (one vote each).
+# Only single-pass streams: the same curve prices every GEMM's operand traffic, so kernels whose
+# slowness is not memory traffic (numpy's ten-pass GELU, its transcendental functions) must not
+# pull it down; they are validated, not fitted (see ``ridgeline validate``).
+MEMORY_FAMILIES = {"stream_copy": "stream", "stream_scale": "stream", "stream_add": "stream"}
+# Kernels that may set the curve of a compute engine no GEMM ran on (e.g. a special-function
+# unit that exp and tanh go to), when the cost model says that engine bounds them.
+OTHER_COMPUTE_KERNELS = ("softmax", "layernorm", "gelu")
 FLAT = [[0.0, 1.0]]
 
 
@@ -163,6 +169,25 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
             eng.setdefault("peak", {})[choice.dtype] = f"{empirical:.6g} FLOP/s"
         eng.setdefault("efficiency_curve", {})[choice.dtype] = {"x": "log10_flops", "points": points}
 
+    fitted_engines = {k.split(":")[0] for k in report.curves}
+    others: dict[tuple[str, str], tuple[list, list]] = {}
+    for _, row in fit_rows[fit_rows.kernel.isin(OTHER_COMPUTE_KERNELS)].iterrows():
+        case = case_from_row(row)
+        (op,) = kernel_ops(case)
+        d = cost(op, flat)
+        bound = max(d.times(), key=d.times().get)
+        engine = bound.split(":", 1)[1] if bound.startswith("compute:") else None
+        if engine is None or engine in fitted_engines or row.median_s <= d.fixed_s:
+            continue
+        xs, effs = others.setdefault((engine, case.dtype), ([], []))
+        xs.append(math.log10(d.work[bound]))
+        effs.append(d.times()[bound] / (row.median_s - d.fixed_s))
+    for (engine, dtype), (xs, effs) in others.items():
+        points = fit_curve(xs, effs)
+        report.curves[f"{engine}:{dtype}"] = points
+        overlay_engines.setdefault(engine, {}).setdefault("efficiency_curve", {})[dtype] = {
+            "x": "log10_flops", "points": points}
+
     key = f"memory:{main}"
     families: dict[str, tuple[list, list]] = {}
     mem_rows = fit_rows[fit_rows.kernel.isin(MEMORY_FAMILIES) & (fit_rows.backend == "numpy")]
@@ -179,7 +204,6 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         effs.append(need)
         report.samples.append({"case_id": case.case_id, "key": key, "x": xs[-1],
                                "efficiency_at_detected_peak": need})
-    families = {name: _drop_interference(xs, es, f"{name} (memory)", report) for name, (xs, es) in families.items()}
     if families:
         points = median_curve(families)
         report.curves[key] = points
