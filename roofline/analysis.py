@@ -23,6 +23,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from hwmodels.errors import InputError
+
 from .costs import shared_cost
 from .demands import LATENCY_BOUND, Demands
 
@@ -158,7 +160,11 @@ class Analysis:
 
 def analyze(graph, device) -> Analysis:
     """Cost every operator of ``graph`` (a :class:`workloads.Graph` or a list of operators) on
-    ``device``."""
+    ``device`` (a System: on its first accelerator, as one tensor-parallel rank)."""
+    if hasattr(device, "accelerators"):
+        if not device.accelerators:
+            raise InputError(f"system '{device.id}' has no accelerators to run operators on", path="hw")
+        device = device.devices[device.accelerators[0]]
     ops = graph.ops if hasattr(graph, "ops") else list(graph)
     shared, times, bounds = [], [], []
     for op in ops:

@@ -22,6 +22,9 @@ output in tiles; the data it re-reads depends on what fits on chip:
   (:func:`gemm_into`), as a library's heuristics or an autotuner would pick it.
 * From the innermost on-chip level (shared memory, VMEM) the matrix units read operands once per
   register tile (:data:`~roofline.efficiency.REGISTER_TILE`).
+* A further on-chip level (MI300X's Infinity Cache, a CPU's L3) sees the traffic the level inside
+  it cannot keep: the blocked formula above with the inner level's capacity. With a single
+  on-chip level, it carries the CTA-tile traffic.
 * C is written once at every level; other inputs (bias) are read once.
 * Batched and MoE-expert GEMMs are ``batch x experts`` independent GEMMs in one kernel (their
   tiles share the units); an MoE GEMM's rows are ``m x imbalance``.
@@ -138,9 +141,11 @@ def _add_flops(b: DemandsBuilder, flops: dict, matrix_util=1.0, matrix_ramp=1.0)
 
 
 def _through_chip(b: DemandsBuilder, nbytes) -> None:
-    """Bytes that stream between memory and the units pass once through the on-chip cache level."""
-    if b.info.cache_level is not None:
-        b.memory(b.info.cache_level, nbytes)
+    """Bytes that stream between memory and the units pass once through every on-chip cache
+    level; the innermost of several is a scratchpad (shared memory, VMEM, L1) they bypass."""
+    on_chip = b.info.on_chip
+    for level in (on_chip[1:] if len(on_chip) > 1 else on_chip):
+        b.memory(level, nbytes)
 
 
 @register_cost("streaming")
@@ -182,7 +187,7 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
     (:data:`~roofline.efficiency.CANDIDATE_TILES`) with the smallest time under this very model,
     as a library's heuristics or an autotuner would; so a faster resource never makes it slower.
     """
-    g_m, g_n = b.info.granule
+    g_m, g_n = b.info.granule(_matrix_engine(b, flops)[0])
     candidates, seen = [], set()
     best_busy = None
     for cand_m, cand_n in CANDIDATE_TILES:
@@ -226,16 +231,19 @@ def _gemm_traffic(b: DemandsBuilder, m, n, k, a, bm, c, others, tm, tn, xp) -> N
     for nbytes, _, place in others:
         b.placed(place, nbytes)
         other_bytes += nbytes
-    # on-chip: CTA-tile traffic through every level but the innermost, register-tile traffic there
+    # on-chip: register-tile traffic at the innermost level, CTA-tile traffic at the next, and
+    # beyond that each level sees what the level inside it cannot keep (blocked by its capacity)
+    on_chip = info.on_chip
     cta = a_bytes * xp.ceil(n / tn) + b_bytes * xp.ceil(m / tm) + c_bytes + other_bytes
-    for level in info.on_chip[1:]:
-        b.memory(level, cta)
-    if len(info.on_chip) == 1:
-        b.memory(info.feed_level, cta)
-    elif info.on_chip:
+    if len(on_chip) == 1:
+        b.memory(on_chip[0], cta)
+    elif on_chip:
         rt_m, rt_n = xp.minimum(m, REGISTER_TILE), xp.minimum(n, REGISTER_TILE)
-        b.memory(info.feed_level, a_bytes * xp.ceil(n / rt_n) + b_bytes * xp.ceil(m / rt_m)
-                 + c_bytes + other_bytes)
+        b.memory(on_chip[0], a_bytes * xp.ceil(n / rt_n) + b_bytes * xp.ceil(m / rt_m) + c_bytes + other_bytes)
+        b.memory(on_chip[1], cta)
+        for inner, level in zip(on_chip[1:], on_chip[2:]):
+            ra, rb = operand_reads(m, n, k, ea, eb, info.device.memory[inner].capacity_bytes, tm, tn, xp)
+            b.memory(level, a_bytes * ra + b_bytes * rb + c_bytes + other_bytes)
 
 
 def _matrix_engine(b: DemandsBuilder, flops: dict):
@@ -298,7 +306,7 @@ def cost_attention(op, device) -> Demands:
     flops = op.flops()
     choice, _ = _matrix_engine(b, flops)
     units = float(choice.engine.units) if choice else 1.0
-    tm = clamp_tile(rows, ATTENTION_Q_TILE, info.granule[0])
+    tm = clamp_tile(rows, ATTENTION_Q_TILE, info.granule(choice)[0])
     util, splits = tiled_utilization(rows, 1.0, keys, instances, units, tm, 1.0)
     _add_flops(b, flops, util, k_ramp(keys / splits))
     q_tiles = SCALAR.ceil(rows / tm)

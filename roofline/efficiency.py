@@ -48,16 +48,16 @@ ATTENTION_Q_TILE = 128.0
 # Smallest stretch of k a split-K (or split-KV) kernel gives one split.
 SPLIT_K_MIN = 256.0
 
-# Smallest tile a matrix unit computes, per device kind: (rows of A, columns of B).
-# GPU tensor cores: the m16n8k16 MMA instruction; TPU-like NPUs: 8 sublanes of a 128-wide MXU;
-# CPUs with AMX: 16-row tiles; FPGA DSP arrays: assume the same 16 as GPUs.
+# Smallest tile a matrix engine (Engine.kind "matrix") computes, per device kind: (rows of A,
+# columns of B). GPU tensor cores: the m16n8k16 MMA instruction; TPU-like NPUs: 8 sublanes of a
+# 128-wide MXU; CPUs with AMX: 16-row tiles. Vector, scalar and DSP-fabric engines compute single
+# elements (an FPGA design sizes its arrays to the problem): granule 1.
 TILE_GRANULE: dict[str, tuple[float, float]] = {
     "gpu": (16.0, 16.0),
     "npu": (8.0, 128.0),
     "cpu": (16.0, 16.0),
-    "fpga": (16.0, 16.0),
-    "memory": (1.0, 1.0),
 }
+NO_GRANULE = (1.0, 1.0)
 
 # Prologue + epilogue of an output tile, in equivalent k steps: two pipeline stages of 32 along
 # k must be loaded before the first MMA, and the accumulators are written out after the last.

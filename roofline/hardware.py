@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from hwmodels.errors import InputError
 
-from .efficiency import TILE_GRANULE
+from .efficiency import NO_GRANULE, TILE_GRANULE
 
 # dtype -> dtypes a kernel can run it as, in order of preference (same bits first, then wider).
 PROMOTION: dict[str, tuple[str, ...]] = {
@@ -72,7 +72,7 @@ class DeviceInfo:
     device: object
     main_memory: str
     on_chip: list[str]
-    granule: tuple[float, float]
+    matrix_granule: tuple[float, float]
     scale_up_link: str | None
     _engines: dict = field(default_factory=dict)
     _placements: dict = field(default_factory=dict)
@@ -96,15 +96,16 @@ class DeviceInfo:
             found = self._placements[placement] = _placement_level(self.device, self.main_memory, placement)
         return found
 
+    def granule(self, choice: EngineChoice | None) -> tuple[float, float]:
+        """Tile granule (rows, cols) of the engine ``choice``: only matrix engines pad."""
+        if choice is not None and choice.engine.kind == "matrix":
+            return self.matrix_granule
+        return NO_GRANULE
+
     @property
     def cache_level(self) -> str | None:
         """The outermost on-chip level: the cache in front of main memory (None if none)."""
         return self.on_chip[-1] if self.on_chip else None
-
-    @property
-    def feed_level(self) -> str | None:
-        """The innermost on-chip level: the one compute units read operands from."""
-        return self.on_chip[0] if self.on_chip else None
 
 
 def _choose_engine(device, flop_class: str, dtype: str) -> EngineChoice:
@@ -172,7 +173,7 @@ def device_info(device) -> DeviceInfo:
         device=device,
         main_memory=device.main_memory,
         on_chip=[n for n, lv in device.memory.items() if lv.on_chip],
-        granule=TILE_GRANULE.get(device.kind, (16.0, 16.0)),
+        matrix_granule=TILE_GRANULE.get(device.kind, NO_GRANULE),
         scale_up_link=_scale_up_link(device),
         memory_key={name: f"memory:{name}" for name in device.memory},
         link_key={name: f"link:{name}" for name in device.links},

@@ -120,6 +120,23 @@ def test_weights_in_host_memory_are_read_over_pcie(a100):
     assert d.time_s >= w / a100.memory["host"].bandwidth_bytes_s
 
 
+CXL = {"memory.cxl": {"kind": "cxl", "capacity": "256 GB", "bandwidth": "36 GB/s", "latency": "400 ns",
+                      "energy_per_byte": "60 pJ/B"},
+       "links.cxl": {"kind": "cxl", "bandwidth": "32 GB/s", "latency": "300 ns", "energy_per_byte": "20 pJ/B"}}
+
+
+def test_kv_cache_in_cxl_memory_is_read_over_the_cxl_link(a100):
+    op = Attention(name="a", batch=1, heads=32, kv_heads=8, q_len=1, kv_len=4097, head_dim=128,
+                   kv_placement="cxl")
+    d = cost(op, a100.with_overrides(CXL))
+    kv = 2 * 4096 * 8 * 128 * 2 + 2 * 8 * 128 * 2      # cached K, V read; new K, V appended
+    assert d.work["memory:cxl"] == kv and d.work["link:cxl"] == kv
+    assert d.bound in ("memory:cxl", "link:cxl")
+    assert d.time_s >= kv / 32e9
+    with pytest.raises(InputError, match="no memory level of kind 'cxl'"):
+        cost(op, a100)
+
+
 def test_int4_weights_pay_scales_and_dequantization(a100):
     op = MatMul(name="g", m=1, n=4096, k=4096, weight_dtype="int4", group_size=128)
     d = cost(op, a100)

@@ -79,6 +79,17 @@ def test_bound_summary_shares(decode):
     assert decode.total_time_s == pytest.approx(decode.to_frame()["time_s"].sum())
 
 
+def test_a_system_is_analyzed_on_its_first_accelerator(a100):
+    graph = workloads.build_llm("llama-2-7b", "decode", batch=8, prompt_len=256, tp=8)
+    on_system = analyze(graph, hwmodels.load_system("dgx-a100"))
+    assert on_system.device.id == "a100-sxm-80gb"
+    assert on_system.total_time_s == pytest.approx(analyze(graph, a100).total_time_s)
+    frame = on_system.to_frame()
+    collectives = frame.kind == "collective"
+    assert collectives.sum() >= 2 * 32                  # two all-reduces per layer at least
+    assert (frame.bytes_link_nvlink > 0).equals(collectives)
+
+
 def test_identical_operators_share_a_cost_but_keep_their_names(decode):
     names = [d.op for d in decode.demands]
     assert names == [op.name for op in decode.ops]
