@@ -12,6 +12,7 @@ real dimensions: a bandwidth given in GB is then an error that says so.
 from __future__ import annotations
 
 import math
+import re
 from functools import lru_cache
 
 import pint
@@ -45,6 +46,11 @@ op = flop = OP = ops
 joule = [energy] = J
 watt = joule / second = W
 """
+
+# A number followed by a unit made of names joined by '/' or '*'. Checked before pint sees the
+# text, since pint evaluates expressions ("3 TB/s; 2", "9**9**9 B") rather than just parsing them.
+QUANTITY_RE = re.compile(r"^\s*[+-]?(?:(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?|nan|inf)\s*"
+                         r"[A-Za-zµ]+(?:\s*[/*]\s*[A-Za-zµ]+)*\s*$", re.IGNORECASE)
 
 # kind -> (dimensionality string, example, description)
 KINDS: dict[str, tuple[str, str, str]] = {
@@ -81,9 +87,11 @@ def _describe(dimensionality) -> str:
 def _parse_text(text: str, kind: str) -> float:
     ureg = registry()
     dim, example, desc = KINDS[kind]
+    if not QUANTITY_RE.match(text):
+        raise InputError(f"'{text}' is not a number followed by a unit; expected {desc} such as '{example}'")
     try:
         q = ureg.Quantity(text)
-    except (pint.errors.PintError, AttributeError, ValueError, TypeError, SyntaxError) as exc:
+    except Exception as exc:  # pint raises many types for malformed units; all mean the same here
         raise InputError(f"cannot parse '{text}' as {desc} with a unit (e.g. '{example}'): {exc}") from None
     if not isinstance(q, pint.Quantity) or q.dimensionless:
         raise InputError(f"'{text}' has no unit; expected {desc} such as '{example}'")

@@ -9,6 +9,7 @@ field path, so later validation can say ``FILE:LINE: field.path: what was expect
 
 from __future__ import annotations
 
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -181,16 +182,28 @@ def _unwrap(tp: Any) -> Any:
     return tp
 
 
+_PYDANTIC_TAG = re.compile(r"^(function-(before|after|wrap|plain)\[.*\]|[a-z-]+\[.*\])$")
+
+
+def _is_pydantic_tag(part, doc: Document, prefix: tuple) -> bool:
+    """Whether a location part is pydantic's own union/validator tag rather than a user key."""
+    return isinstance(part, str) and bool(_PYDANTIC_TAG.match(part)) and not _user_key(part, doc)
+
+
+def _user_key(part: str, doc: Document) -> bool:
+    return any(path and path[-1] == part for path in doc.lines)
+
+
 def validation_problems(exc: ValidationError, doc: Document, model: type[BaseModel],
                         prefix: tuple = ()) -> list[Problem]:
     """One Problem per pydantic error, located in ``doc``, with typo suggestions for unknown keys."""
     problems = []
     for err in exc.errors(include_url=False):
-        loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p.startswith("function-"))))
+        loc = tuple(p for p in err["loc"] if not _is_pydantic_tag(p, doc, prefix))
         full = (*prefix, *loc)
         msg = err["msg"]
         suggestion = None
-        if err["type"] == "extra_forbidden":
+        if err["type"] == "extra_forbidden" and loc:
             parent = _model_at(model, loc[:-1])
             allowed = sorted(parent.model_fields) if parent else []
             suggestion = did_you_mean(str(loc[-1]), allowed)

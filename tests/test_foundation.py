@@ -104,3 +104,29 @@ def test_print_json_is_strict(capsys):
     from reports.output import print_json
     print_json({"x": float("nan"), "y": 1})
     assert json.loads(capsys.readouterr().out) == {"x": None, "y": 1}
+
+
+@pytest.mark.parametrize("text", [
+    "3 TB/s; 2", "TB/s", "'3' TB/s", "3 TB/s + 2 GB/s", "3 TB/s)", ".", "-",
+    "1/0 TB/s", "2**2**2**2**2 B/s", "9**9**9 B",
+])
+def test_parse_quantity_refuses_expressions(text):
+    """pint evaluates expressions; a quantity must be a number and a unit, nothing more."""
+    with pytest.raises(InputError, match="not a number followed by a unit"):
+        parse_quantity(text, "bandwidth")
+
+
+def test_validation_problems_keep_user_keys_with_brackets():
+    from pydantic import BaseModel, ConfigDict, ValidationError
+
+    from hwmodels.yamlio import validation_problems
+
+    class M(BaseModel):
+        model_config = ConfigDict(extra="forbid")
+        source: str = ""
+
+    doc = loads("sou[ce: x\n", "f.yaml")
+    with pytest.raises(ValidationError) as info:
+        M.model_validate(doc.data)
+    (problem,) = validation_problems(info.value, doc, M)
+    assert problem.path == "sou[ce" and problem.line == 1
