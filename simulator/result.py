@@ -109,13 +109,13 @@ class SimResult:
     @property
     def sensitivity(self) -> dict[str, dict]:
         """Makespan if each resource owning most of the critical path were 2x faster
-        (re-simulated on every device and link of that kind, with the same seed)."""
+        (re-simulated on every device and link of that kind, with the same seed); ``latency``
+        stands for every fixed time (kernel launches, link latencies) halved."""
         if self._sensitivity is None:
             owners: dict[str, float] = {}
             for row in self.critical_path:
                 for key, t in row["by_resource"].items():
-                    if key != LATENCY:
-                        owners[key] = owners.get(key, 0.0) + t
+                    owners[key] = owners.get(key, 0.0) + t
             top = sorted(owners, key=owners.get, reverse=True)[:SENSITIVITY_TOP]
             out = {}
             for key in top:

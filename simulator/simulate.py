@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, unknown_name
 
 from .engine import FluidEngine
 from .topology import Topology, group_members, link_kind_of, peer_pattern
@@ -183,21 +183,26 @@ class Plan:
     # ------------------------------------------------------------------ building and playing
     def play(self, scale: Mapping[str, float] | None = None, seed: int = 0, jitter: float = 0.0):
         """Build the engine tasks and run them. ``scale`` multiplies the rate of resource keys
-        (``"memory:hbm"``, ``"compute:tensor"``, ``"link:nvlink"``) on every device and link;
+        (``"memory:hbm"``, ``"compute:tensor"``, ``"link:nvlink"``) on every device and link, and
+        ``"latency"`` divides every fixed time (launch overheads, latencies);
         ``jitter`` (relative standard deviation) perturbs each task's work, seeded."""
         scale = dict(scale or {})
         for k, v in scale.items():
             if not (v > 0 and math.isfinite(v)):
                 raise InputError(f"rate scale for '{k}' must be positive and finite, got {v!r}", path="scale")
+        lat_scale = scale.get("latency", 1.0)   # "latency": fixed times (launch, link latency) shrink
         rng = np.random.default_rng(seed)
         eng = FluidEngine()
         infos: list[TaskInfo] = []
         declared: set[str] = set()
 
+        seen: set[str] = {"latency"}
+
         def res(key: str) -> str:
             if key not in declared:
                 eng.add_resource(key, 1.0)
                 declared.add(key)
+                seen.add(key.split("|", 1)[1])
             return key
 
         def local_work(node: str, d, skip_links: bool = False) -> dict[str, float]:
@@ -249,7 +254,7 @@ class Plan:
                                     work[res(rk)] = nbytes / (self.topology.capacity[rk] * eff
                                                               * scale.get(k, 1.0))
                                     lb.append((rk, nbytes))
-                            f = (fixed if i == 0 else 0.0) + (ph.latency_s if ph is not None else 0.0)
+                            f = ((fixed if i == 0 else 0.0) + (ph.latency_s if ph is not None else 0.0)) / lat_scale
                             tid = eng.add({k: v * noise() for k, v in work.items()}, f,
                                           dep_ids if prev is None else {prev}, streams)
                             infos.append(TaskInfo(op.name, op.kind, tuple(members), s, mb, "comm", d, f,
@@ -264,12 +269,16 @@ class Plan:
                         d = self.demands(op, node)
                         work = local_work(node, d)
                         dep_ids = {ids[x][r] for x in deps}
-                        tid = eng.add({k: v * noise() for k, v in work.items()}, d.fixed_s, dep_ids,
+                        fixed = d.fixed_s / lat_scale
+                        tid = eng.add({k: v * noise() for k, v in work.items()}, fixed, dep_ids,
                                       [(stream, node)])
-                        infos.append(TaskInfo(op.name, op.kind, (node,), s, mb, stream, d, d.fixed_s,
+                        infos.append(TaskInfo(op.name, op.kind, (node,), s, mb, stream, d, fixed,
                                               d.energy_j, (node,)))
                         per_rank[r] = tid
                 ids[op.name] = per_rank
+        for k in scale:
+            if k not in seen:
+                raise unknown_name("resource to scale", k, seen, path="scale")
         result = eng.run()
         return result, infos
 

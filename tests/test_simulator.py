@@ -189,6 +189,8 @@ def test_bad_knobs_are_input_errors(h100, decode8b):
         simulate(decode8b, h100, jitter=-1.0)
     with pytest.raises(InputError):
         simulate(decode8b, h100, scale={"memory:hbm": 0.0})
+    with pytest.raises(InputError, match="did you mean 'memory:hbm'"):
+        simulate(decode8b, h100, scale={"memory:hmb": 2.0})
     with pytest.raises(InputError):
         simulate(workloads.Graph("empty"), h100)
 
@@ -242,3 +244,19 @@ def test_energy_bounds_and_determinism(seed, jitter):
     static = sum(hwmodels.load_system("hgx-h100").devices[n].power.static_w for n in ("gpu0", "gpu1"))
     assert a.energy_j >= static * a.latency_s
     assert math.isfinite(a.energy_j)
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.sampled_from([1, 8, 64]), st.sampled_from([64, 1024]), st.sampled_from(["decode", "prefill"]))
+def test_makespan_between_critical_path_and_serial_sum(batch, length, phase):
+    g = workloads.build_llm("llama-3.1-8b", phase, batch=batch, prompt_len=length, context=length, tp=2)
+    system = hwmodels.load_system("hgx-h100")
+    dev = system.devices["gpu0"]
+    res = simulate(g, system)
+    t = {op.name: cost(op, dev).time_s for op in g.ops}
+    longest: dict[str, float] = {}
+    for op in g.ops:
+        longest[op.name] = max((longest[d] for d in g.deps(op.name)), default=0.0) + t[op.name]
+    # every rank runs every operator; a collective is one operation of the whole group
+    serial = sum(v if g.op(k).kind == "collective" else 2 * v for k, v in t.items())
+    assert max(longest.values()) * (1 - 1e-9) <= res.latency_s <= serial * (1 + 1e-9)
