@@ -27,6 +27,7 @@ from hwmodels.errors import InputError
 
 from .costs import shared_cost
 from .demands import LATENCY_BOUND, Demands
+from .hardware import device_info
 
 
 def ridge_points(device) -> dict[str, dict[str, float]]:
@@ -166,9 +167,10 @@ def analyze(graph, device) -> Analysis:
             raise InputError(f"system '{device.id}' has no accelerators to run operators on", path="hw")
         device = device.devices[device.accelerators[0]]
     ops = graph.ops if hasattr(graph, "ops") else list(graph)
+    memo = device_info(device).memo
     shared, times, bounds = [], [], []
     for op in ops:
-        entry = shared_cost(op, device)
+        entry = shared_cost(op, device, memo)
         shared.append(entry[0])
         times.append(entry[1])
         bounds.append(entry[2])

@@ -94,11 +94,13 @@ def op_signature(op) -> tuple:
         getter = _operator.attrgetter(*names) if names else (lambda _op: ())
         entry = _FIELD_GETTERS[cls] = (getter, len(dataclasses.fields(op)))
     getter, n_fields = entry
-    attrs = vars(op)
-    extra = () if len(attrs) == n_fields else tuple(sorted(
-        (k, v) for k, v in attrs.items() if k not in {f.name for f in dataclasses.fields(op)}))
-    return (cls, getter(op), extra, tuple(map(_TENSOR_FACTS, op.inputs)),
-            tuple(map(_TENSOR_FACTS, op.outputs)))
+    inputs = op.inputs
+    sig = (cls, getter(op), len(inputs), *map(_TENSOR_FACTS, inputs + op.outputs))
+    attrs = op.__dict__
+    if len(attrs) != n_fields:
+        fields = {f.name for f in dataclasses.fields(op)}
+        sig += tuple(sorted((k, v) for k, v in attrs.items() if k not in fields))
+    return sig
 
 
 def clear_memo() -> None:
@@ -107,10 +109,12 @@ def clear_memo() -> None:
         info.memo.clear()
 
 
-def shared_cost(op, device) -> tuple[Demands, float, str]:
+def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, str]:
     """(demands, time_s, bound) of ``op`` on ``device``, remembered per signature: the Demands
-    object is shared by every identical operator and must not be modified."""
-    memo = device_info(device).memo
+    object is shared by every identical operator and must not be modified. ``memo``: the device's
+    memo (``device_info(device).memo``) when the caller already has it."""
+    if memo is None:
+        memo = device_info(device).memo
     key = op_signature(op)
     entry = memo.get(key)
     if entry is None:
