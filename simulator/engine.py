@@ -267,6 +267,7 @@ class FluidEngine:
             self._users[r].discard(tid)
             dirty.add(r)
             wd[r] = wd.get(r, 0.0) + w
+        self._work[tid] = {}  # done: its demands are accounted for, free them
         self._complete(tid)
 
     def _note_gate(self, tid: int, by: int) -> None:

@@ -116,6 +116,7 @@ class Plan:
         self.algorithm = algorithm
         self.topology = Topology(self.system.graph)
         self._demands: dict[tuple, object] = {}
+        self._by_name: dict[tuple, object] = {}
         self._collectives: dict[tuple, tuple] = {}
         self.deps = {op.name: graph.deps(op.name) for op in self.ops}
         self.op_index = {op.name: i for i, op in enumerate(self.ops)}
@@ -135,11 +136,15 @@ class Plan:
         """The cost model's demands of ``op`` on ``node``'s device, cached per device and operator
         signature (operators that differ only in name, like the layers of a model, cost the same)."""
         dev = self.device(node)
-        key = (_signature(op), id(dev))
-        d = self._demands.get(key)
+        by_name = (op.name, id(dev))
+        d = self._by_name.get(by_name)
         if d is None:
-            d = self.cost(op, dev)
-            self._demands[key] = d
+            key = (_signature(op), id(dev))
+            d = self._demands.get(key)
+            if d is None:
+                d = self.cost(op, dev)
+                self._demands[key] = d
+            self._by_name[by_name] = d
         return d
 
     def _collective_phases(self, op, members: list[str], d) -> tuple[list, float]:
