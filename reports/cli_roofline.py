@@ -155,7 +155,9 @@ def cmd_op(args) -> int:
     if args.format == "json":
         print_json(report)
         return 0
-    rows = [("operator", f"{op.kind} {op.fields()}"), ("device", device.id),
+    shape = " ".join(f"{k}={v}" for k, v in op.fields().items()
+                     if v is not None and k not in ("name", "stage", "param_prefix"))
+    rows = [("operator", f"{op.kind} {shape}"), ("device", device.id),
             ("latency", f"{report['latency_s'] * 1e6:.4g} us"), ("bound", report["bound"]),
             ("FLOPs", f"{report['flops']:.4g}"),
             *((f"bytes {k}", f"{v:.4g}") for k, v in report["bytes"].items()),

@@ -31,7 +31,9 @@ output in tiles; the data it re-reads depends on what fits on chip:
 
 Flash (fused) attention: per KV head the queries of its group (q_len x heads/kv_heads rows) are cut
 into 128-row tiles, each streaming all of K and V. K/V are read once from memory when the K/V of
-the heads in flight fit in the cache, else once per query tile; scores stay on chip. Unfused
+the heads in flight fit in the cache; otherwise the query tiles of a head that run at the same
+time (up to one per unit) stream the same K/V tiles together, so K/V is read once per wave of
+query tiles, ``ceil(q_tiles / units)`` times. Scores stay on chip. Unfused
 attention's scores and probabilities are tensors of the operator (written and re-read in memory).
 Decode reads every weight and all the KV once per step because its tensors say so.
 """
@@ -324,7 +326,8 @@ def cost_attention(op, device) -> Demands:
     capacity = info.device.memory[cache].capacity_bytes * CACHE_USABLE_FRACTION if cache else 0.0
     heads_in_flight = min(instances, SCALAR.ceil(units / q_tiles))
     fits = heads_in_flight * kv_bytes / instances <= capacity
-    kv_reads = 1.0 if fits or not op.fused else q_tiles
+    # query tiles of one head running together stream the same K/V tiles: one read per wave
+    kv_reads = 1.0 if fits or not op.fused else SCALAR.ceil(q_tiles / units)
     for t in kv_in:
         b.tensor(t, kv_reads)
     for t in (q, *rest, *op.outputs):

@@ -15,7 +15,7 @@ from roofline import Demands, collectives, cost, cost_matmul_batch, ridge_points
 from roofline.builder import DemandsBuilder
 from roofline.costs import COSTS, register_cost
 from roofline.efficiency import CACHE_USABLE_FRACTION, LINK_FRAMING, padding_utilization, wave_utilization
-from workloads.operators import Attention, Collective, Elementwise, MatMul, Softmax
+from workloads.operators import Attention, Collective, Conv2d, Elementwise, MatMul, Softmax
 
 
 @pytest.fixture(scope="module")
@@ -160,6 +160,14 @@ def test_wave_and_padding_utilization():
     assert padding_utilization(20, 16) == pytest.approx(20 / 32)
 
 
+def test_conv2d_is_an_implicit_gemm(a100):
+    op = Conv2d(name="c", batch=1, in_channels=64, out_channels=64, height=56, width=56, kernel=3, padding=1)
+    d = cost(op, a100)
+    assert d.work["compute:tensor"] == 2 * 64 * 56 * 56 * 64 * 9
+    x, w, y = 64 * 56 * 56 * 2, 64 * 64 * 9 * 2, 64 * 56 * 56 * 2
+    assert d.work["memory:hbm"] == x + w + y      # everything fits in L2: each once
+
+
 # -- calibration curves ---------------------------------------------------------------------------
 def test_compute_efficiency_curve_from_an_overlay(a100):
     dev = a100.with_overrides({"engines.tensor.efficiency_curve.bf16":
@@ -199,13 +207,15 @@ def test_flash_attention_keeps_scores_on_chip(a100):
     assert unfused.work["memory:hbm"] - fused.work["memory:hbm"] == 4 * scores
 
 
-def test_flash_attention_rereads_kv_when_it_does_not_fit(a100):
+def test_flash_attention_rereads_kv_once_per_wave_when_it_does_not_fit(a100):
+    """One head, 32768 queries = 256 query tiles of 128 rows on 108 SMs: 3 waves. K and V
+    (16 MiB) fit in the usable half of the 40 MB L2, but not in half of 1 MiB."""
+    op = _attn(True, heads=1, kv_heads=1, q_len=32768, kv_len=32768)
+    t = 32768 * 128 * 2       # one (q, dim) tensor
+    # Q, O and the appended K, V once; the new K and V once, or once per wave of query tiles
+    assert cost(op, a100).work["memory:hbm"] == 6 * t
     tiny = a100.with_overrides({"memory.l2.capacity": "1 MiB"})
-    d = cost(_attn(True), tiny)
-    t = 2048 * 32 * 128 * 2       # one (q, heads, dim) tensor
-    # Q, O and the appended K, V once; new K and V once per 128-row query tile (16 tiles)
-    assert d.work["memory:hbm"] == 4 * t + 16 * 2 * t
-    assert cost(_attn(True), a100).work["memory:hbm"] == 6 * t
+    assert cost(op, tiny).work["memory:hbm"] == 4 * t + 3 * 2 * t
 
 
 def test_decode_attention_reads_the_kv_cache_once(a100):
