@@ -44,6 +44,7 @@ import dataclasses
 import operator as _operator
 from collections.abc import Callable
 
+from hwmodels.dtypes import DTYPE_BYTES
 from hwmodels.errors import InputError
 
 from . import collectives as coll
@@ -263,7 +264,8 @@ def _matrix_engine(b: DemandsBuilder, flops: dict):
 
 
 def _elem(t) -> float:
-    return t.bytes / t.numel if t.numel else 0.0
+    """Bytes per element of a tensor, quantization scales included."""
+    return t.bytes / t.numel if t.numel else DTYPE_BYTES[t.dtype]
 
 
 def _tensor_operand(t):

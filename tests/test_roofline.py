@@ -87,6 +87,36 @@ def test_a_memory_device_cannot_run_operators():
         cost(MatMul(name="g", m=8, n=8, k=8), hwmodels.load_device("cz120-cxl"))
 
 
+MINIMAL = """
+id: toy
+name: a vector machine with DRAM only
+kind: cpu
+source: test
+engines:
+  vec: {kind: vector, units: 4, peak: {fp32: 100 GFLOP/s, bf16: 200 GFLOP/s}}
+memory:
+  dram: {kind: ddr, capacity: 16 GB, bandwidth: 50 GB/s, latency: 100 ns, energy_per_byte: 100 pJ/B}
+power: {static: 5 W, tdp: 50 W, energy_per_flop: {fp32: 10 pJ/FLOP, bf16: 5 pJ/FLOP}}
+"""
+
+
+def test_a_device_without_caches_or_links(tmp_path):
+    """No on-chip level: a GEMM's CTA tiles read straight from DRAM, A ceil(n / tn) and B
+    ceil(m / tm) times; no matrix unit: its FLOPs run on the vector engine; no link: no collective."""
+    path = tmp_path / "toy.yaml"
+    path.write_text(MINIMAL)
+    toy = hwmodels.load_device(str(path))
+    d = cost(MatMul(name="g", m=64, n=64, k=64), toy)
+    assert set(d.work) == {"compute:vec", "memory:dram"}
+    # 64 x 64 fits one 64-wide candidate tile: every operand once
+    assert d.work["memory:dram"] == 3 * 64 * 64 * 2
+    # 512^3: the largest tiles (256 x 128 or 128 x 256) re-read one operand 4 times, the other twice
+    big = cost(MatMul(name="g", m=512, n=512, k=512), toy)
+    assert big.work["memory:dram"] == 512 * 512 * 2 * (4 + 2 + 1)
+    with pytest.raises(InputError, match="no link"):
+        cost(Collective(name="c", collective="all_reduce", payload_bytes=1e6, group_size=2), toy)
+
+
 # -- GEMM tiling -----------------------------------------------------------------------------------
 def test_gemm_that_fits_on_chip_reads_each_operand_once(a100):
     d = cost(MatMul(name="g", m=512, n=512, k=512), a100)
