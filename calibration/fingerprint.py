@@ -120,7 +120,10 @@ def busy_warning(fp: dict[str, Any]) -> str | None:
 
 
 def fingerprint(device: str = "host", threads: int | None = None) -> dict[str, Any]:
-    """Everything that identifies the machine and software a measurement set came from."""
+    """Everything that identifies the machine and software a measurement set came from.
+
+    ``threads_pinned`` is the BLAS thread count the measurements ran with (all CPUs when not set).
+    """
     tinfo = torch_info()
     gpus = (tinfo or {}).get("gpus", [])
     return {
@@ -130,7 +133,7 @@ def fingerprint(device: str = "host", threads: int | None = None) -> dict[str, A
         "cpu_count": os.cpu_count(),
         "cores_usable": physical_cores(),
         "cpu_caches_bytes": cpu_caches(),
-        "threads_pinned": threads,
+        "threads_pinned": int(threads or os.cpu_count() or 1),
         "load_before": load_average(),
         "blas": blas_info(),
         "platform": platform.platform(),

@@ -12,6 +12,7 @@ initialisation.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -69,7 +70,11 @@ def init_weights(cfg: TinyModel, seed: int = 0) -> dict[str, np.ndarray]:
 
 
 class NumpyModel:
-    """The model with its weights and scratch buffers allocated once; ``forward()`` runs it."""
+    """The model with its weights and scratch buffers allocated once; ``forward()`` runs it.
+
+    ``steps`` lists the numpy calls by the name of the operator that models each in
+    :func:`workload_graph`, so each step can be timed against its predicted cost.
+    """
 
     def __init__(self, cfg: TinyModel, seed: int = 0):
         self.cfg = cfg
@@ -87,32 +92,47 @@ class NumpyModel:
                             o=np.empty((h, t, dh), np.float32), attn=np.empty((t, d), np.float32),
                             res=np.empty((t, d), np.float32))
 
-    def _mlp(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
-        b, w = self.buf, self.w
-        np.matmul(x, w["fc1"], out=b["h1"])
-        gelu_tanh(b["h1"], b["g"])
-        np.matmul(b["g"], w["fc2"], out=out)
-        return out
+        self.steps = self._steps()
+
+    def _steps(self) -> list[tuple[str, Callable[[], object]]]:
+        """(operator name in :func:`workload_graph`, the numpy call that runs it), in order."""
+        cfg, b, w, x = self.cfg, self.buf, self.w, self.x
+        mlp_in = x if cfg.kind == "mlp" else b["ln"]
+        mlp_out = b["out"] if cfg.kind == "mlp" else b["h2"]
+        mlp = [("fc1", lambda: np.matmul(mlp_in, w["fc1"], out=b["h1"])),
+               ("gelu", lambda: gelu_tanh(b["h1"], b["g"])),
+               ("fc2", lambda: np.matmul(b["g"], w["fc2"], out=mlp_out))]
+        if cfg.kind == "mlp":
+            return mlp
+        t, d, h, dh = cfg.tokens, cfg.hidden, cfg.heads, cfg.head_dim
+        q, k, v = b["heads"]
+
+        def split_heads():
+            b["heads"][...] = b["qkv"].reshape(t, 3, h, dh).transpose(1, 2, 0, 3)
+
+        def merge_heads():
+            b["attn"][...] = b["o"].transpose(1, 0, 2).reshape(t, d)
+
+        return [
+            ("ln1", lambda: layernorm_rows(x, w["ln1_g"], w["ln1_b"], b["ln"])),
+            ("qkv", lambda: np.matmul(b["ln"], w["wqkv"], out=b["qkv"])),   # scale folded into q columns
+            ("split_heads", split_heads),
+            ("scores", lambda: np.matmul(q, k.transpose(0, 2, 1), out=b["s"])),  # (H, T, T)
+            ("softmax", lambda: softmax_rows(b["s"], b["p"])),
+            ("pv", lambda: np.matmul(b["p"], v, out=b["o"])),               # (H, T, dh)
+            ("merge_heads", merge_heads),
+            ("wo", lambda: np.matmul(b["attn"], w["wo"], out=b["h2"])),
+            ("residual1", lambda: np.add(x, b["h2"], out=b["res"])),
+            ("ln2", lambda: layernorm_rows(b["res"], w["ln2_g"], w["ln2_b"], b["ln"])),
+            *mlp,
+            ("residual2", lambda: np.add(b["res"], b["h2"], out=b["out"])),
+        ]
 
     def forward(self) -> np.ndarray:
-        cfg, b, w, x = self.cfg, self.buf, self.w, self.x
-        if cfg.kind == "mlp":
-            return self._mlp(x, b["out"])
-        t, d, h, dh = cfg.tokens, cfg.hidden, cfg.heads, cfg.head_dim
-        layernorm_rows(x, w["ln1_g"], w["ln1_b"], b["ln"])
-        np.matmul(b["ln"], w["wqkv"], out=b["qkv"])    # scale folded into the q columns
-        b["heads"][...] = b["qkv"].reshape(t, 3, h, dh).transpose(1, 2, 0, 3)  # split heads
-        q, k, v = b["heads"]
-        np.matmul(q, k.transpose(0, 2, 1), out=b["s"])  # (H, T, T)
-        softmax_rows(b["s"], b["p"])
-        np.matmul(b["p"], v, out=b["o"])               # (H, T, dh)
-        b["attn"][...] = b["o"].transpose(1, 0, 2).reshape(t, d)  # merge heads
-        np.matmul(b["attn"], w["wo"], out=b["h2"])
-        np.add(x, b["h2"], out=b["res"])
-        layernorm_rows(b["res"], w["ln2_g"], w["ln2_b"], b["ln"])
-        self._mlp(b["ln"], b["h2"])
-        np.add(b["res"], b["h2"], out=b["out"])
-        return b["out"]
+        """Run the model once; returns the output activations."""
+        for _, step in self.steps:
+            step()
+        return self.buf["out"]
 
 
 def workload_graph(cfg: TinyModel):

@@ -124,13 +124,14 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
             overlay_memory[level] = {"bandwidth": f"{bw:.6g} B/s"}
     overrides[f"memory.{main}.efficiency_curve"] = {"x": "log10_bytes", "points": FLAT}
 
-    gemm = fit_rows[(fit_rows.kernel == "gemm")]
+    # the GEMMs of the device's own stack: numpy/BLAS on the host, torch on a GPU
+    backend = "torch" if (frame.device != "host").any() else "numpy"
+    gemm = fit_rows[(fit_rows.kernel == "gemm") & (fit_rows.backend == backend)]
     info = device_info(base)
     dtypes = sorted(set(gemm.dtype))
-    for dtype in dtypes:
-        choice = info.engine_for("matrix", dtype)
-        overrides[f"engines.{choice.name}.efficiency_curve.{choice.dtype}"] = {"x": "log10_flops",
-                                                                              "points": FLAT}
+    for name, engine in base.engines.items():   # the reference: every engine at efficiency 1
+        for dtype in engine.peak_flops:
+            overrides[f"engines.{name}.efficiency_curve.{dtype}"] = {"x": "log10_flops", "points": FLAT}
     flat = base.with_overrides(overrides)
 
     for dtype in dtypes:
@@ -179,7 +180,9 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         engine = bound.split(":", 1)[1] if bound.startswith("compute:") else None
         if engine is None or engine in fitted_engines or row.median_s <= d.fixed_s:
             continue
-        xs, effs = others.setdefault((engine, case.dtype), ([], []))
+        run_dtype = next((c.dtype for c in (info.engine_for(k, case.dtype) for k in ("special", "vector"))
+                          if c.name == engine), case.dtype)
+        xs, effs = others.setdefault((engine, run_dtype), ([], []))
         xs.append(math.log10(d.work[bound]))
         effs.append(d.times()[bound] / (row.median_s - d.fixed_s))
     for (engine, dtype), (xs, effs) in others.items():

@@ -36,6 +36,8 @@ GEMM_FP32_MAPE_TARGET = 0.10
 END_TO_END_TARGET = 0.15
 # A whole model runs for milliseconds: samples of at least 20 ms, more repeats than a kernel.
 E2E_POLICY = TimingPolicy(warmup=2, repeats=9, min_sample_s=0.02, max_spread=0.2, retries=2)
+# One step of it, for the per-operator breakdown (explanatory, so a looser limit).
+STEP_POLICY = TimingPolicy(warmup=1, repeats=5, min_sample_s=1e-3, max_spread=0.3, retries=1)
 
 
 def rel_error(predicted: float | None, measured: float) -> float | None:
@@ -67,16 +69,17 @@ def _simulate(graph, device):
     return simulate(graph, device)
 
 
-def holdout_frame(hw_path: Path | None, *, quick: bool, progress: bool) -> tuple[pd.DataFrame, str]:
+def holdout_frame(hw_path: Path | None, *, quick: bool, progress: bool,
+                  threads: int | None = None) -> tuple[pd.DataFrame, str]:
     """Held-out measurements: those beside the hardware file, else measured now."""
     if hw_path is not None:
         folder = hw_path.parent
         if any((folder / f"measurements.{ext}").is_file() for ext in ("parquet", "csv")):
             frame = read_measurements(folder)
-            frame = frame[(frame.split == "holdout") & (frame.status == "ok") & (frame.device == "host")]
+            frame = frame[(frame.split == "holdout") & (frame.status == "ok")]
             return frame, f"measured by ridgeline calibrate ({folder})"
     cases = [c for c in plan("host", quick) if c.split == "holdout"]
-    frame = run_cases(cases, policy_for(quick), passes=3, progress=progress)
+    frame = run_cases(cases, policy_for(quick), passes=3, threads=threads, progress=progress)
     return frame[frame.status == "ok"], "measured now by ridgeline validate"
 
 
@@ -94,11 +97,11 @@ def validate_kernels(frame: pd.DataFrame, device) -> list[dict]:
     return rows
 
 
-def validate_end_to_end(device, *, quick: bool, progress: bool) -> list[dict]:
+def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | None = None) -> list[dict]:
     """Part 2: the numpy models timed for real against the simulator on ``device``."""
     rows = []
     models = QUICK_MODELS if quick else MODELS
-    with pinned_threads(None), Progress(len(models), "end-to-end", enabled=progress) as bar:
+    with pinned_threads(threads), Progress(len(models), "end-to-end", enabled=progress) as bar:
         for cfg in models:
             bar.step(cfg.label)
             model = NumpyModel(cfg)
@@ -111,8 +114,48 @@ def validate_end_to_end(device, *, quick: bool, progress: bool) -> list[dict]:
             except MeasurementRefused as exc:
                 rows.append({**row, "measured": None, "error": None, "source": f"not measured: {exc}"})
                 continue
-            rows.append({**row, "measured": timing.median_s, "error": rel_error(predicted, timing.median_s)})
+            rows.append({**row, "measured": timing.median_s, "error": rel_error(predicted, timing.median_s),
+                         "breakdown": operator_breakdown(model, workload_graph(cfg), device)})
     return rows
+
+
+def _fingerprint_beside(path: Path | None) -> dict:
+    """The fingerprint a calibration wrote beside the overlay at ``path`` ({} if none)."""
+    import json
+
+    if path is None or not (path.parent / "fingerprint.json").is_file():
+        return {}
+    try:
+        return json.loads((path.parent / "fingerprint.json").read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _fingerprint_notes(fp: dict) -> list[str]:
+    """A note when the overlay was measured on a machine other than this one."""
+    from .fingerprint import cpu_model
+
+    if fp.get("cpu_model") and fp["cpu_model"] != cpu_model():
+        return [f"the overlay was measured on '{fp['cpu_model']}', this machine is '{cpu_model()}'"]
+    return []
+
+
+def operator_breakdown(model: NumpyModel, graph, device) -> list[dict]:
+    """Each numpy step of ``model`` timed alone against its operator's analytic cost (where the
+    end-to-end error comes from)."""
+    from roofline.costs import cost
+
+    out = []
+    for name, step in model.steps:
+        op = graph.op(name)
+        d = cost(op, device)
+        try:
+            measured = measure_best(step, STEP_POLICY, passes=2, name=name).median_s
+        except MeasurementRefused:
+            measured = None
+        out.append({"op": name, "kind": op.kind, "measured": measured, "predicted": d.time_s,
+                    "error": None if measured is None else rel_error(d.time_s, measured), "bound": d.bound})
+    return out
 
 
 @dataclass
@@ -153,25 +196,40 @@ class ValidationReport:
 
 
 def validate(hw: str | None = None, *, public: bool = False, local: bool = True, quick: bool = False,
-             progress: bool = True) -> ValidationReport:
-    """Run the validation parts asked for (``public`` only: part 3 alone, no local measurement)."""
+             threads: int | None = None, progress: bool = True) -> ValidationReport:
+    """Run the validation parts asked for (``public`` only: part 3 alone, no local measurement).
+
+    Local runs pin ``threads`` BLAS threads; by default the count the overlay was calibrated
+    with (its fingerprint), since its rates hold for that count, else all cores.
+    """
     import hwmodels
 
     from .public import validate_public
 
     ref = hw or "host"
     device = hwmodels.load_device(ref)
-    if device.kind != "cpu" and local:
-        raise InputError(f"'{ref}' is a {device.kind}; the local parts of validate run on this machine's "
-                         "CPU (pass a host overlay, or --public for the public measurements alone)",
-                         path="--hw")
     report = ValidationReport(str(ref), device.id)
+    path = Path(hw) if hw and Path(hw).is_file() else None
+    if local and device.kind != "cpu":
+        has_measurements = path is not None and any(
+            (path.parent / f"measurements.{ext}").is_file() for ext in ("parquet", "csv"))
+        if not has_measurements:
+            raise InputError(f"'{ref}' is a {device.kind} with no calibration measurements beside it; the "
+                             "local parts need a calibration overlay (ridgeline calibrate --device cuda "
+                             "--out DIR) or a host device; --public runs the public measurements alone",
+                             path="--hw")
     if local:
-        path = Path(hw) if hw and Path(hw).is_file() else None
-        frame, origin = holdout_frame(path, quick=quick, progress=progress)
+        fp = _fingerprint_beside(path)
+        threads = threads or fp.get("threads_pinned")
+        frame, origin = holdout_frame(path, quick=quick, progress=progress, threads=threads)
         report.notes.append(f"held-out kernels {origin}")
+        report.notes += _fingerprint_notes(fp)
         report.kernels = validate_kernels(frame, device)
-        report.end_to_end = validate_end_to_end(device, quick=quick, progress=progress)
+        if device.kind == "cpu":
+            report.end_to_end = validate_end_to_end(device, quick=quick, progress=progress, threads=threads)
+            report.notes.append(f"end to end with {threads or 'all'} BLAS thread(s)")
+        else:
+            report.notes.append("end to end: the numpy model runs on the CPU; skipped for a GPU overlay")
     if public:
         report.public = validate_public()
     return report

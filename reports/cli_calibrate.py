@@ -47,6 +47,8 @@ def register(subparsers) -> None:
     p.add_argument("--public", action="store_true", help="only the public measurements (no local runs)")
     p.add_argument("--local", action="store_true", help="only the parts measured on this machine (1 and 2)")
     p.add_argument("--quick", action="store_true", help="smaller end-to-end models and kernel set")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads for the local runs (default: those of the calibration, else all cores)")
     p.add_argument("--out", default=None, metavar="DIR", help="also write validation.json, .csv, .md and a plot")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--format", choices=("table", "json"), default="table")
@@ -125,6 +127,10 @@ def render(report) -> str:
     if report.end_to_end:
         out.append("\n2) end to end on this machine (seconds)")
         out.append(_table(report.end_to_end, ["name", "measured", "predicted", "error"]))
+        for row in report.end_to_end:
+            if row.get("breakdown"):
+                out.append(f"\n   per operator, {row['name']} (each numpy step timed alone)")
+                out.append(_table(row["breakdown"], ["op", "kind", "measured", "predicted", "error", "bound"]))
     if report.public:
         out.append("\n3) public measurements predicted from the catalog")
         out.append(_table(report.public, ["name", "hardware", "measured", "predicted", "unit", "error",
@@ -149,6 +155,7 @@ def cmd_validate(args) -> int:
     if args.public and args.local:
         raise InputError("--public and --local exclude each other (give neither for all three parts)",
                          path="--public")
+    _positive(args.threads, "--threads")
     local = not args.public
     public = not args.local
     if args.out:
@@ -158,7 +165,8 @@ def cmd_validate(args) -> int:
     from calibration.timing import MeasurementRefused
 
     try:
-        report = validate(args.hw, public=public, local=local, quick=args.quick, progress=not args.no_progress)
+        report = validate(args.hw, public=public, local=local, quick=args.quick, threads=args.threads,
+                          progress=not args.no_progress)
     except MeasurementRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_TOO_NOISY

@@ -94,3 +94,9 @@ def test_plan_holds_out_shapes_inside_the_fitted_range():
     fit_ids = {c.case_id for c in plan if c.split == "fit"}
     assert not fit_ids & {c.case_id for c in plan if c.split == "holdout"}
     assert set(NUMPY_KERNELS) >= {c.kernel for c in plan}
+
+
+@pytest.mark.parametrize("cfg", [SMALL, TinyModel("mlp", tokens=4, hidden=8, ffn=16)])
+def test_numpy_steps_are_the_graph_operators(cfg):
+    model = NumpyModel(cfg)
+    assert [name for name, _ in model.steps] == [op.name for op in workload_graph(cfg).ops]
