@@ -83,7 +83,7 @@ def register(subparsers) -> None:
         if ftype is None:
             op.add_argument(flag, dest=f"field_{name}", action=argparse.BooleanOptionalAction, default=None)
         else:
-            op.add_argument(flag, dest=f"field_{name}", type=ftype, default=None)
+            op.add_argument(flag, dest=f"field_{name}", type=ftype, default=None, metavar=name.upper())
     op.add_argument("--algorithm", help="collective algorithm: ring, tree or in_switch (default: as NCCL)")
     op.add_argument("--format", choices=("table", "json"), default="table")
     op.set_defaults(func=cmd_op)

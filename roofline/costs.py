@@ -57,6 +57,7 @@ from .efficiency import (
     REGISTER_TILE,
     clamp_tile,
     k_ramp,
+    link_efficiency,
     tiled_utilization,
 )
 from .hardware import all_device_infos, device_info
@@ -197,13 +198,15 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
     g_m, g_n = b.info.granule(_matrix_engine(b, flops)[0])
     candidates, seen = [], set()
     best_busy = None
+    floor_s = _compulsory_floor_s(b, (a, bm, c, *others)) if xp is SCALAR else 0.0
     for cand_m, cand_n in CANDIDATE_TILES:
         tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
         cand = b.spawn()
         _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp)
         if xp is SCALAR:
-            # a tile already seen, or whose compute time alone exceeds the best time, cannot win
-            if (tm, tn) in seen or (best_busy is not None and cand.busy_s() >= best_busy):
+            # a tile already seen, or one whose compute time (or the time to move every operand
+            # once) is no better than the best so far, cannot win: skip costing its traffic
+            if (tm, tn) in seen or (best_busy is not None and max(cand.busy_s(), floor_s) >= best_busy):
                 continue
             seen.add((tm, tn))
         _gemm_traffic(cand, m, n, k, a, bm, c, others, tm, tn, xp)
@@ -212,6 +215,27 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
             best_busy = busy if best_busy is None else min(best_busy, busy)
         candidates.append(cand)
     b.adopt_fastest(candidates)
+
+
+def _compulsory_floor_s(b: DemandsBuilder, operands) -> float:
+    """A lower bound on any tile's time: every operand moved once where it is placed, at the best
+    efficiency the level (or link) can reach."""
+    nbytes: dict[str, float] = {}
+    for size, _, place in operands:
+        level, link = b.info.placement(place)
+        nbytes[b.info.memory_key[level]] = nbytes.get(b.info.memory_key[level], 0.0) + size
+        if link is not None:
+            nbytes[b.info.link_key[link]] = nbytes.get(b.info.link_key[link], 0.0) + size
+    floor = 0.0
+    for key, amount in nbytes.items():
+        res = b.info.resource[key]
+        if key.startswith("memory:"):
+            curve = res.efficiency_curve
+            best = max(p[1] for p in curve.points) if curve is not None else res.efficiency
+        else:
+            best = link_efficiency(res)
+        floor = max(floor, amount / (res.bandwidth_bytes_s * best))
+    return floor
 
 
 def _gemm_compute(b: DemandsBuilder, m, n, k, instances, flops, tm, tn, xp) -> None:

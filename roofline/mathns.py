@@ -31,7 +31,7 @@ def _where_scalar(cond, a, b):
 
 
 SCALAR = SimpleNamespace(
-    ceil=lambda x: float(math.ceil(x)), floor=lambda x: float(math.floor(x)), minimum=min, maximum=max, log10=math.log10,
+    ceil=math.ceil, floor=math.floor, minimum=min, maximum=max, log10=math.log10,
     where=_where_scalar, interp=_interp_scalar,
 )
 
