@@ -28,10 +28,12 @@ def _best(fn, repeat: int):
     return best, out
 
 
-def bench_engine(tasks: int = 50_000, devices: int = 8, repeat: int = 3) -> dict:
-    """Engine alone: tasks over ``devices`` x (compute, hbm, l2) resources and one shared link,
-    four streams per device, each task depending on the previous one of its stream; every
-    fourth task also crosses the shared link, so sharing is recomputed all the time."""
+def bench_engine(tasks: int = 50_000, devices: int = 8, repeat: int = 3, coupled: bool = True) -> dict:
+    """Engine alone: tasks over ``devices`` x (compute, hbm, l2) resources, four streams per
+    device, each task depending on the previous one of its stream (so about 32 tasks are live
+    at once). ``coupled``: every fourth task also crosses one shared link, which ties all live
+    tasks into one sharing component recomputed at every event (the worst case); otherwise
+    each device's tasks share only among themselves."""
     from simulator.engine import FluidEngine
 
     def run():
@@ -46,7 +48,7 @@ def bench_engine(tasks: int = 50_000, devices: int = 8, repeat: int = 3) -> dict
             d, s = rng.randrange(devices), rng.randrange(4)
             work = {f"d{d}|compute": rng.uniform(1, 5) * 1e-6, f"d{d}|hbm": rng.uniform(1, 5) * 1e-6,
                     f"d{d}|l2": rng.uniform(0, 2) * 1e-6}
-            if i % 4 == 0:
+            if coupled and i % 4 == 0:
                 work["link"] = rng.uniform(1, 5) * 1e-6
             key = (d, s)
             deps = [last[key]] if key in last else []
@@ -99,22 +101,27 @@ def big_graph(n_ops: int = 100_000):
 
 
 def bench_100k(n_ops: int = 100_000) -> dict:
-    """A 100k-operator graph on one H100: wall time and peak memory (tracemalloc)."""
+    """A 100k-operator graph on one H100: wall time (plain run), peak Python allocation during a
+    second, traced run (tracemalloc), and the process's peak RSS."""
     import hwmodels
     from simulator import simulate
 
     device = hwmodels.load_device("h100-sxm")
     graph = big_graph(n_ops)
-    tracemalloc.start()
+    rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     t0 = time.perf_counter()
     res = simulate(graph, device)
     wall = time.perf_counter() - t0
+    rss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    del res
+    tracemalloc.start()
+    res = simulate(graph, device)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return {"ops": len(graph), "events": res.events, "wall_s_with_tracemalloc": wall,
-            "peak_traced_mib": peak / 2**20, "peak_rss_mib": rss_kib / 1024,
-            "bytes_per_op": peak / len(graph), "latency_s": res.latency_s}
+    return {"ops": len(graph), "events": res.events, "wall_s": wall, "ops_per_s": len(graph) / wall,
+            "peak_traced_mib": peak / 2**20, "bytes_per_op": peak / len(graph),
+            "peak_rss_mib_before": rss0 / 1024, "peak_rss_mib_after": rss1 / 1024,
+            "latency_s": res.latency_s}
 
 
 def main(argv=None) -> int:
@@ -124,7 +131,9 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=3)
     args = p.parse_args(argv)
     out = {
-        "engine": bench_engine(10_000 if args.quick else 50_000, repeat=args.repeat),
+        "engine_per_device_sharing": bench_engine(10_000 if args.quick else 50_000, repeat=args.repeat,
+                                                  coupled=False),
+        "engine_all_coupled": bench_engine(10_000 if args.quick else 50_000, repeat=args.repeat),
         "llama70b_tp8_decode": bench_llama70b_decode(repeat=args.repeat),
         "graph_100k": bench_100k(10_000 if args.quick else 100_000),
     }
