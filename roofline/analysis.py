@@ -20,7 +20,6 @@ simulator's business.
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass, field
 
 from hwmodels.errors import InputError
@@ -82,10 +81,9 @@ class Analysis:
 
     @property
     def demands(self) -> list[Demands]:
-        """One :class:`Demands` per operator, named after it."""
+        """One :class:`Demands` per operator, named after it (copies: free to modify)."""
         if self._demands is None:
-            self._demands = [d if d.op == op.name else dataclasses.replace(d, op=op.name)
-                             for op, d in zip(self.ops, self._shared)]
+            self._demands = [d.copy(op.name) for op, d in zip(self.ops, self._shared)]
         return self._demands
 
     @property

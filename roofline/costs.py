@@ -70,7 +70,7 @@ _SIG_SKIP = frozenset({"name", "inputs", "outputs", "stage", "param_prefix"})
 _FIELD_GETTERS: dict[type, tuple] = {}
 _TENSOR_FACTS = _operator.attrgetter("shape", "dtype", "role", "placement", "group_size")
 # Costs remembered per device (identical operators recur: the same projection in every layer).
-MEMO_LIMIT = 100_000
+MEMO_LIMIT = 20_000
 
 
 def register_cost(kind: str):
@@ -135,9 +135,7 @@ def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, s
 def cost(op, device) -> Demands:
     """The demands of operator ``op`` on ``device`` (see :class:`~roofline.demands.Demands`): a
     fresh object the caller may modify."""
-    d = shared_cost(op, device)[0]
-    return Demands(op.name, dict(d.work), dict(d.rates), d.fixed_s, d.energy_j, d.kind,
-                   dict(d.flops_by_dtype), dict(d.peak_rates))
+    return shared_cost(op, device)[0].copy(op.name)
 
 
 def _add_flops(b: DemandsBuilder, flops: dict, matrix_util=1.0, matrix_ramp=1.0) -> None:

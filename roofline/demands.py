@@ -76,6 +76,11 @@ class Demands:
         """Bytes moved at memory level ``level`` (0 when it is not touched)."""
         return self.work.get(f"memory:{level}", 0.0)
 
+    def copy(self, op: str | None = None) -> Demands:
+        """An independent copy (named ``op`` if given): its dicts can be modified freely."""
+        return Demands(self.op if op is None else op, dict(self.work), dict(self.rates), self.fixed_s,
+                       self.energy_j, self.kind, dict(self.flops_by_dtype), dict(self.peak_rates))
+
     def to_dict(self) -> dict:
         """A JSON-ready summary: time, bound, work, rates and per-resource times."""
         return {"op": self.op, "kind": self.kind, "time_s": self.time_s, "bound": self.bound,

@@ -322,6 +322,15 @@ def test_registered_cost_function_is_used_and_unknown_kinds_stream(a100):
     assert cost(op, a100).work["memory:hbm"] == 4000
 
 
+def test_remembered_costs_are_not_shared_with_callers(a100):
+    op = MatMul(name="g", m=64, n=64, k=64)
+    first = cost(op, a100)
+    hbm = first.work["memory:hbm"]
+    first.work["memory:hbm"] = 0.0
+    again = cost(MatMul(name="other", m=64, n=64, k=64), a100)
+    assert again.work["memory:hbm"] == hbm and again.op == "other"
+
+
 def test_vectorized_gemm_equals_the_scalar_cost(a100):
     rng = np.random.default_rng(7)
     m, n, k = (rng.integers(1, 9000, 40) for _ in range(3))
