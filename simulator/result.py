@@ -191,8 +191,9 @@ class SimResult:
         return fig
 
     def trace(self) -> dict:
-        """Chrome/Perfetto trace events: a process per device, a thread per stream; operators as
-        slices (bound, limiting resource, energy in args); counters for power and bandwidth."""
+        """Chrome/Perfetto trace events: a process per device, a thread per stream (operators in
+        a stream never overlap, so their slices nest cleanly; bound, limiting resource, energy in
+        args), and a counter track per device resource (FLOP/s or B/s in use) and for power."""
         devices = sorted(set(self.timeline["device"]))
         pid = {d: i + 1 for i, d in enumerate(devices)}
         tids = {s: i + 1 for i, s in enumerate(("compute", "comm", "copy"))}
@@ -213,8 +214,8 @@ class SimResult:
                 "otherData": {"latency_s": self.latency_s, "bottleneck": self.bottleneck}}
 
     def _counters(self, pid: dict[str, int]) -> list[dict]:
-        """Power per device and bandwidth in use per memory level/link, piecewise constant
-        (each operator's bytes spread evenly over its flow time)."""
+        """Power per device, and the rate in use of every engine (FLOP/s), memory level and
+        link (B/s), piecewise constant: each operator's work spread evenly over its flow time."""
         changes: dict[tuple[str, str], dict[float, float]] = {}
 
         def add(dev: str, name: str, t0: float, t1: float, value: float) -> None:
@@ -229,10 +230,11 @@ class SimResult:
                 add(n, "power_w", t0, t1, info.energy_j / (t1 - t0) if t1 > t0 else 0.0)
             if info.demands is not None and t1 > f0:
                 for k, w in info.demands.work.items():
-                    if not k.startswith("memory:") or w <= 0:
-                        continue
+                    if w <= 0 or (k.startswith("link:") and info.link_bytes):
+                        continue  # a collective's link bytes are counted on the routes it took
+                    unit = "FLOP/s" if k.startswith("compute:") else "B/s"
                     for n in info.workers:
-                        add(n, f"{k} B/s", f0, t1, w / (t1 - f0))
+                        add(n, f"{k} {unit}", f0, t1, w / (t1 - f0))
                 for rk, nbytes in info.link_bytes:
                     node, key = _split(rk)
                     add(node, f"{key} out B/s", f0, t1, nbytes / (t1 - f0))
