@@ -120,15 +120,20 @@ def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, s
     if memo is None:
         memo = device_info(device).memo
     key = op_signature(op)
-    entry = memo.get(key)
+    try:
+        entry = memo.get(key)
+    except TypeError:      # an unhashable field (a user's operator): cost it every time
+        key, entry = None, None
     if entry is None:
         if getattr(device, "kind", None) == "memory" or not getattr(device, "engines", None):
             raise InputError(f"device '{getattr(device, 'id', device)}' has no compute engines; an "
                              "operator runs on a gpu, npu, fpga or cpu", path="hw")
         d = COSTS.get(op.kind, cost_streaming)(op, device)
-        if len(memo) >= MEMO_LIMIT:
-            memo.clear()
-        entry = memo[key] = (d, d.time_s, d.bound)
+        entry = (d, d.time_s, d.bound)
+        if key is not None:
+            if len(memo) >= MEMO_LIMIT:
+                memo.clear()
+            memo[key] = entry
     return entry
 
 
@@ -154,7 +159,6 @@ def _through_chip(b: DemandsBuilder, nbytes) -> None:
         b.memory(level, nbytes)
 
 
-@register_cost("streaming")
 def cost_streaming(op, device) -> Demands:
     """An operator that reads each input and writes each output once (norms, elementwise,
     embedding gathers, copies, scans, routers, pools): FLOPs at base efficiency, bytes where placed."""

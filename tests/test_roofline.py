@@ -4,7 +4,9 @@ Expected values are derived here by hand from the device's catalog numbers (read
 so that a corrected datasheet figure does not break the arithmetic being tested).
 """
 
+import dataclasses
 import math
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -15,6 +17,7 @@ from roofline import Demands, collectives, cost, cost_matmul_batch, ridge_points
 from roofline.builder import DemandsBuilder
 from roofline.costs import COSTS, register_cost
 from roofline.efficiency import CACHE_USABLE_FRACTION, LINK_FRAMING, padding_utilization, wave_utilization
+from workloads import OPERATORS, Operator, Tensor, register_operator
 from workloads.operators import Attention, Collective, Conv2d, Elementwise, MatMul, Softmax
 
 
@@ -320,6 +323,38 @@ def test_registered_cost_function_is_used_and_unknown_kinds_stream(a100):
         register_cost("elementwise")(cost_streaming)
     assert COSTS["elementwise"] is cost_streaming
     assert cost(op, a100).work["memory:hbm"] == 4000
+
+
+def test_user_operator_kinds_stream_until_they_register_a_cost(a100):
+    @dataclasses.dataclass(kw_only=True)
+    class Blur(Operator):
+        kind: ClassVar[str] = "test_blur"
+        numel: int
+        taps: list = dataclasses.field(default_factory=lambda: [1, 2, 1])   # unhashable: not remembered
+
+        def default_tensors(self):
+            return ([Tensor(f"{self.name}.in", (self.numel,), "fp32")],
+                    [Tensor(f"{self.name}.out", (self.numel,), "fp32")])
+
+        def flops(self):
+            return {("vector", "fp32"): 2.0 * len(self.taps) * self.numel}
+
+    register_operator(Blur)
+    try:
+        op = Blur(name="b", numel=1000)
+        d = cost(op, a100)
+        assert d.work["memory:hbm"] == 8000 and d.work["compute:vector"] == 6000
+
+        @register_cost("test_blur")
+        def blur_cost(op, device):
+            b = DemandsBuilder(op.name, op.kind, device)
+            b.placed("device", 4.0 * op.numel)
+            return b.build()
+
+        assert cost(op, a100).work == {"memory:hbm": 4000.0}
+    finally:
+        OPERATORS.pop("test_blur", None)
+        COSTS.pop("test_blur", None)
 
 
 def test_remembered_costs_are_not_shared_with_callers(a100):
