@@ -32,10 +32,11 @@ def test_json_is_one_document_matching_the_api(capsys, tmp_path):
     assert json.loads(trace.read_text())["traceEvents"]
 
 
-def test_table_output(capsys):
+def test_table_output(capsys, tmp_path):
     code, out, _ = run(capsys, "--hw", "hgx-h100", "--model", "llama-3.1-8b", "--phase", "prefill",
-                       "--batch", "1", "--prompt-len", "256", "--tp", "4")
+                       "--batch", "1", "--prompt-len", "256", "--tp", "4", "--plot", str(tmp_path / "g.png"))
     assert code == 0
+    assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
     assert "latency" in out and "bottleneck" in out and "critical path" in out and "if 2x faster" in out
 
 
