@@ -114,21 +114,15 @@ def compute_device(ref: str):
 
 def op_report(op, device, demands) -> dict:
     """The JSON of ``ridgeline op``: latency, FLOPs, bytes per level and link, bound, intensity."""
-    from roofline import nominal_time_s
-
-    flops = demands.flops
     memory = {k.split(":", 1)[1]: v for k, v in demands.work.items() if k.startswith("memory:")}
     links = {k.split(":", 1)[1]: v for k, v in demands.work.items() if k.startswith("link:")}
-    nominal = nominal_time_s(demands)
-    compute = [a / demands.peak_rates[k] for k, a in demands.work.items() if k.startswith("compute:")]
+    intensity = {(k.split(":", 1)[1] if k.startswith("memory:") else k): v
+                 for k, v in demands.intensity().items()}
     return {
         "op": op.to_dict(), "device": device.id, "latency_s": demands.time_s, "bound": demands.bound,
-        "flops": flops, "flops_by_dtype": demands.flops_by_dtype, "bytes": memory, "link_bytes": links,
-        "intensity": {level: flops / b for level, b in {**memory, **{f"link:{k}": v for k, v in links.items()}}.items()
-                      if b > 0},
-        "peak_flops": flops / max(compute) if compute and max(compute) > 0 else 0.0,
-        "attainable_flops": flops / nominal if nominal > 0 else 0.0,
-        "achieved_flops": flops / demands.time_s if demands.time_s > 0 else 0.0,
+        "flops": demands.flops, "flops_by_dtype": demands.flops_by_dtype, "bytes": memory,
+        "link_bytes": links, "intensity": intensity, "peak_flops": demands.peak_flops,
+        "attainable_flops": demands.attainable_flops, "achieved_flops": demands.achieved_flops,
         "fixed_s": demands.fixed_s, "energy_j": demands.energy_j, "times_s": demands.times(),
         "rates": demands.rates,
     }

@@ -9,7 +9,7 @@
 """
 
 from . import collectives
-from .analysis import Analysis, analyze, nominal_time_s, ridge_points
+from .analysis import Analysis, analyze, ridge_points
 from .batch import BatchDemands, cost_matmul_batch
 from .costs import COSTS, cost, op_signature, register_cost
 from .demands import LATENCY_BOUND, Demands
@@ -17,6 +17,6 @@ from .plot import plot_rooflines
 
 __all__ = [
     "COSTS", "LATENCY_BOUND", "Analysis", "BatchDemands", "Demands", "analyze", "collectives", "cost",
-    "cost_matmul_batch", "nominal_time_s", "op_signature", "plot_rooflines",
+    "cost_matmul_batch", "op_signature", "plot_rooflines",
     "register_cost", "ridge_points",
 ]

@@ -8,11 +8,12 @@ same projection in 80 layers, are costed once per device) and returns an :class:
 * ``bound_summary()``: the share of time bound by each resource, first key ``dominant``;
 * ``plot()``: the hierarchical roofline (see :mod:`roofline.plot`).
 
-Definitions, per operator. Intensity at level L = FLOPs / bytes moved at L. The nominal roofline
-time is ``max over resources of work / peak rate`` (engines at their peak, memory levels and links
-at their nominal bandwidth), so ``attainable_flops = FLOPs / nominal time`` = min(peak FLOP/s,
-intensity_L x bandwidth_L over every level L and link): the textbook hierarchical roofline.
-``achieved_flops = FLOPs / time_s`` uses the effective rates and fixed latencies of the cost model.
+Definitions, per operator (:class:`~roofline.demands.Demands`). Intensity at level L = FLOPs /
+bytes moved at L. The nominal roofline time is ``max over resources of work / peak rate`` (engines
+at their peak, memory levels and links at their nominal bandwidth), so ``attainable_flops = FLOPs
+/ nominal time`` = min(peak FLOP/s, intensity_L x bandwidth_L over every level L and link): the
+textbook hierarchical roofline. ``achieved_flops = FLOPs / time_s`` uses the effective rates and
+fixed latencies of the cost model.
 The ridge point of a level is ``peak FLOP/s / bandwidth`` (:func:`ridge_points`). Operators run
 back to back here (the analyzer's total is the serial sum); overlap and contention are the
 simulator's business.
@@ -41,27 +42,17 @@ def ridge_points(device) -> dict[str, dict[str, float]]:
     return out
 
 
-def nominal_time_s(d: Demands) -> float:
-    """The textbook roofline time: max over resources of work / nominal peak (no efficiencies,
-    no latency)."""
-    times = [amount / d.peak_rates[key] for key, amount in d.work.items() if amount > 0]
-    return max(times, default=0.0)
-
-
 def _row(d: Demands, time_s: float, keys: list[str]) -> dict:
     """The columns of an operator's row that depend only on its demands."""
     flops = d.flops
-    nominal = nominal_time_s(d)
-    compute = [a / d.peak_rates[k] for k, a in d.work.items() if k.startswith("compute:")]
-    peak = flops / max(compute) if compute and max(compute) > 0 else 0.0
     row = {"bound": d.bound, "flops": flops, "fixed_s": d.fixed_s, "energy_j": d.energy_j}
     for key in keys:
         nbytes = d.work.get(key, 0.0)
         label = key.replace(":", "_")
         row[f"bytes_{label}"] = nbytes
         row[f"intensity_{label}"] = flops / nbytes if nbytes > 0 else None
-    row["peak_flops"] = peak
-    row["attainable_flops"] = flops / nominal if nominal > 0 else 0.0
+    row["peak_flops"] = d.peak_flops
+    row["attainable_flops"] = d.attainable_flops
     row["achieved_flops"] = flops / time_s if time_s > 0 else 0.0
     return row
 

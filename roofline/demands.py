@@ -72,6 +72,37 @@ class Demands:
         """All FLOPs of the operator, over every engine."""
         return sum(v for k, v in self.work.items() if k.startswith("compute:"))
 
+    def nominal_time_s(self) -> float:
+        """The textbook roofline time: max over resources of work / nominal peak (no efficiencies,
+        no latency)."""
+        return max((a / self.peak_rates[k] for k, a in self.work.items() if a > 0), default=0.0)
+
+    @property
+    def peak_flops(self) -> float:
+        """The compute ceiling of this operator: its FLOPs over the time its engines need at peak
+        (engines run in parallel; dtypes on one engine in turn)."""
+        busy = max((a / self.peak_rates[k] for k, a in self.work.items() if k.startswith("compute:")),
+                   default=0.0)
+        return self.flops / busy if busy > 0 else 0.0
+
+    @property
+    def attainable_flops(self) -> float:
+        """The hierarchical roofline: FLOPs over the nominal time, i.e. min(peak FLOP/s, intensity
+        x bandwidth at every memory level and link)."""
+        nominal = self.nominal_time_s()
+        return self.flops / nominal if nominal > 0 else 0.0
+
+    @property
+    def achieved_flops(self) -> float:
+        """FLOP/s at the modelled time (effective rates and fixed latency)."""
+        t = self.time_s
+        return self.flops / t if t > 0 else 0.0
+
+    def intensity(self) -> dict[str, float]:
+        """Arithmetic intensity (FLOP per byte) at every memory level and link with traffic."""
+        flops = self.flops
+        return {k: flops / a for k, a in self.work.items() if not k.startswith("compute:") and a > 0}
+
     def bytes_at(self, level: str) -> float:
         """Bytes moved at memory level ``level`` (0 when it is not touched)."""
         return self.work.get(f"memory:{level}", 0.0)
