@@ -260,3 +260,22 @@ def test_makespan_between_critical_path_and_serial_sum(batch, length, phase):
     # every rank runs every operator; a collective is one operation of the whole group
     serial = sum(v if g.op(k).kind == "collective" else 2 * v for k, v in t.items())
     assert max(longest.values()) * (1 - 1e-9) <= res.latency_s <= serial * (1 + 1e-9)
+
+
+def _hot(op, device):
+    # 1 ms of tensor work drawing 1 J: 1000 W of dynamic power on top of the static power.
+    return Demands(op.name, {"compute:tensor": 1e9}, {"compute:tensor": 1e12}, 0.0, 1.0, op.kind)
+
+
+def test_power_above_tdp_is_flagged_and_utilisation_is_exact(h100):
+    res = simulate(_stage_graph(1, 1), h100, cost_fn=_hot)
+    assert res.latency_s == pytest.approx(1e-3)
+    assert res.avg_power_w["gpu0"] == pytest.approx(1000.0 + h100.power.static_w)
+    assert res.over_tdp == ["gpu0"]           # 1070 W > 700 W
+    assert res.utilisation["gpu0"]["compute:tensor"] == pytest.approx(1.0)
+    # Two pipeline stages of the same op in turn: each device is busy half of the 2 ms makespan,
+    # 1 J / 2 ms = 500 W + static, under the TDP.
+    half = simulate(_stage_graph(2, 1), h100, cost_fn=_hot)
+    assert half.avg_power_w["gpu1"] == pytest.approx(500.0 + h100.power.static_w)
+    assert half.utilisation["gpu1"]["compute:tensor"] == pytest.approx(0.5)
+    assert half.over_tdp == []
