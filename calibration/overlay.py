@@ -16,9 +16,10 @@ what ``roofline.cost`` needs to reproduce the measurements:
    main-memory key; the efficiencies versus log10 bytes make the level's ``efficiency_curve``
    (:func:`calibration.fit.median_curve`, one vote per kernel family). Multi-pass numpy
    operators (softmax, LayerNorm, GELU) do not enter it: the same curve prices every GEMM's
-   operand traffic. They set the curve of a compute engine only when the cost model sends their
-   FLOPs to an engine no GEMM ran on (a special-function unit); otherwise they are validated,
-   not fitted, and their held-out error says what the model misses.
+   operand traffic. GELU and softmax set the curve of the engine their transcendental functions
+   run on when no GEMM ran there (a special-function unit): the efficiency that makes that
+   engine's time equal the measured time. Otherwise they are validated, not fitted, and their
+   held-out error says what the model misses.
 
 Curves are fitted with :func:`calibration.fit.fit_curve` (binned medians, made non-decreasing,
 clamped). Nothing is fitted to the public measurements, and no formula changes.
@@ -44,9 +45,10 @@ STREAM_ARRAYS = {"stream_copy": 2, "stream_scale": 2, "stream_add": 3, "stream_t
 # slowness is not memory traffic (numpy's ten-pass GELU, its transcendental functions) must not
 # pull it down; they are validated, not fitted (see ``ridgeline validate``).
 MEMORY_FAMILIES = {"stream_copy": "stream", "stream_scale": "stream", "stream_add": "stream"}
-# Kernels that may set the curve of a compute engine no GEMM ran on (e.g. a special-function
-# unit that exp and tanh go to), when the cost model says that engine bounds them.
-OTHER_COMPUTE_KERNELS = ("softmax", "layernorm", "gelu")
+# Kernels dominated by transcendental functions (tanh, exp): they set the curve of the engine
+# the cost model sends special-function FLOPs to, when that is an engine no GEMM ran on (a
+# special-function unit); on a device without one they are validated, not fitted.
+OTHER_COMPUTE_KERNELS = ("gelu", "softmax")
 FLAT = [[0.0, 1.0]]
 
 
@@ -81,12 +83,16 @@ def _stream_ceilings(frame: pd.DataFrame, device, caches, fixed_s: float) -> dic
     (the cost model adds it back as ``launch_overhead``)."""
     rows = _trusted_fit(frame)
     rows = rows[rows.kernel.isin(list(STREAM_ARRAYS)) & (rows.backend == "numpy")]
-    rows = rows[rows.median_s > fixed_s]
+    cases = [case_from_row(r) for _, r in rows.iterrows()]
+    passes = [len(kernel_ops(c)) for c in cases]  # numpy's triad pays the call cost twice
+    # where the call cost is over half the time, what is left is too small to measure a bandwidth
+    keep = [t > 2.0 * p * fixed_s for t, p in zip(rows.median_s, passes)]
+    rows = rows[keep]
+    cases = [c for c, k in zip(cases, keep) if k]
+    passes = [p for p, k in zip(passes, keep) if k]
     if rows.empty:
         return {}
-    cases = [case_from_row(r) for _, r in rows.iterrows()]
     sizes = [STREAM_ARRAYS[c.kernel] * c.shape["n"] * 8 for c in cases]
-    passes = [len(kernel_ops(c)) for c in cases]  # numpy's triad pays the call cost twice
     bandwidths = [c.bytes_moved / (t - p * fixed_s) for c, t, p in zip(cases, rows.median_s, passes)]
     return stream_ceilings(sizes, bandwidths, list(rows.kernel), level_bands(_level_capacities(device, caches)))
 
@@ -172,19 +178,18 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
 
     fitted_engines = {k.split(":")[0] for k in report.curves}
     others: dict[tuple[str, str], tuple[list, list]] = {}
-    for _, row in fit_rows[fit_rows.kernel.isin(OTHER_COMPUTE_KERNELS)].iterrows():
+    for _, row in fit_rows[fit_rows.kernel.isin(OTHER_COMPUTE_KERNELS) & (fit_rows.backend == backend)].iterrows():
         case = case_from_row(row)
         (op,) = kernel_ops(case)
         d = cost(op, flat)
-        bound = max(d.times(), key=d.times().get)
-        engine = bound.split(":", 1)[1] if bound.startswith("compute:") else None
-        if engine is None or engine in fitted_engines or row.median_s <= d.fixed_s:
+        # the engine its transcendental functions run on, if no GEMM ran there
+        choice = info.engine_for("special", case.dtype)
+        key = f"compute:{choice.name}"
+        if choice.name in fitted_engines or key not in d.work or row.median_s <= d.fixed_s:
             continue
-        run_dtype = next((c.dtype for c in (info.engine_for(k, case.dtype) for k in ("special", "vector"))
-                          if c.name == engine), case.dtype)
-        xs, effs = others.setdefault((engine, run_dtype), ([], []))
-        xs.append(math.log10(d.work[bound]))
-        effs.append(d.times()[bound] / (row.median_s - d.fixed_s))
+        xs, effs = others.setdefault((choice.name, choice.dtype), ([], []))
+        xs.append(math.log10(d.work[key]))
+        effs.append(d.times()[key] / (row.median_s - d.fixed_s))
     for (engine, dtype), (xs, effs) in others.items():
         points = fit_curve(xs, effs)
         report.curves[f"{engine}:{dtype}"] = points

@@ -106,6 +106,10 @@ def _fmt_err(e):
     return "" if e is None else f"{e:+.1%}"
 
 
+def _fmt_abs(e):
+    return "" if e is None else f"{e:.1%}"
+
+
 def _table(rows, columns):
     shown = [{**r, "error": _fmt_err(r["error"]),
               "predicted": "-" if r["predicted"] is None else r["predicted"]} for r in rows]
@@ -122,7 +126,7 @@ def render(report) -> str:
         out.append(_table(report.kernels, ["name", "measured", "predicted", "error"]))
         summary = [{"family": k, **v} for k, v in summarize(report.kernels, "family").items()]
         out.append("\nper kernel family\n" + format_table(
-            [{**s, "mape": _fmt_err(s["mape"]), "worst": _fmt_err(s["worst"])} for s in summary],
+            [{**s, "mape": _fmt_abs(s["mape"]), "worst": _fmt_abs(s["worst"])} for s in summary],
             ["family", "n", "mape", "worst", "worst_case"]))
     if report.end_to_end:
         out.append("\n2) end to end on this machine (seconds)")

@@ -17,7 +17,7 @@ from roofline.costs import cost
 from workloads.operators import MatMul
 
 PEAK = 100e9  # FLOP/s
-LAUNCH = 1e-6  # s
+LAUNCH = 5e-8  # s (small enough that an 8 KiB copy is not mostly call cost)
 
 BASE_YAML = """\
 id: test-cpu
@@ -124,3 +124,27 @@ def test_a_faster_than_peak_gemm_raises_the_peak(tmp_path):
     assert curve_value(points, math.log10(2.0 * 1024**3)) == pytest.approx(1.0)
     dev = hwmodels.load_device(write_overlay(tmp_path / "o.yaml", overlay))
     assert dev.engines["vector"].peak_flops["fp32"] == pytest.approx(1.2 * PEAK, rel=1e-5)
+
+
+def test_transcendental_kernels_fit_a_special_function_unit(tmp_path):
+    # a device whose tanh/exp run on an SFU at 10 GFLOP/s: a GELU of n elements measured at
+    # 1 ns per element needs the SFU at (n / 10e9) / (n * 1e-9) = 0.1 of its peak
+    base_path = tmp_path / "sfu-cpu.yaml"
+    base_path.write_text(BASE_YAML.replace(
+        'peak: {fp32: "100 GFLOP/s", fp64: "50 GFLOP/s"}',
+        'peak: {fp32: "100 GFLOP/s", fp64: "50 GFLOP/s"}\n  sfu:\n    kind: scalar\n'
+        '    peak: {fp32: "10 GFLOP/s"}'))
+    base = hwmodels.load_device(base_path)
+    n = 2**20
+    gelu = make_case("gelu", "fp32", n=n)
+    rows = [_row(gelu, n * 1e-9 + 5e-6)]
+    for size, e in {256: 0.6, 1024: 0.9}.items():
+        case = make_case("gemm", "fp32", m=size, n=size, k=size)
+        rows.append(_row(case, 2.0 * size**3 / (PEAK * e) + 5e-6))
+    overlay, report = fit_overlay(pd.DataFrame(rows, columns=COLUMNS), base, base_ref=str(base_path),
+                                  fingerprint={})
+    assert report.curves["sfu:fp32"] == [[round(math.log10(n), 4), 0.1]]
+    dev = hwmodels.load_device(write_overlay(tmp_path / "o.yaml", overlay))
+    from workloads.operators import Elementwise
+    op = Elementwise(name="gelu", numel=n, flops_per_element=8.0, special=True, dtype="fp32")
+    assert cost(op, dev).time_s == pytest.approx(n * 1e-9 + 5e-6, rel=1e-3)
