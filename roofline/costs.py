@@ -8,14 +8,24 @@ where it is placed), which is exact for kernels that stream their operands.
 GEMM tiling model (:func:`operand_reads`). A GEMM C (m x n) = A (m x k) B (k x n) computes its
 output in tiles; the data it re-reads depends on what fits on chip:
 
-* From the memory where an operand lives (HBM, host, CXL), the cache in front of it (the outermost
-  on-chip level, usable capacity ``c`` = capacity x :data:`~roofline.efficiency.CACHE_USABLE_FRACTION`)
-  holds panels of A (Tm x k) and B (k x Tn) for a super-tile Tm x Tn of C while the units work on
-  it. Traffic ``|A| ceil(n / Tn) + |B| ceil(m / Tm)`` is smallest, under
-  ``k (a Tm + b Tn) <= c`` (a, b: bytes per element), at ``Tm = c / (2 k a)``, ``Tn = c / (2 k b)``
-  (half of the cache each); a dimension shorter than its share (m < Tm) leaves the rest of the cache
-  to the other. When ``k (a m + b n) <= c`` both operands fit and each is read exactly once; when
-  even one CTA tile's panels do not fit, re-reads fall back to the CTA-tile count below.
+* From the memory where an operand lives (HBM, host, CXL), operands are re-read
+  ``|A| ceil(n / Tn) + |B| ceil(m / Tm)`` for a block Tm x Tn of C whose operands the cache in front
+  of that memory (the outermost on-chip level, usable capacity ``c`` = capacity x
+  :data:`~roofline.efficiency.CACHE_USABLE_FRACTION`) lets the units reuse. Two schemes, the kernel
+  gets the better:
+
+  - *panels resident*: the cache holds A's Tm x k and B's k x Tn panels. Under
+    ``k (a Tm + b Tn) <= c`` (a, b: bytes per element) traffic is smallest at
+    ``Tm = c / (2 k a)``, ``Tn = c / (2 k b)`` (half of the cache each); a dimension shorter than
+    its share (m < Tm) leaves the rest of the cache to the other. When ``k (a m + b n) <= c`` both
+    operands fit and each is read exactly once; when not even one tile's panels fit, the re-reads
+    are the tile counts ceil(n / tn), ceil(m / tm).
+  - *a wave in lockstep*: the tiles running at once (one per unit, as a near-square block of
+    rows x cols tiles, rasterized that way by the kernel) walk k together, so each k-slice of A
+    and B is fetched once for the whole block, provided the cache holds
+    :data:`~roofline.efficiency.WAVE_K_SLICE` of k of every running tile's panels:
+    ``Tm = rows x tm``, ``Tn = cols x tn``. This is why large GEMMs on GPUs move little more than
+    their compulsory bytes although their panels do not fit in L2.
 * Through the cache level itself every CTA tile (tm x tn) streams its panels:
   ``|A| ceil(n / tn) + |B| ceil(m / tm)``. The tile is the candidate of
   :data:`~roofline.efficiency.CANDIDATE_TILES` with the smallest time under this model
@@ -55,6 +65,7 @@ from .efficiency import (
     CACHE_USABLE_FRACTION,
     CANDIDATE_TILES,
     REGISTER_TILE,
+    WAVE_K_SLICE,
     clamp_tile,
     k_ramp,
     link_efficiency,
@@ -173,18 +184,31 @@ def cost_streaming(op, device) -> Demands:
 
 
 # -- GEMM -----------------------------------------------------------------------------------------
-def operand_reads(m, n, k, ea, eb, capacity, floor_m, floor_n, xp=SCALAR):
+def operand_reads(m, n, k, ea, eb, capacity, tm, tn, units=1.0, instances=1.0, xp=SCALAR):
     """(times A is read, times B is read) from the memory behind a cache of ``capacity`` bytes,
-    for one (m x k) x (k x n) GEMM with ``ea``/``eb`` bytes per element; ``floor_m/n`` the CTA
-    tile (see the module docstring for the derivation)."""
+    for one (m x k) x (k x n) GEMM of tm x tn tiles with ``ea``/``eb`` bytes per element, run by
+    ``units`` units next to ``instances - 1`` other GEMMs: the better of the two reuse schemes of
+    the module docstring (panels resident in the cache; the tiles of a wave in lockstep)."""
     c = capacity * CACHE_USABLE_FRACTION
+    m_tiles, n_tiles = xp.ceil(m / tm), xp.ceil(n / tn)
+    # panels resident: a Tm x Tn block of C whose panels fit, half of the cache for each operand
     tm_half = c / (2.0 * k * ea)
     tn_half = c / (2.0 * k * eb)
-    tm = xp.where(tn_half > n, (c - k * n * eb) / (k * ea), tm_half)
-    tn = xp.where(tm_half > m, (c - k * m * ea) / (k * eb), tn_half)
-    tm = xp.minimum(m, xp.maximum(tm, floor_m))
-    tn = xp.minimum(n, xp.maximum(tn, floor_n))
-    return xp.ceil(n / tn), xp.ceil(m / tm)
+    rows = xp.where(tn_half > n, (c - k * n * eb) / (k * ea), tm_half)
+    cols = xp.where(tm_half > m, (c - k * m * ea) / (k * eb), tn_half)
+    rows = xp.minimum(m, xp.maximum(rows, tm))
+    cols = xp.minimum(n, xp.maximum(cols, tn))
+    ra, rb = xp.ceil(n / cols), xp.ceil(m / rows)
+    # a wave in lockstep: the running tiles, a near-square block of them, share each k-slice
+    running = xp.maximum(1.0, xp.floor(units / instances))
+    w_rows = xp.minimum(m_tiles, xp.ceil(xp.sqrt(running)))
+    w_cols = xp.minimum(n_tiles, xp.maximum(1.0, xp.floor(running / w_rows)))
+    w_rows = xp.minimum(m_tiles, xp.maximum(w_rows, xp.floor(running / w_cols)))
+    slice_fits = (w_rows * tm * ea + w_cols * tn * eb) * WAVE_K_SLICE <= c
+    wa = xp.where(slice_fits, xp.ceil(n_tiles / w_cols), n_tiles)
+    wb = xp.where(slice_fits, xp.ceil(m_tiles / w_rows), m_tiles)
+    wave_better = wa * m * ea + wb * n * eb < ra * m * ea + rb * n * eb
+    return xp.where(wave_better, wa, ra), xp.where(wave_better, wb, rb)
 
 
 def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, others=(), xp=SCALAR):
@@ -211,7 +235,7 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
             if (tm, tn) in seen or (best_busy is not None and max(cand.busy_s(), floor_s) >= best_busy):
                 continue
             seen.add((tm, tn))
-        _gemm_traffic(cand, m, n, k, a, bm, c, others, tm, tn, xp)
+        _gemm_traffic(cand, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp)
         if xp is SCALAR:
             busy = cand.busy_s()
             best_busy = busy if best_busy is None else min(best_busy, busy)
@@ -248,15 +272,17 @@ def _gemm_compute(b: DemandsBuilder, m, n, k, instances, flops, tm, tn, xp) -> N
     _add_flops(b, flops, util, k_ramp(k / splits, xp))
 
 
-def _gemm_traffic(b: DemandsBuilder, m, n, k, a, bm, c, others, tm, tn, xp) -> None:
+def _gemm_traffic(b: DemandsBuilder, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp) -> None:
     """A GEMM's bytes per memory level when it runs output tiles of tm x tn (module docstring)."""
     info = b.info
+    choice, _ = _matrix_engine(b, flops)
+    units = float(choice.engine.units) if choice else 1.0
     a_bytes, ea, a_place = a
     b_bytes, eb, b_place = bm
     c_bytes, _, c_place = c
     cache = info.cache_level
     capacity = info.device.memory[cache].capacity_bytes if cache else 0.0
-    reads_a, reads_b = operand_reads(m, n, k, ea, eb, capacity, tm, tn, xp)
+    reads_a, reads_b = operand_reads(m, n, k, ea, eb, capacity, tm, tn, units, instances, xp)
     b.placed(a_place, a_bytes * reads_a)
     b.placed(b_place, b_bytes * reads_b)
     b.placed(c_place, c_bytes)
@@ -275,7 +301,8 @@ def _gemm_traffic(b: DemandsBuilder, m, n, k, a, bm, c, others, tm, tn, xp) -> N
         b.memory(on_chip[0], a_bytes * xp.ceil(n / rt_n) + b_bytes * xp.ceil(m / rt_m) + c_bytes + other_bytes)
         b.memory(on_chip[1], cta)
         for inner, level in zip(on_chip[1:], on_chip[2:]):
-            ra, rb = operand_reads(m, n, k, ea, eb, info.device.memory[inner].capacity_bytes, tm, tn, xp)
+            ra, rb = operand_reads(m, n, k, ea, eb, info.device.memory[inner].capacity_bytes, tm, tn,
+                                   units, instances, xp)
             b.memory(level, a_bytes * ra + b_bytes * rb + c_bytes + other_bytes)
 
 

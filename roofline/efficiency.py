@@ -67,6 +67,10 @@ K_OVERHEAD = 64.0
 # register tile of this many rows and columns of C (a warp's 64x64 fp32 accumulators = 16 KiB).
 REGISTER_TILE = 64.0
 
+# Elements of k of every running tile's A and B panels a cache must hold for the tiles of one wave
+# to share what they fetch (they walk k in lockstep): a few pipeline stages of 32-64.
+WAVE_K_SLICE = 128.0
+
 # Share of a cache that holds reusable operand panels. Streaming data, the output tile, set
 # conflicts and (on A100/H100) an L2 split in two partitions leave about half for reuse.
 CACHE_USABLE_FRACTION = 0.5

@@ -31,11 +31,11 @@ def _where_scalar(cond, a, b):
 
 
 SCALAR = SimpleNamespace(
-    ceil=math.ceil, floor=math.floor, minimum=min, maximum=max, log10=math.log10,
+    ceil=math.ceil, floor=math.floor, sqrt=math.sqrt, minimum=min, maximum=max, log10=math.log10,
     where=_where_scalar, interp=_interp_scalar,
 )
 
 VECTOR = SimpleNamespace(
-    ceil=np.ceil, floor=np.floor, minimum=np.minimum, maximum=np.maximum, log10=np.log10,
+    ceil=np.ceil, floor=np.floor, sqrt=np.sqrt, minimum=np.minimum, maximum=np.maximum, log10=np.log10,
     where=np.where, interp=np.interp,
 )

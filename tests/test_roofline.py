@@ -15,7 +15,7 @@ import hwmodels
 from hwmodels.errors import InputError
 from roofline import Demands, collectives, cost, cost_matmul_batch, ridge_points
 from roofline.builder import DemandsBuilder
-from roofline.costs import COSTS, register_cost
+from roofline.costs import COSTS, operand_reads, register_cost
 from roofline.efficiency import CACHE_USABLE_FRACTION, LINK_FRAMING, padding_utilization, wave_utilization
 from workloads import OPERATORS, Operator, Tensor, register_operator
 from workloads.operators import Attention, Collective, Conv2d, Elementwise, MatMul, Softmax
@@ -129,9 +129,9 @@ def test_gemm_that_fits_on_chip_reads_each_operand_once(a100):
 
 @pytest.mark.parametrize("l2_bytes", [40e6, 80e6])
 def test_gemm_rereads_follow_the_cache_blocking(a100, l2_bytes):
-    """Half the usable L2 holds a Tm x k panel of A, half a k x Tn panel of B:
-    T = c / (2 k e), A is read ceil(n / T) times and B ceil(m / T) times."""
-    dev = a100.with_overrides({"memory.l2.capacity": f"{l2_bytes / 1e6:g} MB"})
+    """One SM (no wave to share fetches): half the usable L2 holds a Tm x k panel of A, half a
+    k x Tn panel of B: T = c / (2 k e); A is read ceil(n / T) times and B ceil(m / T) times."""
+    dev = a100.with_overrides({"memory.l2.capacity": f"{l2_bytes / 1e6:g} MB", "engines.tensor.units": 1})
     n = 16384
     d = cost(MatMul(name="g", m=n, n=n, k=n), dev)
     c = l2_bytes * CACHE_USABLE_FRACTION
@@ -142,13 +142,24 @@ def test_gemm_rereads_follow_the_cache_blocking(a100, l2_bytes):
     assert d.work["memory:hbm"] == operand * reads * 2 + operand
 
 
+def test_a_wave_in_lockstep_shares_its_fetches():
+    """108 tiles of 256 x 128 run at once as a 12 x 9 block (12 x 9 = 108): A is fetched once per
+    9 column tiles, B once per 12 row tiles; their k-slices need (12 x 256 + 9 x 128) x 2 B x 128."""
+    n = 16384.0
+    assert operand_reads(n, n, n, 2.0, 2.0, 40e6, 256.0, 128.0, units=108.0) == (math.ceil(128 / 9), math.ceil(64 / 12))
+    # one unit: only the resident panels help (T = 20 MB / (2 x 16384 x 2) = 305)
+    assert operand_reads(n, n, n, 2.0, 2.0, 40e6, 256.0, 128.0, units=1.0) == (54, 54)
+    # no cache: every tile fetches its own panels
+    assert operand_reads(n, n, n, 2.0, 2.0, 0.0, 256.0, 128.0, units=108.0) == (128, 64)
+
+
 def test_weights_in_host_memory_are_read_over_pcie(a100):
     op = MatMul(name="g", m=1, n=4096, k=4096, weight_placement="host")
     d = cost(op, a100)
     w = op.inputs[1].bytes
     assert d.work["memory:host"] == w and d.work["link:pcie"] == w
-    # A (1 x 4096) is read twice: Tn = (c - k m a) / (k b) = 2440 columns of B fit beside it
-    assert d.work["memory:hbm"] == 2 * 4096 * 2 + 4096 * 2
+    # A (1 x 4096) is read once: one wave of 108 SMs covers all 32 column tiles
+    assert d.work["memory:hbm"] == 4096 * 2 + 4096 * 2
     assert d.bound in ("memory:host", "link:pcie")
     assert d.time_s >= w / a100.memory["host"].bandwidth_bytes_s
 
