@@ -32,10 +32,10 @@ def plot_predicted_vs_measured(report, path: Path) -> Path:
             families = sorted({r["family"] for r in rows})
             for fam in families:
                 sel = [(x, y) for x, y, r in zip(xs, ys, rows) if r["family"] == fam]
-                ax.scatter(*zip(*sel), s=18, label=fam)
+                ax.scatter(*zip(*sel), s=18, label=fam, zorder=3)
             lo, hi = min(xs + ys) / 1.5, max(xs + ys) * 1.5
-            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8)
-            ax.fill_between([lo, hi], [lo / 1.15, hi / 1.15], [lo * 1.15, hi * 1.15], color="0.9", lw=0)
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, zorder=2)
+            ax.fill_between([lo, hi], [lo / 1.15, hi / 1.15], [lo * 1.15, hi * 1.15], color="0.9", lw=0, zorder=1)
             ax.set_xscale("log")
             ax.set_yscale("log")
             ax.set_xlim(lo, hi)
