@@ -24,6 +24,9 @@ Nothing here is fitted to published measurements. Each factor is a physical mech
   latency-bound: ``time >= latency + bytes / bandwidth``.
 * **Link framing.** A link carries payload in packets with headers and CRCs: the achievable
   fraction is ``payload / (payload + overhead)`` per packet (:data:`LINK_FRAMING`).
+* **Cache reuse** (bytes, not rates; used by the GEMM tiling model in :mod:`roofline.costs`):
+  only :data:`CACHE_USABLE_FRACTION` of a cache holds reusable panels, and the tiles of a wave
+  share fetches while the cache holds :data:`WAVE_K_SLICE` of k of their panels.
 
 When a calibration curve is present, it replaces the base efficiency *and* the k ramp (it was
 measured on real kernels of that size, ramp included); wave quantization and tile padding still
