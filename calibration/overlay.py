@@ -196,6 +196,9 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         overlay_engines.setdefault(engine, {}).setdefault("efficiency_curve", {})[dtype] = {
             "x": "log10_flops", "points": points}
 
+    overlay_links: dict = {}
+    _fit_copies(fit_rows, base, flat, report, overlay_memory, overlay_links)
+
     key = f"memory:{main}"
     families: dict[str, tuple[list, list]] = {}
     mem_rows = fit_rows[fit_rows.kernel.isin(MEMORY_FAMILIES) & (fit_rows.backend == "numpy")]
@@ -230,7 +233,43 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         overlay["engines"] = overlay_engines
     if overlay_memory:
         overlay["memory"] = overlay_memory
+    if overlay_links:
+        overlay["links"] = overlay_links
     return overlay, report
+
+
+COPY_KERNELS = ("copy_h2d", "copy_d2h")
+
+
+def _fit_copies(fit_rows, base, flat, report: FitReport, overlay_memory: dict, overlay_links: dict) -> None:
+    """Host<->device copies set the empirical bandwidth of the link (and host memory) they cross.
+
+    The fastest large copy is costed on the device; the link gets the bandwidth that makes its
+    time equal the measured time (the model's framing efficiency stays in the formula), and any
+    other resource the model finds slower than the measurement is raised to match it.
+    """
+    from roofline.costs import cost
+
+    rows = fit_rows[fit_rows.kernel.isin(COPY_KERNELS)]
+    if rows.empty:
+        return
+    rows = rows.assign(rate=rows.bytes_moved / rows.median_s).sort_values("rate", ascending=False)
+    row = rows.iloc[0]
+    (op,) = kernel_ops(case_from_row(row))
+    d = cost(op, flat)
+    available = row.median_s - d.fixed_s
+    if available <= 0:
+        return
+    for key, seconds in d.times().items():
+        kind, name = key.split(":", 1)
+        if kind == "link":
+            bw = base.links[name].bandwidth_bytes_s * seconds / available
+            overlay_links.setdefault(name, {})["bandwidth"] = f"{bw:.6g} B/s"
+            report.ceilings_bytes_s[f"link:{name}"] = bw
+        elif kind == "memory" and seconds > available and not base.memory[name].on_chip:
+            bw = d.peak_rates[key] * seconds / available
+            overlay_memory.setdefault(name, {})["bandwidth"] = f"{bw:.6g} B/s"
+            report.ceilings_bytes_s[name] = bw
 
 
 def _drop_interference(xs: list, effs: list, what: str, report: FitReport) -> tuple[list, list]:

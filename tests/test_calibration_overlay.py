@@ -38,7 +38,7 @@ launch_overhead: "5 us"
 
 
 def _row(case, median_s):
-    return {"case_id": case.case_id, "kernel": case.kernel, "backend": "numpy", "device": "host",
+    return {"case_id": case.case_id, "kernel": case.kernel, "backend": case.backend, "device": case.device,
             "dtype": case.dtype, "split": case.split, "shape": json.dumps(case.shape), "flops": case.flops,
             "bytes_moved": case.bytes_moved, "median_s": median_s, "spread": 0.0, "inner": 1, "attempts": 1,
             "passes_ok": 1, "pass_spread": 0.0, "status": "ok", "note": "",
@@ -148,3 +148,35 @@ def test_transcendental_kernels_fit_a_special_function_unit(tmp_path):
     from workloads.operators import Elementwise
     op = Elementwise(name="gelu", numel=n, flops_per_element=8.0, special=True, dtype="fp32")
     assert cost(op, dev).time_s == pytest.approx(n * 1e-9 + 5e-6, rel=1e-3)
+
+
+def test_gpu_calibration_fits_torch_gemms_and_the_pcie_copy(tmp_path):
+    """The CUDA path on synthetic torch measurements: no GPU needed to check the arithmetic."""
+    from calibration.kernels import KernelCase
+    from workloads.operators import MemCopy
+
+    base = hwmodels.load_device("h100-sxm")
+    tensor_peak = base.engines["tensor"].peak_flops["bf16"]
+    rows = []
+    # efficiencies low enough that compute, not the model's L2 traffic, bounds these GEMMs
+    for n, e in {4096: 0.25, 8192: 0.35}.items():
+        case = KernelCase("gemm", "bf16", (("m", n), ("n", n), ("k", n)), "fit", backend="torch",
+                          device="cuda:0", flops=2.0 * n**3, bytes_moved=3.0 * n * n * 2)
+        rows.append(_row(case, 2.0 * n**3 / (tensor_peak * e) + base.launch_overhead_s))
+    nbytes = 2**28
+    copy = KernelCase("copy_h2d", "int8", (("bytes", nbytes),), "fit", backend="torch", device="cuda:0",
+                      bytes_moved=float(nbytes))
+    measured = nbytes / 40e9 + 20e-6   # 40 GB/s plus a little fixed time
+    rows.append(_row(copy, measured))
+    overlay, report = fit_overlay(pd.DataFrame(rows, columns=COLUMNS), base, base_ref="h100-sxm",
+                                  fingerprint={})
+    assert overlay["extends"] == "h100-sxm"
+    dev = hwmodels.load_device(write_overlay(tmp_path / "cuda0.yaml", overlay))
+    # the fitted curve reproduces each measured GEMM (shape effects such as wave quantization stay
+    # in the model, so the curve itself is e / utilization, not e)
+    for n, row in zip((4096, 8192), rows):
+        gemm = MatMul(name="g", m=n, n=n, k=n, dtype="bf16", b_role="activation")
+        assert cost(gemm, dev).time_s == pytest.approx(row["median_s"], rel=1e-3)
+    op = MemCopy(name="c", bytes_moved=float(nbytes), src="host", dst="device")
+    assert cost(op, dev).time_s == pytest.approx(measured, rel=1e-4)
+    assert "link:pcie" in report.ceilings_bytes_s
