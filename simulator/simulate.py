@@ -59,13 +59,11 @@ class TaskInfo:
 
 
 def _cost_fn():
-    import roofline
+    """``roofline.cost`` without the defensive copy: the simulator never modifies Demands, so
+    identical operators (the layers of a model) share one object (bounded memory)."""
+    from roofline.costs import shared_cost
 
-    if hasattr(roofline, "cost"):
-        return roofline.cost
-    from roofline.costs import cost  # the same function, before the package re-exports it
-
-    return cost
+    return lambda op, device: shared_cost(op, device)[0]
 
 
 def _as_system(hardware, ranks: int):
@@ -115,8 +113,7 @@ class Plan:
         self.merge_steps = merge_steps
         self.algorithm = algorithm
         self.topology = Topology(self.system.graph)
-        self._demands: dict[tuple, object] = {}
-        self._by_name: dict[tuple, object] = {}
+        self._demands: dict[tuple[str, int], object] = {}
         self._collectives: dict[tuple, tuple] = {}
         self.deps = {op.name: graph.deps(op.name) for op in self.ops}
         self.op_index = {op.name: i for i, op in enumerate(self.ops)}
@@ -133,18 +130,13 @@ class Plan:
         return self.system.devices[node]
 
     def demands(self, op, node: str):
-        """The cost model's demands of ``op`` on ``node``'s device, cached per device and operator
-        signature (operators that differ only in name, like the layers of a model, cost the same)."""
+        """The cost model's demands of ``op`` on ``node``'s device, asked once per operator and
+        device model (the cost model itself shares them between identical operators)."""
         dev = self.device(node)
-        by_name = (op.name, id(dev))
-        d = self._by_name.get(by_name)
+        key = (op.name, id(dev))
+        d = self._demands.get(key)
         if d is None:
-            key = (_signature(op), id(dev))
-            d = self._demands.get(key)
-            if d is None:
-                d = self.cost(op, dev)
-                self._demands[key] = d
-            self._by_name[by_name] = d
+            d = self._demands[key] = self.cost(op, dev)
         return d
 
     def _collective_phases(self, op, members: list[str], d) -> tuple[list, float]:
@@ -286,35 +278,6 @@ class Plan:
                 raise unknown_name("resource to scale", k, seen, path="scale")
         result = eng.run()
         return result, infos
-
-
-# Operator fields that name things rather than size them: they do not change the cost.
-_NAMING_FIELDS = frozenset({"name", "stage", "param_prefix", "peer_stage"})
-
-
-def _signature(op) -> tuple:
-    """What the cost of ``op`` depends on: its kind and its fields other than names, with each
-    tensor reduced to shape, dtype, role, placement and group size."""
-    def norm(v):
-        if isinstance(v, (list, tuple)):
-            return tuple(norm(x) for x in v)
-        if hasattr(v, "shape") and hasattr(v, "placement"):
-            return (tuple(v.shape), v.dtype, v.role, v.placement, v.group_size)
-        if isinstance(v, dict):
-            return tuple(sorted((k, norm(x)) for k, x in v.items()))
-        return v
-
-    fields = getattr(op, "__dataclass_fields__", None)
-    if fields is None:
-        return (type(op), id(op))
-    items = [(f, norm(getattr(op, f))) for f in fields if f not in _NAMING_FIELDS]
-    items += [(k, norm(v)) for k, v in vars(op).items() if k not in fields and not k.startswith("_")]
-    sig = (type(op), tuple(items))
-    try:
-        hash(sig)
-    except TypeError:
-        return (type(op), id(op))
-    return sig
 
 
 def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapping[str, float] | None = None,
