@@ -126,3 +126,26 @@ def test_real_clock_times_a_real_kernel():
     a = np.ones((64, 64), dtype=np.float32)
     t = measure(lambda: a @ a, TimingPolicy(warmup=1, repeats=5, min_sample_s=1e-4, max_spread=10.0))
     assert 0 < t.median_s < 0.1
+
+
+def test_busy_machine_warning_by_load_average():
+    from calibration.fingerprint import busy_warning
+
+    assert busy_warning({"cores_usable": 2, "load_before": [0.4, 0.3, 0.2], "load_after": [0.9, 0.5, 0.3]}) is None
+    msg = busy_warning({"cores_usable": 2, "load_before": [0.4, 0.3, 0.2], "load_after": [3.1, 1.0, 0.5]})
+    assert "3.1" in msg and "2 cores" in msg
+
+
+def test_plain_progress_goes_to_the_given_stream_only(capsys):
+    import io
+
+    from calibration.progress import Progress
+
+    err = io.StringIO()
+    with Progress(3, "measuring", stream=err) as bar:
+        for label in ("a", "b", "c"):
+            bar.step(label)
+    lines = err.getvalue().splitlines()
+    assert lines[:3] == ["[1/3] measuring: a", "[2/3] measuring: b", "[3/3] measuring: c"]
+    assert lines[3].startswith("measuring: 3 done in")
+    assert capsys.readouterr().out == ""
