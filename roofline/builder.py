@@ -26,11 +26,11 @@ _ACCUMULATED = ("work", "_seconds", "_peak_seconds", "flops_by_dtype")
 class DemandsBuilder:
     """Collects the demands of one operator on one device (see module docstring)."""
 
-    def __init__(self, op_name: str, kind: str, device, xp=SCALAR):
+    def __init__(self, op_name: str, kind: str, device, xp=SCALAR, info=None):
         self.op_name = op_name
         self.kind = kind
         self.device = device
-        self.info = device_info(device)
+        self.info = info or device_info(device)
         self.xp = xp
         self.work: dict[str, object] = {}
         self._seconds: dict[str, object] = {}   # compute key -> sum of FLOPs / effective rate
@@ -119,7 +119,7 @@ class DemandsBuilder:
 
     def spawn(self) -> DemandsBuilder:
         """An empty builder for the same operator and device (to cost an alternative)."""
-        return DemandsBuilder(self.op_name, self.kind, self.device, self.xp)
+        return DemandsBuilder(self.op_name, self.kind, self.device, self.xp, self.info)
 
     def busy_s(self):
         """max over resources of work / effective rate, without fixed latency."""

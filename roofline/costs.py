@@ -227,14 +227,16 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
     floor_s = _compulsory_floor_s(b, (a, bm, c, *others)) if xp is SCALAR else 0.0
     for cand_m, cand_n in CANDIDATE_TILES:
         tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
-        cand = b.spawn()
-        _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp)
         if xp is SCALAR:
-            # a tile already seen, or one whose compute time (or the time to move every operand
-            # once) is no better than the best so far, cannot win: skip costing its traffic
-            if (tm, tn) in seen or (best_busy is not None and max(cand.busy_s(), floor_s) >= best_busy):
+            if (tm, tn) in seen:      # a short dimension makes several candidates the same tile
                 continue
             seen.add((tm, tn))
+        cand = b.spawn()
+        _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp)
+        # a tile whose compute time (or the time to move every operand once) is no better than
+        # the best so far cannot win: skip costing its traffic
+        if xp is SCALAR and best_busy is not None and max(cand.busy_s(), floor_s) >= best_busy:
+            continue
         _gemm_traffic(cand, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp)
         if xp is SCALAR:
             busy = cand.busy_s()
