@@ -43,13 +43,22 @@ WORKLOAD_FLAGS = (
     ("--moe-imbalance", "moe_imbalance", float, "MoE: busiest expert group's load over the mean"),
     ("--unknown-ops", "unknown_ops", str, "ONNX: error or elementwise"),
 )
-# Field annotation -> argparse type for ``ridgeline op`` flags.
-_FIELD_TYPES = (("bool", None), ("float", float), ("int", int), ("str", str))
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
 
 
+def _number(text: str) -> int | float:
+    """An operator field's number: an int when written as one (4096), else a float (1e9, 0.5)."""
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            return float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
 def _operator_fields() -> dict[str, tuple[object, set[str]]]:
-    """Every operator field (across kinds) -> (argparse type or None for bool, kinds having it)."""
+    """Every operator field (across kinds) -> (argparse type, or None for a flag; kinds having it)."""
     from workloads import OPERATORS
 
     out: dict[str, tuple[object, set[str]]] = {}
@@ -58,12 +67,14 @@ def _operator_fields() -> dict[str, tuple[object, set[str]]]:
             if not f.init or f.name in _SKIP_FIELDS:
                 continue
             annotation = str(f.type)
-            ftype = next((t for key, t in _FIELD_TYPES if key in annotation), str)
-            prev = out.get(f.name)
-            if prev is not None and prev[0] is not ftype and ftype is float:
-                prev = (float, prev[1])   # int in one kind, float in another: accept float
-            kinds = (prev[1] if prev else set()) | {kind}
-            out[f.name] = (prev[0] if prev else ftype, kinds)
+            if "bool" in annotation:
+                ftype = None
+            elif "int" in annotation or "float" in annotation:
+                ftype = _number
+            else:
+                ftype = str
+            kinds = out.get(f.name, (ftype, set()))[1] | {kind}
+            out[f.name] = (ftype, kinds)
     return out
 
 
@@ -71,14 +82,15 @@ def register(subparsers) -> None:
     """Add ``op`` and ``roofline``."""
     from workloads import OPERATORS
 
+    fields = _operator_fields()
     op = subparsers.add_parser(
         "op", help="cost of one operator on one device: latency, bound, intensity",
         description="Cost of one operator on one device. Shape flags are the operator's fields: "
-                    + "; ".join(f"{k}: {', '.join(sorted(n for n, (_, ks) in _operator_fields().items() if k in ks))}"
+                    + "; ".join(f"{k}: {', '.join(sorted(n for n, (_, ks) in fields.items() if k in ks))}"
                                 for k in sorted(OPERATORS)))
     op.add_argument("kind", metavar="KIND", help=f"one of: {', '.join(sorted(OPERATORS))}")
     op.add_argument("--hw", required=True, metavar="ID|FILE", help="catalog id or YAML (overlays too)")
-    for name, (ftype, _) in sorted(_operator_fields().items()):
+    for name, (ftype, _) in sorted(fields.items()):
         flag = "--" + name.replace("_", "-")
         if ftype is None:
             op.add_argument(flag, dest=f"field_{name}", action=argparse.BooleanOptionalAction, default=None)

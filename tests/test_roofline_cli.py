@@ -41,6 +41,17 @@ def test_op_overlay_file_changes_the_answer(capsys, tmp_path):
     assert slow["latency_s"] - slow["fixed_s"] == pytest.approx(busy * 2)
 
 
+def test_op_attention_flags_and_booleans(capsys):
+    args = ["op", "attention", "--hw", "h100-sxm", "--batch", "1", "--heads", "32", "--kv-heads", "8",
+            "--q-len", "2048", "--kv-len", "2048", "--head-dim", "128", "--format", "json"]
+    _, fused, _ = run(capsys, *args)
+    _, unfused, _ = run(capsys, *args, "--no-fused")
+    fused, unfused = json.loads(fused), json.loads(unfused)
+    assert fused["op"]["fused"] is True and unfused["op"]["fused"] is False
+    # the unfused kernel writes and re-reads 32 x 2048 x 2048 bf16 scores and probabilities
+    assert unfused["bytes"]["hbm"] - fused["bytes"]["hbm"] == 4 * 32 * 2048 * 2048 * 2
+
+
 def test_op_table_and_collective_algorithm(capsys):
     code, out, _ = run(capsys, "op", "collective", "--hw", "dgx-a100", "--collective", "all_reduce",
                        "--payload-bytes", "1e9", "--group-size", "8", "--algorithm", "tree")
