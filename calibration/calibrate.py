@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .fingerprint import busy_warning, cpu_caches, fingerprint, load_average
+from .fingerprint import busy_warning, cpu_caches, fingerprint, load_average, physical_cores
 from .overlay import FitReport, fit_overlay
-from .runner import plan, policy_for, require_enough, run_cases
+from .runner import TooFewMeasurements, plan, policy_for, require_enough, run_cases
 from .store import (
     FINGERPRINT_NAME,
     ensure_writable_dir,
@@ -31,6 +31,22 @@ FIT_SUMMARY_NAME = "fit.json"
 GPU_CATALOG = [("H200", "h200-sxm"), ("H100 PCIe", "h100-pcie"), ("H100", "h100-sxm"),
                ("A100-SXM4-80GB", "a100-sxm-80gb"), ("A100 80GB", "a100-sxm-80gb"),
                ("A100", "a100-sxm-80gb"), ("MI300X", "mi300x"), ("L40S", "l40s")]
+
+
+MIN_FITTED_GEMMS = 3
+
+
+def auto_threads() -> tuple[int | None, str | None]:
+    """BLAS threads for a calibration that did not ask for a count: all cores on an idle machine,
+    one when other programs keep the cores busy (1-minute load above half the cores). Threads
+    of a multithreaded GEMM wait for each other, so one descheduled thread stalls the call for a
+    scheduler time slice and timings become multiples of it; one thread has no such wait."""
+    cores = physical_cores()
+    load = load_average()
+    if cores > 1 and load and load[0] > 0.5 * cores:
+        return 1, (f"the machine is busy (1-minute load {load[0]:g} on {cores} cores): measured with one BLAS "
+                   "thread (pass --threads N to choose); validate uses the same count")
+    return None, None
 
 
 def overlay_name(device: str) -> str:
@@ -86,14 +102,19 @@ def calibrate(device: str = "host", out_dir: str | Path = "calibration-out", *, 
     """Measure ``device``, fit an overlay and write everything to ``out_dir`` (see module doc)."""
     import hwmodels
 
-    parse_device(device)
+    kind, _ = parse_device(device)
     cases = plan(device, quick)           # raises InputError for cuda without a GPU
     out = ensure_writable_dir(out_dir)
+    notes = []
+    if threads is None and kind == "host":
+        threads, why = auto_threads()
+        if why:
+            notes.append(why)
     fp = fingerprint(device, threads)
     base_ref = base_for(device, fp, base)
     base_device = hwmodels.load_device(base_ref)
 
-    frame = run_cases(cases, policy_for(quick, max_spread), passes=passes or 3,
+    frame = run_cases(cases, policy_for(quick, max_spread), passes=passes or (2 if quick else 3),
                       threads=threads, progress=progress)
     require_enough(frame, "gemm")
     fp["load_after"] = load_average()
@@ -102,6 +123,12 @@ def calibrate(device: str = "host", out_dir: str | Path = "calibration-out", *, 
                                   caches=cpu_caches() if device == "host" else None)
     if busy:
         report.warnings.insert(0, busy)
+    report.warnings[:0] = notes
+    fitted = sum(1 for smp in report.samples if smp["key"].startswith("compute:") and "fp32" in smp["key"])
+    if fitted < MIN_FITTED_GEMMS and device == "host":
+        raise TooFewMeasurements(
+            f"only {fitted} fp32 GEMM measurement(s) were usable after leaving out those slowed by other "
+            f"programs (need {MIN_FITTED_GEMMS}); the machine is too busy to calibrate now")
 
     m_path = write_measurements(frame, out, measurement_format)
     f_path = write_json(out / FINGERPRINT_NAME, fp)

@@ -64,7 +64,7 @@ class TimingPolicy:
             raise ValueError("invalid timing policy")
 
 
-QUICK_POLICY = TimingPolicy(warmup=1, repeats=5, min_sample_s=1e-3, max_spread=0.25, retries=2)
+QUICK_POLICY = TimingPolicy(warmup=1, repeats=5, min_sample_s=1e-3, max_spread=0.25, retries=1)
 FULL_POLICY = TimingPolicy()
 
 

@@ -36,6 +36,7 @@ GEMM_FP32_MAPE_TARGET = 0.10
 END_TO_END_TARGET = 0.15
 # A whole model runs for milliseconds: samples of at least 20 ms, more repeats than a kernel.
 E2E_POLICY = TimingPolicy(warmup=2, repeats=9, min_sample_s=0.02, max_spread=0.2, retries=2)
+E2E_QUICK_POLICY = TimingPolicy(warmup=1, repeats=5, min_sample_s=0.01, max_spread=0.25, retries=1)
 # One step of it, for the per-operator breakdown (explanatory, so a looser limit).
 STEP_POLICY = TimingPolicy(warmup=1, repeats=5, min_sample_s=1e-3, max_spread=0.3, retries=1)
 
@@ -79,7 +80,7 @@ def holdout_frame(hw_path: Path | None, *, quick: bool, progress: bool,
             frame = frame[(frame.split == "holdout") & (frame.status == "ok")]
             return frame, f"measured by ridgeline calibrate ({folder})"
     cases = [c for c in plan("host", quick) if c.split == "holdout"]
-    frame = run_cases(cases, policy_for(quick), passes=3, threads=threads, progress=progress)
+    frame = run_cases(cases, policy_for(quick), passes=2 if quick else 3, threads=threads, progress=progress)
     return frame[frame.status == "ok"], "measured now by ridgeline validate"
 
 
@@ -110,12 +111,14 @@ def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | N
             row = {"section": "end_to_end", "name": cfg.label, "family": cfg.kind, "predicted": predicted,
                    "unit": "s", "source": "this machine (numpy, timed)"}
             try:
-                timing = measure_best(model.forward, E2E_POLICY, passes=3, name=cfg.label)
+                timing = measure_best(model.forward, E2E_QUICK_POLICY if quick else E2E_POLICY,
+                                      passes=2 if quick else 3, name=cfg.label)
             except MeasurementRefused as exc:
                 rows.append({**row, "measured": None, "error": None, "source": f"not measured: {exc}"})
                 continue
             rows.append({**row, "measured": timing.median_s, "error": rel_error(predicted, timing.median_s),
-                         "breakdown": operator_breakdown(model, workload_graph(cfg), device)})
+                         "breakdown": operator_breakdown(model, workload_graph(cfg), device,
+                                                         passes=1 if quick else 2)})
     return rows
 
 
@@ -140,7 +143,7 @@ def _fingerprint_notes(fp: dict) -> list[str]:
     return []
 
 
-def operator_breakdown(model: NumpyModel, graph, device) -> list[dict]:
+def operator_breakdown(model: NumpyModel, graph, device, passes: int = 2) -> list[dict]:
     """Each numpy step of ``model`` timed alone against its operator's analytic cost (where the
     end-to-end error comes from)."""
     from roofline.costs import cost
@@ -150,7 +153,7 @@ def operator_breakdown(model: NumpyModel, graph, device) -> list[dict]:
         op = graph.op(name)
         d = cost(op, device)
         try:
-            measured = measure_best(step, STEP_POLICY, passes=2, name=name).median_s
+            measured = measure_best(step, STEP_POLICY, passes=passes, name=name).median_s
         except MeasurementRefused:
             measured = None
         out.append({"op": name, "kind": op.kind, "measured": measured, "predicted": d.time_s,

@@ -26,8 +26,9 @@ def register(subparsers) -> None:
     p.add_argument("--device", default="host", help="host (default), cuda or cuda:N")
     p.add_argument("--quick", action="store_true", help="a short run (under a minute on 2 cores)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
-    p.add_argument("--threads", type=int, default=None, help="BLAS threads to pin (default: all cores)")
-    p.add_argument("--passes", type=int, default=None, help="sweeps over the plan (minimum of medians; default 3)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads to pin (default: all cores; one when other programs keep the cores busy)")
+    p.add_argument("--passes", type=int, default=None, help="sweeps over the plan (minimum of medians; default 2 quick, 3 full)")
     p.add_argument("--max-spread", type=float, default=None,
                    help="largest IQR/median accepted before a kernel is refused (default 0.25 quick, 0.15 full)")
     p.add_argument("--base", default=None, help="catalog id the overlay extends (default: host, or the GPU's id)")
