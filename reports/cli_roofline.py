@@ -17,32 +17,9 @@ from pathlib import Path
 
 from hwmodels.errors import InputError
 
+from .cli_workload import add_workload_arguments, workload_from_args
 from .output import format_table, print_json
 
-# Workload flags, as ``ridgeline workload show`` takes them: (flag, dest, type, help).
-WORKLOAD_FLAGS = (
-    ("--phase", "phase", str, "prefill, decode or chunked"),
-    ("--batch", "batch", int, "sequences (decode) or prompts (prefill); ONNX: dynamic dims"),
-    ("--prompt-len", "prompt_len", int, "prompt tokens"),
-    ("--context", "context", int, "tokens already cached per sequence (decode, chunked)"),
-    ("--tp", "tp", int, "tensor parallelism"),
-    ("--pp", "pp", int, "pipeline parallelism"),
-    ("--ep", "ep", int, "expert parallelism"),
-    ("--microbatches", "microbatches", int, "pipeline microbatches"),
-    ("--dtype", "dtype", str, "activation dtype"),
-    ("--weight-dtype", "weight_dtype", str, "weight dtype (int4/int8: group-quantized)"),
-    ("--kv-dtype", "kv_dtype", str, "KV-cache dtype"),
-    ("--group-size", "group_size", int, "int4/int8 quantization group"),
-    ("--kv-placement", "kv_placement", str, "device, host or cxl"),
-    ("--spec-tokens", "spec_tokens", int, "speculative tokens verified per step"),
-    ("--draft", "draft", str, "draft model for speculative decoding"),
-    ("--acceptance", "acceptance", float, "per-token acceptance rate"),
-    ("--best-of", "best_of", int, "samples per prompt sharing its KV prefix"),
-    ("--kv-fraction", "kv_fraction", float, "sparse attention: fraction of the KV read"),
-    ("--chunk-size", "chunk_size", int, "chunked prefill: tokens per chunk"),
-    ("--moe-imbalance", "moe_imbalance", float, "MoE: busiest expert group's load over the mean"),
-    ("--unknown-ops", "unknown_ops", str, "ONNX: error or elementwise"),
-)
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
 
 
@@ -104,8 +81,7 @@ def register(subparsers) -> None:
     rl.add_argument("--hw", required=True, action="append", metavar="ID|FILE",
                     help="catalog id or YAML; repeat to compare devices side by side")
     rl.add_argument("--model", required=True, metavar="MODEL|config.json|workload.yaml|model.onnx")
-    for flag, dest, ftype, text in WORKLOAD_FLAGS:
-        rl.add_argument(flag, dest=dest, type=ftype, help=text)
+    add_workload_arguments(rl)
     rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf", help="write the roofline plot")
     rl.add_argument("--top", type=int, default=15, help="operators listed in the table (largest time first)")
     rl.add_argument("--format", choices=("table", "json"), default="table")
@@ -182,27 +158,10 @@ def cmd_op(args) -> int:
     return 0
 
 
-def _workload(args):
-    from reports.cli_workload import MODEL_KNOBS, ONNX_KNOBS
-    from workloads import load_workload
-
-    suffix = Path(args.model).suffix.lower()
-    table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
-    given = {dest for _, dest, _, _ in WORKLOAD_FLAGS if getattr(args, dest, None) is not None}
-    extra = sorted("--" + d.replace("_", "-") for d in given - set(table))
-    if extra:
-        raise InputError(f"{', '.join(extra)} do(es) not apply to {args.model}", path="options")
-    return load_workload(args.model, **{table[d]: getattr(args, d) for d in given})
-
-
 def cmd_roofline(args) -> int:
     from roofline import analyze, plot_rooflines
 
-    from .output import warn
-
-    graph = _workload(args)
-    for message in graph.meta.get("warnings", []):
-        warn(message)
+    graph = workload_from_args(args, args.model)
     analyses = [analyze(graph, compute_device(ref)) for ref in args.hw]
     if args.out:
         suffix = Path(args.out).suffix.lower()

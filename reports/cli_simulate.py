@@ -7,11 +7,9 @@ Perfetto trace. ``ridgeline op`` stays the single-operator path.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from hwmodels.units import format_quantity
 
-from .cli_workload import MODEL_KNOBS, ONNX_KNOBS, _given, _knobs
+from .cli_workload import add_workload_arguments, workload_from_args
 from .output import format_table, print_json, warn
 
 
@@ -21,20 +19,7 @@ def register(subparsers) -> None:
                                                "parallelism, collectives, energy, bottleneck)")
     p.add_argument("--hw", required=True, metavar="ID|FILE", help="device or system (catalog id or YAML)")
     p.add_argument("--model", required=True, metavar="ID|config.json|workload.yaml|model.onnx")
-    p.add_argument("--phase", choices=("prefill", "decode", "chunked"))
-    p.add_argument("--batch", type=int, help="sequences (decode) or prompts (prefill)")
-    p.add_argument("--prompt-len", dest="prompt_len", type=int)
-    p.add_argument("--context", type=int, help="tokens already cached per sequence (decode, chunked)")
-    p.add_argument("--tp", type=int, help="tensor-parallel ranks (a device is replicated on the fly)")
-    p.add_argument("--pp", type=int, help="pipeline stages")
-    p.add_argument("--ep", type=int, help="expert-parallel ranks")
-    p.add_argument("--microbatches", type=int, help="micro-batches through the pipeline")
-    p.add_argument("--dtype")
-    p.add_argument("--weight-dtype", dest="weight_dtype")
-    p.add_argument("--kv-dtype", dest="kv_dtype")
-    p.add_argument("--kv-placement", dest="kv_placement", choices=("device", "host", "cxl"))
-    p.add_argument("--chunk-size", dest="chunk_size", type=int)
-    p.add_argument("--moe-imbalance", dest="moe_imbalance", type=float)
+    add_workload_arguments(p)
     p.add_argument("--algorithm", choices=("ring", "tree", "in_switch"),
                    help="collective algorithm (default: in-switch where the switch reduces, else ring)")
     p.add_argument("--seed", type=int, default=0)
@@ -50,18 +35,8 @@ def register(subparsers) -> None:
 def load_inputs(args):
     """(graph, hardware) from the command's options."""
     from hwmodels import load_hardware
-    from hwmodels.errors import InputError
-    from workloads import load_workload
 
-    suffix = Path(args.model).suffix.lower()
-    table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
-    extra = _given(args, table)
-    if extra:
-        raise InputError(f"{', '.join(extra)} do(es) not apply to {args.model}", path="options")
-    graph = load_workload(args.model, **_knobs(args, table))
-    for message in graph.meta.get("warnings", []):
-        warn(message)
-    return graph, load_hardware(args.hw)
+    return workload_from_args(args, args.model), load_hardware(args.hw)
 
 
 def cmd_simulate(args) -> int:

@@ -8,15 +8,58 @@ from hwmodels.units import format_quantity
 
 from .output import format_table, print_json, warn
 
-MODEL_KNOBS = {  # flag dest -> build_llm keyword
-    "phase": "phase", "batch": "batch", "prompt_len": "prompt_len", "context": "context", "tp": "tp",
-    "pp": "pp", "ep": "ep", "dtype": "dtype", "weight_dtype": "weight_dtype", "kv_dtype": "kv_dtype",
-    "group_size": "group_size", "kv_placement": "kv_placement", "spec_tokens": "spec_tokens",
-    "draft": "draft", "acceptance": "acceptance", "best_of": "best_of", "kv_fraction": "kv_fraction",
-    "chunk_size": "chunk_size", "microbatches": "microbatches", "moe_imbalance": "moe_imbalance",
-    "fused_attention": "fused_attention",
-}
+# Workload flags shared by ``workload show``, ``roofline`` and ``simulate``: (flag, dest, type, choices, help).
+WORKLOAD_FLAGS = (
+    ("--phase", "phase", str, ("prefill", "decode", "chunked"), None),
+    ("--batch", "batch", int, None, "sequences (decode) or prompts (prefill); ONNX: dynamic dims"),
+    ("--prompt-len", "prompt_len", int, None, "prompt tokens per sequence"),
+    ("--context", "context", int, None, "tokens already cached per sequence (decode, chunked)"),
+    ("--tp", "tp", int, None, "tensor-parallel ranks"),
+    ("--pp", "pp", int, None, "pipeline stages"),
+    ("--ep", "ep", int, None, "expert-parallel ranks"),
+    ("--microbatches", "microbatches", int, None, "micro-batches through the pipeline"),
+    ("--dtype", "dtype", str, None, "activation dtype"),
+    ("--weight-dtype", "weight_dtype", str, None, "weight dtype (int4/int8: group-quantized)"),
+    ("--kv-dtype", "kv_dtype", str, None, "KV-cache dtype"),
+    ("--group-size", "group_size", int, None, "int4/int8 quantization group"),
+    ("--kv-placement", "kv_placement", str, ("device", "host", "cxl"), "where the KV cache lives"),
+    ("--spec-tokens", "spec_tokens", int, None, "speculative tokens verified per step"),
+    ("--draft", "draft", str, None, "draft model for speculative decoding"),
+    ("--acceptance", "acceptance", float, None, "speculative decoding: per-token acceptance rate"),
+    ("--best-of", "best_of", int, None, "samples per prompt sharing its KV prefix"),
+    ("--kv-fraction", "kv_fraction", float, None, "sparse attention: fraction of the KV read"),
+    ("--chunk-size", "chunk_size", int, None, "chunked prefill: tokens per chunk"),
+    ("--moe-imbalance", "moe_imbalance", float, None, "MoE: busiest expert's load over the mean"),
+    ("--unknown-ops", "unknown_ops", str, ("error", "elementwise"), "ONNX: how to treat unsupported ops"),
+)
+MODEL_KNOBS = {dest: dest for _, dest, *_ in WORKLOAD_FLAGS if dest != "unknown_ops"} | {
+    "fused_attention": "fused_attention"}
 ONNX_KNOBS = {"batch": "batch", "unknown_ops": "unknown_ops"}
+
+
+def add_workload_arguments(parser) -> None:
+    """Add the workload flags (phase, batch, lengths, parallelism, dtypes, LLM knobs) to ``parser``."""
+    for flag, dest, ftype, choices, text in WORKLOAD_FLAGS:
+        parser.add_argument(flag, dest=dest, type=ftype, choices=choices, help=text)
+    parser.add_argument("--unfused-attention", dest="fused_attention", action="store_const", const=False,
+                        help="materialize attention scores (no flash-style fusion)")
+
+
+def workload_from_args(args, ref: str):
+    """The workload graph for ``ref`` built with the flags in ``args``; its warnings go to stderr."""
+    from hwmodels.errors import InputError
+    from workloads import load_workload
+
+    suffix = Path(ref).suffix.lower()
+    table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
+    given = {dest for dest in set(MODEL_KNOBS) | set(ONNX_KNOBS) if getattr(args, dest, None) is not None}
+    extra = sorted("--" + d.replace("_", "-") for d in given - set(table))
+    if extra:
+        raise InputError(f"option(s) {', '.join(extra)} do not apply to {ref}", path="options")
+    graph = load_workload(ref, **{table[d]: getattr(args, d) for d in given})
+    for message in graph.meta.get("warnings", []):
+        warn(message)
+    return graph
 
 
 def register(subparsers) -> None:
@@ -31,54 +74,13 @@ def register(subparsers) -> None:
 
     show = sub.add_parser("show", help="params, FLOPs, bytes by role, KV cache and ops of a workload")
     show.add_argument("ref", metavar="MODEL|config.json|workload.yaml|model.onnx")
-    show.add_argument("--phase", choices=("prefill", "decode", "chunked"))
-    show.add_argument("--batch", type=int, help="sequences (decode) or prompts (prefill); ONNX: dynamic dims")
-    show.add_argument("--prompt-len", dest="prompt_len", type=int)
-    show.add_argument("--context", type=int, help="tokens already cached per sequence (decode, chunked)")
-    show.add_argument("--tp", type=int)
-    show.add_argument("--pp", type=int)
-    show.add_argument("--ep", type=int)
-    show.add_argument("--microbatches", type=int)
-    show.add_argument("--dtype")
-    show.add_argument("--weight-dtype", dest="weight_dtype")
-    show.add_argument("--kv-dtype", dest="kv_dtype")
-    show.add_argument("--group-size", dest="group_size", type=int, help="int4/int8 quantization group")
-    show.add_argument("--kv-placement", dest="kv_placement", choices=("device", "host", "cxl"))
-    show.add_argument("--spec-tokens", dest="spec_tokens", type=int)
-    show.add_argument("--draft", help="draft model for speculative decoding")
-    show.add_argument("--acceptance", type=float)
-    show.add_argument("--best-of", dest="best_of", type=int)
-    show.add_argument("--kv-fraction", dest="kv_fraction", type=float, help="sparse attention: KV read")
-    show.add_argument("--chunk-size", dest="chunk_size", type=int)
-    show.add_argument("--moe-imbalance", dest="moe_imbalance", type=float)
-    show.add_argument("--unfused-attention", dest="fused_attention", action="store_const", const=False,
-                      help="materialize attention scores (no flash-style fusion)")
-    show.add_argument("--unknown-ops", dest="unknown_ops", choices=("error", "elementwise"))
+    add_workload_arguments(show)
     show.add_argument("--format", choices=("table", "json"), default="table")
     show.set_defaults(func=cmd_show)
 
 
-def _knobs(args, table: dict) -> dict:
-    return {kw: getattr(args, dest) for dest, kw in table.items() if getattr(args, dest, None) is not None}
-
-
-def _given(args, table: dict) -> list[str]:
-    every = set(MODEL_KNOBS) | set(ONNX_KNOBS)
-    return sorted("--" + d.replace("_", "-") for d in every - set(table) if getattr(args, d, None) is not None)
-
-
 def cmd_show(args) -> int:
-    from hwmodels.errors import InputError
-    from workloads import load_workload
-
-    suffix = Path(args.ref).suffix.lower()
-    table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
-    extra = _given(args, table)
-    if extra:
-        raise InputError(f"option(s) {', '.join(extra)} do not apply to {args.ref}", path="options")
-    graph = load_workload(args.ref, **_knobs(args, table))
-    for message in graph.meta.get("warnings", []):
-        warn(message)
+    graph = workload_from_args(args, args.ref)
     summary = graph.summary()
     if graph.meta.get("tp", 1) > 1 or graph.meta.get("pp", 1) > 1:
         summary["scope"] = "one tensor-parallel rank of each pipeline stage"
