@@ -86,7 +86,7 @@ def cmd_calibrate(args) -> int:
     print(f"overlay:      {summary['overlay']}   (use: --hw {summary['overlay']})")
     print(f"measurements: {summary['measurements']}  ({summary['kernels']} kernels, {summary['trusted']} trusted, "
           f"{summary['refused']} refused as too noisy, {summary['held_out']} held out for validation)")
-    print(f"fingerprint:  {summary['fingerprint']}")
+    print(f"fingerprint:  {summary['fingerprint']}  (BLAS threads: {result.fingerprint.get('threads_pinned')})")
     if fit.launch_overhead_s is not None:
         print(f"launch overhead: {fit.launch_overhead_s * 1e6:.3g} us")
     rows = [{"level": k, "bandwidth_GB_s": v / 1e9} for k, v in fit.ceilings_bytes_s.items()]
