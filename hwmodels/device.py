@@ -72,6 +72,8 @@ class Engine(_Frozen):
     units: int = 1
     efficiency: float
     efficiency_curve: dict[str, Curve] | None = None
+    # Units of a cluster fed by one cache read of an operand tile (multicast); 1 = no sharing.
+    operand_multicast: int = 1
 
 
 class MemoryLevel(_Frozen):
@@ -275,7 +277,8 @@ def _engine(name: str, spec: EngineSpec, doc: Document, problems: list[Problem])
     units = spec.units or (spec.systolic.arrays if spec.systolic else 1)
     curves = {d: _curve(c) for d, c in spec.efficiency_curve.items()} if spec.efficiency_curve else None
     return Engine(kind=spec.kind, peak_flops=peak, units=units,
-                  efficiency=spec.efficiency or engine_efficiency(spec.kind), efficiency_curve=curves)
+                  efficiency=spec.efficiency or engine_efficiency(spec.kind), efficiency_curve=curves,
+                  operand_multicast=spec.operand_multicast or 1)
 
 
 def _memory(spec: MemoryLevelSpec) -> MemoryLevel:

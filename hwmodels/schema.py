@@ -142,6 +142,9 @@ class EngineSpec(Spec):
     efficiency: Fraction | None = Field(None, description="default achievable fraction of peak; "
                                                           "default from hwmodels.defaults")
     efficiency_curve: dict[Dtype, CurveSpec] | None = None
+    operand_multicast: PositiveInt | None = Field(
+        None, description="units of a cluster that one read of an operand tile from the cache feeds "
+                          "(Hopper TMA multicast to a 2-CTA thread-block cluster: 2); default 1")
     notes: str | None = None
 
     @model_validator(mode="after")

@@ -27,9 +27,13 @@ output in tiles; the data it re-reads depends on what fits on chip:
     ``Tm = rows x tm``, ``Tn = cols x tn``. This is why large GEMMs on GPUs move little more than
     their compulsory bytes although their panels do not fit in L2.
 * Through the cache level itself every CTA tile (tm x tn) streams its panels:
-  ``|A| ceil(n / tn) + |B| ceil(m / tm)``. The tile is the candidate of
-  :data:`~roofline.efficiency.CANDIDATE_TILES` with the smallest time under this model
-  (:func:`gemm_into`), as a library's heuristics or an autotuner would pick it.
+  ``|A| ceil(n / tn) + |B| ceil(m / tm)``. On an engine with ``operand_multicast = c > 1``
+  (Hopper: TMA multicast within a thread-block cluster) the c tiles of a cluster that share a
+  panel get it from one cache read: a cluster of c tiles along m reads B
+  ``ceil(ceil(m / tm) / c)`` times, one along n reads A ``ceil(ceil(n / tn) / c)`` times
+  (:func:`cluster_shapes`). The tile and cluster are the candidate of
+  :data:`~roofline.efficiency.CANDIDATE_TILES` x :func:`cluster_shapes` with the smallest time
+  under this model (:func:`gemm_into`), as a library's heuristics or an autotuner would pick it.
 * From the innermost on-chip level (shared memory, VMEM) the matrix units read operands once per
   register tile (:data:`~roofline.efficiency.REGISTER_TILE`).
 * A further on-chip level (MI300X's Infinity Cache, a CPU's L3) sees the traffic the level inside
@@ -184,6 +188,16 @@ def cost_streaming(op, device) -> Demands:
 
 
 # -- GEMM -----------------------------------------------------------------------------------------
+def cluster_shapes(multicast: int) -> tuple[tuple[float, float], ...]:
+    """(tiles along m, tiles along n) of the clusters a kernel can launch on an engine whose
+    operand tiles are multicast to ``multicast`` units: one tile alone, or ``multicast`` tiles in
+    a row along m (sharing B's panel) or along n (sharing A's panel)."""
+    if multicast <= 1:
+        return ((1.0, 1.0),)
+    c = float(multicast)
+    return ((c, 1.0), (1.0, c))
+
+
 def operand_reads(m, n, k, ea, eb, capacity, tm, tn, units=1.0, instances=1.0, xp=SCALAR):
     """(times A is read, times B is read) from the memory behind a cache of ``capacity`` bytes,
     for one (m x k) x (k x n) GEMM of tm x tn tiles with ``ea``/``eb`` bytes per element, run by
@@ -221,23 +235,25 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
     (:data:`~roofline.efficiency.CANDIDATE_TILES`) with the smallest time under this very model,
     as a library's heuristics or an autotuner would; so a faster resource never makes it slower.
     """
-    g_m, g_n = b.info.granule(_matrix_engine(b, flops)[0])
+    choice = _matrix_engine(b, flops)[0]
+    g_m, g_n = b.info.granule(choice)
+    multicast = choice.engine.operand_multicast if choice and choice.engine.kind == "matrix" else 1
     candidates, seen = [], set()
     best_busy = None
     floor_s = _compulsory_floor_s(b, (a, bm, c, *others)) if xp is SCALAR else 0.0
-    for cand_m, cand_n in CANDIDATE_TILES:
+    for (cand_m, cand_n), cluster in ((t, cl) for t in CANDIDATE_TILES for cl in cluster_shapes(multicast)):
         tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
         if xp is SCALAR:
-            if (tm, tn) in seen:      # a short dimension makes several candidates the same tile
+            if (tm, tn, cluster) in seen:   # a short dimension makes several candidates the same tile
                 continue
-            seen.add((tm, tn))
+            seen.add((tm, tn, cluster))
         cand = b.spawn()
         _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp)
         # a tile whose compute time (or the time to move every operand once) is no better than
         # the best so far cannot win: skip costing its traffic
         if xp is SCALAR and best_busy is not None and max(cand.busy_s(), floor_s) >= best_busy:
             continue
-        _gemm_traffic(cand, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp)
+        _gemm_traffic(cand, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp, cluster)
         if xp is SCALAR:
             busy = cand.busy_s()
             best_busy = busy if best_busy is None else min(best_busy, busy)
@@ -274,8 +290,10 @@ def _gemm_compute(b: DemandsBuilder, m, n, k, instances, flops, tm, tn, xp) -> N
     _add_flops(b, flops, util, k_ramp(k / splits, xp))
 
 
-def _gemm_traffic(b: DemandsBuilder, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp) -> None:
-    """A GEMM's bytes per memory level when it runs output tiles of tm x tn (module docstring)."""
+def _gemm_traffic(b: DemandsBuilder, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp,
+                  cluster=(1.0, 1.0)) -> None:
+    """A GEMM's bytes per memory level when it runs output tiles of tm x tn in clusters of
+    ``cluster`` = (tiles along m, tiles along n) that share operand reads (module docstring)."""
     info = b.info
     choice, _ = _matrix_engine(b, flops)
     units = float(choice.engine.units) if choice else 1.0
@@ -295,7 +313,9 @@ def _gemm_traffic(b: DemandsBuilder, m, n, k, instances, flops, a, bm, c, others
     # on-chip: register-tile traffic at the innermost level, CTA-tile traffic at the next, and
     # beyond that each level sees what the level inside it cannot keep (blocked by its capacity)
     on_chip = info.on_chip
-    cta = a_bytes * xp.ceil(n / tn) + b_bytes * xp.ceil(m / tm) + c_bytes + other_bytes
+    # a cluster along n reads A's panel once for its tiles, one along m B's (multicast)
+    cta = (a_bytes * xp.ceil(xp.ceil(n / tn) / cluster[1]) + b_bytes * xp.ceil(xp.ceil(m / tm) / cluster[0])
+           + c_bytes + other_bytes)
     if len(on_chip) == 1:
         b.memory(on_chip[0], cta)
     elif on_chip:

@@ -23,7 +23,7 @@ def test_op_matmul_json(capsys):
     assert doc["bound"] == max(doc["times_s"], key=doc["times_s"].get)
     assert doc["intensity"]["hbm"] == pytest.approx(doc["flops"] / doc["bytes"]["hbm"])
     # the hierarchical roofline: min(peak, intensity x bandwidth at every level)
-    bandwidth = {"smem": 19.5e12, "l2": 4e12, "hbm": 2039e9}
+    bandwidth = {"smem": 19.5e12, "l2": 7.22e12, "hbm": 2039e9}
     assert doc["attainable_flops"] == pytest.approx(
         min([312e12] + [doc["intensity"][lv] * bw for lv, bw in bandwidth.items()]))
     assert doc["latency_s"] > doc["flops"] / 312e12
