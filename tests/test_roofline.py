@@ -15,8 +15,9 @@ import hwmodels
 from hwmodels.errors import InputError
 from roofline import Demands, collectives, cost, cost_matmul_batch, ridge_points
 from roofline.builder import DemandsBuilder
-from roofline.costs import COSTS, operand_reads, register_cost
+from roofline.costs import COSTS, _gemm_traffic, cluster_shapes, operand_reads, register_cost
 from roofline.efficiency import CACHE_USABLE_FRACTION, LINK_FRAMING, padding_utilization, wave_utilization
+from roofline.mathns import SCALAR
 from workloads import OPERATORS, Operator, Tensor, register_operator
 from workloads.operators import Attention, Collective, Conv2d, Elementwise, MatMul, Softmax
 
@@ -151,6 +152,54 @@ def test_a_wave_in_lockstep_shares_its_fetches():
     assert operand_reads(n, n, n, 2.0, 2.0, 40e6, 256.0, 128.0, units=1.0) == (54, 54)
     # no cache: every tile fetches its own panels
     assert operand_reads(n, n, n, 2.0, 2.0, 0.0, 256.0, 128.0, units=108.0) == (128, 64)
+
+
+def test_a_two_tile_cluster_reads_the_shared_panel_once_from_l2():
+    """1024 x 1024 x 512 bf16 in 128 x 256 tiles: 8 row tiles, 4 column tiles; |A| = |B| = 1 MiB,
+    |C| = 2 MiB. Alone, each tile streams its panels through L2: A 4 times, B 8 times. A cluster of
+    2 tiles along m gets each B panel from one multicast read: B 4 times; along n, A twice."""
+    h100 = hwmodels.load_device("h100-sxm")
+    op = MatMul(name="g", m=1024, n=1024, k=512)
+    mib = 1024.0 ** 2
+    operands = dict(a=(mib, 2.0, "device"), bm=(mib, 2.0, "device"), c=(2 * mib, 2.0, "device"), others=())
+    l2 = {}
+    for cluster in ((1.0, 1.0), (2.0, 1.0), (1.0, 2.0)):
+        b = DemandsBuilder("g", "matmul", h100)
+        _gemm_traffic(b, 1024.0, 1024.0, 512.0, 1.0, op.flops(), tm=128.0, tn=256.0, xp=SCALAR,
+                      cluster=cluster, **operands)
+        l2[cluster] = b.work["memory:l2"]
+    assert l2[(1.0, 1.0)] == (4 + 8 + 2) * mib
+    assert l2[(2.0, 1.0)] == (4 + 4 + 2) * mib
+    assert l2[(1.0, 2.0)] == (2 + 8 + 2) * mib
+    assert cluster_shapes(1) == ((1.0, 1.0),)
+    assert cluster_shapes(2) == ((2.0, 1.0), (1.0, 2.0))
+
+
+def test_an_l2_bound_gemm_picks_the_cluster_that_reads_least():
+    """4096^3 bf16 on an H100 whose L2 is made the bottleneck (1 TB/s): every operand is 32 MiB.
+    Best without multicast: 256 x 128 tiles, A ceil(4096 / 128) = 32 and B 16 times, + C = 49 x
+    32 MiB. With 2-tile clusters sharing A: A 16, B 16, + C = 33 x 32 MiB."""
+    h100 = hwmodels.load_device("h100-sxm").with_overrides({"memory.l2.bandwidth": "1 TB/s"})
+    alone = h100.with_overrides({"engines.tensor.operand_multicast": 1})
+    op = MatMul(name="g", m=4096, n=4096, k=4096)
+    operand = 4096 * 4096 * 2
+    shared, single = cost(op, h100), cost(op, alone)
+    assert shared.bound == single.bound == "memory:l2"
+    assert shared.work["memory:l2"] == 33 * operand
+    assert single.work["memory:l2"] == 49 * operand
+    assert shared.work["memory:hbm"] == single.work["memory:hbm"]   # multicast is an on-chip matter
+
+
+def test_catalog_l2_bandwidths_follow_their_derivations():
+    """A100: 5120 B/clk x 1.41 GHz (whitepaper). H100 SXM (estimate): A100's per-SM rate,
+    5120 / 108 B/clk, x 132 SMs x 1.83 GHz."""
+    a100 = hwmodels.load_device("a100-sxm-80gb")
+    h100 = hwmodels.load_device("h100-sxm")
+    assert a100.memory["l2"].bandwidth_bytes_s == pytest.approx(5120 * 1.41e9, rel=1e-3)
+    assert h100.memory["l2"].bandwidth_bytes_s == pytest.approx(5120 / 108 * 132 * 1.83e9, rel=1e-3)
+    assert (a100.engines["tensor"].operand_multicast, h100.engines["tensor"].operand_multicast) == (1, 2)
+    with pytest.raises(InputError, match="operand_multicast"):
+        h100.with_overrides({"engines.tensor.operand_multicast": 0})
 
 
 def test_weights_in_host_memory_are_read_over_pcie(a100):

@@ -11,11 +11,13 @@ from roofline import cost, cost_matmul_batch
 from workloads.operators import Attention, Collective, Elementwise, MatMul, RMSNorm
 
 A100 = hwmodels.load_device("a100-sxm-80gb")
+H100 = hwmodels.load_device("h100-sxm")   # operand_multicast 2: the cluster path of the tiling model
+H100_NO_MULTICAST = H100.with_overrides({"engines.tensor.operand_multicast": 1})
 
 # (dotted override path, YAML value with {} for the scaled number)
 FASTER = {
     "hbm": ("memory.hbm.bandwidth", "{:.6g} GB/s", 2039.0),
-    "l2": ("memory.l2.bandwidth", "{:.6g} TB/s", 4.0),
+    "l2": ("memory.l2.bandwidth", "{:.6g} TB/s", 7.22),
     "smem": ("memory.smem.bandwidth", "{:.6g} TB/s", 19.5),
     "tensor": ("engines.tensor.peak.bf16", "{:.6g} TFLOP/s", 312.0),
     "vector": ("engines.vector.peak.bf16", "{:.6g} TFLOP/s", 78.0),
@@ -55,6 +57,17 @@ def test_more_bandwidth_or_compute_never_makes_an_operator_slower(op, resource, 
     assert cost(op, faster).time_s <= cost(op, A100).time_s * (1 + 1e-12)
 
 
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(m=dims, n=dims, k=dims, factor=st.floats(1.0, 16.0))
+def test_faster_l2_or_operand_multicast_never_slows_a_gemm_on_h100(m, n, k, factor):
+    op = MatMul(name="g", m=m, n=n, k=k)
+    base = cost(op, H100).time_s
+    faster = H100.with_overrides({"memory.l2.bandwidth": f"{11.45 * factor:.6g} TB/s"})
+    assert cost(op, faster).time_s <= base * (1 + 1e-12)
+    # sharing operand reads in a cluster is a faster L2 for the shared operand: never slower
+    assert base <= cost(op, H100_NO_MULTICAST).time_s * (1 + 1e-12)
+
+
 @settings(max_examples=50, deadline=None)
 @given(op=operators())
 def test_time_covers_every_resource_demand(op):
@@ -72,7 +85,9 @@ def test_time_covers_every_resource_demand(op):
 @settings(max_examples=25, deadline=None)
 @given(m=st.lists(dims, min_size=1, max_size=8), n=dims, k=dims)
 def test_vectorized_matches_scalar(m, n, k):
-    batch = cost_matmul_batch(np.array(m), n, k, A100)
-    for i, mi in enumerate(m):
-        one = cost(MatMul(name="g", m=mi, n=n, k=k), A100)
-        assert batch.time_s[i] == pytest.approx(one.time_s, rel=1e-9)
+    for device in (A100, H100):
+        batch = cost_matmul_batch(np.array(m), n, k, device)
+        for i, mi in enumerate(m):
+            one = cost(MatMul(name="g", m=mi, n=n, k=k), device)
+            assert batch.time_s[i] == pytest.approx(one.time_s, rel=1e-9)
+            assert batch.bound[i] == one.bound
