@@ -23,7 +23,9 @@ ENGINE_EFFICIENCY: dict[str, tuple[float, str]] = {
 MEMORY_EFFICIENCY: dict[str, tuple[float, str]] = {
     "sram": (0.80, "shared memory / SRAM bank conflicts and issue limits keep "
                    "microbenchmarks at about 80% of the theoretical bank bandwidth"),
-    "l2": (0.75, "L2 slices are shared across a crossbar; microbenchmarks reach about 70-80%"),
+    "l2": (0.75, "L2 slices are shared across a crossbar; microbenchmarks reach about 70-80% of "
+                 "the per-clock figure (bytes/clk x clock) the catalog states, so a measured L2 "
+                 "bandwidth given as a level's bandwidth needs efficiency 1"),
     "hbm": (0.90, "HBM reaches about 90% of peak in STREAM/BabelStream on A100/H100/MI300X"),
     "gddr": (0.85, "GDDR6 reaches about 85% of peak in STREAM-like kernels (refresh, "
                    "read/write turnarounds)"),
