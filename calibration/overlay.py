@@ -35,7 +35,7 @@ import pandas as pd
 
 from hwmodels.units import format_quantity
 
-from .fit import fit_curve, interference_outliers, level_bands, median_curve, stream_ceilings
+from .fit import curve_value, fit_curve, interference_outliers, level_bands, median_curve, stream_ceilings
 from .opmap import kernel_ops
 from .runner import case_from_row
 
@@ -128,7 +128,6 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
             overlay_memory[level] = {"bandwidth": f"{bw:.6g} B/s", "efficiency": 1.0}
         else:
             overlay_memory[level] = {"bandwidth": f"{bw:.6g} B/s"}
-    overrides[f"memory.{main}.efficiency_curve"] = {"x": "log10_bytes", "points": FLAT}
 
     # the GEMMs of the device's own stack: numpy/BLAS on the host, torch on a GPU
     backend = "torch" if (frame.device != "host").any() else "numpy"
@@ -138,30 +137,58 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
     for name, engine in base.engines.items():   # the reference: every engine at efficiency 1
         for dtype in engine.peak_flops:
             overrides[f"engines.{name}.efficiency_curve.{dtype}"] = {"x": "log10_flops", "points": FLAT}
+    # the main-memory curve first, on a reference with every efficiency at 1 ...
+    mem_ref = base.with_overrides({**overrides, f"memory.{main}.efficiency_curve": {"x": "log10_bytes",
+                                                                                 "points": FLAT}})
+    key = f"memory:{main}"
+    families: dict[str, tuple[list, list]] = {}
+    mem_rows = fit_rows[fit_rows.kernel.isin(MEMORY_FAMILIES) & (fit_rows.backend == "numpy")]
+    for _, row in mem_rows.iterrows():
+        case = case_from_row(row)
+        (op,) = kernel_ops(case)
+        d = cost(op, mem_ref)
+        if key not in d.work or max(d.times(), key=d.times().get) != key:
+            continue
+        available = row.median_s - d.fixed_s
+        need = d.times()[key] / available if available > 0 else 1.0
+        xs, effs = families.setdefault(MEMORY_FAMILIES[case.kernel], ([], []))
+        xs.append(math.log10(d.work[key]))
+        effs.append(need)
+        report.samples.append({"case_id": case.case_id, "key": key, "x": xs[-1],
+                               "efficiency_at_detected_peak": need})
+    if families:
+        points = median_curve(families)
+        report.curves[key] = points
+        overlay_memory.setdefault(main, {})["efficiency_curve"] = {"x": "log10_bytes", "points": points}
+    # ... then the compute curves on a reference with the memory exactly as the overlay will have
+    # it (a GEMM's tile choice depends on its memory rates) and every engine at efficiency 1
+    if key in report.curves:
+        overrides[f"memory.{main}.efficiency_curve"] = {"x": "log10_bytes", "points": report.curves[key]}
     flat = base.with_overrides(overrides)
 
     for dtype in dtypes:
         choice = info.engine_for("matrix", dtype)
-        xs, effs = [], []
+        xs, effs, measured = [], [], []
         for _, row in gemm[gemm.dtype == dtype].iterrows():
             case = case_from_row(row)
             (op,) = kernel_ops(case)
             d = cost(op, flat)
-            key = _compute_key(d)
+            ckey = _compute_key(d)
             available = row.median_s - d.fixed_s
-            if key is None or available <= 0:
+            if ckey is None or available <= 0:
                 continue
-            need = d.times()[key] / available
-            slowest_other = max((t for k, t in d.times().items() if k != key), default=0.0)
+            need = d.times()[ckey] / available
+            slowest_other = max((t for k, t in d.times().items() if k != ckey), default=0.0)
             if slowest_other > row.median_s:
                 report.warnings.append(f"{case.case_id}: the model's {max(d.times(), key=d.times().get)} "
                                        f"time exceeds the measured time; its compute efficiency is not fitted")
                 continue
-            xs.append(math.log10(d.work[key]))
+            xs.append(math.log10(d.work[ckey]))
             effs.append(need)
-            report.samples.append({"case_id": case.case_id, "key": f"{key}:{choice.dtype}",
+            measured.append((op, float(row.median_s)))
+            report.samples.append({"case_id": case.case_id, "key": f"{ckey}:{choice.dtype}",
                                    "x": xs[-1], "efficiency_at_detected_peak": need})
-        xs, effs = _drop_interference(xs, effs, f"{dtype} GEMM", report)
+        xs, effs, measured = _drop_interference(f"{dtype} GEMM", report, xs, effs, measured)
         if not effs:
             report.warnings.append(f"no usable {dtype} GEMM measurement; the engine keeps its default")
             continue
@@ -169,10 +196,12 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         factor = max(1.0, float(np.max(effs)))
         empirical = detected * factor
         report.peaks_flops[choice.dtype] = {"detected": detected, "empirical": empirical}
-        points = fit_curve(xs, np.asarray(effs) / factor)
+        peak = {f"engines.{choice.name}.peak.{choice.dtype}": f"{empirical:.6g} FLOP/s"} if factor > 1.0 else {}
+        points = _refine(flat, peak, f"engines.{choice.name}.efficiency_curve.{choice.dtype}", xs,
+                         [e / factor for e in effs], measured)
         report.curves[f"{choice.name}:{choice.dtype}"] = points
         eng = overlay_engines.setdefault(choice.name, {})
-        if factor > 1.0:
+        if peak:
             eng.setdefault("peak", {})[choice.dtype] = f"{empirical:.6g} FLOP/s"
         eng.setdefault("efficiency_curve", {})[choice.dtype] = {"x": "log10_flops", "points": points}
 
@@ -199,26 +228,6 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
     overlay_links: dict = {}
     _fit_copies(fit_rows, base, flat, report, overlay_memory, overlay_links)
 
-    key = f"memory:{main}"
-    families: dict[str, tuple[list, list]] = {}
-    mem_rows = fit_rows[fit_rows.kernel.isin(MEMORY_FAMILIES) & (fit_rows.backend == "numpy")]
-    for _, row in mem_rows.iterrows():
-        case = case_from_row(row)
-        (op,) = kernel_ops(case)
-        d = cost(op, flat)
-        if key not in d.work or max(d.times(), key=d.times().get) != key:
-            continue
-        available = row.median_s - d.fixed_s
-        need = d.times()[key] / available if available > 0 else 1.0
-        xs, effs = families.setdefault(MEMORY_FAMILIES[case.kernel], ([], []))
-        xs.append(math.log10(d.work[key]))
-        effs.append(need)
-        report.samples.append({"case_id": case.case_id, "key": key, "x": xs[-1],
-                               "efficiency_at_detected_peak": need})
-    if families:
-        points = median_curve(families)
-        report.curves[key] = points
-        overlay_memory.setdefault(main, {})["efficiency_curve"] = {"x": "log10_bytes", "points": points}
 
     overlay = {
         "id": f"{base.id}-calibrated" if not base.id.endswith("-calibrated") else base.id,
@@ -272,13 +281,44 @@ def _fit_copies(fit_rows, base, flat, report: FitReport, overlay_memory: dict, o
             report.ceilings_bytes_s[name] = bw
 
 
-def _drop_interference(xs: list, effs: list, what: str, report: FitReport) -> tuple[list, list]:
-    """``(xs, effs)`` without the samples :func:`calibration.fit.interference_outliers` flags."""
+def _drop_interference(what: str, report: FitReport, xs: list, effs: list, *aligned: list) -> tuple[list, ...]:
+    """``xs, effs`` (and lists aligned with them) without the samples that
+    :func:`calibration.fit.interference_outliers` flags."""
     bad = interference_outliers(xs, effs)
     if bad.any():
         report.warnings.append(f"{int(bad.sum())} {what} measurement(s) ran at under a third of the "
                                "efficiency of a smaller one (another program took the cores?); left out of the fit")
-    return [x for x, b in zip(xs, bad) if not b], [e for e, b in zip(effs, bad) if not b]
+    return tuple([v for v, b in zip(seq, bad) if not b] for seq in (xs, effs, *aligned))
+
+
+REFINE_ROUNDS = 4
+
+
+def _refine(reference, extra: dict, curve_path: str, xs: list, effs: list, measured: list) -> list:
+    """Curve points that make ``roofline.cost`` reproduce the measured kernels.
+
+    The first estimate assumes the kernel's shape effects do not depend on the efficiency; but a
+    GEMM picks its tile by the model's time, which does. So each round costs the kernels with the
+    curve so far and asks, for each, for the curve value times predicted over measured time (its
+    time is inversely proportional to the curve there), until the curve stops changing. A kernel
+    the curve cannot fit (a dip the monotone curve pools away) asks for the same value each round,
+    so nothing drifts.
+    """
+    from roofline.costs import cost
+
+    points = fit_curve(xs, effs)
+    for _ in range(REFINE_ROUNDS):
+        device = reference.with_overrides({**extra, curve_path: {"x": "log10_flops", "points": points}})
+        targets = []
+        for x, (op, seconds) in zip(xs, measured):
+            d = cost(op, device)
+            # the curve value that would make this kernel's time right, its tile choice as now
+            targets.append(curve_value(points, x) * (d.time_s - d.fixed_s) / (seconds - d.fixed_s))
+        new = fit_curve(xs, targets)
+        if new == points:
+            break
+        points = new
+    return points
 
 
 def _source(fp: dict) -> str:
