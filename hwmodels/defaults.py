@@ -45,3 +45,49 @@ def engine_efficiency(kind: str) -> float:
 def memory_efficiency(kind: str) -> float:
     """Default achievable fraction of peak bandwidth for a memory level of ``kind``."""
     return MEMORY_EFFICIENCY[kind][0]
+
+
+# --------------------------------------------------------------------------- power
+# A GPU or NPU running any kernel draws far more than its idle power even when it does few
+# useful FLOPs: clocks at boost, SM/MXU front-ends, schedulers, register files, the clock tree
+# and the HBM PHY/controller are all busy. That "active baseline" is not in the sources, so it
+# is one fraction of the span from idle to TDP, the same for every device:
+#     active = static + ACTIVE_POWER_FRACTION x (tdp - static).
+# Its value is FITTED, on exactly one public row (energy-h100-llama31-8b-b8: Llama-3.1-8B decode,
+# batch 8, vLLM on an H100 SXM, 0.4548 J/tok) by `python -m calibration.energy_fit`, which also
+# prints the error on held-out data (the batch-256 row and TPU v4's measured mean power).
+ACTIVE_POWER_FRACTION: tuple[float, str] = (
+    0.57, "fitted by `python -m calibration.energy_fit` on the public row energy-h100-llama31-8b-b8 "
+          "(one free parameter; the per-FLOP and per-byte energies are fixed before the fit)")
+
+# Kinds the fraction applies to by default. CPUs, FPGAs and memory expanders keep active =
+# static unless their YAML sets `power.active`: their per-operation energies were derived
+# independently (an FPGA's already assigns a fixed share of TDP - static to its DSP work), so a
+# baseline on top would count the same watts twice.
+ACTIVE_POWER_KINDS = ("gpu", "npu")
+
+
+def active_power_w(kind: str, static_w: float, tdp_w: float) -> float:
+    """Default baseline draw (W) of a device of ``kind`` while it executes work."""
+    if kind not in ACTIVE_POWER_KINDS:
+        return static_w
+    return static_w + ACTIVE_POWER_FRACTION[0] * (tdp_w - static_w)
+
+
+def flop_energy_at_tdp_j(tdp_w: float, active_w: float, peak_flops_s: float, efficiency: float) -> float:
+    """Dynamic energy per FLOP (J) such that a large kernel at ``efficiency`` x ``peak_flops_s``
+    draws exactly the TDP on top of the active baseline: (tdp - active) / (peak x efficiency).
+
+    The rule behind the GPU/NPU catalog's ``power.energy_per_flop`` (a large bf16 GEMM at about
+    80% of peak holds an H100 at its 700 W limit). The memory traffic of such a GEMM is
+    negligible next to it (operands re-used from SRAM tiles: about 0.01 pJ/FLOP of shared-memory
+    and HBM energy), so the whole span above the baseline is charged to the FLOPs."""
+    return (tdp_w - active_w) / (peak_flops_s * efficiency)
+
+
+# Dtypes that no matrix engine runs (CUDA-core fp32/fp64, a TPU's VPU fp32): their energy per
+# FLOP is the matrix bf16 value times the Horowitz (ISSCC 2014) ratio, because a vector unit at
+# full rate is a small part of the chip and does not reach TDP, so the TDP rule would overstate
+# it. fp32 FMA (3.7 + 0.9) / 2 = 2.3 pJ/FLOP vs bf16 (1.1 + 0.4) / 2 = 0.75 pJ/FLOP = 3.07x,
+# times operand delivery x3 on the CUDA-core path vs x2 on the tensor path => 4.6x; fp64 = 4 x fp32.
+NON_MATRIX_FLOP_ENERGY_RATIO: dict[str, float] = {"fp32": 4.6, "fp64": 18.4}

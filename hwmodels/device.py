@@ -16,7 +16,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
-from .defaults import engine_efficiency, memory_efficiency
+from .defaults import active_power_w, engine_efficiency, memory_efficiency
 from .errors import InputError, Problem
 from .schema import (
     DERIVED_PEAK_TOLERANCE,
@@ -108,9 +108,11 @@ class Link(_Frozen):
 
 
 class Power(_Frozen):
-    """Static (idle) power, TDP (W) and dynamic energy per FLOP per dtype (J/FLOP)."""
+    """Static (idle) power, the active baseline drawn while any work runs, TDP (W), and dynamic
+    energy per FLOP per dtype (J/FLOP). ``static_w <= active_w <= tdp_w``."""
 
     static_w: float
+    active_w: float
     tdp_w: float
     energy_j_per_flop: dict[str, float]
 
@@ -169,6 +171,7 @@ class Device(_Frozen):
         for name, level in self.memory.items():
             out["memory"][name].setdefault("efficiency", level.efficiency)
             out["memory"][name].setdefault("on_chip", level.on_chip)
+        out["power"].setdefault("active", format_quantity(self.power.active_w, "power"))
         return out
 
 
@@ -347,6 +350,14 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
     if static > tdp:
         problems.append(doc.problem(f"static power {spec.power.static} exceeds the TDP {spec.power.tdp}",
                                     ("power", "static")))
+    if spec.power.active is None:
+        active = active_power_w(spec.kind, static, tdp)
+    else:
+        active = parse_quantity(spec.power.active, "power", allow_zero=True)
+        if not static <= active <= tdp:
+            problems.append(doc.problem(
+                f"active power {spec.power.active} must lie between the static power {spec.power.static} "
+                f"and the TDP {spec.power.tdp}", ("power", "active")))
     if problems:
         raise InputError(problems=in_file_order(problems))
     device = Device(
@@ -354,7 +365,7 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
         engines=engines,
         memory={name: _memory(m) for name, m in spec.memory.items()},
         links={name: link_from_spec(lk) for name, lk in spec.links.items()},
-        power=Power(static_w=static, tdp_w=tdp, energy_j_per_flop=energy),
+        power=Power(static_w=static, active_w=active, tdp_w=tdp, energy_j_per_flop=energy),
         launch_overhead_s=parse_quantity(spec.launch_overhead, "time", allow_zero=True),
     )
     device._raw = copy.deepcopy(raw)

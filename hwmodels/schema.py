@@ -188,6 +188,9 @@ class LinkSpec(Spec):
 
 class PowerSpec(Spec):
     static: PowerOrZero = Field(description="power drawn when idle (leakage, clocks, fans)")
+    active: PowerOrZero | None = Field(None, description=(
+        "baseline power while the device executes any work, whatever its FLOPs (clocks at boost, "
+        "front-ends, register files, memory PHYs busy); default: hwmodels.defaults.active_power_w"))
     tdp: Power
     energy_per_flop: dict[Dtype, EnergyPerFlop] = Field(default_factory=dict)
     notes: str | None = None

@@ -43,6 +43,8 @@ class SimResult:
     energy_j: float
     dynamic_energy_j: float
     static_energy_j: float
+    active_energy_j: float
+    busy_s: dict[str, float]
     avg_power_w: dict[str, float]
     tdp_w: dict[str, float]
     over_tdp: list[str]
@@ -62,19 +64,24 @@ class SimResult:
     def build(cls, plan, res, infos, *, seed: int, jitter: float, scale: dict) -> SimResult:
         makespan = res.makespan_s
         system = plan.system
-        # Energy: dynamic per operator instance (per node it ran on) + static x makespan.
-        # Only the accelerators the workload is placed on count (a system may have idle ones).
+        # Energy per device: idle (static) power x makespan, + the active baseline above idle x the
+        # time the device runs any operator (union of its operators' spans), + dynamic energy per
+        # operator instance (per node doing its work). Only the accelerators the workload is
+        # placed on count (a system may have idle ones).
         used = plan.used_nodes()
         dyn: dict[str, float] = dict.fromkeys(used, 0.0)
         for info in infos:
             for n in info.workers:
                 dyn[n] = dyn.get(n, 0.0) + info.energy_j
-        static_w = {n: system.devices[n].power.static_w for n in used}
-        tdp = {n: system.devices[n].power.tdp_w for n in used}
-        static_e = sum(w * makespan for w in static_w.values())
+        busy_spans = _busy_intervals(res, infos, used)
+        busy = {n: sum(b - a for a, b in busy_spans[n]) for n in used}
+        pw = {n: system.devices[n].power for n in used}
+        tdp = {n: pw[n].tdp_w for n in used}
+        static_e = sum(pw[n].static_w * makespan for n in used)
+        active_e = sum((pw[n].active_w - pw[n].static_w) * busy[n] for n in used)
         dyn_e = sum(dyn.values())
-        power = {n: (dyn.get(n, 0.0) + static_w[n] * makespan) / makespan if makespan > 0 else static_w[n]
-                 for n in used}
+        power = {n: (dyn.get(n, 0.0) + pw[n].static_w * makespan + (pw[n].active_w - pw[n].static_w) * busy[n])
+                 / makespan if makespan > 0 else pw[n].static_w for n in used}
         over = [n for n, p in power.items() if p > tdp[n] > 0]
         # Utilisation of every resource, grouped by device.
         util: dict[str, dict[str, float]] = {}
@@ -91,17 +98,24 @@ class SimResult:
         out = cls(
             latency_s=makespan, tokens=tokens,
             throughput_tok_s=(tokens / makespan) if tokens and makespan > 0 else None,
-            energy_j=dyn_e + static_e, dynamic_energy_j=dyn_e, static_energy_j=static_e,
+            energy_j=static_e + active_e + dyn_e, dynamic_energy_j=dyn_e, static_energy_j=static_e,
+            active_energy_j=active_e, busy_s=busy,
             avg_power_w=power, tdp_w=tdp, over_tdp=over, utilisation=util, timeline=timeline,
             critical_path=path, bottleneck=_bottleneck(path), events=res.events,
             meta={**meta, "system": system.id, "seed": seed, "jitter": jitter, "scale": scale,
                   "devices": len(used)},
             _plan=plan, _infos=infos,
             _run={"seed": seed, "jitter": jitter, "scale": scale,
-                  "spans": list(zip(res.start_s, res.end_s, res.flow_start_s))})
+                  "spans": list(zip(res.start_s, res.end_s, res.flow_start_s)), "busy": busy_spans})
         return out
 
     # ------------------------------------------------------------------ derived
+    @property
+    def energy_breakdown_j(self) -> dict[str, float]:
+        """Energy (J) by cause: ``idle`` (static power x makespan on every device), ``active``
+        (baseline above idle x busy time), ``dynamic`` (per FLOP and per byte moved)."""
+        return {"idle": self.static_energy_j, "active": self.active_energy_j, "dynamic": self.dynamic_energy_j}
+
     @property
     def energy_per_token_j(self) -> float | None:
         return self.energy_j / self.tokens if self.tokens else None
@@ -137,7 +151,9 @@ class SimResult:
         return {
             "latency_s": self.latency_s, "tokens": self.tokens, "throughput_tok_s": self.throughput_tok_s,
             "energy_j": self.energy_j, "dynamic_energy_j": self.dynamic_energy_j,
-            "static_energy_j": self.static_energy_j, "energy_per_token_j": self.energy_per_token_j,
+            "static_energy_j": self.static_energy_j, "active_energy_j": self.active_energy_j,
+            "energy_breakdown_j": self.energy_breakdown_j, "busy_s": self.busy_s,
+            "energy_per_token_j": self.energy_per_token_j,
             "avg_power_w": self.avg_power_w, "tdp_w": self.tdp_w, "over_tdp": self.over_tdp,
             "bottleneck": self.bottleneck,
         }
@@ -214,7 +230,8 @@ class SimResult:
                 "otherData": {"latency_s": self.latency_s, "bottleneck": self.bottleneck}}
 
     def _counters(self, pid: dict[str, int]) -> list[dict]:
-        """Power per device, and the rate in use of every engine (FLOP/s), memory level and
+        """Power per device (idle, + the active baseline while busy, + each operator's dynamic
+        energy spread over its span), and the rate in use of every engine (FLOP/s), memory level and
         link (B/s), piecewise constant: each operator's work spread evenly over its flow time."""
         changes: dict[tuple[str, str], dict[float, float]] = {}
 
@@ -238,7 +255,11 @@ class SimResult:
                 for rk, nbytes in info.link_bytes:
                     node, key = _split(rk)
                     add(node, f"{key} out B/s", f0, t1, nbytes / (t1 - f0))
-        static = {n: self._plan.system.devices[n].power.static_w for n in self.avg_power_w}
+        devs = self._plan.system.devices
+        for n, spans in self._run.get("busy", {}).items():
+            for a, b in spans:
+                add(n, "power_w", a, b, devs[n].power.active_w - devs[n].power.static_w)
+        static = {n: devs[n].power.static_w for n in self.avg_power_w}
         events = []
         for (dev, name), c in sorted(changes.items()):
             if dev not in pid:
@@ -261,6 +282,29 @@ class SimResult:
         path = Path(path)
         path.write_text(json.dumps(self.trace()))
         return path
+
+
+def _busy_intervals(res, infos, nodes) -> dict[str, list[tuple[float, float]]]:
+    """Per node, the disjoint sorted intervals during which it runs any operator (a collective
+    counts on every member it holds): the union of the operators' [start, end] spans, launch
+    overhead included (clocks stay up across back-to-back kernels)."""
+    spans: dict[str, list[tuple[float, float]]] = {n: [] for n in nodes}
+    for i, info in enumerate(infos):
+        a, b = res.start_s[i], res.end_s[i]
+        if b > a:
+            for n in info.nodes:
+                if n in spans:
+                    spans[n].append((a, b))
+    out: dict[str, list[tuple[float, float]]] = {}
+    for n, iv in spans.items():
+        merged: list[tuple[float, float]] = []
+        for a, b in sorted(iv):
+            if merged and a <= merged[-1][1]:
+                merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+            else:
+                merged.append((a, b))
+        out[n] = merged
+    return out
 
 
 def _timeline(res, infos) -> pd.DataFrame:

@@ -37,8 +37,11 @@ def test_one_operator_alone_takes_exactly_its_analytic_cost(h100):
     res = simulate(one_op_graph(op), h100)
     d = cost(op, h100)
     assert res.latency_s == pytest.approx(d.time_s, rel=1e-12)
-    # Energy: the operator's dynamic energy plus static power over the makespan.
-    assert res.energy_j == pytest.approx(d.energy_j + h100.power.static_w * d.time_s, rel=1e-12)
+    # Energy: the operator's dynamic energy, static power over the makespan, and the active
+    # baseline above static over the time the device is busy (here: the whole makespan).
+    p = h100.power
+    assert res.energy_j == pytest.approx(d.energy_j + p.static_w * d.time_s + (p.active_w - p.static_w) * d.time_s,
+                                         rel=1e-12)
     assert res.avg_power_w["gpu0"] == pytest.approx(res.energy_j / res.latency_s)
     assert res.bottleneck["resource"] == d.bound
 
@@ -268,14 +271,15 @@ def _hot(op, device):
 
 
 def test_power_above_tdp_is_flagged_and_utilisation_is_exact(h100):
-    res = simulate(_stage_graph(1, 1), h100, cost_fn=_hot)
+    gpu = h100.with_overrides({"power.active": "300 W"})   # static 70 W, TDP 700 W
+    res = simulate(_stage_graph(1, 1), gpu, cost_fn=_hot)
     assert res.latency_s == pytest.approx(1e-3)
-    assert res.avg_power_w["gpu0"] == pytest.approx(1000.0 + h100.power.static_w)
-    assert res.over_tdp == ["gpu0"]           # 1070 W > 700 W
+    assert res.avg_power_w["gpu0"] == pytest.approx(1000.0 + 300.0)   # busy all the time: active
+    assert res.over_tdp == ["gpu0"]           # 1300 W > 700 W
     assert res.utilisation["gpu0"]["compute:tensor"] == pytest.approx(1.0)
     # Two pipeline stages of the same op in turn: each device is busy half of the 2 ms makespan,
-    # 1 J / 2 ms = 500 W + static, under the TDP.
-    half = simulate(_stage_graph(2, 1), h100, cost_fn=_hot)
-    assert half.avg_power_w["gpu1"] == pytest.approx(500.0 + h100.power.static_w)
+    # 1 J / 2 ms = 500 W + 70 W static + (300 - 70) W x 1/2 busy = 685 W, under the TDP.
+    half = simulate(_stage_graph(2, 1), gpu, cost_fn=_hot)
+    assert half.avg_power_w["gpu1"] == pytest.approx(500.0 + 70.0 + 230.0 * 0.5)
     assert half.utilisation["gpu1"]["compute:tensor"] == pytest.approx(0.5)
     assert half.over_tdp == []

@@ -1,0 +1,173 @@
+"""Energy model: idle x makespan + active baseline x busy time + dynamic energy; the active power
+in the hardware schema; the TDP rule behind the catalog's energy per FLOP; the one-row fit."""
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hwmodels
+import workloads
+from hwmodels.defaults import ACTIVE_POWER_FRACTION, active_power_w
+from hwmodels.errors import InputError
+from roofline.demands import Demands
+from simulator import simulate
+from workloads.operators import MatMul, MemCopy
+
+
+@pytest.fixture(scope="module")
+def gpu():
+    # static 70 W, TDP 700 W (h100-sxm), active baseline pinned at 300 W for hand arithmetic
+    return hwmodels.load_device("h100-sxm").with_overrides({"power.active": "300 W"})
+
+
+def _timed(times_s: dict[str, float], energy_j: float = 0.1, key: str = "compute:tensor"):
+    """A cost function: operator name -> seconds of work on ``key`` (rate 1e12/s), fixed energy."""
+    def cost(op, device):
+        k = "memory:hbm" if op.kind == "memcopy" else key
+        return Demands(op.name, {k: times_s[op.name] * 1e12}, {k: 1e12}, 0.0, energy_j, op.kind)
+    return cost
+
+
+def _chain_with_gap():
+    """a (stage 0) -> b (stage 1) -> c (stage 0): gpu0 idles while b runs on gpu1."""
+    g = workloads.Graph("gap", meta={"pp": 2, "tokens": 1})
+    g.add(MatMul(name="a", m=64, n=64, k=64, stage=0))
+    g.add(MatMul(name="b", m=64, n=64, k=64, stage=1), ["a"])
+    g.add(MatMul(name="c", m=64, n=64, k=64, stage=0), ["b"])
+    return g
+
+
+def test_two_ops_with_a_gap_pay_the_active_baseline_only_while_busy(gpu):
+    res = simulate(_chain_with_gap(), gpu, cost_fn=_timed({"a": 1e-3, "b": 2e-3, "c": 1e-3}))
+    assert res.latency_s == pytest.approx(4e-3)
+    # gpu0 runs a over [0, 1] ms and c over [3, 4] ms: busy 2 ms, idle gap 2 ms; gpu1 runs b over [1, 3].
+    assert res.busy_s == pytest.approx({"gpu0": 2e-3, "gpu1": 2e-3})
+    idle = 2 * 70.0 * 4e-3                 # both devices idle power over the 4 ms makespan: 0.56 J
+    active = 2 * (300.0 - 70.0) * 2e-3     # 230 W above idle for 2 ms on each: 0.92 J
+    dynamic = 3 * 0.1
+    assert res.energy_breakdown_j == pytest.approx({"idle": idle, "active": active, "dynamic": dynamic})
+    assert res.energy_j == pytest.approx(0.56 + 0.92 + 0.3)
+    # gpu0: (0.28 + 0.46 + 0.2) J / 4 ms = 235 W; gpu1: (0.28 + 0.46 + 0.1) J / 4 ms = 210 W
+    assert res.avg_power_w == pytest.approx({"gpu0": 235.0, "gpu1": 210.0})
+    doc = res.to_dict()
+    assert doc["energy_breakdown_j"] == pytest.approx({"idle": idle, "active": active, "dynamic": dynamic})
+    assert doc["busy_s"] == pytest.approx({"gpu0": 2e-3, "gpu1": 2e-3})
+    json.dumps(doc)
+
+
+def test_power_counter_steps_through_idle_and_active(gpu):
+    res = simulate(_chain_with_gap(), gpu, cost_fn=_timed({"a": 1e-3, "b": 2e-3, "c": 1e-3}))
+    trace = res.trace()
+    pid = next(e["pid"] for e in trace["traceEvents"] if e["ph"] == "M" and e["args"].get("name") == "gpu0")
+    level: dict[float, float] = {}
+    for e in trace["traceEvents"]:
+        if e["ph"] == "C" and e["name"] == "power_w" and e["pid"] == pid:
+            level[round(e["ts"], 6)] = e["args"]["power_w"]   # the last event at a time holds
+    # idle 70 W; while a or c runs: 70 + 230 active + 0.1 J / 1 ms = 400 W
+    assert level == pytest.approx({0.0: 400.0, 1000.0: 70.0, 3000.0: 400.0, 4000.0: 70.0})
+
+
+def test_concurrent_streams_count_busy_time_once(gpu):
+    """A copy overlapping a GEMM on the same device: busy is the union (2 ms), not the sum (3 ms)."""
+    g = workloads.Graph("overlap", meta={"tokens": 1})
+    g.add(MatMul(name="mm", m=64, n=64, k=64))
+    g.add(MemCopy(name="cp", bytes_moved=1e6))
+    res = simulate(g, gpu, cost_fn=_timed({"mm": 2e-3, "cp": 1e-3}))
+    assert res.latency_s == pytest.approx(2e-3)
+    assert res.busy_s["gpu0"] == pytest.approx(2e-3)
+    assert res.energy_j == pytest.approx(70.0 * 2e-3 + 230.0 * 2e-3 + 0.2)
+
+
+@settings(max_examples=30, deadline=None)
+@given(times=st.lists(st.floats(1e-5, 1e-2), min_size=3, max_size=3),
+       energy=st.floats(0.0, 2.0), active_w=st.floats(70.0, 700.0))
+def test_energy_is_idle_plus_active_busy_plus_dynamic(times, energy, active_w):
+    dev = hwmodels.load_device("h100-sxm").with_overrides({"power.active": f"{active_w!r} W"})
+    res = simulate(_chain_with_gap(), dev, cost_fn=_timed(dict(zip("abc", times)), energy))
+    a, b, c = times
+    assert res.latency_s == pytest.approx(a + b + c)
+    assert res.busy_s == pytest.approx({"gpu0": a + c, "gpu1": b})
+    expected = 2 * 70.0 * (a + b + c) + (active_w - 70.0) * (a + b + c) + 3 * energy
+    assert res.energy_j == pytest.approx(expected, rel=1e-9)
+    # physics: never below idle power over the makespan, never above active power all the time
+    assert res.energy_j >= 2 * 70.0 * res.latency_s * (1 - 1e-12)
+    assert res.energy_j <= 2 * active_w * res.latency_s + 3 * energy + 1e-12
+
+
+# ---------------------------------------------------------------------------- hardware schema
+def test_active_power_defaults_to_the_fraction_on_gpus_and_npus_only():
+    h100 = hwmodels.load_device("h100-sxm")
+    f = ACTIVE_POWER_FRACTION[0]
+    assert h100.power.active_w == pytest.approx(70.0 + f * (700.0 - 70.0))
+    tpu = hwmodels.load_device("tpu-v4")
+    assert tpu.power.active_w == pytest.approx(90.0 + f * (192.0 - 90.0))
+    xeon = hwmodels.load_device("xeon-8480")        # CPU: no baseline unless the YAML sets one
+    assert xeon.power.active_w == xeon.power.static_w == 100.0
+    assert active_power_w("fpga", 30.0, 225.0) == 30.0
+    assert h100.describe()["power"]["active"].endswith("W")
+
+
+def test_active_power_from_yaml_and_its_bounds(tmp_path):
+    assert hwmodels.load_device("h100-sxm", {"power.active": "0.4 kW"}).power.active_w == 400.0
+    for bad in ("50 W", "800 W"):   # below static (70 W) / above TDP (700 W)
+        with pytest.raises(InputError) as err:
+            hwmodels.load_device("h100-sxm", {"power.active": bad})
+        assert any(p.path == "power.active" and "between" in p.message for p in err.value.problems)
+    with pytest.raises(InputError) as err:
+        hwmodels.load_device("h100-sxm", {"power.active": "400 J"})
+    assert any(p.path == "power.active" for p in err.value.problems)
+
+
+# ---------------------------------------------------------------------------- catalog energies
+def test_h100_energy_per_flop_follows_the_tdp_rule():
+    h100 = hwmodels.load_device("h100-sxm")
+    active = 70.0 + ACTIVE_POWER_FRACTION[0] * 630.0
+    bf16 = (700.0 - active) / (989e12 * 0.80)
+    e = h100.power.energy_j_per_flop
+    assert e["bf16"] == pytest.approx(bf16, rel=5e-3)
+    assert e["fp8"] == pytest.approx((700.0 - active) / (1979e12 * 0.80), rel=5e-3)
+    assert e["fp32"] == pytest.approx(4.6 * bf16, rel=5e-3)     # vector-only: Horowitz ratio
+    # a large bf16 GEMM at the default efficiency then draws the TDP
+    assert active + e["bf16"] * 989e12 * 0.80 == pytest.approx(700.0, rel=5e-3)
+    assert h100.memory["hbm"].energy_j_per_byte == pytest.approx(4e-12 * 8)   # about 4 pJ/bit
+
+
+@pytest.mark.parametrize("ref", hwmodels.catalog_ids("gpu") + hwmodels.catalog_ids("npu"))
+def test_catalog_energy_per_flop_matches_the_rule_at_the_fitted_fraction(ref):
+    from calibration.energy_fit import rule_power
+
+    dev = hwmodels.load_device(ref)
+    rule = rule_power(dev, ACTIVE_POWER_FRACTION[0])
+    assert float(rule["active"].split()[0]) == pytest.approx(dev.power.active_w)
+    for dtype, value in rule["energy_per_flop"].items():
+        # the YAML writes three significant digits
+        assert dev.power.energy_j_per_flop[dtype] == pytest.approx(float(value.split()[0]) * 1e-12, rel=5e-3), dtype
+
+
+# ---------------------------------------------------------------------------- the fit
+def test_fit_reproduces_its_row_and_the_catalog_uses_the_fitted_value(capsys):
+    from calibration import energy_fit
+
+    assert energy_fit.main(["--format", "json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["fit_row"] == "energy-h100-llama31-8b-b8"
+    assert set(out["rows"]) == {"energy-h100-llama31-8b-b8", "energy-h100-llama31-8b-b256"}
+    assert out["rows"]["energy-h100-llama31-8b-b256"]["role"] == "held-out"
+    assert 0.0 < out["fitted_fraction"] < 1.0
+    # the rounded fraction predicts the fit row to within the rounding
+    assert abs(out["rows"]["energy-h100-llama31-8b-b8"]["error"]) < 0.02
+    # the catalog default is the printed value: if the cost model changed, rerun the fit
+    assert ACTIVE_POWER_FRACTION[0] == pytest.approx(out["fitted_fraction"], abs=0.02), \
+        "rerun `python -m calibration.energy_fit` and update hwmodels/defaults.py and the catalog"
+    assert out["tpu_v4"]["measured_mean_power_w"] == 170.0
+    assert out["tpu_v4"]["predicted_power_w"]["chat_turn"] > 90.0   # above TPU v4's measured minimum
+
+
+def test_fit_is_exact_on_its_row(tmp_path):
+    from calibration.energy_fit import FIT_ROW, fit_fraction, load_rows, predict_row
+
+    row = load_rows()[FIT_ROW]
+    f = fit_fraction(row, tmp_path)
+    assert predict_row(row, f, tmp_path).energy_per_token_j == pytest.approx(0.4548, rel=1e-6)
