@@ -124,8 +124,8 @@ def calibrate(device: str = "host", out_dir: str | Path = "calibration-out", *, 
     if busy:
         report.warnings.insert(0, busy)
     report.warnings[:0] = notes
-    fitted = sum(1 for smp in report.samples if smp["key"].startswith("compute:") and "fp32" in smp["key"])
-    if fitted < MIN_FITTED_GEMMS and device == "host":
+    fitted = max((n for k, n in report.fitted.items() if k.endswith(":fp32")), default=0)
+    if fitted < MIN_FITTED_GEMMS and kind == "host":
         raise TooFewMeasurements(
             f"only {fitted} fp32 GEMM measurement(s) were usable after leaving out those slowed by other "
             f"programs (need {MIN_FITTED_GEMMS}); the machine is too busy to calibrate now")

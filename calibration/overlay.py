@@ -7,19 +7,21 @@ what ``roofline.cost`` needs to reproduce the measurements:
 2. **Memory ceilings.** STREAM bandwidth plateaus per level (:func:`calibration.fit.stream_ceilings`),
    with the fixed cost of each call taken out, become each level's ``bandwidth`` (an achieved
    rate, so ``efficiency: 1.0`` for cache levels).
-3. **Compute.** Each fitted GEMM is costed on the device with a flat efficiency of 1 for its
-   engine and dtype (shape effects such as wave quantization and tile padding stay in the model):
+3. **Main-memory curve.** Each fitted single-pass STREAM kernel is costed on the device with
+   every efficiency at 1; ``t_memory(e=1) / (t_measured - fixed)`` versus log10 bytes makes the
+   level's ``efficiency_curve`` (:func:`calibration.fit.median_curve`, one vote per kernel
+   family). Multi-pass numpy operators (softmax, LayerNorm, GELU) do not enter it: the same
+   curve prices every GEMM's operand traffic.
+4. **Compute.** Each fitted GEMM is costed with the memory as fitted and its engine at
+   efficiency 1 (shape effects such as wave quantization and tile padding stay in the model):
    the efficiency it needs is ``t_compute(e=1) / (t_measured - fixed)``. Where the best GEMM runs
    faster than the detected peak allows (a boost clock the OS does not report), the peak is
-   raised to the empirical ceiling, as ERT does; the efficiencies are then relative to it.
-4. **Main-memory curve.** Each fitted single-pass STREAM kernel is costed the same way on its
-   main-memory key; the efficiencies versus log10 bytes make the level's ``efficiency_curve``
-   (:func:`calibration.fit.median_curve`, one vote per kernel family). Multi-pass numpy
-   operators (softmax, LayerNorm, GELU) do not enter it: the same curve prices every GEMM's
-   operand traffic. GELU and softmax set the curve of the engine their transcendental functions
-   run on when no GEMM ran there (a special-function unit): the efficiency that makes that
-   engine's time equal the measured time. Otherwise they are validated, not fitted, and their
-   held-out error says what the model misses.
+   raised to the empirical ceiling, as ERT does. The curve is then refined until the model
+   reproduces the fitted GEMMs (:func:`_refine`: a GEMM's tile choice depends on the efficiency).
+5. **Transcendental functions.** GELU and softmax set the curve of the engine their exp/tanh
+   run on when no GEMM ran there (a special-function unit). On a device without one they are
+   validated, not fitted, and their held-out error says what the model misses.
+6. **Host<->device copies** (GPU) set the empirical bandwidth of the link they cross.
 
 Curves are fitted with :func:`calibration.fit.fit_curve` (binned medians, made non-decreasing,
 clamped). Nothing is fitted to the public measurements, and no formula changes.
@@ -61,11 +63,13 @@ class FitReport:
     peaks_flops: dict[str, dict[str, float]] = field(default_factory=dict)   # dtype -> detected/empirical
     curves: dict[str, list] = field(default_factory=dict)                    # "engine:dtype" | "memory:level"
     samples: list[dict] = field(default_factory=list)                        # per fitted kernel
+    fitted: dict[str, int] = field(default_factory=dict)                     # "engine:dtype" -> kernels used
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"launch_overhead_s": self.launch_overhead_s, "ceilings_bytes_s": self.ceilings_bytes_s,
-                "peaks_flops": self.peaks_flops, "curves": self.curves, "warnings": self.warnings}
+                "peaks_flops": self.peaks_flops, "curves": self.curves, "fitted_kernels": self.fitted,
+                "warnings": self.warnings}
 
 
 def _trusted_fit(frame: pd.DataFrame) -> pd.DataFrame:
@@ -189,6 +193,7 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
             report.samples.append({"case_id": case.case_id, "key": f"{ckey}:{choice.dtype}",
                                    "x": xs[-1], "efficiency_at_detected_peak": need})
         xs, effs, measured = _drop_interference(f"{dtype} GEMM", report, xs, effs, measured)
+        report.fitted[f"{choice.name}:{choice.dtype}"] = len(effs)
         if not effs:
             report.warnings.append(f"no usable {dtype} GEMM measurement; the engine keeps its default")
             continue
