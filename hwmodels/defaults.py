@@ -79,9 +79,11 @@ def flop_energy_at_tdp_j(tdp_w: float, active_w: float, peak_flops_s: float, eff
     draws exactly the TDP on top of the active baseline: (tdp - active) / (peak x efficiency).
 
     The rule behind the GPU/NPU catalog's ``power.energy_per_flop`` (a large bf16 GEMM at about
-    80% of peak holds an H100 at its 700 W limit). The memory traffic of such a GEMM is
-    negligible next to it (operands re-used from SRAM tiles: about 0.01 pJ/FLOP of shared-memory
-    and HBM energy), so the whole span above the baseline is charged to the FLOPs."""
+    80% of peak holds an H100 at its 700 W limit). It charges the whole span above the baseline
+    to the FLOPs and is independent of the cost model, so a GEMM's own memory traffic lands on
+    top: the cost model's 8192^3 bf16 GEMM on h100-sxm moves about 60 W worth of HBM, L2 and
+    shared-memory bytes (0.08 pJ/FLOP) at 77% of peak and is predicted at about 750 W, flagged as
+    over TDP (a real GPU would lower its clocks instead; the simulator does not throttle)."""
     return (tdp_w - active_w) / (peak_flops_s * efficiency)
 
 
