@@ -327,8 +327,10 @@ def _refine(reference, extra: dict, curve_path: str, xs: list, effs: list, measu
 
 
 def _source(fp: dict) -> str:
-    blas = ", ".join(f"{b.get('internal_api')} {b.get('version')} ({b.get('num_threads')} threads)"
+    blas = ", ".join(f"{b.get('internal_api')} {b.get('version')}"
                      for b in fp.get("blas", []) if b.get("user_api") == "blas") or "unknown BLAS"
+    if fp.get("threads_pinned"):
+        blas += f" pinned to {fp['threads_pinned']} thread(s)"
     torch = fp.get("torch") or {}
     return (f"ridgeline calibrate on this machine ({fp.get('cpu_model')}, {fp.get('cores_usable')} cores"
             f"{', GPU ' + fp['gpu_name'] if fp.get('gpu_name') else ''}) at {fp.get('taken_utc')}: "
