@@ -12,7 +12,7 @@ How a metric maps to simulated steps:
 * ``output_throughput`` (static batch, ``input_len`` in / ``output_len`` out): batch x output
   tokens over one prefill (which yields the first token) plus ``output_len - 1`` decode steps at
   the mean context (a decode step's time is affine in the context, so the mean step is exact).
-* ``energy_per_output_token``: the decode step's energy (dynamic + static) over its tokens.
+* ``energy_per_output_token``: the decode step's energy (idle + active baseline + dynamic) over its tokens.
 
 Sizes the sources do not state are fixed a priori in :data:`ASSUMED`, with where they come from.
 """
