@@ -247,6 +247,17 @@ def in_file_order(problems: list[Problem]) -> list[Problem]:
     return sorted(problems, key=lambda p: (p.file or "", p.line or 0))
 
 
+def validate_spec(raw: dict, doc: Document, spec_cls):
+    """``raw`` validated as ``spec_cls``; every key and schema problem raised at once, in file order."""
+    bad_keys = key_problems(raw, doc)
+    if bad_keys:
+        raise InputError(problems=in_file_order(bad_keys))
+    try:
+        return spec_cls.model_validate(raw)
+    except ValidationError as exc:
+        raise InputError(problems=in_file_order(validation_problems(exc, doc, spec_cls))) from None
+
+
 def _derived_peak(derivation: SystolicSpec | DspSpec) -> dict[str, float]:
     clock = parse_quantity(derivation.clock, "frequency")
     if isinstance(derivation, SystolicSpec):
@@ -326,13 +337,7 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
     """
     if not isinstance(raw, dict):
         raise doc.error(f"expected a mapping of fields at the top level, got {type(raw).__name__}")
-    bad_keys = key_problems(raw, doc)
-    if bad_keys:
-        raise InputError(problems=in_file_order(bad_keys))
-    try:
-        spec = DeviceSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError(problems=in_file_order(validation_problems(exc, doc, DeviceSpec))) from None
+    spec = validate_spec(raw, doc, DeviceSpec)
     problems: list[Problem] = []
     engines = {name: _engine(name, e, doc, problems) for name, e in spec.engines.items()}
     energy = {d: parse_quantity(v, "energy_per_flop", allow_zero=True)

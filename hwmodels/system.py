@@ -14,13 +14,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
-from pydantic import ValidationError
 
-from .device import Device, Link, in_file_order, key_problems, link_from_spec
+from .device import Device, Link, in_file_order, link_from_spec, validate_spec
 from .errors import InputError, Problem, did_you_mean
 from .loader import load_device, load_raw, resolve_ref
 from .schema import EdgeSpec, SystemSpec
-from .yamlio import Document, dotted, validation_problems
+from .yamlio import Document, dotted
 
 ACCELERATOR_KINDS = ("gpu", "npu", "fpga")
 
@@ -125,13 +124,7 @@ def _override_problem(problem: Problem, overrides: dict | None, doc: Document, p
 
 def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> System:
     """Validate a system's YAML form and build its graph; all problems are reported at once."""
-    bad_keys = key_problems(raw, doc)
-    if bad_keys:
-        raise InputError(problems=in_file_order(bad_keys))
-    try:
-        spec = SystemSpec.model_validate(raw)
-    except ValidationError as exc:
-        raise InputError(problems=in_file_order(validation_problems(exc, doc, SystemSpec))) from None
+    spec = validate_spec(raw, doc, SystemSpec)
     problems: list[Problem] = []
     devices: dict[str, Device] = {}
     groups: dict[str, list[str]] = {}
