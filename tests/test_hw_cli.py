@@ -4,15 +4,8 @@ import json
 
 import pytest
 import yaml
+from clitools import run
 from test_hw_models import ISSUE_DEVICES, ISSUE_SYSTEMS
-
-from reports.cli import main
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_list_json_has_every_id_and_headline_figures(capsys):

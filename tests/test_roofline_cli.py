@@ -3,14 +3,7 @@
 import json
 
 import pytest
-
-from reports.cli import main
-
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
+from clitools import run
 
 
 def test_op_matmul_json(capsys):

@@ -3,19 +3,17 @@
 import json
 
 import pytest
+from clitools import run as run_cli
 
 import hwmodels
 import workloads
 from hwmodels.errors import InputError
-from reports.cli import main
 from simulator import simulate
 from simulator.public import ASSUMED, predict_public_row
 
 
 def run(capsys, *argv):
-    code = main(["simulate", *argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_cli(capsys, "simulate", *argv)
 
 
 def test_json_is_one_document_matching_the_api(capsys, tmp_path):

@@ -4,16 +4,10 @@ import json
 from pathlib import Path
 
 import pytest
-
-from reports.cli import main
+from clitools import run
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "workloads" / "toy_decoder.yaml"
 
-
-def run(capsys, *argv):
-    code = main(list(argv))
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def test_list_json(capsys):
