@@ -2,7 +2,9 @@
 
 Facts are read from ``/proc/cpuinfo``, ``/proc/meminfo``, ``/sys/devices/system/cpu`` and
 ``os.cpu_count`` (with numpy's CPU feature detection as a fallback for SIMD flags). Peaks are
-arithmetic on those facts: physical cores x clock x SIMD lanes x 2 (FMA) x FMA pipes. What
+arithmetic on those facts: physical cores x clock x SIMD lanes x 2 (FMA) x FMA pipes; the ``sfu``
+engine (kind ``scalar``) prices transcendental functions as the SIMD instruction sequences that
+evaluate them on a CPU (:data:`TRANSCENDENTAL_SLOTS` FMA-pipe slots each). What
 cannot be detected (FMA pipes per core, DRAM bandwidth, TDP, latencies) takes a conservative
 default, listed in the device's ``notes``; ``ridgeline calibrate`` replaces them with
 measurements.
@@ -26,6 +28,14 @@ WATTS_PER_CORE = 5.0              # conservative TDP share per core when undetec
 CACHE_BYTES_PER_CYCLE = {1: None, 2: 32, 3: 16}   # L1: two loads of one SIMD vector per cycle
 CACHE_LATENCY_CYCLES = {1: 5, 2: 14, 3: 50}
 DEFAULT_CACHES = {1: 32 * 1024, 2: 1024 * 1024, 3: 8 * 1024 * 1024}   # per instance when undetectable
+# A CPU has no special-function unit: a transcendental (exp, tanh, erf, log) is a sequence of SIMD
+# instructions, as SVML, SLEEF and numpy's AVX2/AVX-512/NEON loops evaluate it. Vector
+# instructions (each one FMA-pipe slot per lane) per evaluation, by precision:
+#   fp32: range reduction 3 (scale by 1/ln2, round, Cody-Waite FMA) + a degree-6 polynomial by
+#         Horner 6 + reconstruction 2 (exponent shift and add, or tanh's 1 - 2/(e^2x + 1)) +
+#         special values 3 (abs/sign, compare, blend) + 2 for the table index or division = 16;
+#   fp64: the same with a degree-11 polynomial (53-bit mantissa) = 21.
+TRANSCENDENTAL_SLOTS = {"fp32": 16, "fp64": 21}
 
 
 @dataclass
@@ -149,6 +159,21 @@ def fma_pipes(flags: set[str]) -> int:
     return 2 if ("fma" in flags and ("avx2" in flags or "avx512f" in flags)) or "asimd" in flags else 1
 
 
+def sfu_peaks(vector_fp32_flops: float) -> dict[str, str]:
+    """Transcendental evaluations per second per dtype, from the vector fp32 peak (FLOP/s):
+    FMA-pipe slots per second (peak / 2 FLOP per FMA, halved again for fp64's half-width lanes)
+    over :data:`TRANSCENDENTAL_SLOTS` slots per evaluation."""
+    slots = {"fp32": vector_fp32_flops / 2.0, "fp64": vector_fp32_flops / 4.0}
+    return {dt: _fmt(slots[dt] / n, "FLOP/s") for dt, n in TRANSCENDENTAL_SLOTS.items()}
+
+
+def sfu_note() -> str:
+    return ("no special-function hardware: exp/tanh/erf as SIMD instruction sequences (SVML/SLEEF/numpy "
+            "style), " + ", ".join(f"{n} FMA-pipe slots per {dt} evaluation"
+                                   for dt, n in TRANSCENDENTAL_SLOTS.items())
+            + "; one special FLOP = one evaluation")
+
+
 def _fmt(value: float, unit: str) -> str:
     return f"{value:.12g} {unit}"
 
@@ -171,7 +196,9 @@ def raw_from_facts(f: HostFacts) -> dict:
         vector["bf16"] = _fmt(2 * fp32, "FLOP/s")
     if {"avx512_vnni", "avx_vnni"} & f.flags:
         vector["int8"] = _fmt(4 * fp32, "FLOP/s")
-    engines: dict = {"vector": {"kind": "vector", "units": cores, "peak": vector}}
+    engines: dict = {"vector": {"kind": "vector", "units": cores, "peak": vector},
+                     "sfu": {"kind": "scalar", "units": cores, "peak": sfu_peaks(fp32),
+                             "notes": sfu_note()}}
     if "amx_bf16" in f.flags:
         # One AMX TMUL per core: 16x16 tile of 32-deep bf16 dot products every 16 cycles.
         amx = {"bf16": _fmt(cores * clock * 1024, "FLOP/s")}

@@ -424,3 +424,30 @@ def test_editing_a_base_file_is_seen_through_its_overlay(tmp_path):
     stat = base.stat()
     os.utime(base, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))   # a later modification time
     assert hwmodels.load_device(top).power.tdp_w == 650.0
+
+
+def test_host_sfu_prices_a_transcendental_as_simd_instruction_slots():
+    # 2 cores x 2.5 GHz x AVX2 (8 fp32 lanes) x 2 FMA pipes: 80e9 FMA lane-slots per second (fp32),
+    # 40e9 at fp64; one tanh/exp takes 16 slots in fp32, 21 in fp64
+    facts = HostFacts(physical_cores=2, logical_cpus=2, clock_hz=2.5e9, flags={"avx2", "fma"})
+    from hwmodels.device import device_from_raw
+    d = device_from_raw(raw_from_facts(facts), loads("{}"))
+    sfu = d.engines["sfu"]
+    assert sfu.kind == "scalar" and sfu.units == 2
+    assert sfu.peak_flops["fp32"] == pytest.approx(80e9 / 16)
+    assert sfu.peak_flops["fp64"] == pytest.approx(40e9 / 21)
+    assert "FMA-pipe slots" in d.raw["engines"]["sfu"]["notes"]
+
+
+def test_host_transcendentals_run_on_the_sfu_not_as_one_fma():
+    from roofline.costs import cost
+    from workloads.operators import Elementwise
+
+    facts = HostFacts(physical_cores=2, logical_cpus=2, clock_hz=2.5e9, flags={"avx2", "fma"})
+    from hwmodels.device import device_from_raw
+    d = device_from_raw(raw_from_facts(facts), loads("{}"))
+    op = Elementwise(name="tanh", numel=10**6, flops_per_element=0.0, special=True, dtype="fp32")
+    dem = cost(op, d)
+    assert dem.work["compute:sfu"] == 10**6
+    eff = d.engines["sfu"].efficiency
+    assert dem.times()["compute:sfu"] == pytest.approx(10**6 / (80e9 / 16 * eff))
