@@ -53,15 +53,20 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:
+        return 0
     except InputError as err:
         for problem in err.problems:
             print(f"error: {problem}", file=sys.stderr)
         return err.exit_code
+    except OSError as err:
+        # A file the user named (an output path, a trace, a plot) could not be read or written.
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"error: {where}{err.strerror or err}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    except BrokenPipeError:
-        return 0
 
 
 if __name__ == "__main__":

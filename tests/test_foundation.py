@@ -130,3 +130,12 @@ def test_validation_problems_keep_user_keys_with_brackets():
         M.model_validate(doc.data)
     (problem,) = validation_problems(info.value, doc, M)
     assert problem.path == "sou[ce" and problem.line == 1
+
+
+def test_cli_unwritable_output_is_exit_2_not_a_traceback(capsys, tmp_path):
+    missing = tmp_path / "no-such-dir" / "trace.json"
+    code = main(["simulate", "--hw", "h100-sxm", "--model", "llama-2-7b", "--phase", "decode",
+                 "--trace", str(missing)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(missing) in err and "Traceback" not in err
