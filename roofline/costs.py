@@ -59,7 +59,7 @@ import operator as _operator
 from collections.abc import Callable
 
 from hwmodels.dtypes import DTYPE_BYTES
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, unknown_name
 
 from . import collectives as coll
 from .builder import DemandsBuilder
@@ -166,24 +166,46 @@ def _add_flops(b: DemandsBuilder, flops: dict, matrix_util=1.0, matrix_ramp=1.0)
             b.compute(flop_class, dtype, amount)
 
 
-def _through_chip(b: DemandsBuilder, nbytes) -> None:
+def _through_chip(b: DemandsBuilder, nbytes, resident: str | None = None) -> None:
     """Bytes that stream between memory and the units pass once through every on-chip cache
-    level; the innermost of several is a scratchpad (shared memory, VMEM, L1) they bypass."""
+    level; the innermost of several is a scratchpad (shared memory, VMEM, L1) they bypass.
+    Bytes ``resident`` in an on-chip level pass only through the levels inside it."""
     on_chip = b.info.on_chip
+    inside = on_chip[:on_chip.index(resident)] if resident in on_chip else on_chip
     for level in (on_chip[1:] if len(on_chip) > 1 else on_chip):
-        b.memory(level, nbytes)
+        if level in inside:
+            b.memory(level, nbytes)
+
+
+def resident_level(op, device) -> str | None:
+    """The memory level named by ``op.resident`` (an optional attribute: the level that holds the
+    operator's device-placed data, e.g. a working set that fits in a CPU's L2), or None."""
+    level = getattr(op, "resident", None)
+    if level is None or level == device.main_memory:
+        return None
+    if level not in device.memory:
+        raise unknown_name("memory level", level, list(device.memory), path=f"{op.name}.resident")
+    return level
 
 
 def cost_streaming(op, device) -> Demands:
     """An operator that reads each input and writes each output once (norms, elementwise,
-    embedding gathers, copies, scans, routers, pools): FLOPs at base efficiency, bytes where placed."""
+    embedding gathers, copies, scans, routers, pools): FLOPs at base efficiency, bytes where placed.
+    With ``op.resident`` naming a memory level (:func:`resident_level`), device-placed tensors are
+    read and written there instead of main memory."""
     b = DemandsBuilder(op.name, op.kind, device)
     _add_flops(b, op.flops())
-    total = 0.0
+    resident = resident_level(op, device)
+    total = near = 0.0
     for t in (*op.inputs, *op.outputs):
-        b.tensor(t)
-        total += t.bytes
+        if resident is not None and t.placement == "device":
+            b.memory(resident, t.bytes)
+            near += t.bytes
+        else:
+            b.tensor(t)
+            total += t.bytes
     _through_chip(b, total)
+    _through_chip(b, near, resident)
     return b.build()
 
 

@@ -448,3 +448,36 @@ def test_ridge_points(a100):
     ridges = ridge_points(a100)
     assert ridges["tensor:bf16"]["hbm"] == pytest.approx(312e12 / 2039e9)
     assert ridges["vector:fp32"]["link:nvlink"] == pytest.approx(19.5e12 / 300e9)
+
+
+# -- data resident in a cache level ---------------------------------------------------------------
+def test_streaming_op_resident_in_a_cache_level_reads_it_there():
+    xeon = hwmodels.load_device("xeon-8480")     # memory: l1, l2, l3 on chip; ddr
+    n = 1 << 20
+    base = Elementwise(name="add", numel=n, operands=2, dtype="fp32")
+    nbytes = 3 * n * 4                           # two inputs read, one output written
+    in_l2 = Elementwise(name="add2", numel=n, operands=2, dtype="fp32")
+    in_l2.resident = "l2"
+    d = cost(in_l2, xeon)
+    # all bytes at L2, none at DDR; the scratchpad-innermost L1 is bypassed, L3 is outside L2
+    assert d.work == {"compute:vector": n, "memory:l2": nbytes}
+    l2 = xeon.memory["l2"]
+    assert d.times()["memory:l2"] == pytest.approx(nbytes / (l2.bandwidth_bytes_s * l2.efficiency))
+    in_l3 = Elementwise(name="add3", numel=n, operands=2, dtype="fp32")
+    in_l3.resident = "l3"
+    assert cost(in_l3, xeon).work == {"compute:vector": n, "memory:l2": nbytes, "memory:l3": nbytes}
+    # default (and resident in main memory): DDR, passing through L2 and L3
+    assert cost(base, xeon).work == {"compute:vector": n, "memory:ddr": nbytes, "memory:l2": nbytes,
+                                     "memory:l3": nbytes}
+    in_ddr = Elementwise(name="addd", numel=n, operands=2, dtype="fp32")
+    in_ddr.resident = "ddr"
+    assert cost(in_ddr, xeon).work == cost(base, xeon).work
+    # the attribute is part of the cost signature (no stale memo)
+    assert cost(base, xeon).time_s > d.time_s
+
+
+def test_resident_level_must_be_a_level_of_the_device():
+    op = Elementwise(name="add", numel=8, operands=2, dtype="fp32")
+    op.resident = "l4"
+    with pytest.raises(InputError, match="unknown memory level 'l4'"):
+        cost(op, hwmodels.load_device("xeon-8480"))
