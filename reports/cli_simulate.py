@@ -22,6 +22,9 @@ def register(subparsers) -> None:
     add_workload_arguments(p)
     p.add_argument("--algorithm", choices=("ring", "tree", "in_switch"),
                    help="collective algorithm (default: in-switch where the switch reduces, else ring)")
+    p.add_argument("--no-spill", dest="spill", action="store_false",
+                   help="fail (exit 2) when the workload does not fit in device memory, instead of placing "
+                        "the KV cache / weights that overflow in host or CXL memory")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jitter", type=float, default=0.0,
                    help="relative spread of each operator's work (stragglers), seeded")
@@ -46,7 +49,10 @@ def cmd_simulate(args) -> int:
     if args.top < 0:
         raise InputError("--top must be >= 0", path="top")
     graph, hardware = load_inputs(args)
-    res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm)
+    res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm,
+                   spill=args.spill)
+    for message in res.memory.warnings:
+        warn(message)
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:
@@ -61,7 +67,7 @@ def cmd_simulate(args) -> int:
 
 
 def render(res, top: int = 10) -> str:
-    """The result as text: headline, power per device, critical path, what-ifs."""
+    """The result as text: headline, memory per device, power per device, critical path, what-ifs."""
     meta = res.meta
     head = [("workload", f"{meta.get('model', '')} {meta.get('phase', '')} batch={meta.get('batch', '')}"),
             ("hardware", f"{meta['system']} ({meta['devices']} accelerator(s); tp={meta.get('tp', 1)} "
@@ -83,6 +89,7 @@ def render(res, top: int = 10) -> str:
               **{k: f"{u:.1%}" for k, u in sorted(res.utilisation.get(d, {}).items())
                  if k.split(":")[0] in ("compute", "memory") and u > 0.005}}
              for d, p in res.avg_power_w.items()]
+    lines += ["", *render_memory(res.memory)]
     lines += ["", format_table(power[:16])]
     if len(power) > 16:
         lines.append(f"... {len(power) - 16} more devices")
@@ -99,3 +106,25 @@ def render(res, top: int = 10) -> str:
                 for k, v in sens.items()]
         lines += ["", format_table(rows)]
     return "\n".join(lines)
+
+
+def render_memory(memory) -> list[str]:
+    """One row per distinct (stage, device) placement: capacity, footprint by role, use, spills."""
+    if memory is None:
+        return []
+    rows, seen = [], set()
+    for node, d in memory.devices.items():
+        key = (d.stage, d.device, d.capacity_bytes, tuple(d.footprint_bytes.values()), tuple(d.spilled_bytes.items()))
+        if key in seen:
+            continue
+        seen.add(key)
+        same = [n for n, o in memory.devices.items() if o.stage == d.stage and o.device == d.device]
+        spilled = ", ".join(f"{'KV cache' if r == 'kv_cache' else r} {format_quantity(v, 'capacity', 3)}"
+                            for r, v in d.spilled_bytes.items() if v)
+        rows.append({"devices": node if len(same) == 1 else f"{same[0]}..{same[-1]}", "stage": d.stage,
+                     "level": d.level, "capacity": format_quantity(d.capacity_bytes, "capacity", 3),
+                     **{r: format_quantity(v, "capacity", 3) for r, v in d.footprint_bytes.items()},
+                     "used": f"{d.utilisation:.1%}",
+                     "spilled": f"{spilled} -> {d.spill.level}" if spilled else ""})
+    state = "fits" if memory.fits else "spilled to a lower tier" if memory.spilled else "does NOT fit"
+    return [f"memory: {state} ({memory.activation_rule})", format_table(rows)]

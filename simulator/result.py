@@ -34,7 +34,9 @@ class SimResult:
     key, or ``latency`` when its fixed time dominated), bound (compute/memory/link/latency),
     start, end, duration. ``critical_path`` lists the chain of operators that set the makespan
     (each with its time and share); ``bottleneck`` the resource and bound class owning most of
-    it; ``sensitivity`` the re-simulated makespan with each top resource 2x faster.
+    it; ``sensitivity`` the re-simulated makespan with each top resource 2x faster. ``memory``
+    (:class:`simulator.memory.MemoryReport`) gives each device's capacity, footprint by role
+    (weights, KV cache, state, peak activations), whether it fitted and what spilled where.
     """
 
     latency_s: float
@@ -54,6 +56,7 @@ class SimResult:
     bottleneck: dict
     events: int
     meta: dict = field(default_factory=dict)
+    memory: object = None   # simulator.memory.MemoryReport: footprint, capacity and spills per device
     _plan: object = field(default=None, repr=False)
     _infos: list = field(default_factory=list, repr=False)
     _sensitivity: dict | None = field(default=None, repr=False)
@@ -166,6 +169,7 @@ class SimResult:
             "critical_path": self.critical_path,
             "sensitivity": self.sensitivity,
             "events": self.events,
+            "memory": self.memory.to_dict() if self.memory is not None else None,
             "meta": self.meta,
         }
         if timeline:

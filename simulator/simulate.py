@@ -281,18 +281,32 @@ class Plan:
 
 
 def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapping[str, float] | None = None,
-             algorithm: str | None = None, merge_steps: bool = True, cost_fn: Callable | None = None):
+             algorithm: str | None = None, merge_steps: bool = True, cost_fn: Callable | None = None,
+             spill: bool = True):
     """Play ``graph`` over ``hardware`` (a Device, a System, or a catalog id / YAML path).
 
     ``seed`` and ``jitter`` (relative spread of each operator's work, 0 = none) make runs with
     stragglers reproducible; ``scale`` multiplies resource rates (what-ifs); ``algorithm`` forces
     a collective algorithm (default: the library's choice for the topology); ``cost_fn`` replaces
     ``roofline.cost`` (for tests and calibration studies). Returns a :class:`SimResult`.
+
+    Memory capacity is checked first (:mod:`simulator.memory`): what does not fit in a device's
+    main memory spills to its host or CXL tier (``SimResult.memory`` says what went where, its
+    ``warnings`` say it in words), or, with ``spill=False`` or no tier to spill to, the call
+    raises :class:`~hwmodels.errors.InputError`.
     """
     from .result import SimResult
 
     if not (jitter >= 0 and math.isfinite(jitter)):
         raise InputError(f"jitter must be a finite non-negative number, got {jitter!r}", path="jitter")
+    from .memory import place
+
     plan = Plan(graph, hardware, cost_fn=cost_fn, merge_steps=merge_steps, algorithm=algorithm)
+    stage_nodes = {s: [plan.node(s, r) for r in range(plan.width)] for s in range(plan.pp)}
+    placed, memory = place(graph, stage_nodes, plan.system.devices, spill=spill)
+    if placed is not graph:
+        plan = Plan(placed, plan.system, cost_fn=cost_fn, merge_steps=merge_steps, algorithm=algorithm)
     engine_result, infos = plan.play(scale, seed, jitter)
-    return SimResult.build(plan, engine_result, infos, seed=seed, jitter=jitter, scale=dict(scale or {}))
+    result = SimResult.build(plan, engine_result, infos, seed=seed, jitter=jitter, scale=dict(scale or {}))
+    result.memory = memory
+    return result
