@@ -133,7 +133,31 @@ class LevelBand:
     high_bytes: float
 
 
-def level_bands(capacities: Sequence[tuple[str, float]], margin: float = 2.0) -> list[LevelBand]:
+# A working set "lives in" a level when it fits there with room to spare (code, stack, the other
+# arrays of the program and imperfect replacement share the cache): at most half of it.
+BAND_MARGIN = 2.0
+
+
+def level_capacities(device, caches: dict[str, int] | None = None) -> list[tuple[str, float]]:
+    """(level, bytes one core sees) nearest to farthest: the per-instance cache sizes in
+    ``caches`` where known (a one-core kernel has one core's L1 and L2), else the level's capacity."""
+    caches = caches or {}
+    return [(name, float(caches.get(name, lv.capacity_bytes))) for name, lv in device.memory.items()]
+
+
+def resident_level(working_set_bytes: float, capacities: Sequence[tuple[str, float]],
+                   margin: float = BAND_MARGIN) -> str:
+    """The nearest level (``capacities`` nearest to farthest) that holds ``working_set_bytes``
+    with ``margin`` to spare; the farthest level when none does. The bands of
+    :func:`level_bands` are the sizes this puts in each level, less the transition zone just
+    past the level inside."""
+    for name, cap in capacities:
+        if working_set_bytes * margin <= cap:
+            return name
+    return capacities[-1][0]
+
+
+def level_bands(capacities: Sequence[tuple[str, float]], margin: float = BAND_MARGIN) -> list[LevelBand]:
     """Working-set bands per level from capacities ordered nearest to farthest.
 
     A working set exercises level i when it does not fit in level i-1 and fits in level i

@@ -169,7 +169,8 @@ NUMPY_KERNELS: dict[str, KernelFamily] = {
     "stream_add": KernelFamily(_make_add, lambda s: float(s["n"]), lambda s, b: 3.0 * s["n"] * b),
     # two passes: a = q*c (read c, write a), a = a + b (read a, b, write a)
     "stream_triad": KernelFamily(_make_triad, lambda s: 2.0 * s["n"], lambda s, b: 5.0 * s["n"] * b),
-    # nominal work of the operator (read x once, write y once), as the cost model counts it
+    # nominal work of a fused operator (read x once, write y once); the numpy implementation makes
+    # several passes, which the cost model counts call by call (calibration.passes)
     "softmax": KernelFamily(_make_softmax, lambda s: 5.0 * s["rows"] * s["cols"],
                             lambda s, b: 2.0 * s["rows"] * s["cols"] * b),
     "layernorm": KernelFamily(_make_layernorm, lambda s: 8.0 * s["rows"] * s["cols"],

@@ -2,10 +2,10 @@
 workloads graph, for end-to-end validation: time the numpy model for real, simulate the graph,
 compare.
 
-The numpy code and the graph describe the same computation step by step: every numpy call that
-touches a whole tensor has an operator in the graph with the same shape (GEMMs as ``matmul``,
-row-wise softmax/LayerNorm, GELU and residual adds as ``elementwise``, the head split and
-merge as zero-FLOP elementwise copies). Q, K and V come from one fused projection, as in
+The numpy code and the graph describe the same computation call for call: every numpy call has
+an operator in the graph with the arrays it reads and writes (GEMMs as ``matmul``; each pass of
+the row-wise softmax/LayerNorm and of GELU, and the residual adds, as ``elementwise``, see
+:mod:`calibration.passes`; the head split and merge as zero-FLOP elementwise copies). Q, K and V come from one fused projection, as in
 GPT-2 and most inference engines; the attention scale is folded into the query weights at
 initialisation.
 """
@@ -19,7 +19,8 @@ import numpy as np
 
 from .kernels import gelu_tanh, layernorm_rows, softmax_rows
 
-GELU_VECTOR_FLOPS = 8.0  # x^3, *0.044715, +x, *c, +1, *x, *0.5 and the cube's second multiply
+# tanh-GELU as one fused kernel (a GPU's): x^3 (two multiplies), *0.044715, +x, *c, +1, *x, *0.5
+GELU_VECTOR_FLOPS = 8.0
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ def init_weights(cfg: TinyModel, seed: int = 0) -> dict[str, np.ndarray]:
 class NumpyModel:
     """The model with its weights and scratch buffers allocated once; ``forward()`` runs it.
 
-    ``steps`` lists the numpy calls by the name of the operator that models each in
-    :func:`workload_graph`, so each step can be timed against its predicted cost.
+    ``steps`` lists the numpy steps by name (the names of :func:`step_ops`; a step's operators
+    in :func:`workload_graph` are ``graph.meta["steps"][name]``), so each step can be timed
+    against its predicted cost.
     """
 
     def __init__(self, cfg: TinyModel, seed: int = 0):
@@ -135,35 +137,57 @@ class NumpyModel:
         return self.buf["out"]
 
 
-def workload_graph(cfg: TinyModel):
-    """The model as a :class:`workloads.Graph` of fp32 operators, op for op as :meth:`NumpyModel.forward`."""
-    from workloads.graph import Graph
-    from workloads.operators import Elementwise, LayerNorm, MatMul, Softmax
+def step_ops(cfg: TinyModel) -> list[tuple[str, list]]:
+    """(step name of :meth:`NumpyModel._steps`, the operators of its numpy calls), in order.
+
+    One operator per numpy call (:mod:`calibration.passes`): a GEMM is one ``matmul``; a
+    LayerNorm, softmax or GELU is the passes numpy makes over whole arrays; the residual adds
+    are one ufunc each; the head split and merge are one strided copy each.
+    """
+    from workloads.operators import Elementwise, MatMul
+
+    from .passes import gelu_passes, layernorm_passes, softmax_passes
 
     t, d, f, h, dh = cfg.tokens, cfg.hidden, cfg.ffn, cfg.heads, cfg.head_dim
     dt = "fp32"
-    g = Graph(name=cfg.label, meta={"model": cfg.label, "phase": "prefill", "batch": 1, "tokens": t})
-
-    def mlp(prev):
-        fc1 = g.add(MatMul(name="fc1", m=t, n=f, k=d, dtype=dt), deps=prev)
-        act = g.add(Elementwise(name="gelu", numel=t * f, flops_per_element=GELU_VECTOR_FLOPS, special=True,
-                                dtype=dt), deps=[fc1])
-        return g.add(MatMul(name="fc2", m=t, n=d, k=f, dtype=dt), deps=[act])
-
+    mlp = [("fc1", [MatMul(name="fc1", m=t, n=f, k=d, dtype=dt)]),
+           ("gelu", gelu_passes("gelu", t * f, dt)),
+           ("fc2", [MatMul(name="fc2", m=t, n=d, k=f, dtype=dt)])]
     if cfg.kind == "mlp":
-        mlp(())
-        return g
-    ln1 = g.add(LayerNorm(name="ln1", rows=t, cols=d, dtype=dt))
-    qkv = g.add(MatMul(name="qkv", m=t, n=3 * d, k=d, dtype=dt), deps=[ln1])
-    split = g.add(Elementwise(name="split_heads", numel=3 * t * d, flops_per_element=0.0, dtype=dt), deps=[qkv])
-    scores = g.add(MatMul(name="scores", m=t, n=t, k=dh, batch=h, dtype=dt, b_role="activation"),
-                   deps=[split])
-    probs = g.add(Softmax(name="softmax", rows=h * t, cols=t, dtype=dt), deps=[scores])
-    pv = g.add(MatMul(name="pv", m=t, n=dh, k=t, batch=h, dtype=dt, b_role="activation"), deps=[probs])
-    merge = g.add(Elementwise(name="merge_heads", numel=t * d, flops_per_element=0.0, dtype=dt), deps=[pv])
-    wo = g.add(MatMul(name="wo", m=t, n=d, k=d, dtype=dt), deps=[merge])
-    res1 = g.add(Elementwise(name="residual1", numel=t * d, operands=2, dtype=dt), deps=[wo])
-    ln2 = g.add(LayerNorm(name="ln2", rows=t, cols=d, dtype=dt), deps=[res1])
-    fc2 = mlp([ln2])
-    g.add(Elementwise(name="residual2", numel=t * d, operands=2, dtype=dt), deps=[fc2])
+        return mlp
+    return [
+        ("ln1", layernorm_passes("ln1", t, d, dt)),
+        ("qkv", [MatMul(name="qkv", m=t, n=3 * d, k=d, dtype=dt)]),
+        ("split_heads", [Elementwise(name="split_heads", numel=3 * t * d, flops_per_element=0.0, dtype=dt)]),
+        ("scores", [MatMul(name="scores", m=t, n=t, k=dh, batch=h, dtype=dt, b_role="activation")]),
+        ("softmax", softmax_passes("softmax", h * t, t, dt)),
+        ("pv", [MatMul(name="pv", m=t, n=dh, k=t, batch=h, dtype=dt, b_role="activation")]),
+        ("merge_heads", [Elementwise(name="merge_heads", numel=t * d, flops_per_element=0.0, dtype=dt)]),
+        ("wo", [MatMul(name="wo", m=t, n=d, k=d, dtype=dt)]),
+        ("residual1", [Elementwise(name="residual1", numel=t * d, operands=2, dtype=dt)]),
+        ("ln2", layernorm_passes("ln2", t, d, dt)),
+        *mlp,
+        ("residual2", [Elementwise(name="residual2", numel=t * d, operands=2, dtype=dt)]),
+    ]
+
+
+def workload_graph(cfg: TinyModel, device=None, caches: dict[str, int] | None = None):
+    """The model as a :class:`workloads.Graph` of fp32 operators, call for call as
+    :meth:`NumpyModel.forward` (:func:`step_ops`), in one chain. With ``device``, each step's
+    streaming operators are placed in the memory level that holds the step's arrays
+    (:func:`calibration.passes.place_in_cache`; ``caches``: per-instance cache sizes).
+    ``meta["steps"]`` maps each numpy step to its operators' names."""
+    from workloads.graph import Graph
+
+    from .passes import place_in_cache
+
+    g = Graph(name=cfg.label, meta={"model": cfg.label, "phase": "prefill", "batch": 1,
+                                    "tokens": cfg.tokens, "steps": {}})
+    prev = ()
+    for step, ops in step_ops(cfg):
+        if device is not None:
+            place_in_cache(ops, device, caches)
+        for op in ops:
+            prev = [g.add(op, deps=prev)]
+        g.meta["steps"][step] = [op.name for op in ops]
     return g

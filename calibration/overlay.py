@@ -19,8 +19,10 @@ what ``roofline.cost`` needs to reproduce the measurements:
    raised to the empirical ceiling, as ERT does. The curve is then refined until the model
    reproduces the fitted GEMMs (:func:`_refine`: a GEMM's tile choice depends on the efficiency).
 5. **Transcendental functions.** GELU and softmax set the curve of the engine their exp/tanh
-   run on when no GEMM ran there (a special-function unit). On a device without one they are
-   validated, not fitted, and their held-out error says what the model misses.
+   run on when no GEMM ran there (a special-function unit; the detected host has one, ``sfu``):
+   their passes without a transcendental are predicted and taken out of the measured time
+   (:func:`_fit_special`). On a device whose transcendentals share the GEMM engine they are
+   validated, not fitted.
 6. **Host<->device copies** (GPU) set the empirical bandwidth of the link they cross.
 
 Curves are fitted with :func:`calibration.fit.fit_curve` (binned medians, made non-decreasing,
@@ -37,7 +39,15 @@ import pandas as pd
 
 from hwmodels.units import format_quantity
 
-from .fit import curve_value, fit_curve, interference_outliers, level_bands, median_curve, stream_ceilings
+from .fit import (
+    curve_value,
+    fit_curve,
+    interference_outliers,
+    level_bands,
+    level_capacities,
+    median_curve,
+    stream_ceilings,
+)
 from .opmap import kernel_ops
 from .runner import case_from_row
 
@@ -76,12 +86,6 @@ def _trusted_fit(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[(frame.status == "ok") & (frame.split == "fit")]
 
 
-def _level_capacities(device, caches: dict[str, int] | None) -> list[tuple[str, float]]:
-    """(level, bytes one core sees) nearest to farthest: per-instance cache sizes where known."""
-    caches = caches or {}
-    return [(name, float(caches.get(name, lv.capacity_bytes))) for name, lv in device.memory.items()]
-
-
 def _stream_ceilings(frame: pd.DataFrame, device, caches, fixed_s: float) -> dict[str, float]:
     """Bandwidth per level from the STREAM plateaus, with the fixed cost of a call taken out
     (the cost model adds it back as ``launch_overhead``)."""
@@ -98,7 +102,7 @@ def _stream_ceilings(frame: pd.DataFrame, device, caches, fixed_s: float) -> dic
         return {}
     sizes = [STREAM_ARRAYS[c.kernel] * c.shape["n"] * 8 for c in cases]
     bandwidths = [c.bytes_moved / (t - p * fixed_s) for c, t, p in zip(cases, rows.median_s, passes)]
-    return stream_ceilings(sizes, bandwidths, list(rows.kernel), level_bands(_level_capacities(device, caches)))
+    return stream_ceilings(sizes, bandwidths, list(rows.kernel), level_bands(level_capacities(device, caches)))
 
 
 def _compute_key(demands) -> str | None:
@@ -149,7 +153,7 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
     mem_rows = fit_rows[fit_rows.kernel.isin(MEMORY_FAMILIES) & (fit_rows.backend == "numpy")]
     for _, row in mem_rows.iterrows():
         case = case_from_row(row)
-        (op,) = kernel_ops(case)
+        (op,) = kernel_ops(case, mem_ref, caches)   # sizes that live in a cache leave DRAM alone
         d = cost(op, mem_ref)
         if key not in d.work or max(d.times(), key=d.times().get) != key:
             continue
@@ -170,6 +174,7 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         overrides[f"memory.{main}.efficiency_curve"] = {"x": "log10_bytes", "points": report.curves[key]}
     flat = base.with_overrides(overrides)
 
+    fitted_compute: dict = {}
     for dtype in dtypes:
         choice = info.engine_for("matrix", dtype)
         xs, effs, measured = [], [], []
@@ -209,26 +214,12 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         if peak:
             eng.setdefault("peak", {})[choice.dtype] = f"{empirical:.6g} FLOP/s"
         eng.setdefault("efficiency_curve", {})[choice.dtype] = {"x": "log10_flops", "points": points}
+        fitted_compute.update(peak)
+        fitted_compute[f"engines.{choice.name}.efficiency_curve.{choice.dtype}"] = {"x": "log10_flops",
+                                                                                   "points": points}
 
-    fitted_engines = {k.split(":")[0] for k in report.curves}
-    others: dict[tuple[str, str], tuple[list, list]] = {}
-    for _, row in fit_rows[fit_rows.kernel.isin(OTHER_COMPUTE_KERNELS) & (fit_rows.backend == backend)].iterrows():
-        case = case_from_row(row)
-        (op,) = kernel_ops(case)
-        d = cost(op, flat)
-        # the engine its transcendental functions run on, if no GEMM ran there
-        choice = info.engine_for("special", case.dtype)
-        key = f"compute:{choice.name}"
-        if choice.name in fitted_engines or key not in d.work or row.median_s <= d.fixed_s:
-            continue
-        xs, effs = others.setdefault((choice.name, choice.dtype), ([], []))
-        xs.append(math.log10(d.work[key]))
-        effs.append(d.times()[key] / (row.median_s - d.fixed_s))
-    for (engine, dtype), (xs, effs) in others.items():
-        points = fit_curve(xs, effs)
-        report.curves[f"{engine}:{dtype}"] = points
-        overlay_engines.setdefault(engine, {}).setdefault("efficiency_curve", {})[dtype] = {
-            "x": "log10_flops", "points": points}
+    _fit_special(fit_rows[fit_rows.kernel.isin(OTHER_COMPUTE_KERNELS) & (fit_rows.backend == backend)],
+                 base.with_overrides({**overrides, **fitted_compute}), caches, report, overlay_engines)
 
     overlay_links: dict = {}
     _fit_copies(fit_rows, base, flat, report, overlay_memory, overlay_links)
@@ -250,6 +241,48 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
     if overlay_links:
         overlay["links"] = overlay_links
     return overlay, report
+
+
+def _fit_special(rows, fitted, caches, report: FitReport, overlay_engines: dict) -> None:
+    """The curve of the engine transcendental functions run on, from the kernels that evaluate
+    them (numpy's GELU and softmax), when no GEMM ran on that engine (a special-function unit).
+
+    A kernel is several numpy passes (:mod:`calibration.passes`); on ``fitted`` (the device as
+    fitted so far, the special engine at efficiency 1) the passes without a transcendental are
+    predicted and their time taken from the measured time; what is left is the time of the
+    passes that evaluate one, and their engine's efficiency is its time at efficiency 1 over that.
+    """
+    from roofline.costs import cost
+    from roofline.hardware import device_info
+
+    info = device_info(fitted)
+    fitted_engines = {k.split(":")[0] for k in report.curves}
+    samples: dict[tuple[str, str], tuple[list, list]] = {}
+    for _, row in rows.iterrows():
+        case = case_from_row(row)
+        choice = info.engine_for("special", case.dtype)
+        key = f"compute:{choice.name}"
+        if choice.name in fitted_engines:
+            continue
+        demands = [cost(op, fitted) for op in kernel_ops(case, fitted, caches)]
+        special = [d for d in demands if key in d.work]
+        others_s = sum(d.time_s for d in demands if key not in d.work)
+        available = row.median_s - others_s - sum(d.fixed_s for d in special)
+        if not special or available <= 0:
+            report.warnings.append(f"{case.case_id}: its passes without a transcendental take the whole "
+                                   f"measured time in the model; {choice.name} is not fitted on it")
+            continue
+        xs, effs = samples.setdefault((choice.name, choice.dtype), ([], []))
+        xs.append(math.log10(sum(d.work[key] for d in special)))
+        effs.append(sum(d.times()[key] for d in special) / available)
+        report.samples.append({"case_id": case.case_id, "key": f"{key}:{choice.dtype}", "x": xs[-1],
+                               "efficiency_at_detected_peak": effs[-1]})
+    for (engine, dtype), (xs, effs) in samples.items():
+        points = fit_curve(xs, effs)
+        report.curves[f"{engine}:{dtype}"] = points
+        report.fitted[f"{engine}:{dtype}"] = len(effs)
+        overlay_engines.setdefault(engine, {}).setdefault("efficiency_curve", {})[dtype] = {
+            "x": "log10_flops", "points": points}
 
 
 COPY_KERNELS = ("copy_h2d", "copy_d2h")

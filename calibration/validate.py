@@ -84,12 +84,13 @@ def holdout_frame(hw_path: Path | None, *, quick: bool, progress: bool,
     return frame[frame.status == "ok"], "measured now by ridgeline validate"
 
 
-def validate_kernels(frame: pd.DataFrame, device) -> list[dict]:
-    """Part 1: one row per held-out kernel (measured vs predicted seconds)."""
+def validate_kernels(frame: pd.DataFrame, device, caches: dict[str, int] | None = None) -> list[dict]:
+    """Part 1: one row per held-out kernel (measured vs predicted seconds); ``caches``: the
+    per-instance cache sizes of the machine that ran them (which level a working set lives in)."""
     rows = []
     for _, r in frame.iterrows():
         case = case_from_row(r)
-        predicted = predict_case(case, device)
+        predicted = predict_case(case, device, caches)
         family = f"{case.kernel} {case.dtype}"
         rows.append({"section": "kernels", "name": case.case_id, "family": family,
                      "measured": float(r.median_s), "predicted": predicted, "unit": "s",
@@ -98,7 +99,8 @@ def validate_kernels(frame: pd.DataFrame, device) -> list[dict]:
     return rows
 
 
-def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | None = None) -> list[dict]:
+def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | None = None,
+                        caches: dict[str, int] | None = None) -> list[dict]:
     """Part 2: the numpy models timed for real against the simulator on ``device``."""
     rows = []
     models = QUICK_MODELS if quick else MODELS
@@ -106,7 +108,8 @@ def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | N
         for cfg in models:
             bar.step(cfg.label)
             model = NumpyModel(cfg)
-            result = _simulate(workload_graph(cfg), device)
+            graph = workload_graph(cfg, device, caches)
+            result = _simulate(graph, device)
             predicted = float(result.latency_s)
             row = {"section": "end_to_end", "name": cfg.label, "family": cfg.kind, "predicted": predicted,
                    "unit": "s", "source": "this machine (numpy, timed)"}
@@ -117,8 +120,7 @@ def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | N
                 rows.append({**row, "measured": None, "error": None, "source": f"not measured: {exc}"})
                 continue
             rows.append({**row, "measured": timing.median_s, "error": rel_error(predicted, timing.median_s),
-                         "breakdown": operator_breakdown(model, workload_graph(cfg), device,
-                                                         passes=1 if quick else 2)})
+                         "breakdown": operator_breakdown(model, graph, device, passes=1 if quick else 2)})
     return rows
 
 
@@ -144,21 +146,37 @@ def _fingerprint_notes(fp: dict) -> list[str]:
 
 
 def operator_breakdown(model: NumpyModel, graph, device, passes: int = 2) -> list[dict]:
-    """Each numpy step of ``model`` timed alone against its operator's analytic cost (where the
-    end-to-end error comes from)."""
+    """Each numpy step of ``model`` timed alone against the analytic cost of its operators (one
+    per numpy call; where the end-to-end error comes from). ``bound``: that of the step's
+    slowest operator; ``ops``: how many operators (numpy calls) the step is."""
     from roofline.costs import cost
 
     out = []
     for name, step in model.steps:
-        op = graph.op(name)
-        d = cost(op, device)
+        demands = [cost(graph.op(op_name), device) for op_name in graph.meta["steps"][name]]
+        predicted = sum(d.time_s for d in demands)
+        slowest = max(demands, key=lambda d: d.time_s)
         try:
             measured = measure_best(step, STEP_POLICY, passes=passes, name=name).median_s
         except MeasurementRefused:
             measured = None
-        out.append({"op": name, "kind": op.kind, "measured": measured, "predicted": d.time_s,
-                    "error": None if measured is None else rel_error(d.time_s, measured), "bound": d.bound})
+        out.append({"op": name, "kind": slowest.kind, "ops": len(demands), "measured": measured,
+                    "predicted": predicted,
+                    "error": None if measured is None else rel_error(predicted, measured), "bound": slowest.bound})
     return out
+
+
+def machine_caches(device, fp: dict) -> dict[str, int] | None:
+    """Per-instance cache sizes of the machine the local parts run on: those the calibration
+    recorded in its fingerprint, else this machine's when ``device`` is the detected host (or an
+    overlay of it); None otherwise (the device's own capacities are used)."""
+    from .fingerprint import cpu_caches
+
+    if fp.get("cpu_caches_bytes"):
+        return {k: int(v) for k, v in fp["cpu_caches_bytes"].items()}
+    if device.id.split("-")[0] == "host":
+        return cpu_caches() or None
+    return None
 
 
 @dataclass
@@ -227,9 +245,11 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
         frame, origin = holdout_frame(path, quick=quick, progress=progress, threads=threads)
         report.notes.append(f"held-out kernels {origin}")
         report.notes += _fingerprint_notes(fp)
-        report.kernels = validate_kernels(frame, device)
+        caches = machine_caches(device, fp)
+        report.kernels = validate_kernels(frame, device, caches)
         if device.kind == "cpu":
-            report.end_to_end = validate_end_to_end(device, quick=quick, progress=progress, threads=threads)
+            report.end_to_end = validate_end_to_end(device, quick=quick, progress=progress, threads=threads,
+                                                    caches=caches)
             report.notes.append(f"end to end with {threads or 'all'} BLAS thread(s)")
         else:
             report.notes.append("end to end: the numpy model runs on the CPU; skipped for a GPU overlay")

@@ -135,7 +135,7 @@ def render(report) -> str:
         for row in report.end_to_end:
             if row.get("breakdown"):
                 out.append(f"\n   per operator, {row['name']} (each numpy step timed alone)")
-                out.append(_table(row["breakdown"], ["op", "kind", "measured", "predicted", "error", "bound"]))
+                out.append(_table(row["breakdown"], ["op", "ops", "kind", "measured", "predicted", "error", "bound"]))
     if report.public:
         out.append("\n3) public measurements predicted from the catalog")
         out.append(_table(report.public, ["name", "hardware", "measured", "predicted", "unit", "error",

@@ -49,20 +49,73 @@ def test_graph_counts_the_block_flops_by_hand():
               + 2 * h * t * t * dh * 2   # scores and P V
               + 2 * t * d * d            # output projection
               + 2 * t * f * d * 2)       # fc1 and fc2
-    vector = (7 * t * d * 2              # two LayerNorms
+    # one FLOP per element of each numpy call: a LayerNorm makes 7 passes over t x d (sum,
+    # subtract, square, sum, normalize, scale, shift) and 5 over the t-row vector (two mean
+    # divides, + eps, sqrt, reciprocal); softmax 4 over the h x t x t scores (max, subtract, sum,
+    # divide) besides exp; GELU 8 over t x f besides tanh
+    vector = ((7 * t * d + 5 * t) * 2    # two LayerNorms
               + 4 * h * t * t            # softmax
               + t * d * 2                # two residual adds
               + 8 * t * f)               # GELU
-    special = 2 * t + h * t * t + t * f  # rsqrt per row, exp per score, tanh per element
+    special = h * t * t + t * f          # exp per score, tanh per element
     assert g.flops() == pytest.approx(matrix + vector + special)
-    assert [op.name for op in g.ops] == ["ln1", "qkv", "split_heads", "scores", "softmax", "pv",
-                                         "merge_heads", "wo", "residual1", "ln2", "fc1", "gelu", "fc2",
-                                         "residual2"]
+    assert list(g.meta["steps"]) == ["ln1", "qkv", "split_heads", "scores", "softmax", "pv", "merge_heads",
+                                     "wo", "residual1", "ln2", "fc1", "gelu", "fc2", "residual2"]
+    assert [len(v) for v in g.meta["steps"].values()] == [12, 1, 1, 1, 5, 1, 1, 1, 1, 12, 1, 9, 1, 1]
 
 
-def test_mlp_graph_is_three_ops():
+def test_mlp_graph_is_one_op_per_numpy_call():
     g = workload_graph(TinyModel("mlp", tokens=4, hidden=8, ffn=16))
-    assert [op.kind for op in g.ops] == ["matmul", "elementwise", "matmul"]
+    assert [op.kind for op in g.ops] == ["matmul", *["elementwise"] * 9, "matmul"]
+    tanh = g.op("gelu.tanh")
+    assert tanh.flops() == {("special", "fp32"): 4 * 16}
+
+
+def test_numpy_passes_read_and_write_the_arrays_numpy_does():
+    from calibration.passes import gelu_passes, layernorm_passes, softmax_passes
+
+    r, c = 4, 8
+    # softmax: max (read x, write r), subtract (x, r -> y), exp (y -> y), sum (y -> r), divide (y, r -> y)
+    ops = softmax_passes("s", r, c)
+    assert sum(op.bytes_total for op in ops) == (8 * r * c + 4 * r) * 4
+    # layernorm: sum (x -> r), divide (r -> r), subtract (x, r -> y), square (y -> t), sum (t -> r),
+    # divide (r -> r), + eps (r -> r), sqrt (r -> r), reciprocal (r -> r), normalize (y, r -> y),
+    # scale (y, gamma -> y), shift (y, beta -> y)
+    ops = layernorm_passes("l", r, c)
+    assert sum(op.bytes_total for op in ops) == (1 + 2 + 2 + 1 + 2 * 3) * r * c * 4 + (
+        1 + 2 + 1 + 1 + 2 + 2 + 2 + 2 + 1) * r * 4 + 2 * c * 4
+    # gelu: every pass reads y (the first reads x instead) and writes y; cube, + x and * x read x too
+    ops = gelu_passes("g", 10)
+    assert [op.name for op in ops][5] == "g.tanh"
+    assert sum(op.bytes_total for op in ops) == (9 * 2 + 3) * 10 * 4
+
+
+def test_working_sets_live_in_the_level_that_holds_them_with_room():
+    import hwmodels
+    from calibration.fit import resident_level
+    from calibration.opmap import kernel_ops, predict_case
+
+    caps = [("l1", 32 * 1024), ("l2", 512 * 1024), ("l3", 32 * 2**20), ("dram", 2**34)]
+    assert resident_level(16 * 1024, caps) == "l1"
+    assert resident_level(16 * 1024 + 1, caps) == "l2"
+    assert resident_level(256 * 1024, caps) == "l2"
+    assert resident_level(16 * 2**20, caps) == "l3"
+    assert resident_level(16 * 2**20 + 1, caps) == "dram"
+    dev = hwmodels.load_device("xeon-8480")
+    caches = {"l1": 48 * 1024, "l2": 2 * 2**20, "l3": 105_000_000}
+    # STREAM add of 3 arrays x 40000 doubles = 960 KB: fits in half of one core's 2 MiB L2
+    case = make_case("stream_add", "fp64", n=40_000)
+    (op,) = kernel_ops(case, dev, caches)
+    assert op.resident == "l2"
+    l2 = dev.memory["l2"]
+    expected = dev.launch_overhead_s + l2.latency_s + 3 * 40_000 * 8 / (l2.bandwidth_bytes_s * l2.efficiency)
+    assert predict_case(case, dev, caches) == pytest.approx(expected)
+    # 3 x 8 MB = 24 MB: not in L2, but in half of the 105 MB L3
+    (op,) = kernel_ops(make_case("stream_add", "fp64", n=10**6), dev, caches)
+    assert op.resident == "l3"
+    # 3 x 80 MB: DRAM, the operator left as it was
+    (op,) = kernel_ops(make_case("stream_add", "fp64", n=10**7), dev, caches)
+    assert not hasattr(op, "resident")
 
 
 def test_stream_byte_counts_follow_the_numpy_passes():
@@ -99,4 +152,6 @@ def test_plan_holds_out_shapes_inside_the_fitted_range():
 @pytest.mark.parametrize("cfg", [SMALL, TinyModel("mlp", tokens=4, hidden=8, ffn=16)])
 def test_numpy_steps_are_the_graph_operators(cfg):
     model = NumpyModel(cfg)
-    assert [name for name, _ in model.steps] == [op.name for op in workload_graph(cfg).ops]
+    g = workload_graph(cfg)
+    assert [name for name, _ in model.steps] == list(g.meta["steps"])
+    assert [name for names in g.meta["steps"].values() for name in names] == [op.name for op in g.ops]
