@@ -7,7 +7,9 @@ inter-token latency, output throughput, energy per token) are predicted by the s
 public-row helper when it is installed. A row the model cannot predict (a device missing from the
 catalog, an unknown workload) keeps ``predicted = None`` and says why, so the table always lists
 every row. Nothing here is tuned to these rows: sizes the sources do not state are fixed a priori
-and named in :data:`ASSUMED`.
+and named in :data:`ASSUMED`. One row did fit a parameter (the energy model's active-power
+fraction, :data:`FIT_ROWS`); it is marked ``role: fit`` and the summary (:func:`public_summary`)
+is over the held-out rows only.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from importlib import resources
 
 from hwmodels.errors import InputError
 
+from .energy_fit import FIT_ROW
 from .validate import rel_error
 
 PUBLIC_CSV = "public_measurements.csv"
@@ -30,6 +33,10 @@ ASSUMED = {
     # nvbandwidth's default buffer size.
     "copy_bytes": 512 * 2**20,
 }
+
+# Rows a model parameter was fitted on (row id -> what was fitted, by which command). They are
+# listed with ``role: fit`` and left out of the summary, which is over held-out rows only.
+FIT_ROWS = {FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)"}
 
 UNIT_SCALE = {"TFLOP/s": 1e12, "GB/s": 1e9, "Gelem/s": 1e9, "ms": 1e-3, "ns": 1e-9, "s": 1.0,
               "tok/s": 1.0, "J/tok": 1.0}
@@ -164,7 +171,8 @@ def _resolve_source(source: str, previous: str) -> str:
 
 
 def validate_public(rows: list[dict] | None = None) -> list[dict]:
-    """Part 3: one result row per public measurement (measured, predicted, error, source)."""
+    """Part 3: one result row per public measurement (measured, predicted, error, source, and
+    ``role``: ``fit`` for the rows in :data:`FIT_ROWS`, ``held-out`` otherwise)."""
     out = []
     last_source = ""
     for row in rows if rows is not None else load_rows():
@@ -172,9 +180,26 @@ def validate_public(rows: list[dict] | None = None) -> list[dict]:
         last_source = source
         predicted, how = predict_row(row)
         measured = float(row["value"])
-        out.append({"section": "public", "name": row["id"], "family": row["metric"],
+        role = "fit" if row["id"] in FIT_ROWS else "held-out"
+        out.append({"section": "public", "name": row["id"], "family": row["metric"], "role": role,
                     "hardware": row["hardware"], "workload": row["workload"], "dtype": row["dtype"],
                     "measured": measured, "predicted": predicted, "unit": row["unit"],
                     "error": rel_error(predicted, measured), "how": how, "source": source,
                     "framework": row["framework"]})
     return out
+
+
+def public_summary(rows: list[dict]) -> dict:
+    """Error over the held-out public rows with a prediction: count, MAPE, median absolute
+    error, worst; rows a parameter was fitted on (``role: fit``) are counted apart, not in it."""
+    import numpy as np
+
+    held = [r for r in rows if r.get("role") != "fit" and r["error"] is not None]
+    errs = [abs(r["error"]) for r in held]
+    worst = max(held, key=lambda r: abs(r["error"]), default=None)
+    return {"over": "held-out rows only (rows with role 'fit' are excluded)",
+            "n": len(errs), "fit_rows": [r["name"] for r in rows if r.get("role") == "fit"],
+            "not_predicted": sum(r["error"] is None for r in rows),
+            "mape": float(np.mean(errs)) if errs else None,
+            "median_abs_error": float(np.median(errs)) if errs else None,
+            "worst": abs(worst["error"]) if worst else None, "worst_case": worst["name"] if worst else None}

@@ -201,15 +201,25 @@ class ValidationReport:
             out["end_to_end_worst_error"] = {"value": max(e2e), "target": END_TO_END_TARGET,
                                              "met": max(e2e) <= END_TO_END_TARGET}
         if self.public:
+            from .public import public_summary
+
             predicted = sum(r["predicted"] is not None for r in self.public)
             out["public_rows_predicted"] = {"value": predicted, "of": len(self.public)}
+            summary = public_summary(self.public)
+            if summary["mape"] is not None:
+                out["public_held_out_mape"] = {"value": summary["mape"], "median": summary["median_abs_error"],
+                                               "n": summary["n"], "over": summary["over"]}
         return out
 
     def to_dict(self) -> dict:
+        from .public import public_summary
+
         return {"hw": self.hw, "device": self.device_id,
                 "kernels": {"rows": self.kernels, "summary": summarize(self.kernels, "family")},
                 "end_to_end": {"rows": self.end_to_end},
-                "public": {"rows": self.public, "summary": summarize(self.public, "family")},
+                "public": {"rows": self.public, "summary": public_summary(self.public) if self.public else None,
+                           "by_metric": summarize([r for r in self.public if r.get("role") != "fit"],
+                                                  "family")},
                 "targets": self.targets(), "notes": self.notes}
 
     def rows(self) -> list[dict]:

@@ -138,8 +138,15 @@ def render(report) -> str:
                 out.append(_table(row["breakdown"], ["op", "ops", "kind", "measured", "predicted", "error", "bound"]))
     if report.public:
         out.append("\n3) public measurements predicted from the catalog")
-        out.append(_table(report.public, ["name", "hardware", "measured", "predicted", "unit", "error",
+        out.append(_table(report.public, ["name", "role", "hardware", "measured", "predicted", "unit", "error",
                                           "how", "source"]))
+        from calibration.public import public_summary
+
+        s = public_summary(report.public)
+        if s["n"]:
+            out.append(f"\npublic summary over {s['n']} held-out rows (fit rows excluded: "
+                       f"{', '.join(s['fit_rows']) or 'none'}): MAPE {s['mape']:.1%}, median |error| "
+                       f"{s['median_abs_error']:.1%}, worst {s['worst']:.1%} ({s['worst_case']})")
     targets = report.targets()
     if targets:
         out.append("\ntargets")
@@ -147,6 +154,8 @@ def render(report) -> str:
             if "target" in t:
                 out.append(f"  {name}: {t['value']:.1%} (target <= {t['target']:.0%}: "
                            f"{'met' if t['met'] else 'NOT met'})")
+            elif "median" in t:
+                out.append(f"  {name}: {t['value']:.1%}, median {t['median']:.1%} ({t['over']}, n={t['n']})")
             else:
                 out.append(f"  {name}: {t['value']} of {t['of']}")
     for note in report.notes:

@@ -137,3 +137,32 @@ def test_cuda_without_gpu_is_a_clear_input_error(tmp_path, capsys, monkeypatch):
 def test_bad_arguments_exit_2_with_a_message(argv, fragment, capsys):
     assert main(argv) == 2
     assert fragment in capsys.readouterr().err
+
+
+def test_public_fit_row_is_marked_and_left_out_of_the_summary():
+    from calibration.public import FIT_ROWS, public_summary
+
+    assert set(FIT_ROWS) == {"energy-h100-llama31-8b-b8"}
+    rows = [{"name": "a", "role": "held-out", "error": 0.10},
+            {"name": "b", "role": "held-out", "error": -0.30},
+            {"name": "c", "role": "held-out", "error": 0.20},
+            {"name": "fitted", "role": "fit", "error": -0.001},
+            {"name": "d", "role": "held-out", "error": None}]
+    s = public_summary(rows)
+    # held-out rows with a prediction: |0.1|, |-0.3|, |0.2| -> mean 0.2, median 0.2, worst 0.3 (b)
+    assert s["n"] == 3 and s["fit_rows"] == ["fitted"] and s["not_predicted"] == 1
+    assert s["mape"] == pytest.approx(0.2) and s["median_abs_error"] == pytest.approx(0.2)
+    assert s["worst"] == pytest.approx(0.3) and s["worst_case"] == "b"
+    assert "held-out" in s["over"]
+
+
+def test_validate_public_json_has_roles_and_a_held_out_summary(capsys):
+    assert main(["validate", "--public", "--format", "json", "--no-progress"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    roles = {r["name"]: r["role"] for r in doc["public"]["rows"]}
+    assert roles["energy-h100-llama31-8b-b8"] == "fit"
+    assert set(roles.values()) == {"fit", "held-out"}
+    held = [abs(r["error"]) for r in doc["public"]["rows"] if r["role"] == "held-out" and r["error"] is not None]
+    assert doc["public"]["summary"]["n"] == len(held)
+    assert doc["public"]["summary"]["mape"] == pytest.approx(sum(held) / len(held))
+    assert doc["targets"]["public_held_out_mape"]["n"] == len(held)
