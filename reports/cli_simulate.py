@@ -127,4 +127,4 @@ def render_memory(memory) -> list[str]:
                      "used": f"{d.utilisation:.1%}",
                      "spilled": f"{spilled} -> {d.spill.level}" if spilled else ""})
     state = "fits" if memory.fits else "spilled to a lower tier" if memory.spilled else "does NOT fit"
-    return [f"memory: {state} ({memory.activation_rule})", format_table(rows)]
+    return [f"memory: {state} (per device; activations: the peak live set of one operator)", format_table(rows)]

@@ -148,6 +148,17 @@ def _tier_name(tier: Tier) -> str:
     return name + (f" over {tier.link}" if tier.link else "")
 
 
+def _check_tier(device, placement: str, nbytes: float, who: str, model: str) -> None:
+    """Raise when what the workload itself places in ``placement`` exceeds that tier's capacity."""
+    from roofline.hardware import device_info
+
+    level, _ = device_info(device).placement(placement)
+    cap = device.memory[level].capacity_bytes
+    if nbytes > cap:
+        raise InputError(f"{who}: {_gb(nbytes)} placed in {placement} memory exceed {level} capacity "
+                         f"{_gb(cap)}" + _advice(model), path="memory")
+
+
 def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: bool = True):
     """Check ``graph``'s footprint on the nodes of each stage (``stage_nodes``: stage -> node
     names, ``devices``: node -> Device) and apply the module's policy. Returns ``(graph, report)``:
@@ -199,8 +210,8 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
                 spilled["weights"] = moved
             already = fp.total(tier.placement)
             if already + sum(spilled.values()) > tier.capacity_bytes:
-                raise InputError(f"{head}; spilling {_gb(sum(spilled.values()))} to {tier.level} "
-                                 f"({_gb(tier.capacity_bytes)}"
+                raise InputError(f"{head}; spilling {_gb(sum(spilled.values()))} to {tier.placement} memory "
+                                 f"({tier.level}, {_gb(tier.capacity_bytes)}"
                                  + (f", {_gb(already)} already placed there" if already else "")
                                  + ") does not fit either" + _advice(model), path="memory")
             if "weights" in spilled:
@@ -223,6 +234,7 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
                     roles[r] = roles.get(r, 0.0) + v
             if roles:
                 offloaded[p] = roles
+                _check_tier(dev, p, sum(roles.values()), f"{model} on {where}", model)
         for n in nodes:
             d = devices[n]
             reports[n] = DeviceMemory(n, d.id, stage, d.main_memory, d.memory[d.main_memory].capacity_bytes,

@@ -203,7 +203,15 @@ def test_no_spill_raises_and_no_lower_tier_raises():
 
 def test_lower_tier_too_small_raises():
     graph = build_llm("llama-2-70b", "decode", batch=512, context=4000)
-    with pytest.raises(InputError, match=r"to host \(256 GiB\) does not fit either.*--tp"):
+    with pytest.raises(InputError, match=r"to host memory \(host, 256 GiB\) does not fit either.*--tp"):
+        simulate(graph, "h100-sxm")
+
+
+def test_kv_placed_on_host_by_the_user_is_checked_against_host_capacity():
+    # 256 sequences x 4097 tokens of Llama-2-7B KV: 550 GB, more than the 256 GiB host tier
+    graph = build_llm("llama-2-7b", "decode", batch=256, context=4096, kv_placement="host")
+    assert kv_bytes(32, 4096, 256, 4097) > H100_HOST
+    with pytest.raises(InputError, match=r"550 GB placed in host memory exceed host capacity 256 GiB"):
         simulate(graph, "h100-sxm")
 
 
