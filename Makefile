@@ -20,7 +20,7 @@ demo: install
 	@echo "wrote out/roofline.png, out/trace.json (open in ui.perfetto.dev), out/timeline.png, out/validation/"
 
 test: install-dev
-	$(PYTHON) -m pytest -q -p no:cacheprovider
+	$(PYTHON) -m pytest -p no:cacheprovider
 	$(PYTHON) -m ruff check .
 
 lint:
