@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from hwmodels.errors import InputError
 from workloads import build_llm, expected_tokens, load_config, load_workload
 from workloads.configs import parse_config
+from workloads.footprint import stage_footprints
 
 
 def dense(h, layers, heads, kv, inter, vocab, tied=False, qkv_bias=False):
@@ -212,6 +213,12 @@ def test_speculative_decoding_with_a_draft(tmp_path):
     # the draft's steps run before the verification
     order = [op.name for op in graph.ops]
     assert order.index("draft.step3.lm_head") < order.index("model.embed_tokens")
+    # one KV cache per model: the target's holds context + k + 1 tokens, the draft's (2 layers,
+    # 8 KV heads of 64) context + k after its k steps; not one draft cache per draft step
+    target_kv = B * (500 + k + 1) * 2 * 32 * 32 * 128 * 2
+    draft_kv = B * (500 + k) * 2 * 2 * 8 * 64 * 2
+    assert graph.summary()["kv_cache_bytes"] == target_kv + draft_kv
+    assert stage_footprints(graph)[0].kv_cache == {"device": target_kv + draft_kv}
 
 
 def test_expected_tokens_formula():

@@ -95,13 +95,15 @@ def stage_footprints(graph: Graph) -> list[Footprint]:
             t = tensors.get(name)
             per_element = t.bytes / t.numel if t is not None and t.numel else _dtype_bytes(op)
             fp.weights[name] = (count * per_element, t.placement if t is not None else "device")
-        for role, nbytes in op.cache_bytes().items():
-            where = _cache_placement(op, role)
-            bucket = fp.kv_cache if role == "kv" else fp.state
-            bucket[where] = bucket.get(where, 0.0) + nbytes * micro
         live = _activation_set(op)
         if live > fp.activations_bytes:
             fp.activations_bytes, fp.activations_op = live, op.name
+    for op, held in graph.held_caches():
+        fp = out[op.stage]
+        for role, nbytes in held.items():
+            where = _cache_placement(op, role)
+            bucket = fp.kv_cache if role == "kv" else fp.state
+            bucket[where] = bucket.get(where, 0.0) + nbytes * micro
     return out
 
 

@@ -90,6 +90,20 @@ class Graph:
     def flops(self) -> float:
         return float(sum(op.total_flops for op in self.ops))
 
+    def held_caches(self) -> list[tuple[Operator, dict[str, float]]]:
+        """Each cache (KV or recurrent state) the step leaves on the devices, once:
+        ``(operator, bytes by role)``. Operators with the same parameter prefix extend one cache
+        (a draft model's successive steps over one layer), which is held once, at its largest."""
+        held: dict[str, tuple[Operator, dict[str, float]]] = {}
+        for op in self.ops:
+            cache = op.cache_bytes()
+            if not cache:
+                continue
+            key = op.param_prefix or op.name
+            if key not in held or sum(cache.values()) >= sum(held[key][1].values()):
+                held[key] = (op, cache)
+        return list(held.values())
+
     def summary(self) -> dict:
         """Totals: params, FLOPs (by engine and dtype), bytes by role, cache bytes, ops by kind.
 
@@ -114,14 +128,15 @@ class Graph:
             roles = op.bytes_by_role()
             for role, v in roles.items():
                 by_role[role] = by_role.get(role, 0.0) + v
-            for role, v in op.cache_bytes().items():
-                cache[role] += v * microbatches
             k = kinds.setdefault(op.kind, {"ops": 0, "flops": 0.0, "bytes": 0.0})
             k["ops"] += 1
             k["flops"] += total
             k["bytes"] += sum(roles.values())
             if op.kind == "collective":
                 collective_bytes += op.payload_bytes
+        for _op, held in self.held_caches():
+            for role, v in held.items():
+                cache[role] += v * microbatches
         return {
             "name": self.name,
             "meta": dict(self.meta),
