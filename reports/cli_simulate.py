@@ -31,6 +31,9 @@ def register(subparsers) -> None:
     p.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
     p.add_argument("--plot", metavar="FILE", help="write a Gantt chart (PNG/SVG)")
     p.add_argument("--top", type=int, default=10, help="critical-path operators to list")
+    p.add_argument("--no-timeline", dest="timeline", action="store_false",
+                   help="leave the timeline table (one row per operator and device: op, device, resource, "
+                        "bound, start, end) out of --format json")
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_simulate)
 
@@ -60,7 +63,7 @@ def cmd_simulate(args) -> int:
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
     if args.format == "json":
-        print_json(res.to_dict())
+        print_json(res.to_dict(timeline=args.timeline))
         return 0
     print(render(res, args.top))
     return 0

@@ -28,6 +28,15 @@ def test_json_is_one_document_matching_the_api(capsys, tmp_path):
     assert doc["throughput_tok_s"] == pytest.approx(8 / res.latency_s)
     assert set(doc["avg_power_w"]) == {"gpu0", "gpu1"}
     assert json.loads(trace.read_text())["traceEvents"]
+    # the timeline table: one row per operator and device (two TP ranks run every operator)
+    assert len(doc["timeline"]) == len(res.timeline) == 2 * len(g.ops)
+    first = doc["timeline"][0]
+    assert {"op", "device", "resource", "bound", "start", "end"} <= set(first)
+    assert first["op"] == g.ops[0].name and first["start"] == 0.0
+    assert max(r["end"] for r in doc["timeline"]) == pytest.approx(doc["latency_s"])
+    code, out, _ = run(capsys, "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "1",
+                       "--context", "64", "--format", "json", "--no-timeline")
+    assert code == 0 and "timeline" not in json.loads(out)
 
 
 def test_table_output(capsys, tmp_path):
