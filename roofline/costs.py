@@ -408,7 +408,7 @@ def cost_attention(op, device) -> Demands:
     rows = float(op.q_len * (op.heads // kv_heads))    # query rows per (sequence, KV head)
     instances = float(op.batch * kv_heads)
     keys = max(1.0, float(min(op.kv_len, op.window) if op.window else op.kv_len) * op.kv_fraction)
-    flops = op.flops()
+    flops = _attention_mma_flops(op)
     choice, _ = _matrix_engine(b, flops)
     units = float(choice.engine.units) if choice else 1.0
     tm = clamp_tile(rows, ATTENTION_Q_TILE, info.granule(choice)[0])
@@ -433,6 +433,22 @@ def cost_attention(op, device) -> Demands:
         b.tensor(t)
     _through_chip(b, kv_bytes * q_tiles + sum(t.bytes for t in (q, *rest, *op.outputs)))
     return b.build()
+
+
+def _attention_mma_flops(op) -> dict:
+    """The operator's FLOPs with its matrix work at the dtype its MMAs run in: a tensor-core MMA
+    takes both operands in one type, so Q.K^T and P.V run at the wider of the activation dtype
+    and the K/V dtype (fp8 activations over a bf16 KV cache run at the bf16 rate: TensorRT-LLM's
+    and vLLM's fp8 GEMM recipes keep attention in 16 bits unless the KV cache is fp8 too)."""
+    flops = op.flops()
+    kv_dtype = getattr(op, "kv_dtype", None) or op.dtype
+    if DTYPE_BYTES.get(kv_dtype, 0.0) <= DTYPE_BYTES.get(op.dtype, 0.0):
+        return flops
+    out: dict = {}
+    for (flop_class, dtype), amount in flops.items():
+        key = (flop_class, kv_dtype if flop_class == "matrix" else dtype)
+        out[key] = out.get(key, 0.0) + amount
+    return out
 
 
 # -- collectives ----------------------------------------------------------------------------------

@@ -481,3 +481,18 @@ def test_resident_level_must_be_a_level_of_the_device():
     op.resident = "l4"
     with pytest.raises(InputError, match="unknown memory level 'l4'"):
         cost(op, hwmodels.load_device("xeon-8480"))
+
+
+def test_attention_mma_runs_at_the_wider_of_activation_and_kv_dtype():
+    # A tensor-core MMA takes both operands in one type: fp8 queries over a bf16 KV cache multiply
+    # at the bf16 rate, so their tensor time is the all-bf16 attention's; fp8 over fp8 is faster.
+    h100 = hwmodels.load_device("h100-sxm")
+    args = dict(batch=1, heads=32, kv_heads=32, q_len=2048, kv_len=2048, head_dim=128, causal=True)
+    mixed = cost(Attention(name="a", dtype="fp8", kv_dtype="bf16", **args), h100)
+    wide = cost(Attention(name="a", dtype="bf16", kv_dtype="bf16", **args), h100)
+    narrow = cost(Attention(name="a", dtype="fp8", kv_dtype="fp8", **args), h100)
+    # Q.K^T and P.V: 2 x 2048 x 2048 x 128 x 2 FLOPs per head, 32 heads, half of it under the causal mask
+    matrix_flops = 2.0 * 2048 * 2048 * 128 * 2 * 32 / 2
+    assert mixed.flops_by_dtype["bf16"] == pytest.approx(matrix_flops, rel=0.01)
+    assert mixed.times()["compute:tensor"] == pytest.approx(wide.times()["compute:tensor"])
+    assert narrow.times()["compute:tensor"] < 0.6 * mixed.times()["compute:tensor"]
