@@ -21,7 +21,7 @@ WORKLOAD_FLAGS = (
     ("--dtype", "dtype", str, None, "activation dtype"),
     ("--weight-dtype", "weight_dtype", str, None, "weight dtype (int4/int8: group-quantized)"),
     ("--kv-dtype", "kv_dtype", str, None, "KV-cache dtype"),
-    ("--group-size", "group_size", int, None, "int4/int8 quantization group"),
+    ("--group-size", "group_size", int, None, "int4/int8 weights: elements per quantization group (default 128)"),
     ("--kv-placement", "kv_placement", str, ("device", "host", "cxl"), "where the KV cache lives"),
     ("--spec-tokens", "spec_tokens", int, None, "speculative tokens verified per step"),
     ("--draft", "draft", str, None, "draft model for speculative decoding"),

@@ -58,6 +58,7 @@ def test_context_beyond_max_positions_warns_on_stderr(capsys):
     (["workload", "show", "llama-2-7b", "--unknown-ops", "elementwise"], "do not apply"),
     (["workload", "show", str(EXAMPLE), "--tp", "2"], "do not apply"),
     (["workload", "show", "missing.yaml"], "file not found"),
+    (["workload", "show", "llama-2-7b", "--group-size", "64"], "applies to int4/int8 weights"),
 ])
 def test_bad_input_exits_2_without_traceback(capsys, argv, fragment):
     code, out, err = run(capsys, *argv)
@@ -71,3 +72,13 @@ def test_show_a_users_config_json(capsys):
     h, layers, heads, kv, inter, vocab = 2048, 22, 32, 4, 5632, 32000
     by_hand = layers * (2 * h * h + 2 * h * kv * (h // heads) + 3 * h * inter + 2 * h) + 2 * vocab * h + h
     assert code == 0 and json.loads(out)["params"] == by_hand
+
+
+def test_show_int4_weight_bytes_by_hand(capsys):
+    code, out, _ = run(capsys, "workload", "show", "llama-2-7b", "--weight-dtype", "int4", "--group-size", "64",
+                       "--format", "json")
+    assert code == 0
+    quantized = 32 * (4 * 4096 * 4096 + 3 * 4096 * 11008)      # q/k/v/o and gate/up/down of 32 layers
+    per_weight = 0.5 + (2 + 0.5) / 64                          # int4 + an fp16 scale and int4 zero per 64
+    unquantized = 32000 * 4096 * 2 + (2 * 32 + 1) * 4096 * 2 + 4096 * 2   # LM head, norms, one embedding row
+    assert json.loads(out)["bytes"]["weight"] == quantized * per_weight + unquantized

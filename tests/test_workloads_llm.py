@@ -299,6 +299,8 @@ def test_context_beyond_max_positions_is_a_warning():
     ({"kv_placement": "disk"}, "kv_placement", "disk"),
     ({"batch": 3, "microbatches": 2}, "microbatches", "multiple"),
     ({"pp": 99}, "pp", "exceeds"),
+    ({"group_size": 128}, "group_size", "applies to int4/int8 weights"),     # never silently ignored
+    ({"weight_dtype": "int4", "group_size": 0}, "group_size", "positive"),
 ])
 def test_bad_knobs(kwargs, field, fragment):
     with pytest.raises(InputError) as info:

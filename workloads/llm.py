@@ -50,6 +50,7 @@ PHASES = ("prefill", "decode", "chunked")
 SWIGLU = {"flops_per_element": 4.0, "special": True}   # silu(g) * u
 GELU = {"flops_per_element": 8.0, "special": True}     # tanh approximation
 ROTARY_FLOPS = 3.0
+DEFAULT_GROUP_SIZE = 128   # GPTQ/AWQ's usual group
 
 
 def expected_tokens(spec_tokens: int, acceptance: float) -> float:
@@ -366,7 +367,7 @@ def _check_parallel(cfg: ModelConfig, tp: int, pp: int, ep: int, what: str = "mo
 
 def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, prompt_len: int = 512,
               context: int | None = None, tp: int = 1, pp: int = 1, ep: int = 1, dtype: str = "bf16",
-              weight_dtype: str | None = None, kv_dtype: str | None = None, group_size: int = 128,
+              weight_dtype: str | None = None, kv_dtype: str | None = None, group_size: int | None = None,
               kv_placement: str = "device", spec_tokens: int = 0, draft: str | ModelConfig | None = None,
               acceptance: float = 0.8, best_of: int = 1, kv_fraction: float = 1.0,
               chunk_size: int | None = None, chunk_start: int = 0, microbatches: int = 1,
@@ -384,14 +385,15 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
     :func:`expected_tokens`); without a draft the proposals are taken as free (n-gram or
     prompt lookup) and only the verification is modelled. ``best_of`` N: each prompt's N samples share its KV prefix (read once
     per step). ``kv_fraction``: sparse attention reads that fraction of the KV. ``kv_placement``:
-    device, host or cxl. int4/int8 ``weight_dtype`` is group-quantized with ``group_size`` (linear
-    layers of the blocks; embeddings, LM head, norms and router gates stay in ``dtype``).
+    device, host or cxl. int4/int8 ``weight_dtype`` is group-quantized with ``group_size`` (default
+    128; linear layers of the blocks; embeddings, LM head, norms and router gates stay in ``dtype``);
+    a ``group_size`` with unquantized weights is an error, not silently ignored.
     """
     cfg = model if isinstance(model, ModelConfig) else load_config(model)
     if phase not in PHASES:
         raise unknown_name("phase", phase, PHASES, path="phase")
     for name, value in (("batch", batch), ("prompt_len", prompt_len), ("tp", tp), ("pp", pp), ("ep", ep),
-                        ("best_of", best_of), ("microbatches", microbatches), ("group_size", group_size)):
+                        ("best_of", best_of), ("microbatches", microbatches)):
         _positive_int(name, value)
     _positive_int("spec_tokens", spec_tokens, 0)
     _positive_int("chunk_start", chunk_start, 0)
@@ -399,6 +401,10 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
     dtype = normalize_dtype(dtype, path="dtype")
     weight_dtype = normalize_dtype(weight_dtype or dtype, path="weight_dtype")
     kv_dtype = normalize_dtype(kv_dtype or dtype, path="kv_dtype")
+    if group_size is not None and (weight_dtype not in QUANTIZED_DTYPES or weight_dtype == dtype):
+        raise InputError(f"group_size applies to int4/int8 weights (weight_dtype), not {weight_dtype} "
+                         f"weights with {dtype} activations", path="group_size")
+    group_size = DEFAULT_GROUP_SIZE if group_size is None else _positive_int("group_size", group_size)
     if kv_placement not in PLACEMENTS:
         raise unknown_name("KV placement", kv_placement, PLACEMENTS, path="kv_placement")
     for name, value, lo_open in (("acceptance", acceptance, False), ("kv_fraction", kv_fraction, True)):
