@@ -82,3 +82,16 @@ def test_show_int4_weight_bytes_by_hand(capsys):
     per_weight = 0.5 + (2 + 0.5) / 64                          # int4 + an fp16 scale and int4 zero per 64
     unquantized = 32000 * 4096 * 2 + (2 * 32 + 1) * 4096 * 2 + 4096 * 2   # LM head, norms, one embedding row
     assert json.loads(out)["bytes"]["weight"] == quantized * per_weight + unquantized
+
+
+@pytest.mark.parametrize("text,where", [
+    ("ops:\n  - {name: a, kind: elementwise, numel: [1\n", ":3: "),                    # YAML syntax
+    ("ops:\n  - {name: a, kind: elementwize, numel: 1}\n", ":2: ops[0].kind: "),      # unknown kind
+    ("ops:\n  - name: a\n    kind: matmul\n    m: 4\n    n: 4\n    k: -4\n", ":6: ops[0].k: "),
+])
+def test_malformed_workload_yaml_is_file_line_field_exit_2(capsys, tmp_path, text, where):
+    path = tmp_path / "w.yaml"
+    path.write_text(text)
+    code, out, err = run(capsys, "workload", "show", str(path), "--format", "json")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert f"{path}{where}" in err

@@ -85,6 +85,18 @@ def test_dangling_dependency_with_suggestion():
     assert "not an op" in p.message
 
 
+def test_dangling_dependency_inside_a_block_suggests_the_local_name():
+    err = error_of("""ops:
+  - name: layer
+    repeat: 2
+    ops:
+      - {name: attn, kind: elementwise, numel: 4}
+      - {name: out, kind: elementwise, numel: 4, from: atn}
+""")
+    (p,) = err.problems
+    assert (p.line, p.path, p.suggestion) == (6, "ops[0].ops[1].from", "attn")
+
+
 def test_shape_mismatch():
     err = error_of("""ops:
   - {name: up, kind: matmul, m: 8, k: 1024, n: 4096}

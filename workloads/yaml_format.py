@@ -197,6 +197,13 @@ def _resolve(ref: str, scope: str, names: dict[str, str]) -> str | None:
     return None
 
 
+def _visible(scope: str, names: dict[str, str]) -> list[str]:
+    """The names a reference from inside ``scope`` can use (relative to each enclosing scope)."""
+    parts = scope.split(".")[:-1] if scope else []
+    prefixes = [".".join(parts[:cut]) + "." for cut in range(1, len(parts) + 1)]
+    return [*names, *(n[len(p):] for p in prefixes for n in names if n.startswith(p))]
+
+
 def _build(doc, specs: list[_Spec], graph: Graph) -> None:
     problems: list[Problem] = []
     names: dict[str, str] = {s.name: s.name for s in specs}
@@ -215,7 +222,7 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
             target = _resolve(ref, s.scope, names) if where else ref
             if target is None:
                 problems.append(doc.problem(f"'{ref}' is not an op or block of this workload", where,
-                                            did_you_mean(ref, list(names))))
+                                            did_you_mean(ref, _visible(s.scope, names))))
                 continue
             if target == s.name:
                 problems.append(doc.problem(f"'{s.name}' depends on itself", where))
