@@ -95,3 +95,28 @@ def test_malformed_workload_yaml_is_file_line_field_exit_2(capsys, tmp_path, tex
     code, out, err = run(capsys, "workload", "show", str(path), "--format", "json")
     assert code == 2 and out == "" and "Traceback" not in err
     assert f"{path}{where}" in err
+
+
+def test_config_json_missing_keys_through_the_cli(capsys, tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "llama", "num_hidden_layers": 2, "num_attention_heads": 8,
+                                "intermediate_size": 64}))
+    code, out, err = run(capsys, "workload", "show", str(path), "--format", "json")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert str(path) in err and "hidden_size" in err and "vocab_size" in err
+
+
+def test_show_json_for_config_yaml_and_tp(capsys):
+    """The contract keys for a config.json and a workload YAML; TP8 shows one rank's share."""
+    config = EXAMPLE.parent / "my-llama-config.json"
+    for ref in (str(config), str(EXAMPLE)):
+        code, out, _ = run(capsys, "workload", "show", ref, "--format", "json")
+        assert code == 0
+        assert {"params", "flops", "bytes", "kv_cache_bytes", "ops", "by_kind"} <= set(json.loads(out))
+    # the toy decoder YAML: 4 layers x 8 sequences x 1024 cached tokens x (K + V) x 8 heads x 128, bf16
+    assert json.loads(out)["kv_cache_bytes"] == 4 * 8 * 1024 * 2 * 8 * 128 * 2
+    code, out, _ = run(capsys, "workload", "show", "llama-3.1-70b", "--batch", "8", "--context", "1023",
+                       "--tp", "8", "--format", "json")
+    doc = json.loads(out)
+    assert doc["scope"] == "one tensor-parallel rank of each pipeline stage"
+    assert doc["kv_cache_bytes"] == 8 * 1024 * 2 * 80 * (8 // 8) * 128 * 2     # one KV head per rank

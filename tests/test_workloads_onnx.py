@@ -1,9 +1,12 @@
 """ONNX import of small models built here with onnx.helper (no downloads)."""
 
+import json
+
 import numpy as np
 import pytest
 
 onnx = pytest.importorskip("onnx")
+from clitools import run  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 from hwmodels.errors import InputError  # noqa: E402
@@ -127,3 +130,35 @@ def test_onnx_attention_op(tmp_path):
     scores = B * H * S * (S + 1) / 2
     assert op.flops() == {("matrix", "fp16"): 2 * scores * 2 * D, ("vector", "fp16"): 5 * scores,
                           ("special", "fp16"): scores}
+
+
+def test_cli_show_onnx_json_and_unsupported_op(capsys, tmp_path):
+    B, D, H = 4, 64, 256
+    nodes = [helper.make_node("MatMul", ["x", "w1"], ["h"], name="fc1"),
+             helper.make_node("Add", ["h", "b1"], ["hb"], name="bias1"),
+             helper.make_node("Relu", ["hb"], ["a"], name="relu"),
+             helper.make_node("MatMul", ["a", "w2"], ["y"], name="fc2")]
+    inputs = [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", D])]
+    outputs = [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", D])]
+    inits = [init("w1", D, H), init("b1", H), init("w2", H, D)]
+    path = save(tmp_path, nodes, inputs, outputs, inits)
+    code, out, err = run(capsys, "workload", "show", path, "--batch", str(B), "--format", "json")
+    assert code == 0 and err == ""
+    doc = json.loads(out)
+    assert doc["params"] == D * H + H + H * D
+    assert doc["flops"] == 2 * B * D * H * 2 + B * H + B * H          # two GEMMs, bias add, ReLU
+    assert doc["bytes"]["weight"] == 4 * (D * H + H + H * D)          # fp32 weights read once
+    assert doc["kv_cache_bytes"] == 0 and doc["ops"] == 4
+    assert {k: v["ops"] for k, v in doc["by_kind"].items()} == {"matmul": 2, "elementwise": 2}
+    # a dynamic dimension needs --batch
+    code, out, err = run(capsys, "workload", "show", path)
+    assert code == 2 and out == "" and "--batch" in err and "Traceback" not in err
+    # an unsupported op names the node and the op type; --unknown-ops elementwise makes it opaque
+    weird = save(tmp_path, [*nodes, helper.make_node("Hardmax", ["y"], ["z"], name="weird")], inputs,
+                 [helper.make_tensor_value_info("z", TensorProto.FLOAT, ["batch", D])], inits, name="w.onnx")
+    code, out, err = run(capsys, "workload", "show", weird, "--batch", str(B), "--format", "json")
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert "'Hardmax'" in err and "'weird'" in err and "--unknown-ops elementwise" in err
+    code, out, _ = run(capsys, "workload", "show", weird, "--batch", str(B), "--unknown-ops", "elementwise",
+                       "--format", "json")
+    assert code == 0 and json.loads(out)["ops"] == 5
