@@ -40,6 +40,18 @@ def ensure_writable_dir(path: str | Path) -> Path:
     return out
 
 
+def _file_mode(path: Path) -> int:
+    """The permissions ``path`` should end with: those of the file it replaces, else what a plain
+    ``open(path, "w")`` would give (0o666 less the umask); mkstemp's 0o600 would hide the overlay
+    from the other users it is written for."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o666 & ~umask
+
+
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then move it into place.
 
@@ -52,6 +64,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     tmp = Path(tmp_name)
     try:
         write(tmp)
+        os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):

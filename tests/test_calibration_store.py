@@ -29,6 +29,19 @@ def test_atomic_write_replaces_whole_file(tmp_path):
     assert os.listdir(tmp_path) == ["host.yaml"]
 
 
+def test_written_files_get_the_umask_mode_or_keep_the_replaced_one(tmp_path):
+    target = tmp_path / "host.yaml"
+    old = os.umask(0o022)
+    try:
+        atomic_write_text(target, "a: 1\n")
+    finally:
+        os.umask(old)
+    assert target.stat().st_mode & 0o777 == 0o644      # 0o666 less umask 0o022, not mkstemp's 0o600
+    target.chmod(0o640)
+    atomic_write_text(target, "a: 2\n")
+    assert target.stat().st_mode & 0o777 == 0o640
+
+
 def test_interrupted_write_leaves_old_file_and_no_temp(tmp_path):
     target = tmp_path / "host.yaml"
     atomic_write_text(target, "old: true\n")
