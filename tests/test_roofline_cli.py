@@ -51,6 +51,23 @@ def test_op_table_and_collective_algorithm(capsys):
     assert code == 0 and "link:nvlink" in out
 
 
+def test_op_collective_json_ring_all_reduce_by_hand(capsys):
+    code, out, _ = run(capsys, "op", "collective", "--hw", "dgx-a100", "--collective", "all_reduce",
+                       "--payload-bytes", "1e9", "--group-size", "8", "--algorithm", "ring", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    # ring: 2 (N-1)/N x P sent per rank over NVLink; HBM reads what is sent, writes what is
+    # received, and reads the local chunk of each of the N-1 reduction steps
+    assert doc["link_bytes"] == {"nvlink": pytest.approx(2 * 7 / 8 * 1e9)}
+    assert doc["bytes"]["hbm"] == pytest.approx(2 * 1.75e9 + 7 / 8 * 1e9)
+    assert doc["bound"] == "link:nvlink"
+    assert doc["times_s"]["link:nvlink"] == pytest.approx(1.75e9 / doc["rates"]["link:nvlink"])
+    assert doc["rates"]["link:nvlink"] <= 300e9                      # A100 NVLink: 300 GB/s per direction
+    assert doc["fixed_s"] >= 2 * 7 * 1e-6                           # 2(N-1) steps of 1 us link latency
+    assert doc["latency_s"] == pytest.approx(doc["times_s"]["link:nvlink"] + doc["fixed_s"])
+    assert doc["flops"] == pytest.approx(7 / 8 * 1e9 / 2)            # one add per bf16 element reduced
+
+
 @pytest.mark.parametrize("argv,fragment", [
     (["op", "matmal", "--hw", "a100-sxm-80gb"], "did you mean 'matmul'"),
     (["op", "matmul", "--hw", "a100-sxm-80gb", "--m", "8", "--n", "8", "--k", "8", "--heads", "2"], "heads"),

@@ -225,6 +225,42 @@ def test_outputs_frame_dict_plot_and_trace(tmp_path, h100):
     assert {e["name"] for e in counters} >= {"power_w", "memory:hbm B/s", "link:nvlink out B/s"}
 
 
+def test_trace_is_chrome_trace_format_with_a_counter_track_per_device_resource(tmp_path, h100):
+    g = workloads.build_llm("llama-3.1-8b", "decode", batch=2, context=128, tp=2)
+    res = simulate(g, "hgx-h100")
+    trace = json.loads(res.write_trace(tmp_path / "t.json").read_text())
+    events = trace["traceEvents"]
+    required = {"X": {"name", "ph", "ts", "dur", "pid", "tid", "args"}, "C": {"name", "ph", "ts", "pid", "args"},
+                "M": {"name", "ph", "pid", "args"}}
+    assert {e["ph"] for e in events} == set(required)
+    for e in events:
+        assert required[e["ph"]] <= set(e)
+    procs = {e["pid"]: e["args"]["name"] for e in events if e["name"] == "process_name"}
+    threads = {(e["pid"], e["tid"]): e["args"]["name"] for e in events if e["name"] == "thread_name"}
+    assert sorted(procs.values()) == ["gpu0", "gpu1"]
+    # slices: timeline rows in microseconds on the track of their device and stream
+    slices = sorted((procs[e["pid"]], threads[(e["pid"], e["tid"])], e["ts"], e["dur"], e["name"])
+                     for e in events if e["ph"] == "X")
+    rows = sorted((r.device, r.stream, r.start * 1e6, (r.end - r.start) * 1e6, r.op)
+                  for r in res.timeline.itertuples())
+    assert [s[:2] + s[4:] for s in slices] == [r[:2] + r[4:] for r in rows]
+    assert [s[2:4] for s in slices] == pytest.approx([r[2:4] for r in rows])
+    # counters: numeric values only, one track per resource each device used, and power
+    counters = [e for e in events if e["ph"] == "C"]
+    assert all(len(e["args"]) == 1 and math.isfinite(next(iter(e["args"].values()))) for e in counters)
+    tracks = {(procs[e["pid"]], e["name"]) for e in counters}
+    for dev in ("gpu0", "gpu1"):
+        used = {k for k, u in res.utilisation[dev].items() if u > 0 and "->" not in k}
+        assert {n.rsplit(" ", 1)[0] for d, n in tracks if d == dev and n != "power_w"} >= used
+        assert (dev, "power_w") in tracks and (dev, "link:nvlink out B/s") in tracks
+    # the HBM counter of gpu0, integrated over time, is every byte its operators read from HBM
+    hbm = sorted((e["ts"] * 1e-6, e["args"]["memory:hbm B/s"]) for e in counters
+                 if e["name"] == "memory:hbm B/s" and procs[e["pid"]] == "gpu0")
+    moved = sum(rate * (t1 - t0) for (t0, rate), (t1, _) in zip(hbm, hbm[1:]))
+    expected = sum(cost(op, h100).work.get("memory:hbm", 0.0) for op in g.ops)
+    assert moved == pytest.approx(expected, rel=1e-6)
+
+
 # ---------------------------------------------------------------- properties
 @settings(max_examples=25, deadline=None)
 @given(st.sampled_from(["memory:hbm", "compute:tensor", "memory:l2", "link:nvlink"]),
