@@ -49,6 +49,8 @@ the heads in flight fit in the cache; otherwise the query tiles of a head that r
 time (up to one per unit) stream the same K/V tiles together, so K/V is read once per wave of
 query tiles, ``ceil(q_tiles / units)`` times. Scores stay on chip. Unfused
 attention's scores and probabilities are tensors of the operator (written and re-read in memory).
+Attention's matrix FLOPs run at the wider of the activation and K/V dtypes (one MMA, one operand
+type: fp8 queries over a bf16 KV cache multiply at the bf16 rate).
 Decode reads every weight and all the KV once per step because its tensors say so.
 """
 
