@@ -108,14 +108,15 @@ def load_average() -> list[float] | None:
         return None
 
 
-def busy_warning(fp: dict[str, Any]) -> str | None:
-    """A warning when other programs kept the cores busy while measuring (load > half the cores)."""
+def busy_warning(fp: dict[str, Any], again: str = "calibrate") -> str | None:
+    """A warning when other programs kept the cores busy while measuring (load > half the cores);
+    ``again``: the command to run again on a quiet machine."""
     cores = fp.get("cores_usable") or 1
     loads = [fp.get("load_before"), fp.get("load_after")]
     worst = max((lv[0] for lv in loads if lv), default=0.0)
     if worst > 0.5 * cores:
         return (f"the 1-minute load average reached {worst:g} on {cores} cores while measuring: other "
-                "programs competed for the CPU, so rates may be low; calibrate again on a quiet machine")
+                f"programs competed for the CPU, so rates may be low; {again} again on a quiet machine")
     return None
 
 

@@ -189,6 +189,7 @@ class ValidationReport:
     end_to_end: list[dict] = field(default_factory=list)
     public: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)   # e.g. a busy machine during the local runs
 
     def targets(self) -> dict:
         out = {}
@@ -220,7 +221,7 @@ class ValidationReport:
                 "public": {"rows": self.public, "summary": public_summary(self.public) if self.public else None,
                            "by_metric": summarize([r for r in self.public if r.get("role") != "fit"],
                                                   "family")},
-                "targets": self.targets(), "notes": self.notes}
+                "targets": self.targets(), "notes": self.notes, "warnings": self.warnings}
 
     def rows(self) -> list[dict]:
         return [*self.kernels, *self.end_to_end, *self.public]
@@ -250,6 +251,9 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
                              "--out DIR) or a host device; --public runs the public measurements alone",
                              path="--hw")
     if local:
+        from .fingerprint import busy_warning, load_average, physical_cores
+
+        load_before = load_average()
         fp = _fingerprint_beside(path)
         threads = threads or fp.get("threads_pinned")
         frame, origin = holdout_frame(path, quick=quick, progress=progress, threads=threads)
@@ -263,6 +267,10 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
             report.notes.append(f"end to end with {threads or 'all'} BLAS thread(s)")
         else:
             report.notes.append("end to end: the numpy model runs on the CPU; skipped for a GPU overlay")
+        busy = busy_warning({"cores_usable": physical_cores(), "load_before": load_before,
+                             "load_after": load_average()}, again="validate")
+        if busy:
+            report.warnings.append(busy)
     if public:
         report.public = validate_public()
     return report

@@ -190,6 +190,8 @@ def cmd_validate(args) -> int:
 
         for path in write_validation(report, Path(args.out), text):
             print(f"wrote {path}", file=sys.stderr)
+    for message in report.warnings:
+        warn(message)
     if args.format == "json":
         print_json(report.to_dict())
     else:

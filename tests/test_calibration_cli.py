@@ -54,14 +54,21 @@ def test_overlay_loads_and_changes_the_host_prediction(calibrated):
     assert cost(op, dev).time_s != cost(op, base).time_s
 
 
-def test_validate_local_with_the_overlay_json(calibrated, capsys):
+def test_validate_local_with_the_overlay_json(calibrated, capsys, monkeypatch):
     out, _ = calibrated
+    # a machine kept busy by other programs during the local runs is said so, on stderr and in JSON
+    import calibration.fingerprint as fingerprint
+
+    monkeypatch.setattr(fingerprint, "load_average", lambda: [1000.0, 1000.0, 1000.0])
     code = main(["validate", "--hw", str(out / "host.yaml"), "--local", "--quick", "--no-progress",
                  "--format", "json", "--out", str(out / "val")])
     captured = capsys.readouterr()
     assert code == 0
     doc = json.loads(captured.out)  # one JSON document, nothing else on stdout
     assert doc["public"]["rows"] == []
+    (busy,) = doc["warnings"]
+    assert "load average reached 1000" in busy and "validate again" in busy
+    assert f"warning: {busy}" in captured.err
     rows = doc["kernels"]["rows"]
     assert rows and all(r["error"] == pytest.approx(r["predicted"] / r["measured"] - 1) for r in rows)
     assert "gemm fp32" in doc["kernels"]["summary"]
