@@ -107,11 +107,14 @@ def _read(key: str, path: Path | None) -> Document:
         from .host import host_raw
         raw = host_raw()
         return Document(raw, "<detected host>", {})
-    return _read_file(str(path), path.stat().st_mtime_ns)
+    stat = path.stat()
+    return _read_file(str(path), str(path.resolve()), stat.st_mtime_ns, stat.st_size, stat.st_ino)
 
 
 @lru_cache(maxsize=256)
-def _read_file(path: str, _mtime_ns: int) -> Document:
+def _read_file(path: str, _resolved: str, _mtime_ns: int, _size: int, _inode: int) -> Document:
+    """The document at ``path`` (named as given); the cache key is the file itself (its resolved
+    path, modification time, size and inode: a coarse clock can give two writes one mtime)."""
     return load(path)
 
 
@@ -160,20 +163,22 @@ def _stamps(files: list[str]) -> tuple:
     out = []
     for f in files:
         try:
-            out.append((f, Path(f).stat().st_mtime_ns))
+            stat = Path(f).stat()
+            out.append((f, stat.st_mtime_ns, stat.st_size, stat.st_ino))
         except OSError:
             out.append((f, None))
     return tuple(out)
 
 
-def _load_device_cached(key: str) -> Device:
-    """The device of ``key``, re-read when any file of its ``extends:`` chain has changed."""
+def _load_device_cached(key: str, path: Path | None = None) -> Device:
+    """The device of ``key``, re-read when any file of its ``extends:`` chain has changed.
+    ``path`` is the file as the user named it, so that problems name it the same way."""
     hit = _DEVICES.get(key)
-    if hit is not None and _stamps([f for f, _ in hit[0]]) == hit[0]:
+    if hit is not None and _stamps([stamp[0] for stamp in hit[0]]) == hit[0]:
         return hit[1]
-    raw, doc = load_raw(key)
+    raw, doc = load_raw(path if path is not None else key)
     device = device_from_raw(raw, doc, origin=key)
-    files = [d.file for d in doc.chain if not d.file.startswith("<")]
+    files = [str(Path(d.file).resolve()) for d in doc.chain if not d.file.startswith("<")]
     if len(_DEVICES) >= 256:
         _DEVICES.pop(next(iter(_DEVICES)))
     _DEVICES[key] = (_stamps(files), device)
@@ -190,7 +195,7 @@ def load_device(ref: str | Path, overrides: dict | None = None) -> Device:
         kind = _peek_kind(key, path)
         if kind == "system":
             raise InputError(f"'{ref}' describes a system, not a device; use load_system", file=str(path))
-        device = _load_device_cached(key)
+        device = _load_device_cached(key, path)
     return device.with_overrides(overrides) if overrides else device
 
 

@@ -1,10 +1,12 @@
 """``ridgeline hw``: list, show, validate, schema; JSON on stdout only; exit 2 on bad input."""
 
 import json
+import re
 
 import pytest
 import yaml
 from clitools import run
+from test_hw_errors import SYSTEM, TOY
 from test_hw_models import ISSUE_DEVICES, ISSUE_SYSTEMS
 
 
@@ -106,3 +108,49 @@ def test_schema_accepts_the_catalog():
         errors = list(validator.iter_errors(data))
         assert not errors, (path.name, errors[0].message)
     assert list(validator.iter_errors({"id": "x", "kind": "gpu"}))
+
+
+# Every bad input of the issue through `ridgeline hw validate`: exit 2, nothing but problem lines,
+# each `FILE:LINE: field.path: message`. (name, files {name: text}, file named in the line, line, prefix)
+_BW = "    bandwidth: 1 TB/s\n"
+BAD_INPUTS = [
+    ("malformed", {"x.yaml": TOY.replace("name: Toy GPU", "name: [unclosed")}, "x.yaml", 3, "YAML syntax error"),
+    ("unknown key", {"x.yaml": TOY.replace("    latency: 500 ns", "    latncy: 500 ns")}, "x.yaml", 14,
+     "memory.hbm.latncy: unknown field"),
+    ("missing field", {"x.yaml": TOY.replace("source: test fixture\n", "")}, "x.yaml", 1,
+     "source: required field is missing"),
+    ("wrong dimension", {"x.yaml": TOY.replace(_BW, "    bandwidth: 1 TB\n")}, "x.yaml", 13,
+     "memory.hbm.bandwidth: '1 TB' is a data size"),
+    ("negative", {"x.yaml": TOY.replace(_BW, "    bandwidth: -1 TB/s\n")}, "x.yaml", 13,
+     "memory.hbm.bandwidth: '-1 TB/s' must be positive"),
+    ("zero", {"x.yaml": TOY.replace("tdp: 300 W", "tdp: 0 W")}, "x.yaml", 18, "power.tdp: '0 W' must be positive"),
+    ("nan", {"x.yaml": TOY.replace(_BW, "    bandwidth: nan TB/s\n")}, "x.yaml", 13,
+     "memory.hbm.bandwidth: 'nan TB/s' is not a finite number"),
+    ("unknown extends", {"x.yaml": "extends: h100-sxn\n"}, "x.yaml", 1, "extends: unknown hardware id 'h100-sxn'"),
+    ("cyclic extends", {"x.yaml": "extends: y.yaml\n", "y.yaml": "extends: x.yaml\n"}, "y.yaml", 1,
+     "extends: cyclic extends: x.yaml -> y.yaml -> x.yaml"),
+    ("duplicate device names", {"x.yaml": SYSTEM.replace("{name: host, device: xeon-8480}",
+                                                         "{name: gpu, device: xeon-8480}")}, "x.yaml", 7,
+     "devices[1].name: duplicate device name 'gpu'"),
+    ("link to an unknown node", {"x.yaml": SYSTEM.replace("to: sw", "to: sw9")}, "x.yaml", 11,
+     "edges[0].to: unknown node 'sw9'"),
+    ("non-mapping", {"x.yaml": "- a\n- b\n"}, "x.yaml", 1, "expected a mapping of fields at the top level"),
+    ("python tag", {"x.yaml": TOY.replace("name: Toy GPU", "name: !!python/object/apply:os.system [ls]")},
+     "x.yaml", 2, "name: YAML tag"),
+    ("alias bomb", {"x.yaml": "a: &a [x, x, x, x, x, x, x, x, x]\n" + "".join(
+        f"{n}: &{n} [" + ", ".join([f"*{p}"] * 9) + "]\n" for p, n in zip("abcdefg", "bcdefgh"))},
+     "x.yaml", 1, "document expands to more than"),
+]
+
+
+@pytest.mark.parametrize("files,named,line,prefix", [case[1:] for case in BAD_INPUTS],
+                         ids=[case[0] for case in BAD_INPUTS])
+def test_every_bad_input_through_validate(capsys, tmp_path, monkeypatch, files, named, line, prefix):
+    monkeypatch.chdir(tmp_path)
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    code, out, err = run(capsys, "hw", "validate", "x.yaml")
+    assert code == 2 and err == "" and "Traceback" not in out
+    lines = out.splitlines()
+    assert lines and all(re.match(r"[xy]\.yaml:\d+: ", ln) for ln in lines), lines   # the file as typed
+    assert any(ln.startswith(f"{named}:{line}: {prefix}") for ln in lines), lines

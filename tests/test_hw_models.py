@@ -426,6 +426,23 @@ def test_editing_a_base_file_is_seen_through_its_overlay(tmp_path):
     assert hwmodels.load_device(top).power.tdp_w == 650.0
 
 
+def test_same_relative_name_in_two_folders_and_a_rewrite_within_one_clock_tick(tmp_path, monkeypatch):
+    import os
+    stamp = 1_700_000_000 * 10**9
+    for folder, tdp in (("a", 600), ("b", 650)):
+        (tmp_path / folder).mkdir()
+        f = tmp_path / folder / "x.yaml"
+        f.write_text(f"extends: h100-sxm\npower:\n  tdp: {tdp} W\n")
+        os.utime(f, ns=(stamp, stamp))                       # one modification time for both files
+    monkeypatch.chdir(tmp_path / "a")
+    assert hwmodels.load_device("x.yaml").power.tdp_w == 600.0
+    monkeypatch.chdir(tmp_path / "b")
+    assert hwmodels.load_device("x.yaml").power.tdp_w == 650.0
+    (tmp_path / "b" / "x.yaml").write_text("extends: h100-sxm\npower:\n  tdp: 690.5 W\n")
+    os.utime(tmp_path / "b" / "x.yaml", ns=(stamp, stamp))   # rewritten, same mtime (a coarse clock)
+    assert hwmodels.load_device("x.yaml").power.tdp_w == 690.5
+
+
 def test_host_sfu_prices_a_transcendental_as_simd_instruction_slots():
     # 2 cores x 2.5 GHz x AVX2 (8 fp32 lanes) x 2 FMA pipes: 80e9 FMA lane-slots per second (fp32),
     # 40e9 at fp64; one tanh/exp takes 16 slots in fp32, 21 in fp64
