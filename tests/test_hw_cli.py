@@ -102,12 +102,26 @@ def test_schema_accepts_the_catalog():
     jsonschema = pytest.importorskip("jsonschema")
     from hwmodels.loader import CATALOG_DIR
     from hwmodels.schema import json_schema
+    jsonschema.Draft202012Validator.check_schema(json_schema())     # valid against the 2020-12 metaschema
     validator = jsonschema.Draft202012Validator(json_schema())
     for path in CATALOG_DIR.glob("*.yaml"):
         data = yaml.safe_load(path.read_text())
         errors = list(validator.iter_errors(data))
         assert not errors, (path.name, errors[0].message)
     assert list(validator.iter_errors({"id": "x", "kind": "gpu"}))
+
+
+def test_schema_refs_resolve_and_required_fields_exist():
+    """Without jsonschema installed: every $ref points at a definition, every required field is a
+    property, and the device's required fields are exactly the schema's required YAML fields."""
+    from hwmodels.schema import json_schema
+    schema = json_schema()
+    text = json.dumps(schema)
+    refs = set(re.findall(r'"\$ref": "#/\$defs/([A-Za-z0-9_]+)"', text))
+    assert refs and refs <= set(schema["$defs"])
+    for name, definition in schema["$defs"].items():
+        assert set(definition.get("required", [])) <= set(definition.get("properties", {})), name
+    assert set(schema["$defs"]["DeviceSpec"]["required"]) == {"id", "name", "kind", "source", "memory", "power"}
 
 
 # Every bad input of the issue through `ridgeline hw validate`: exit 2, nothing but problem lines,
