@@ -78,6 +78,9 @@ def render(res, top: int = 10) -> str:
             ("latency", format_quantity(res.latency_s, "time"))]
     if res.throughput_tok_s:
         head += [("tokens", f"{res.tokens:g}"), ("throughput", f"{res.throughput_tok_s:.4g} tok/s")]
+    if res.processed_tok_s and res.tokens_processed != res.tokens:
+        head.append(("processed", f"{res.tokens_processed:g} tokens through the model, "
+                                  f"{res.processed_tok_s:.4g} tok/s"))
     head += [("energy", f"{res.energy_j:.4g} J (idle {res.static_energy_j:.4g}, active baseline "
                         f"{res.active_energy_j:.4g}, dynamic {res.dynamic_energy_j:.4g})")]
     if res.energy_per_token_j:

@@ -120,6 +120,19 @@ class SimResult:
         return {"idle": self.static_energy_j, "active": self.active_energy_j, "dynamic": self.dynamic_energy_j}
 
     @property
+    def tokens_processed(self) -> float | None:
+        """Tokens run through the model in the step (a prefill's prompt tokens, a decode step's
+        one per sequence), from the workload's ``meta``; ``tokens`` counts the tokens produced."""
+        value = self.meta.get("tokens_processed")
+        return float(value) if value is not None else None
+
+    @property
+    def processed_tok_s(self) -> float | None:
+        """``tokens_processed`` per second of makespan (prefill throughput in prompt tokens/s)."""
+        n = self.tokens_processed
+        return n / self.latency_s if n and self.latency_s > 0 else None
+
+    @property
     def energy_per_token_j(self) -> float | None:
         return self.energy_j / self.tokens if self.tokens else None
 
@@ -153,6 +166,7 @@ class SimResult:
         """Headline numbers (no timeline)."""
         return {
             "latency_s": self.latency_s, "tokens": self.tokens, "throughput_tok_s": self.throughput_tok_s,
+            "tokens_processed": self.tokens_processed, "processed_tok_s": self.processed_tok_s,
             "energy_j": self.energy_j, "dynamic_energy_j": self.dynamic_energy_j,
             "static_energy_j": self.static_energy_j, "active_energy_j": self.active_energy_j,
             "energy_breakdown_j": self.energy_breakdown_j, "busy_s": self.busy_s,

@@ -45,6 +45,18 @@ def test_table_output(capsys, tmp_path):
     assert code == 0
     assert (tmp_path / "g.png").read_bytes()[:4] == b"\x89PNG"
     assert "latency" in out and "bottleneck" in out and "critical path" in out and "if 2x faster" in out
+    assert "processed     256 tokens through the model" in out      # one prompt of 256 tokens
+
+
+def test_prefill_reports_prompt_tokens_processed_per_second(capsys):
+    code, out, _ = run(capsys, "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "prefill", "--batch", "2",
+                       "--prompt-len", "128", "--format", "json", "--no-timeline")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["tokens"] == 2                      # one first token per prompt
+    assert doc["tokens_processed"] == 2 * 128      # every prompt token runs through the model
+    assert doc["processed_tok_s"] == pytest.approx(256 / doc["latency_s"])
+    assert doc["throughput_tok_s"] == pytest.approx(2 / doc["latency_s"])
 
 
 @pytest.mark.parametrize("argv,needle", [
