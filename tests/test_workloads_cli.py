@@ -59,6 +59,9 @@ def test_context_beyond_max_positions_warns_on_stderr(capsys):
     (["workload", "show", str(EXAMPLE), "--tp", "2"], "do not apply"),
     (["workload", "show", "missing.yaml"], "file not found"),
     (["workload", "show", "llama-2-7b", "--group-size", "64"], "applies to int4/int8 weights"),
+    (["workload", "show", "llama-2-7b", "--phase", "decode", "--acceptance", "0.6"], "give spec_tokens"),
+    (["workload", "show", "llama-2-7b", "--phase", "prefill", "--prompt-len", "64", "--context", "9"],
+     "context (9) differs from prompt_len (64)"),
 ])
 def test_bad_input_exits_2_without_traceback(capsys, argv, fragment):
     code, out, err = run(capsys, *argv)

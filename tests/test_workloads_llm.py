@@ -311,6 +311,33 @@ def test_bad_knobs(kwargs, field, fragment):
         assert problem.path == field
 
 
+@pytest.mark.parametrize("model,kwargs,field", [
+    ("llama-2-7b", {"phase": "prefill", "prompt_len": 100, "context": 50}, "context"),
+    ("llama-2-7b", {"phase": "decode", "chunk_size": 128}, "chunk_size"),
+    ("llama-2-7b", {"phase": "prefill", "chunk_start": 64}, "chunk_start"),
+    ("llama-2-7b", {"phase": "decode", "acceptance": 0.5}, "acceptance"),
+    ("llama-2-7b", {"phase": "decode", "moe_imbalance": 1.5}, "moe_imbalance"),
+])
+def test_knobs_that_do_not_apply_are_refused_not_ignored(model, kwargs, field):
+    with pytest.raises(InputError) as info:
+        build_llm(model, **kwargs)
+    assert info.value.problems[0].path == field
+
+
+def test_knobs_that_apply_are_accepted():
+    # a prefill whose context equals its prompt says the same thing twice: accepted
+    assert build_llm("llama-2-7b", "prefill", prompt_len=100, context=100).meta["tokens_processed"] == 100
+    k, a = 3, 0.5
+    spec = build_llm("llama-2-7b", "decode", batch=2, spec_tokens=k, acceptance=a)
+    assert spec.meta["tokens"] == 2 * (1 + a + a ** 2 + a ** 3)
+    assert build_llm("llama-2-7b", "decode", spec_tokens=1).meta["acceptance"] == 0.8    # the default
+    # at ep=1 each rank holds a slice of every expert: an imbalance changes nothing, and says so
+    even = build_llm("mixtral-8x7b", "decode", batch=64, tp=2)
+    skewed = build_llm("mixtral-8x7b", "decode", batch=64, tp=2, moe_imbalance=1.5)
+    assert skewed.flops() == even.flops()
+    assert any("no effect with ep=1" in w for w in skewed.meta["warnings"])
+
+
 def test_ep_must_match_tp_and_mamba_has_no_tp():
     with pytest.raises(InputError, match="ep must be 1 or equal tp"):
         build_llm("mixtral-8x7b", tp=8, ep=4)

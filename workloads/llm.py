@@ -50,6 +50,7 @@ PHASES = ("prefill", "decode", "chunked")
 SWIGLU = {"flops_per_element": 4.0, "special": True}   # silu(g) * u
 GELU = {"flops_per_element": 8.0, "special": True}     # tanh approximation
 ROTARY_FLOPS = 3.0
+DEFAULT_ACCEPTANCE = 0.8
 DEFAULT_GROUP_SIZE = 128   # GPTQ/AWQ's usual group
 
 
@@ -365,13 +366,31 @@ def _check_parallel(cfg: ModelConfig, tp: int, pp: int, ep: int, what: str = "mo
                              f"that work: {', '.join(map(str, _divisors(cfg.experts)))}", path="ep")
 
 
+def _check_applicable(cfg: ModelConfig, phase: str, *, context, prompt_len, chunk_size, chunk_start,
+                      acceptance, spec_tokens, moe_imbalance) -> None:
+    """Refuse knobs that would be silently ignored for this phase or model."""
+    if context is not None and phase == "prefill" and context != prompt_len:
+        raise InputError(f"context ({context}) differs from prompt_len ({prompt_len}): context (tokens cached) "
+                         "applies to phases decode and chunked; a prefill runs prompt_len tokens from an "
+                         "empty cache", path="context")
+    if (chunk_size is not None or chunk_start) and phase != "chunked":
+        name = "chunk_size" if chunk_size is not None else "chunk_start"
+        raise InputError(f"{name} applies to phase 'chunked' (got phase '{phase}')", path=name)
+    if acceptance is not None and not spec_tokens:
+        raise InputError("acceptance applies to speculative decoding; give spec_tokens >= 1 too",
+                         path="acceptance")
+    if moe_imbalance is not None and not cfg.experts:
+        raise InputError(f"moe_imbalance applies to mixture-of-experts models; {cfg.id} has no experts",
+                         path="moe_imbalance")
+
+
 def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, prompt_len: int = 512,
               context: int | None = None, tp: int = 1, pp: int = 1, ep: int = 1, dtype: str = "bf16",
               weight_dtype: str | None = None, kv_dtype: str | None = None, group_size: int | None = None,
               kv_placement: str = "device", spec_tokens: int = 0, draft: str | ModelConfig | None = None,
-              acceptance: float = 0.8, best_of: int = 1, kv_fraction: float = 1.0,
+              acceptance: float | None = None, best_of: int = 1, kv_fraction: float = 1.0,
               chunk_size: int | None = None, chunk_start: int = 0, microbatches: int = 1,
-              moe_imbalance: float = 1.0, fused_attention: bool = True) -> Graph:
+              moe_imbalance: float | None = None, fused_attention: bool = True) -> Graph:
     """The operator graph of one step of ``model`` (a bundled id, a config.json path or a config).
 
     Phases: ``prefill`` runs ``batch`` prompts of ``prompt_len`` tokens; ``decode`` runs ``batch``
@@ -382,8 +401,11 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
 
     ``draft``: a draft model that proposes ``spec_tokens`` tokens one at a time before the target
     verifies them; ``acceptance``: the per-token acceptance rate (tokens produced per step follow
-    :func:`expected_tokens`); without a draft the proposals are taken as free (n-gram or
-    prompt lookup) and only the verification is modelled. ``best_of`` N: each prompt's N samples share its KV prefix (read once
+    :func:`expected_tokens`, default 0.8); without a draft the proposals are taken as free (n-gram or
+    prompt lookup) and only the verification is modelled. ``moe_imbalance``: the busiest expert's
+    load over the mean (expert parallelism only; default 1). A knob that does not apply to the
+    phase or the model (a context for a prefill, a chunk size outside ``chunked``, an acceptance
+    rate without ``spec_tokens``, an imbalance for a dense model) is an error, not ignored. ``best_of`` N: each prompt's N samples share its KV prefix (read once
     per step). ``kv_fraction``: sparse attention reads that fraction of the KV. ``kv_placement``:
     device, host or cxl. int4/int8 ``weight_dtype`` is group-quantized with ``group_size`` (default
     128; linear layers of the blocks; embeddings, LM head, norms and router gates stay in ``dtype``);
@@ -397,6 +419,7 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
         _positive_int(name, value)
     _positive_int("spec_tokens", spec_tokens, 0)
     _positive_int("chunk_start", chunk_start, 0)
+    given_context = context
     context = prompt_len if context is None else _positive_int("context", context)
     dtype = normalize_dtype(dtype, path="dtype")
     weight_dtype = normalize_dtype(weight_dtype or dtype, path="weight_dtype")
@@ -407,13 +430,19 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
     group_size = DEFAULT_GROUP_SIZE if group_size is None else _positive_int("group_size", group_size)
     if kv_placement not in PLACEMENTS:
         raise unknown_name("KV placement", kv_placement, PLACEMENTS, path="kv_placement")
-    for name, value, lo_open in (("acceptance", acceptance, False), ("kv_fraction", kv_fraction, True)):
+    for name, value, lo_open in (("acceptance", DEFAULT_ACCEPTANCE if acceptance is None else acceptance, False),
+                                 ("kv_fraction", kv_fraction, True)):
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
                 (0 < value <= 1) if lo_open else (0 <= value <= 1)):
             raise InputError(f"{name} must be in {'(0, 1]' if lo_open else '[0, 1]'}, got {value!r}", path=name)
-    if isinstance(moe_imbalance, bool) or not isinstance(moe_imbalance, (int, float)) or moe_imbalance < 1:
+    if moe_imbalance is not None and (isinstance(moe_imbalance, bool)
+                                      or not isinstance(moe_imbalance, (int, float)) or moe_imbalance < 1):
         raise InputError(f"moe_imbalance is max/mean expert load and must be >= 1, got {moe_imbalance!r}",
                          path="moe_imbalance")
+    _check_applicable(cfg, phase, context=given_context, prompt_len=prompt_len, chunk_size=chunk_size, chunk_start=chunk_start,
+                      acceptance=acceptance, spec_tokens=spec_tokens, moe_imbalance=moe_imbalance)
+    acceptance = DEFAULT_ACCEPTANCE if acceptance is None else acceptance
+    moe_imbalance = 1.0 if moe_imbalance is None else moe_imbalance
     _check_parallel(cfg, tp, pp, ep)
     if batch % microbatches:
         raise InputError(f"batch ({batch}) must be a multiple of microbatches ({microbatches})",
@@ -457,6 +486,9 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
         logits_rows = batch + (1 if done else 0)
         produced = float(logits_rows)
         longest = max(prompt_len, context + 1)
+    if moe_imbalance > 1 and ep == 1:
+        warnings.append(f"moe_imbalance {moe_imbalance:g} has no effect with ep=1: every rank holds a slice of "
+                        f"every expert, so the ranks' work is equal")
     if cfg.max_positions and longest > cfg.max_positions:
         warnings.append(f"{cfg.id}: sequence length {longest} exceeds max_position_embeddings "
                         f"{cfg.max_positions}")
