@@ -149,6 +149,17 @@ def test_tensor_parallel_shards_weights_exactly(model, tp, ep, replicated):
     assert tp * rank == whole + (tp - 1) * replicated
 
 
+def test_gpt3_tensor_parallel_shards_with_replicated_biases_and_a_padded_vocabulary():
+    h, layers, vocab, tp = 12288, 96, 50257, 8
+    whole = build_llm("gpt3-175b", "decode", batch=8).params()
+    rank = build_llm("gpt3-175b", "decode", batch=8, tp=tp).params()
+    # replicated: two LayerNorms (weight + bias) and the o_proj/fc_out biases per layer, the final
+    # LayerNorm, the learned positions; the vocabulary is padded to 50264 rows (a multiple of 8)
+    replicated = layers * (2 * 2 * h + 2 * h) + 2 * h + 2048 * h
+    padding = (-(-vocab // tp) * tp - vocab) * h
+    assert tp * rank == whole + (tp - 1) * replicated + padding
+
+
 def test_tensor_parallel_collectives():
     B = 8
     graph = build_llm("llama-3.1-70b", "decode", batch=B, context=100, tp=8)
