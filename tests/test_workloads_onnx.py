@@ -162,3 +162,19 @@ def test_cli_show_onnx_json_and_unsupported_op(capsys, tmp_path):
     code, out, _ = run(capsys, "workload", "show", weird, "--batch", str(B), "--unknown-ops", "elementwise",
                        "--format", "json")
     assert code == 0 and json.loads(out)["ops"] == 5
+
+
+def test_batch_normalization_is_a_multiply_add_with_four_weight_vectors(tmp_path):
+    N, C, H, W = 2, 16, 8, 8
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv", pads=[1, 1, 1, 1]),
+             helper.make_node("BatchNormalization", ["c", "s", "b", "mean", "var"], ["y"], name="bn"),
+             helper.make_node("Relu", ["y"], ["r"], name="relu")]
+    path = save(tmp_path, nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [N, 3, H, W])],
+                [helper.make_tensor_value_info("r", TensorProto.FLOAT, [N, C, H, W])],
+                [init("w", C, 3, 3, 3), *(init(n, C) for n in ("s", "b", "mean", "var"))])
+    g = load_workload(path)
+    bn = g.op("bn")
+    assert bn.flops() == {("vector", "fp32"): 2 * N * C * H * W}
+    assert g.params() == C * 3 * 9 + 4 * C
+    assert bn.bytes_by_role() == {"activation": 2 * N * C * H * W * 4, "weight": 4 * C * 4}
+    assert g.deps("relu") == ["bn"] and g.deps("bn") == ["conv"]

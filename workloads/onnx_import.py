@@ -2,7 +2,7 @@
 
 Supported: MatMul/Gemm (initializer operands are weights), Conv (2-D, square kernels), pooling,
 elementwise arithmetic and activations, LayerNormalization / RMSNormalization /
-SimplifiedLayerNormalization, Softmax, Gather from an initializer (embedding lookup), the ONNX
+SimplifiedLayerNormalization, BatchNormalization (inference), Softmax, Gather from an initializer (embedding lookup), the ONNX
 ``Attention`` op, and the unfused attention pattern MatMul(Q, K^T) [-> Mul/Div/Add] -> Softmax ->
 MatMul(P, V), which becomes one unfused attention operator (scores materialized, as the ONNX graph
 computes them). Pure shape ops (Reshape, Flatten, Squeeze, Unsqueeze, Identity, Dropout) cost
@@ -262,6 +262,15 @@ class _Importer:
                          outputs=self.outs(node)[:1]), node.input, node.output)
 
     op_SimplifiedLayerNormalization = op_RMSNormalization
+
+    def op_BatchNormalization(self, node) -> None:
+        """Inference-mode batch norm: scale, bias, running mean and variance fold into one
+        multiply-add per element (the per-channel folding is negligible and not counted); its four
+        per-channel vectors are weights."""
+        if any(node.output[1:]) or int(self.attr(node, "training_mode", 0)):
+            raise InputError(f"node '{node.name}' (BatchNormalization): training mode is not modelled; "
+                             "export the model for inference", file=self.file, path=node.name)
+        self.elementwise(node, 2, 0)
 
     def op_Gather(self, node) -> None:
         data = self.tensor(node.input[0], node)
