@@ -94,6 +94,29 @@ def test_ring_all_reduce_matches_the_textbook_formula(tmp_path, n):
         assert res.latency_s == pytest.approx(expected, rel=1e-9)
 
 
+def test_communication_overlaps_compute_only_across_streams_and_without_a_dependency(tmp_path):
+    """Each operator costs 1 ms of tensor work (``_links_only``); the all-reduce of 100 MB over a
+    4-GPU ring at 100 GB/s takes 2 x 3/4 x 1 ms + 6 x 2 us. Independent, the all-reduce (comm
+    stream) runs beside the GEMM (compute stream); after it, it waits; two independent GEMMs share
+    the in-order compute stream and run one after the other."""
+    system = _ring_system(tmp_path, 4)
+    ar_s = 2 * 3 / 4 * 100e6 / 100e9 + 6 * 2e-6
+
+    def play(ar_deps, b_deps=None):
+        g = workloads.Graph("overlap", meta={"tp": 4, "tokens": 1})
+        g.add(MatMul(name="a", m=64, n=64, k=64))
+        if b_deps is not None:
+            g.add(MatMul(name="b", m=64, n=64, k=64), b_deps)
+        g.add(Collective(name="ar", collective="all_reduce", payload_bytes=100e6, group="tp", group_size=4),
+              ar_deps)
+        return simulate(g, system, algorithm="ring", cost_fn=_links_only).latency_s
+
+    assert play([]) == pytest.approx(max(1e-3, ar_s), rel=1e-9)
+    assert play(["a"]) == pytest.approx(1e-3 + ar_s, rel=1e-9)
+    assert play([], b_deps=[]) == pytest.approx(max(2e-3, ar_s), rel=1e-9)
+    assert play(["b"], b_deps=[]) == pytest.approx(2e-3 + ar_s, rel=1e-9)
+
+
 def test_collective_alone_over_nvswitch_takes_its_analytic_cost():
     # HGX H100 reduces in the switch (NVLS): P up and P down over each GPU's NVLink, two link
     # latencies; routed over the system graph it takes exactly what the cost model says.
