@@ -425,8 +425,10 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
     weight_dtype = normalize_dtype(weight_dtype or dtype, path="weight_dtype")
     kv_dtype = normalize_dtype(kv_dtype or dtype, path="kv_dtype")
     if group_size is not None and (weight_dtype not in QUANTIZED_DTYPES or weight_dtype == dtype):
-        raise InputError(f"group_size applies to int4/int8 weights (weight_dtype), not {weight_dtype} "
-                         f"weights with {dtype} activations", path="group_size")
+        why = (f"{weight_dtype} weights with {dtype} activations run as integer GEMMs without group scales"
+               if weight_dtype in QUANTIZED_DTYPES else f"not {weight_dtype} weights")
+        raise InputError(f"group_size applies to int4/int8 weights (weight_dtype) dequantized to the "
+                         f"activation dtype; {why}", path="group_size")
     group_size = DEFAULT_GROUP_SIZE if group_size is None else _positive_int("group_size", group_size)
     if kv_placement not in PLACEMENTS:
         raise unknown_name("KV placement", kv_placement, PLACEMENTS, path="kv_placement")
