@@ -386,6 +386,25 @@ def test_users_config_json_loads_like_a_bundled_one(tmp_path):
     assert load_workload(str(path), phase="decode").params() == PUBLISHED["llama-2-7b"][0]
 
 
+def test_llama_attention_bias_and_mlp_bias_as_transformers_builds_them(tmp_path):
+    h, layers, heads, kv, inter, vocab, tp = 256, 2, 8, 4, 512, 1000, 2
+    d = h // heads
+    path = tmp_path / "biased.json"
+    path.write_text(json.dumps({"model_type": "llama", "hidden_size": h, "num_hidden_layers": layers,
+                                "num_attention_heads": heads, "num_key_value_heads": kv,
+                                "intermediate_size": inter, "vocab_size": vocab, "attention_bias": True,
+                                "mlp_bias": True}))
+    plain = dense(h, layers, heads, kv, inter, vocab)
+    biases = layers * ((h + 2 * kv * d) + h + 2 * inter + h)   # q/k/v, o_proj, gate/up, down_proj
+    assert build_llm(str(path)).params() == plain + biases
+    # o_proj and down_proj biases are added after the all-reduce: replicated like the norms
+    replicated = (2 * layers + 1) * h + layers * 2 * h
+    assert tp * build_llm(str(path), tp=tp).params() == plain + biases + (tp - 1) * replicated
+    assert "model.layers.0.self_attn.o_proj.bias_add" in build_llm(str(path))
+    # Qwen2 keeps its biases on q/k/v only
+    assert not load_config("qwen2.5-7b").o_bias and not load_config("qwen2.5-7b").mlp_bias
+
+
 TINY = parse_config({"model_type": "llama", "hidden_size": 256, "num_hidden_layers": 4,
                      "num_attention_heads": 8, "num_key_value_heads": 4, "intermediate_size": 512,
                      "vocab_size": 1024, "max_position_embeddings": 1 << 20}, "tiny")

@@ -2,8 +2,8 @@
 
 Supported ``model_type`` values and the family they build:
 
-* ``llama``, ``mistral``, ``qwen2``: dense decoder, RMSNorm, rotary, GQA, SwiGLU (``attention_bias``
-  or ``qwen2``: q/k/v biases; ``sliding_window`` when ``use_sliding_window`` is not false);
+* ``llama``, ``mistral``, ``qwen2``: dense decoder, RMSNorm, rotary, GQA, SwiGLU (``qwen2``: q/k/v
+  biases; Llama's ``attention_bias``: q/k/v/o biases, ``mlp_bias``: gate/up/down biases; ``sliding_window`` when ``use_sliding_window`` is not false);
 * ``mixtral``: the same with a top-k MoE MLP (``num_local_experts``, ``num_experts_per_tok``);
 * ``gpt2``/``gpt3``: LayerNorm, learned positions, GELU MLP, biases everywhere (GPT-2 key names
   ``n_embd n_layer n_head n_inner n_positions`` or the Llama-style ones);
@@ -44,6 +44,8 @@ class ModelConfig:
     max_positions: int | None = None
     tie_embeddings: bool = False
     qkv_bias: bool = False
+    o_bias: bool = False      # o_proj bias (GPT; Llama's attention_bias)
+    mlp_bias: bool = False    # MLP biases (GPT; Llama's mlp_bias)
     sliding_window: int | None = None
     # MoE
     experts: int = 0
@@ -185,7 +187,11 @@ def parse_config(data: dict, model_id: str, file: str = "<config>", text: str | 
         extra = {"heads": heads, "kv_heads": kv_heads, "intermediate": get("intermediate_size"),
                  "max_positions": get("max_position_embeddings", required=False),
                  "tie_embeddings": bool(cfg.get("tie_word_embeddings", family == "gpt")),
-                 "qkv_bias": bool(cfg.get("attention_bias", model_type == "qwen2")) or family == "gpt"}
+                 "qkv_bias": bool(cfg.get("attention_bias", model_type == "qwen2")) or family == "gpt",
+                 # transformers' Llama puts attention_bias on o_proj too and has mlp_bias; Qwen2's
+                 # biases are q/k/v only
+                 "o_bias": family == "gpt" or (model_type == "llama" and bool(cfg.get("attention_bias"))),
+                 "mlp_bias": family == "gpt" or (model_type == "llama" and bool(cfg.get("mlp_bias")))}
         window = cfg.get("sliding_window")
         if window is not None and cfg.get("use_sliding_window", True):
             extra["sliding_window"] = get("sliding_window")

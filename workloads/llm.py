@@ -124,12 +124,13 @@ class _Builder:
         return self.add(Collective, name, deps, stage, collective=kind, payload_bytes=payload,
                         group=group, group_size=size, dtype=self.dt, **extra)
 
-    def row_parallel_out(self, name: str, o: str, stage: int, tokens: int) -> str:
-        """All-reduce a row-parallel output; GPT then adds its bias (replicated on every rank)."""
+    def row_parallel_out(self, name: str, o: str, stage: int, tokens: int, bias: bool) -> str:
+        """All-reduce a row-parallel output, then add its bias if it has one (GPT; Llama with
+        attention_bias / mlp_bias), replicated on every rank."""
         H = self.cfg.hidden
         o = self.collective(name + ".all_reduce", [o], stage, "all_reduce", tokens * H * self.act_bytes,
                             "tp", self.tp)
-        if self.cfg.family != "gpt":
+        if not bias:
             return o
         return self.add(Elementwise, name + ".bias_add", [o], stage, numel=tokens * H, dtype=self.dt,
                         inputs=[Tensor(f"{self.prefix}{name}.reduced", (tokens, H), self.dt),
@@ -207,7 +208,7 @@ class _Builder:
                 attn = self.attention(a + "attn", [rot, kvb], stage, segments, heads=hl, kv_heads=hl,
                                       head_dim=qk, v_head_dim=cfg.v_head_dim, cache_dim=latent)
                 o = self.linear(a + "o_proj", attn, stage, T, hl * cfg.v_head_dim, H)
-                return self.residual(p + "attn_residual", x, self.row_parallel_out(a + "o_proj", o, stage, T),
+                return self.residual(p + "attn_residual", x, self.row_parallel_out(a + "o_proj", o, stage, T, cfg.o_bias),
                                      stage, T)
             q = self.linear(a + "kv_b_proj.uk", [rot], stage, T, cfg.qk_nope_head_dim, cfg.kv_lora_rank,
                             batch=hl)
@@ -228,7 +229,7 @@ class _Builder:
             attn = self.attention(a + "attn", [*deps, v], stage, segments, heads=hl, kv_heads=kvl,
                                   head_dim=d, window=cfg.sliding_window)
             o = self.linear(a + "o_proj", attn, stage, T, hl * d, H)
-        o = self.row_parallel_out(a + "o_proj", o, stage, T)
+        o = self.row_parallel_out(a + "o_proj", o, stage, T, cfg.o_bias)
         return self.residual(p + "attn_residual", x, o, stage, T)
 
     def attention(self, name: str, deps, stage: int, segments: list[Segment], **dims) -> list[str]:
@@ -255,14 +256,15 @@ class _Builder:
             act = self.add(Elementwise, m + "gelu", [u], stage, numel=T * Il, dtype=self.dt, **GELU)
             o = self.linear(m + "fc_out", [act], stage, T, Il, H)
         else:
-            g = self.linear(m + "gate_proj", [h], stage, T, H, Il)
-            u = self.linear(m + "up_proj", [h], stage, T, H, Il)
+            g = self.linear(m + "gate_proj", [h], stage, T, H, Il, bias=cfg.mlp_bias)
+            u = self.linear(m + "up_proj", [h], stage, T, H, Il, bias=cfg.mlp_bias)
             act = self.add(Elementwise, m + "act", [g, u], stage, numel=T * Il, operands=2, dtype=self.dt,
                            **SWIGLU)
             o = self.linear(m + "down_proj", [act], stage, T, Il, H)
         if not reduce:
             return o
-        o = self.row_parallel_out(m + ("fc_out" if cfg.family == "gpt" else "down_proj"), o, stage, T)
+        o = self.row_parallel_out(m + ("fc_out" if cfg.family == "gpt" else "down_proj"), o, stage, T,
+                                  cfg.mlp_bias)
         return self.residual(p + "mlp_residual", x, o, stage, T)
 
     def moe_layer(self, i: int, x: str, stage: int, T: int) -> str:
