@@ -270,6 +270,14 @@ def test_int4_weights():
     assert graph.op("lm_head").inputs[1].dtype == "bf16"       # embeddings and head stay unquantized
 
 
+def test_int4_shards_that_group_size_does_not_divide_warn():
+    graph = build_llm("llama-2-7b", "decode", weight_dtype="int4", tp=8)
+    down = graph.op("model.layers.0.mlp.down_proj").inputs[1]         # 11008 / 8 = 1376 rows per rank
+    assert down.bytes == 1376 * 4096 / 2 + 1376 * 4096 / 128 * 2.5   # one scale + zero per 128 weights
+    assert any("does not divide the input features [1376]" in w for w in graph.meta["warnings"])
+    assert build_llm("llama-2-7b", "decode", weight_dtype="int4", tp=2).meta["warnings"] == []
+
+
 def test_chunked_prefill_mixes_a_chunk_and_decodes():
     graph = build_llm("llama-3.1-8b", "chunked", batch=32, prompt_len=2048, chunk_size=512, chunk_start=512,
                       context=1000)

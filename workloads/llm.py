@@ -520,4 +520,9 @@ def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, p
             b = _Builder(dcfg, graph, {**knobs, "pp": 1, "ep": 1}, prefix=f"draft.step{j}.", wprefix="draft.")
             after = b.build(dseg, mb, after)
     _Builder(cfg, graph, knobs).build(segments, logits_rows, after)
+    ragged = sorted({op.k for op in graph.ops if op.kind == "matmul" and op.group_size and op.k % op.group_size})
+    if ragged:
+        warnings.append(f"group_size {group_size} does not divide the input features {ragged} of some "
+                        f"quantized GEMMs (per tensor-parallel rank); GPTQ/AWQ kernels refuse such shards; "
+                        f"the scales are counted as one per {group_size} weights")
     return graph
