@@ -10,8 +10,11 @@ import argparse
 import json
 import statistics
 import time
+from pathlib import Path
 
 from workloads import build_llm, load_workload
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "workloads" / "toy_decoder.yaml"
 
 CASES = {
     "llama-3.1-70b decode tp8 (batch 64, context 4096)":
@@ -23,7 +26,7 @@ CASES = {
     "gpt3-175b decode tp8 pp2":
         lambda: build_llm("gpt3-175b", "decode", batch=32, context=1024, tp=8, pp=2),
     "workload YAML (examples/workloads/toy_decoder.yaml)":
-        lambda: load_workload("examples/workloads/toy_decoder.yaml"),
+        lambda: load_workload(EXAMPLE),
 }
 
 

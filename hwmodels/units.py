@@ -41,8 +41,10 @@ hour = 3600 * second = h
 hertz = 1 / second = Hz
 byte = [information] = B
 bit = byte / 8 = b
-flop = [computation] = FLOP = flops
-op = flop = OP = ops
+flop = [computation] = FLOP
+op = flop = OP
+flop_per_second = flop / second = FLOPS
+op_per_second = op / second = OPS
 joule = [energy] = J
 watt = joule / second = W
 """

@@ -19,6 +19,8 @@ from reports.cli import main
     ("1.98 GHz", "frequency", 1.98e9),
     ("250 ns", "time", 250e-9),
     ("989 TFLOP/s", "compute_rate", 989e12),
+    ("989 TFLOPS", "compute_rate", 989e12),
+    ("393 TOPS", "compute_rate", 393e12),
     ("100 Gb/s", "bandwidth", 12.5e9),
     ("5 pJ/B", "energy_per_byte", 5e-12),
 ])
