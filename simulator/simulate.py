@@ -25,6 +25,7 @@ turns the graph into engine tasks and adds only what time adds:
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -101,7 +102,8 @@ class Plan:
         self.ep = _meta_int(meta, "ep")
         self.microbatches = _meta_int(meta, "microbatches")
         self.width = max(self.tp, self.ep)
-        self.ops = list(graph.ops)
+        self.algorithm = algorithm
+        self.ops = [self._pinned(op) for op in graph.ops]
         if not self.ops:
             raise InputError("the workload graph has no operators", path="graph")
         stages = {op.stage for op in self.ops}
@@ -111,12 +113,22 @@ class Plan:
         self.system = _as_system(hardware, self.pp * self.width)
         self.cost = cost_fn or _cost_fn()
         self.merge_steps = merge_steps
-        self.algorithm = algorithm
         self.topology = Topology(self.system.graph)
         self._demands: dict[tuple[str, int], object] = {}
         self._collectives: dict[tuple, tuple] = {}
         self.deps = {op.name: graph.deps(op.name) for op in self.ops}
         self.op_index = {op.name: i for i, op in enumerate(self.ops)}
+
+    def _pinned(self, op):
+        """``op``, or for a collective that the plan's ``algorithm`` applies to (not pinned by the
+        graph; a send/recv is always one transfer) a copy pinned to it, so that the cost model
+        charges that algorithm's memory traffic and reduction FLOPs along with its link steps."""
+        if (op.kind != "collective" or not self.algorithm or getattr(op, "algorithm", None)
+                or op.collective == "send_recv"):
+            return op
+        pinned = copy.copy(op)
+        pinned.algorithm = self.algorithm
+        return pinned
 
     # ------------------------------------------------------------------ placement
     def node(self, stage: int, rank: int) -> str:
@@ -145,7 +157,10 @@ class Plan:
 
         dev = self.device(members[0])
         link_keys = [k for k in d.work if k.startswith("link:")]
-        key = (op.collective, float(op.payload_bytes), tuple(members), id(dev))
+        # The phases depend on the operator's pinned algorithm and on its demands (efficiency,
+        # fixed time), which identical operators share (one Demands object per signature).
+        key = (op.collective, float(op.payload_bytes), tuple(members), id(dev), getattr(op, "algorithm", None),
+               id(d))
         if key in self._collectives:
             return self._collectives[key]
         fixed = d.fixed_s

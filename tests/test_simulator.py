@@ -138,6 +138,36 @@ def test_in_switch_all_reduce_is_cheaper_than_the_ring_on_nvswitch():
     assert ring == pytest.approx(2 * 7 / 8 * 256e6 / link.bandwidth_bytes_s + 14 * link.latency_s, rel=1e-9)
 
 
+def test_a_collective_pinned_to_another_algorithm_is_routed_by_its_own():
+    # Same payload and group, one left to the library's choice (in-switch), one pinned to the
+    # ring: played one after the other, each takes its own algorithm's time.
+    system = hwmodels.load_system("hgx-h100")
+    g = workloads.Graph("two", meta={"tp": 8, "tokens": 1})
+    g.add(Collective(name="nvls", collective="all_reduce", payload_bytes=256e6, group="tp", group_size=8))
+    ring_op = Collective(name="ring", collective="all_reduce", payload_bytes=256e6, group="tp", group_size=8)
+    ring_op.algorithm = "ring"
+    g.add(ring_op, ["nvls"])
+    link = system.link("gpu0", "nvswitch")
+    nvls = 256e6 / link.bandwidth_bytes_s + 2 * link.latency_s
+    ring = 2 * 7 / 8 * 256e6 / link.bandwidth_bytes_s + 14 * link.latency_s
+    assert simulate(g, system, cost_fn=_links_only).latency_s == pytest.approx(nvls + ring, rel=1e-9)
+
+
+def test_the_algorithm_asked_for_is_the_one_the_cost_model_charges():
+    # simulate(algorithm="ring") on NVSwitch: every rank pays the ring's memory traffic and
+    # reduction FLOPs (cost_collective with "ring"), not those of the in-switch default.
+    from roofline.costs import cost_collective
+
+    system = hwmodels.load_system("hgx-h100")
+    op = Collective(name="ar", collective="all_reduce", payload_bytes=64e6, group="tp", group_size=8)
+    gpu = system.devices["gpu0"]
+    ring = cost_collective(op, gpu, "ring").energy_j
+    assert ring != pytest.approx(cost_collective(op, gpu, "in_switch").energy_j)
+    res = simulate(one_op_graph(op, tp=8), system, algorithm="ring")
+    assert res.dynamic_energy_j == pytest.approx(8 * ring, rel=1e-12)
+    assert not hasattr(op, "algorithm")          # the graph's operator is left as it was
+
+
 def _stage_graph(p, m, t_s=1e-3):
     g = workloads.Graph("pipe", meta={"pp": p, "microbatches": m, "tokens": m})
     prev = []
