@@ -118,7 +118,11 @@ def loads(text: str, file: str = "<string>") -> Document:
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
-        what = " ".join(str(x) for x in (exc.context, exc.problem) if x)
+        context = exc.context
+        if context and exc.context_mark and exc.problem_mark and exc.context_mark.line != exc.problem_mark.line:
+            # PyYAML notices an unclosed bracket or quote where parsing fails; say where it opened.
+            context = f"{context} (opened at line {exc.context_mark.line + 1})"
+        what = " ".join(str(x) for x in (context, exc.problem) if x)
         raise InputError(f"YAML syntax error: {what}", file=file, line=line) from None
     except yaml.YAMLError as exc:
         raise InputError(f"YAML error: {exc}", file=file) from None

@@ -141,3 +141,8 @@ def test_cli_unwritable_output_is_exit_2_not_a_traceback(capsys, tmp_path):
     err = capsys.readouterr().err
     assert code == 2
     assert str(missing) in err and "Traceback" not in err
+
+
+def test_yaml_unclosed_bracket_names_the_line_it_opened_on():
+    with pytest.raises(InputError, match=r"opened at line 2"):
+        loads("a: 1\nb: [1, 2\nc: 3\n", "f.yaml")
