@@ -104,6 +104,22 @@ def test_interrupted_calibration_writes_no_overlay(tmp_path, capsys, monkeypatch
     assert [p.name for p in out.iterdir()] == []
 
 
+def test_too_noisy_to_fit_exits_3_with_the_reason_and_writes_nothing(tmp_path, capsys, monkeypatch):
+    from calibration.runner import COLUMNS
+    from calibration.timing import MeasurementRefused
+
+    reason = str(MeasurementRefused("numpy:host:gemm:fp32[m=64,n=64,k=64]", 0.4, 0.25, 3))
+    rows = [{**dict.fromkeys(COLUMNS), "case_id": f"g{i}", "kernel": "gemm", "split": "fit", "dtype": "fp32",
+             "status": "refused", "note": reason} for i in range(4)]
+    monkeypatch.setattr(cal, "run_cases", lambda *a, **k: pd.DataFrame(rows, columns=COLUMNS))
+    out = tmp_path / "cal"
+    assert main(["calibrate", "--quick", "--no-progress", "--out", str(out)]) == 3
+    err = capsys.readouterr().err
+    assert "only 0 trusted 'gemm' fit measurements" in err and "timing spread 40.0%" in err
+    assert "no overlay was written" in err
+    assert list(out.iterdir()) == []
+
+
 def test_interrupted_while_writing_the_overlay_leaves_none(tmp_path, monkeypatch):
     frame = pd.DataFrame({"a": [1.0]})
     write_measurements(frame, tmp_path, "csv")
