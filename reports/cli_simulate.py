@@ -21,7 +21,8 @@ def register(subparsers) -> None:
     p.add_argument("--model", required=True, metavar="ID|config.json|workload.yaml|model.onnx")
     add_workload_arguments(p)
     p.add_argument("--algorithm", choices=("ring", "tree", "in_switch"),
-                   help="collective algorithm (default: in-switch where the switch reduces, else ring)")
+                   help="collective algorithm, for the collectives it implements (default, and for the others: "
+                        "in-switch where the switch reduces, else ring)")
     p.add_argument("--no-spill", dest="spill", action="store_false",
                    help="fail (exit 2) when the workload does not fit in device memory, instead of placing "
                         "the KV cache / weights that overflow in host or CXL memory")

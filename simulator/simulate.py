@@ -102,6 +102,11 @@ class Plan:
         self.ep = _meta_int(meta, "ep")
         self.microbatches = _meta_int(meta, "microbatches")
         self.width = max(self.tp, self.ep)
+        if algorithm is not None:
+            from roofline.collectives import ALGORITHMS
+
+            if algorithm not in ALGORITHMS:
+                raise unknown_name("collective algorithm", algorithm, ALGORITHMS, path="algorithm")
         self.algorithm = algorithm
         self.ops = [self._pinned(op) for op in graph.ops]
         if not self.ops:
@@ -120,11 +125,14 @@ class Plan:
         self.op_index = {op.name: i for i, op in enumerate(self.ops)}
 
     def _pinned(self, op):
-        """``op``, or for a collective that the plan's ``algorithm`` applies to (not pinned by the
+        """``op``, or for a collective that the plan's ``algorithm`` implements (not pinned by the
         graph; a send/recv is always one transfer) a copy pinned to it, so that the cost model
-        charges that algorithm's memory traffic and reduction FLOPs along with its link steps."""
+        charges that algorithm's memory traffic and reduction FLOPs along with its link steps.
+        Collectives the algorithm does not implement (a tree all-gather) keep the default."""
+        from roofline.collectives import ALGORITHMS
+
         if (op.kind != "collective" or not self.algorithm or getattr(op, "algorithm", None)
-                or op.collective == "send_recv"):
+                or op.collective == "send_recv" or op.collective not in ALGORITHMS[self.algorithm].collectives):
             return op
         pinned = copy.copy(op)
         pinned.algorithm = self.algorithm
@@ -176,8 +184,7 @@ class Plan:
                                                                           link.in_network_reduction)
             fixed -= coll.latency_s(coll.steps(op.collective, op.payload_bytes, op.group_size, used),
                                     link.latency_s)
-        algorithm = (getattr(op, "algorithm", None) or self.algorithm
-                     or coll.choose_algorithm(op.collective, switch is not None))
+        algorithm = getattr(op, "algorithm", None) or coll.choose_algorithm(op.collective, switch is not None)
         if op.collective == "send_recv":
             algorithm = "ring"
         if algorithm == "in_switch" and switch is None:
@@ -302,7 +309,8 @@ def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapp
 
     ``seed`` and ``jitter`` (relative spread of each operator's work, 0 = none) make runs with
     stragglers reproducible; ``scale`` multiplies resource rates (what-ifs); ``algorithm`` forces
-    a collective algorithm (default: the library's choice for the topology); ``cost_fn`` replaces
+    a collective algorithm on the collectives it implements (the others, and by default all,
+    get the library's choice for the topology); ``cost_fn`` replaces
     ``roofline.cost`` (for tests and calibration studies). Returns a :class:`SimResult`.
 
     Memory capacity is checked first (:mod:`simulator.memory`): what does not fit in a device's

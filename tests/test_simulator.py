@@ -168,6 +168,24 @@ def test_the_algorithm_asked_for_is_the_one_the_cost_model_charges():
     assert not hasattr(op, "algorithm")          # the graph's operator is left as it was
 
 
+def test_a_forced_algorithm_applies_to_the_collectives_it_implements():
+    # "tree" implements all-reduce, not all-gather. Over NVSwitch every step sends P/3 up and
+    # down each GPU's link (recursive doubling over 2 x ceil(log2 8) = 6 steps: 2P per direction,
+    # one link latency per step); the all-gather keeps the library's choice (NVLS multicast:
+    # 7/8 P per direction, two latencies).
+    system = hwmodels.load_system("hgx-h100")
+    g = workloads.Graph("two", meta={"tp": 8, "tokens": 1})
+    g.add(Collective(name="ar", collective="all_reduce", payload_bytes=240e6, group="tp", group_size=8))
+    g.add(Collective(name="ag", collective="all_gather", payload_bytes=240e6, group="tp", group_size=8), ["ar"])
+    link = system.link("gpu0", "nvswitch")
+    tree = 2 * 240e6 / link.bandwidth_bytes_s + 6 * link.latency_s
+    gather = 7 / 8 * 240e6 / link.bandwidth_bytes_s + 2 * link.latency_s
+    assert simulate(g, system, algorithm="tree", cost_fn=_links_only).latency_s == pytest.approx(tree + gather,
+                                                                                               rel=1e-9)
+    with pytest.raises(InputError, match="did you mean 'tree'"):
+        simulate(g, system, algorithm="trea", cost_fn=_links_only)
+
+
 def _stage_graph(p, m, t_s=1e-3):
     g = workloads.Graph("pipe", meta={"pp": p, "microbatches": m, "tokens": m})
     prev = []
