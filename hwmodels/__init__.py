@@ -6,11 +6,30 @@ Public API (see docs/internals.md): :func:`load_device`, :func:`load_system`,
 :class:`System`.
 """
 
-from .device import Curve, Device, Engine, Link, MemoryLevel, Power
-from .loader import catalog_ids, load_device, load_hardware
-from .system import System, load_system, system_from_device
+from importlib import import_module
+
+# Public name -> submodule defining it. Loaded on first use, so that importing a light module
+# (``hwmodels.errors`` for the CLI's start-up) does not load pydantic, pint and networkx.
+_EXPORTS = {
+    "Curve": "device", "Device": "device", "Engine": "device", "Link": "device",
+    "MemoryLevel": "device", "Power": "device",
+    "catalog_ids": "loader", "load_device": "loader", "load_hardware": "loader",
+    "System": "system", "load_system": "system", "system_from_device": "system",
+}
 
 __all__ = [
     "Curve", "Device", "Engine", "Link", "MemoryLevel", "Power", "System",
     "catalog_ids", "load_device", "load_hardware", "load_system", "system_from_device",
 ]
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'hwmodels' has no attribute '{name}'")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

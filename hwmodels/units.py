@@ -14,10 +14,12 @@ from __future__ import annotations
 import math
 import re
 from functools import lru_cache
-
-import pint
+from typing import TYPE_CHECKING
 
 from .errors import InputError
+
+if TYPE_CHECKING:
+    import pint
 
 _DEFINITIONS = """
 pico- = 1e-12 = p-
@@ -71,6 +73,8 @@ KINDS: dict[str, tuple[str, str, str]] = {
 @lru_cache(maxsize=1)
 def registry() -> pint.UnitRegistry:
     """Ridgeline's unit registry (bytes and FLOPs are dimensions of their own)."""
+    import pint  # on first use: pint takes a fifth of a second to import
+
     ureg = pint.UnitRegistry(None)
     for line in _DEFINITIONS.strip().splitlines():
         ureg.define(line)
@@ -87,6 +91,8 @@ def _describe(dimensionality) -> str:
 
 @lru_cache(maxsize=4096)
 def _parse_text(text: str, kind: str) -> float:
+    import pint  # loaded by registry()
+
     ureg = registry()
     dim, example, desc = KINDS[kind]
     if not QUANTITY_RE.match(text):

@@ -9,8 +9,7 @@ import yaml
 
 import hwmodels
 from hwmodels.errors import InputError
-from hwmodels.schema import DEVICE_KINDS, json_schema
-from hwmodels.system import System
+from hwmodels.schema import DEVICE_KINDS
 from hwmodels.units import format_quantity
 from reports.output import format_table, print_json
 
@@ -51,7 +50,7 @@ def _usage(parser: argparse.ArgumentParser) -> int:
 
 def headline(hw) -> dict:
     """One listing row: id, kind, name and headline figures in SI units."""
-    if isinstance(hw, System):
+    if isinstance(hw, hwmodels.System):
         s = hw.summary()
         return {"id": hw.id, "kind": "system", "name": hw.name, "peak_bf16_flops": s["peak_bf16_flops"],
                 "memory_capacity_bytes": s["memory_bytes"],
@@ -79,7 +78,7 @@ def cmd_list(args) -> int:
     return 0
 
 
-def _system_view(system: System) -> dict:
+def _system_view(system: hwmodels.System) -> dict:
     out = {k: v for k, v in system.raw.items()}
     out["resolved"] = {
         "accelerators": system.accelerators,
@@ -96,7 +95,7 @@ def _system_view(system: System) -> dict:
 
 def cmd_show(args) -> int:
     hw = hwmodels.load_hardware(args.ref)
-    view = _system_view(hw) if isinstance(hw, System) else hw.describe()
+    view = _system_view(hw) if isinstance(hw, hwmodels.System) else hw.describe()
     if args.format == "json":
         print_json(view)
     else:
@@ -112,7 +111,7 @@ def cmd_validate(args) -> int:
         except InputError as err:
             results.append({"file": file, "valid": False, "problems": [str(p) for p in err.problems]})
         else:
-            kind = "system" if isinstance(hw, System) else hw.kind
+            kind = "system" if isinstance(hw, hwmodels.System) else hw.kind
             results.append({"file": file, "valid": True, "kind": kind, "id": hw.id, "problems": []})
     if args.format == "json":
         print_json(results)
@@ -126,5 +125,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
+    from hwmodels.schema import json_schema
+
     print_json(json_schema())
     return 0

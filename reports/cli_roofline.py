@@ -36,7 +36,7 @@ def _number(text: str) -> int | float:
 
 def _operator_fields() -> dict[str, tuple[object, set[str]]]:
     """Every operator field (across kinds) -> (argparse type, or None for a flag; kinds having it)."""
-    from workloads import OPERATORS
+    from workloads.operators import OPERATORS
 
     out: dict[str, tuple[object, set[str]]] = {}
     for kind, cls in OPERATORS.items():
@@ -57,7 +57,7 @@ def _operator_fields() -> dict[str, tuple[object, set[str]]]:
 
 def register(subparsers) -> None:
     """Add ``op`` and ``roofline``."""
-    from workloads import OPERATORS
+    from workloads.operators import OPERATORS
 
     fields = _operator_fields()
     op = subparsers.add_parser(
