@@ -454,6 +454,15 @@ def _attention_mma_flops(op) -> dict:
 
 
 # -- collectives ----------------------------------------------------------------------------------
+def collective_steps(op, link, algorithm: str | None = None) -> tuple[str, list]:
+    """(algorithm, its :class:`~roofline.collectives.Step` list) of collective ``op`` over
+    ``link``: ``algorithm``, else the operator's ``algorithm`` attribute, else what NCCL picks
+    for the link (:func:`~roofline.collectives.choose_algorithm`)."""
+    algorithm = (algorithm or getattr(op, "algorithm", None)
+                 or coll.choose_algorithm(op.collective, link.in_network_reduction))
+    return algorithm, coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
+
+
 @register_cost("collective")
 def cost_collective(op, device, algorithm: str | None = None) -> Demands:
     """A collective over the device's scale-up link: link bytes and per-step latency from
@@ -467,9 +476,7 @@ def cost_collective(op, device, algorithm: str | None = None) -> Demands:
         raise InputError(f"device '{device.id}' has no link for a {op.collective} over "
                          f"{op.group_size} ranks", path="links")
     link = device.links[link_name]
-    algorithm = (algorithm or getattr(op, "algorithm", None)
-                 or coll.choose_algorithm(op.collective, link.in_network_reduction))
-    steps = coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
+    algorithm, steps = collective_steps(op, link, algorithm)
     sent = coll.link_bytes(steps)
     b.link(link_name, sent)
     reduce_reads = 0.0

@@ -162,6 +162,7 @@ class Plan:
     def _collective_phases(self, op, members: list[str], d) -> tuple[list, float]:
         """(phases over the topology, fixed latency) of collective ``op`` over ``members``."""
         from roofline import collectives as coll
+        from roofline.costs import collective_steps
 
         dev = self.device(members[0])
         link_keys = [k for k in d.work if k.startswith("link:")]
@@ -180,10 +181,7 @@ class Plan:
             peak = getattr(d, "peak_rates", {}).get(link_keys[0]) or link.bandwidth_bytes_s
             eff = d.rates[link_keys[0]] / peak
             # Replace the cost model's per-hop latency with the latency of the routes taken.
-            used = getattr(op, "algorithm", None) or coll.choose_algorithm(op.collective,
-                                                                          link.in_network_reduction)
-            fixed -= coll.latency_s(coll.steps(op.collective, op.payload_bytes, op.group_size, used),
-                                    link.latency_s)
+            fixed -= coll.latency_s(collective_steps(op, link)[1], link.latency_s)
         algorithm = getattr(op, "algorithm", None) or coll.choose_algorithm(op.collective, switch is not None)
         if op.collective == "send_recv":
             algorithm = "ring"
@@ -191,8 +189,6 @@ class Plan:
             raise InputError(f"{op.name}: in-switch reduction needs a switch with in_network_reduction "
                              "joining the group", path="algorithm")
         steps = coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
-        if op.collective == "send_recv":
-            steps = coll.steps(op.collective, op.payload_bytes, 2, algorithm)
         phases = self.topology.phases(steps, peer_pattern(algorithm, op.collective), members, switch,
                                       merge=self.merge_steps)
         out = (phases, max(fixed, 0.0), eff)
