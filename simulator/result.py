@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from .simulate import STREAMS
+
 LATENCY = "latency"
 # How many of the resources owning most of the critical path get a 2x what-if.
 SENSITIVITY_TOP = 3
@@ -142,10 +144,7 @@ class SimResult:
         (re-simulated on every device and link of that kind, with the same seed); ``latency``
         stands for every fixed time (kernel launches, link latencies) halved."""
         if self._sensitivity is None:
-            owners: dict[str, float] = {}
-            for row in self.critical_path:
-                for key, t in row["by_resource"].items():
-                    owners[key] = owners.get(key, 0.0) + t
+            owners = _owners(self.critical_path)
             top = sorted(owners, key=owners.get, reverse=True)[:SENSITIVITY_TOP]
             out = {}
             for key in top:
@@ -230,7 +229,7 @@ class SimResult:
         args), and a counter track per device resource (FLOP/s or B/s in use) and for power."""
         devices = sorted(set(self.timeline["device"]))
         pid = {d: i + 1 for i, d in enumerate(devices)}
-        tids = {s: i + 1 for i, s in enumerate(("compute", "comm", "copy"))}
+        tids = {s: i + 1 for i, s in enumerate(STREAMS)}
         events: list[dict] = []
         for d in devices:
             events.append({"ph": "M", "name": "process_name", "pid": pid[d], "args": {"name": d}})
@@ -385,14 +384,19 @@ def _critical_path(res, infos) -> list[dict]:
     return rows
 
 
-def _bottleneck(path: list[dict]) -> dict:
-    """The resource (and its bound class) that owns most of the critical path."""
+def _owners(path: list[dict]) -> dict[str, float]:
+    """Seconds of the critical path each resource (or ``latency``) owns."""
     owners: dict[str, float] = {}
-    total = 0.0
     for row in path:
         for key, t in row["by_resource"].items():
             owners[key] = owners.get(key, 0.0) + t
-            total += t
+    return owners
+
+
+def _bottleneck(path: list[dict]) -> dict:
+    """The resource (and its bound class) that owns most of the critical path."""
+    owners = _owners(path)
+    total = sum(t for row in path for t in row["by_resource"].values())
     if not owners:
         return {"resource": None, "bound": None, "share": 0.0}
     key = max(owners, key=owners.get)
