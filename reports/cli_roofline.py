@@ -18,7 +18,7 @@ from pathlib import Path
 from hwmodels.errors import InputError
 
 from .cli_workload import add_workload_arguments, workload_from_args
-from .output import format_table, print_json
+from .output import format_fields, format_table, print_json
 
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
 
@@ -150,8 +150,7 @@ def cmd_op(args) -> int:
             ("achieved FLOP/s", f"{report['achieved_flops']:.4g}"),
             ("fixed latency", f"{report['fixed_s'] * 1e6:.4g} us"),
             ("energy", f"{report['energy_j']:.4g} J")]
-    width = max(len(k) for k, _ in rows)
-    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in rows))
+    print(format_fields(rows))
     print()
     print(format_table([{"resource": k, "work": demands.work[k], "rate": demands.rates[k], "time_s": t}
                         for k, t in report["times_s"].items()], ["resource", "work", "rate", "time_s"]))

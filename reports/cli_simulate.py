@@ -10,7 +10,7 @@ from __future__ import annotations
 from hwmodels.units import format_quantity
 
 from .cli_workload import add_workload_arguments, workload_from_args
-from .output import format_table, print_json, warn
+from .output import format_fields, format_table, print_json, warn
 
 
 def register(subparsers) -> None:
@@ -89,8 +89,7 @@ def render(res, top: int = 10) -> str:
     b = res.bottleneck
     if b["resource"]:
         head.append(("bottleneck", f"{b['resource']} ({b['bound']}-bound, {b['share']:.1%} of the critical path)"))
-    width = max(len(k) for k, _ in head)
-    lines = [f"{k.ljust(width)}  {v}" for k, v in head]
+    lines = [format_fields(head)]
     power = [{"device": d, "avg_power_w": p, "tdp_w": res.tdp_w[d],
               "over_tdp": "YES" if d in res.over_tdp else "",
               **{k: f"{u:.1%}" for k, u in sorted(res.utilisation.get(d, {}).items())

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from hwmodels.units import format_quantity
 
-from .output import format_table, print_json, warn
+from .output import format_fields, format_table, print_json, warn
 
 # Workload flags shared by ``workload show``, ``roofline`` and ``simulate``: (flag, dest, type, choices, help).
 WORKLOAD_FLAGS = (
@@ -101,8 +101,7 @@ def cmd_show(args) -> int:
              ("KV cache", format_quantity(summary["kv_cache_bytes"], "capacity")),
              ("recurrent state", format_quantity(summary["state_bytes"], "capacity")),
              ("ops", summary["ops"])]
-    width = max(len(k) for k, _ in head)
-    print("\n".join(f"{k.ljust(width)}  {v}" for k, v in head))
+    print(format_fields(head))
     print()
     rows = [{"kind": k, "ops": v["ops"], "flops": v["flops"], "bytes": v["bytes"]}
             for k, v in sorted(summary["by_kind"].items(), key=lambda kv: -kv[1]["flops"])]

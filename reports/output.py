@@ -64,6 +64,12 @@ def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None, flo
     return "\n".join(lines)
 
 
+def format_fields(pairs: Sequence[tuple[str, Any]]) -> str:
+    """``name  value`` lines, the values aligned: a result's headline figures above its tables."""
+    width = max(len(k) for k, _ in pairs)
+    return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
+
+
 def warn(message: str) -> None:
     """A warning for people, on stderr (never on stdout, which may carry JSON)."""
     print(f"warning: {message}", file=sys.stderr)
