@@ -107,6 +107,7 @@ def _latency(row, device, n_dev):
 
 
 def _collective(row, device, n_dev):
+    from roofline.collectives import bus_factor
     from workloads.operators import Collective
 
     wl = row["workload"]
@@ -116,7 +117,7 @@ def _collective(row, device, n_dev):
         if "ring" in wl:
             op.algorithm = "ring"  # the row measured with NVLS off
         algbw = size / _time(op, device)
-        return algbw * 2.0 * (n_dev - 1) / n_dev  # nccl-tests' bus bandwidth
+        return algbw * bus_factor(op.collective, n_dev)  # nccl-tests' bus bandwidth
     size = float(ASSUMED["copy_bytes"])
     op = Collective(name="d2d", collective="send_recv", payload_bytes=size, group="pp", group_size=2,
                     peer_stage=1)
