@@ -231,17 +231,20 @@ class MatMul(Operator):
         return self.m * self.experts * self.imbalance
 
     @property
+    def weight_copies(self) -> int:
+        """(k x n) operands read: one per expert read for an expert GEMM, else one per batch entry."""
+        return self.experts if self.experts > 1 else self.batch
+
+    @property
     def weight_elements(self) -> int:
         """Elements of the (k x n) operand read."""
-        copies = self.experts if self.experts > 1 else self.batch
-        return copies * self.k * self.n
+        return self.weight_copies * self.k * self.n
 
     def default_tensors(self):
         rows = max(1, round(self.rows))
         a = Tensor(f"{self.name}.in", (self.batch, rows, self.k), self.dtype)
-        copies = self.experts if self.experts > 1 else self.batch
         if self.b_role == "weight":
-            b = Tensor(self.param("weight"), (copies, self.k, self.n), self.weight_dtype, "weight",
+            b = Tensor(self.param("weight"), (self.weight_copies, self.k, self.n), self.weight_dtype, "weight",
                        self.weight_placement, self.group_size)
         else:
             b = Tensor(f"{self.name}.b", (self.batch, self.k, self.n), self.dtype, self.b_role)
