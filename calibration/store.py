@@ -96,17 +96,24 @@ def write_measurements(frame: pd.DataFrame, out_dir: Path, fmt: str = "auto") ->
     return atomic_write(out_dir / f"{MEASUREMENTS_STEM}.csv", lambda tmp: frame.to_csv(tmp, index=False))
 
 
+def measurements_file(folder: str | Path) -> Path | None:
+    """The measurement table a calibration wrote in ``folder`` (Parquet first, then CSV), or None."""
+    for ext in ("parquet", "csv"):
+        path = Path(folder) / f"{MEASUREMENTS_STEM}.{ext}"
+        if path.is_file():
+            return path
+    return None
+
+
 def read_measurements(path: str | Path) -> pd.DataFrame:
     """Measurements from a file, or from the folder a calibration wrote (Parquet or CSV)."""
     p = Path(path)
     if p.is_dir():
-        for name in (f"{MEASUREMENTS_STEM}.parquet", f"{MEASUREMENTS_STEM}.csv"):
-            if (p / name).is_file():
-                p = p / name
-                break
-        else:
+        found = measurements_file(p)
+        if found is None:
             raise InputError("no measurements.parquet or measurements.csv here "
                              "(run 'ridgeline calibrate --out DIR' first)", file=str(p))
+        p = found
     try:
         if p.suffix == ".parquet":
             return pd.read_parquet(p)

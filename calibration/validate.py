@@ -29,7 +29,7 @@ from .npmodel import MODELS, QUICK_MODELS, NumpyModel, workload_graph
 from .opmap import predict_case
 from .progress import Progress
 from .runner import case_from_row, plan, policy_for, run_cases
-from .store import read_measurements
+from .store import FINGERPRINT_NAME, measurements_file, read_measurements
 from .timing import MeasurementRefused, TimingPolicy, measure_best, pinned_threads
 
 GEMM_FP32_MAPE_TARGET = 0.10
@@ -75,8 +75,9 @@ def holdout_frame(hw_path: Path | None, *, quick: bool, progress: bool,
     """Held-out measurements: those beside the hardware file, else measured now."""
     if hw_path is not None:
         folder = hw_path.parent
-        if any((folder / f"measurements.{ext}").is_file() for ext in ("parquet", "csv")):
-            frame = read_measurements(folder)
+        found = measurements_file(folder)
+        if found is not None:
+            frame = read_measurements(found)
             frame = frame[(frame.split == "holdout") & (frame.status == "ok")]
             return frame, f"measured by ridgeline calibrate ({folder})"
     cases = [c for c in plan("host", quick) if c.split == "holdout"]
@@ -128,10 +129,10 @@ def _fingerprint_beside(path: Path | None) -> dict:
     """The fingerprint a calibration wrote beside the overlay at ``path`` ({} if none)."""
     import json
 
-    if path is None or not (path.parent / "fingerprint.json").is_file():
+    if path is None or not (path.parent / FINGERPRINT_NAME).is_file():
         return {}
     try:
-        return json.loads((path.parent / "fingerprint.json").read_text())
+        return json.loads((path.parent / FINGERPRINT_NAME).read_text())
     except (OSError, ValueError):
         return {}
 
@@ -242,14 +243,11 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
     device = hwmodels.load_device(ref)
     report = ValidationReport(str(ref), device.id)
     path = Path(hw) if hw and Path(hw).is_file() else None
-    if local and device.kind != "cpu":
-        has_measurements = path is not None and any(
-            (path.parent / f"measurements.{ext}").is_file() for ext in ("parquet", "csv"))
-        if not has_measurements:
-            raise InputError(f"'{ref}' is a {device.kind} with no calibration measurements beside it; the "
-                             "local parts need a calibration overlay (ridgeline calibrate --device cuda "
-                             "--out DIR) or a host device; --public runs the public measurements alone",
-                             path="--hw")
+    if local and device.kind != "cpu" and (path is None or measurements_file(path.parent) is None):
+        raise InputError(f"'{ref}' is a {device.kind} with no calibration measurements beside it; the "
+                         "local parts need a calibration overlay (ridgeline calibrate --device cuda "
+                         "--out DIR) or a host device; --public runs the public measurements alone",
+                         path="--hw")
     if local:
         from .fingerprint import busy_warning, load_average, physical_cores
 
