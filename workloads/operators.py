@@ -606,6 +606,11 @@ class _Spatial(Operator):
     def out_w(self) -> int:
         return conv_out(self.width, self.kernel, self.stride or 1, self.padding)
 
+    @property
+    def out_elements(self) -> int:
+        """Elements of the output (batch x out_channels x out_h x out_w)."""
+        return self.batch * self.out_channels * self.out_h * self.out_w
+
     def _io(self):
         x = Tensor(f"{self.name}.in", (self.batch, self.in_channels, self.height, self.width), self.dtype)
         y = Tensor(f"{self.name}.out", (self.batch, self.out_channels, self.out_h, self.out_w), self.dtype)
@@ -640,7 +645,7 @@ class Conv2d(_Spatial):
         return ins, [y]
 
     def flops(self):
-        outputs = self.batch * self.out_channels * self.out_h * self.out_w
+        outputs = self.out_elements
         out: dict = {}
         _add(out, "matrix", self.dtype, 2.0 * outputs * self.in_channels // self.groups * self.kernel ** 2)
         if self.bias:
@@ -670,8 +675,7 @@ class Pool(_Spatial):
         return [x], [y]
 
     def flops(self):
-        outputs = self.batch * self.out_channels * self.out_h * self.out_w
-        return {("vector", self.dtype): float(outputs * self.kernel ** 2)}
+        return {("vector", self.dtype): float(self.out_elements * self.kernel ** 2)}
 
 
 @register_operator
