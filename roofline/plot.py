@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import math
 
+from .hardware import device_info
+
 LEVEL_MARKERS = ("o", "s", "^", "D", "v", "P", "X", "*", "<", ">")
 BOUND_COLORS = {"compute": "tab:red", "memory": "tab:blue", "link": "tab:green", "latency": "tab:gray"}
 _SHADES = {"compute": ("tab:red", "tab:orange", "tab:pink", "tab:brown"),
@@ -33,9 +35,9 @@ def _points(analysis):
     """Unique operators (by shared demands) with their summed time share."""
     groups: dict[int, list] = {}
     total = analysis.total_time_s or 1.0
-    for op, d in zip(analysis.ops, analysis._shared):
+    for op, d, time_s in zip(analysis.ops, analysis._shared, analysis._times):
         entry = groups.setdefault(id(d), [op, d, 0.0, 0])
-        entry[2] += d.time_s / total
+        entry[2] += time_s / total
         entry[3] += 1
     return list(groups.values())
 
@@ -70,8 +72,8 @@ def _draw(ax, analysis, colors: dict[str, str], annotate: int) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     points = _points(analysis)
-    levels = [(f"memory:{name}", lv.bandwidth_bytes_s) for name, lv in device.memory.items()]
-    levels += [(f"link:{name}", lk.bandwidth_bytes_s) for name, lk in device.links.items()]
+    resource = device_info(device).resource
+    levels = [(key, resource[key].bandwidth_bytes_s) for key in analysis.resource_keys()]
     markers = {key: LEVEL_MARKERS[i % len(LEVEL_MARKERS)] for i, (key, _) in enumerate(levels)}
 
     xs = [d.flops / d.work[key] for _, d, _, _ in points for key, _ in levels
