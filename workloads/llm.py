@@ -208,14 +208,13 @@ class _Builder:
                 attn = self.attention(a + "attn", [rot, kvb], stage, segments, heads=hl, kv_heads=hl,
                                       head_dim=qk, v_head_dim=cfg.v_head_dim, cache_dim=latent)
                 o = self.linear(a + "o_proj", attn, stage, T, hl * cfg.v_head_dim, H)
-                return self.residual(p + "attn_residual", x, self.row_parallel_out(a + "o_proj", o, stage, T, cfg.o_bias),
-                                     stage, T)
-            q = self.linear(a + "kv_b_proj.uk", [rot], stage, T, cfg.qk_nope_head_dim, cfg.kv_lora_rank,
-                            batch=hl)
-            attn = self.attention(a + "attn", [q, rot], stage, segments, heads=hl, kv_heads=1,
-                                  head_dim=latent, v_head_dim=cfg.kv_lora_rank, latent_kv=True)
-            o = self.linear(a + "kv_b_proj.uv", attn, stage, T, cfg.kv_lora_rank, cfg.v_head_dim, batch=hl)
-            o = self.linear(a + "o_proj", [o], stage, T, hl * cfg.v_head_dim, H)
+            else:
+                q = self.linear(a + "kv_b_proj.uk", [rot], stage, T, cfg.qk_nope_head_dim, cfg.kv_lora_rank,
+                                batch=hl)
+                attn = self.attention(a + "attn", [q, rot], stage, segments, heads=hl, kv_heads=1,
+                                      head_dim=latent, v_head_dim=cfg.kv_lora_rank, latent_kv=True)
+                o = self.linear(a + "kv_b_proj.uv", attn, stage, T, cfg.kv_lora_rank, cfg.v_head_dim, batch=hl)
+                o = self.linear(a + "o_proj", [o], stage, T, hl * cfg.v_head_dim, H)
         else:
             d, kvl = cfg.head_dim, cfg.kv_heads // tp
             bias = cfg.qkv_bias
