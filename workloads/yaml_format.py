@@ -263,7 +263,8 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
             _check_shapes(doc, ops[target], ops[s.name], s.source[1], problems)
     if problems:
         raise InputError(problems=list(dict.fromkeys(problems)))
-    for name in nx.lexicographical_topological_sort(dag, key=list(by_name).index):
+    position = {name: i for i, name in enumerate(by_name)}   # ties keep the file's order
+    for name in nx.lexicographical_topological_sort(dag, key=position.__getitem__):
         graph.add(ops[name], deps[name])
 
 
