@@ -18,7 +18,6 @@ v4's measured mean power). Run ``python -m calibration.energy_fit`` to reproduce
 from __future__ import annotations
 
 import argparse
-import csv
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +26,6 @@ import yaml
 
 from hwmodels.defaults import NON_MATRIX_FLOP_ENERGY_RATIO, flop_energy_at_tdp_j
 
-CSV_PATH = Path(__file__).parent / "data" / "public_measurements.csv"
 FIT_ROW = "energy-h100-llama31-8b-b8"
 HELD_OUT_ROWS = ("energy-h100-llama31-8b-b256",)
 # Mean power (W) the ML.ENERGY rows state in their "framework" column (Zeus GPU energy / time).
@@ -72,9 +70,11 @@ def _rule_hardware(ref: str, fraction: float, folder: Path) -> str:
     return str(path)
 
 
-def load_rows(path: Path = CSV_PATH) -> dict[str, dict]:
-    with open(path, newline="") as fh:
-        return {r["id"]: r for r in csv.DictReader(fh)}
+def load_rows() -> dict[str, dict]:
+    """The bundled public measurements (:func:`calibration.public.load_rows`) by row id."""
+    from .public import load_rows as public_rows
+
+    return {r["id"]: r for r in public_rows()}
 
 
 @dataclass
