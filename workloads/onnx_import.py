@@ -18,6 +18,7 @@ int32 as a 4-byte element).
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 
 from hwmodels.errors import InputError
@@ -48,9 +49,10 @@ def _onnx():
     return onnx
 
 
-def _dtype(elem_type: int) -> str:
-    onnx = _onnx()
-    T = onnx.TensorProto
+@lru_cache(maxsize=1)
+def _dtype_table() -> dict[int, str]:
+    """ONNX element type -> Ridgeline dtype (fp8 and int4 where this onnx version has them)."""
+    T = _onnx().TensorProto
     table = {T.FLOAT: "fp32", T.FLOAT16: "fp16", T.BFLOAT16: "bf16", T.DOUBLE: "fp64", T.INT8: "int8",
              T.UINT8: "int8", T.BOOL: "int8", T.INT64: "fp64", T.INT32: "fp32", T.INT16: "fp16"}
     for name in ("FLOAT8E4M3FN", "FLOAT8E4M3FNUZ", "FLOAT8E5M2", "FLOAT8E5M2FNUZ"):
@@ -59,7 +61,11 @@ def _dtype(elem_type: int) -> str:
     for name in ("INT4", "UINT4"):
         if hasattr(T, name):
             table[getattr(T, name)] = "int4"
-    return table.get(elem_type, "fp32")
+    return table
+
+
+def _dtype(elem_type: int) -> str:
+    return _dtype_table().get(elem_type, "fp32")
 
 
 class _Importer:
