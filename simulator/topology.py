@@ -29,6 +29,12 @@ def link_resource(u: str, v: str, link_name: str) -> str:
     return f"{u}>{v}|link:{link_name}"
 
 
+def _edge_resource(u: str, v: str, data: dict) -> str:
+    """The resource key of edge ``u -> v`` with edge attributes ``data`` (named after its
+    ``link_name``, else the link's kind)."""
+    return link_resource(u, v, data.get("link_name") or data["link"].kind)
+
+
 def link_kind_of(resource: str) -> str:
     """``"link:<name>"`` for a topology link resource, for grouping and what-ifs."""
     return resource.split("|", 1)[1]
@@ -63,9 +69,8 @@ class Topology:
         self.energy_j_per_byte: dict[str, float] = {}
         for u, v, data in graph.edges(data=True):
             link = data["link"]
-            name = data.get("link_name") or link.kind
             for a, b in ((u, v), (v, u)):
-                key = link_resource(a, b, name)
+                key = _edge_resource(a, b, data)
                 self.capacity[key] = float(link.bandwidth_bytes_s)
                 self.energy_j_per_byte[key] = float(getattr(link, "energy_j_per_byte", 0.0))
 
@@ -80,7 +85,7 @@ class Topology:
             res, lat, seg = [], 0.0, 0.0
             for a, b in zip(nodes, nodes[1:]):
                 data = self.graph.edges[a, b]
-                res.append(link_resource(a, b, data.get("link_name") or data["link"].kind))
+                res.append(_edge_resource(a, b, data))
                 seg = max(seg, float(data["link"].latency_s))
                 if self.graph.nodes[b].get("kind") != "switch":
                     lat, seg = lat + seg, 0.0
