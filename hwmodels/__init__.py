@@ -6,7 +6,7 @@ Public API (see docs/internals.md): :func:`load_device`, :func:`load_system`,
 :class:`System`.
 """
 
-from importlib import import_module
+from .lazy import lazy_exports
 
 # Public name -> submodule defining it. Loaded on first use, so that importing a light module
 # (``hwmodels.errors`` for the CLI's start-up) does not load pydantic, pint and networkx.
@@ -23,13 +23,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'hwmodels' has no attribute '{name}'")
-    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -3,7 +3,7 @@
 Device-agnostic: a workload says how much work and which bytes, never how long.
 """
 
-from importlib import import_module
+from hwmodels.lazy import lazy_exports
 
 # Public name -> submodule defining it, loaded on first use: the CLI's start-up needs only the
 # operator registry, not networkx and the model builders.
@@ -20,13 +20,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'workloads' has no attribute '{name}'")
-    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
