@@ -159,19 +159,20 @@ class Plan:
             d = self._demands[key] = self.cost(op, dev)
         return d
 
-    def _collective_phases(self, op, members: list[str], d) -> tuple[list, float]:
-        """(phases over the topology, fixed latency) of collective ``op`` over ``members``."""
+    def _collective_phases(self, op, members: list[str], d) -> tuple[list, float, float]:
+        """(phases over the topology, fixed latency, the link efficiency the cost model gives it)
+        of collective ``op`` over ``members``, remembered: asked once per group and micro-batch."""
         from roofline import collectives as coll
         from roofline.costs import collective_steps
 
         dev = self.device(members[0])
-        link_keys = [k for k in d.work if k.startswith("link:")]
         # The phases depend on the operator's pinned algorithm and on its demands (efficiency,
         # fixed time), which identical operators share (one Demands object per signature).
         key = (op.collective, float(op.payload_bytes), tuple(members), id(dev), getattr(op, "algorithm", None),
                id(d))
         if key in self._collectives:
             return self._collectives[key]
+        link_keys = [k for k in d.work if k.startswith("link:")]
         fixed = d.fixed_s
         eff = 1.0
         switch = self.topology.reduction_switch(members)
