@@ -188,13 +188,17 @@ def _load_device_cached(key: str, path: Path | None = None) -> Device:
 def load_device(ref: str | Path, overrides: dict | None = None) -> Device:
     """The device named by a catalog id or a YAML file, with optional dotted-path overrides."""
     key, path = resolve_ref(ref)
+    return _device(ref, key, path, _peek_kind(key, path), overrides)
+
+
+def _device(ref: str | Path, key: str, path: Path | None, kind: Any, overrides: dict | None) -> Device:
+    """:func:`load_device` once ``ref`` is resolved to ``(key, path)`` and its ``kind`` peeked."""
     if key == HOST_ID:
         raw, doc = load_raw(HOST_ID)
         device = device_from_raw(raw, doc, origin="detected")
+    elif kind == "system":
+        raise InputError(f"'{ref}' describes a system, not a device; use load_system", file=str(path))
     else:
-        kind = _peek_kind(key, path)
-        if kind == "system":
-            raise InputError(f"'{ref}' describes a system, not a device; use load_system", file=str(path))
         device = _load_device_cached(key, path)
     return device.with_overrides(overrides) if overrides else device
 
@@ -216,10 +220,11 @@ def _peek_kind(key: str, path: Path | None) -> Any:
 def load_hardware(ref: str | Path):
     """A :class:`Device` or a :class:`~hwmodels.system.System`, whichever the YAML describes."""
     key, path = resolve_ref(ref)
-    if _peek_kind(key, path) == "system":
+    kind = _peek_kind(key, path)
+    if kind == "system":
         from .system import load_system
         return load_system(ref)
-    return load_device(ref)
+    return _device(ref, key, path, kind, None)
 
 
 def catalog_ids(kind: str | None = None) -> list[str]:
