@@ -4,10 +4,10 @@ Each row names a catalog device or system, a workload and a metric. Operator row
 STREAM, pointer-chase latency, NVLink copy, all-reduce bus bandwidth) become one workloads
 operator costed by ``roofline.cost`` on the catalog device; LLM rows (time to first token,
 inter-token latency, output throughput, energy per token) are predicted by the simulator's
-public-row helper when it is installed. A row the model cannot predict (a device missing from the
-catalog, an unknown workload) keeps ``predicted = None`` and says why, so the table always lists
-every row. Nothing here is tuned to these rows: sizes the sources do not state are fixed a priori
-and named in :data:`ASSUMED`. One row did fit a parameter (the energy model's active-power
+public-row helper (:func:`simulator.public.predict_public_row`). A row the model cannot predict
+(a device missing from the catalog, an unknown workload) keeps ``predicted = None`` and says why,
+so the table always lists every row. Nothing here is tuned to these rows: sizes the sources do
+not state are fixed a priori and named in :data:`ASSUMED`. One row did fit a parameter (the energy model's active-power
 fraction, :data:`FIT_ROWS`); it is marked ``role: fit`` and the summary (:func:`public_summary`)
 is over the held-out rows only.
 """
@@ -133,15 +133,6 @@ OPERATOR_ROWS: list[tuple[str, Callable]] = [
 ]
 
 
-def _llm_predictor() -> Callable | None:
-    """The simulator's helper that predicts an LLM row of the public CSV, if it is installed."""
-    try:
-        from simulator.public import predict_public_row
-    except ImportError:
-        return None
-    return predict_public_row
-
-
 def predict_row(row: dict) -> tuple[float | None, str]:
     """(predicted value in the row's unit, note) for one public row."""
     for pattern, fn in OPERATOR_ROWS:
@@ -152,11 +143,10 @@ def predict_row(row: dict) -> tuple[float | None, str]:
             except InputError as err:
                 return None, f"not predicted: {err.problems[0].message}"
             return value_si / UNIT_SCALE[row["unit"]], "roofline.cost"
-    llm = _llm_predictor()
-    if llm is None:
-        return None, "not predicted: the simulator's public-row helper is not installed"
+    from simulator.public import predict_public_row
+
     try:
-        value = llm(row)
+        value = predict_public_row(row)
     except InputError as err:
         return None, f"not predicted: {err.problems[0].message}"
     return (None if value is None else float(value)), "simulator"

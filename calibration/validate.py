@@ -62,14 +62,6 @@ def summarize(rows: list[dict], by: str) -> dict[str, dict]:
     return out
 
 
-def _simulate(graph, device):
-    try:
-        from simulator import simulate
-    except ImportError:
-        from simulator.simulate import simulate
-    return simulate(graph, device)
-
-
 def holdout_frame(hw_path: Path | None, *, quick: bool, progress: bool,
                   threads: int | None = None) -> tuple[pd.DataFrame, str]:
     """Held-out measurements: those beside the hardware file, else measured now."""
@@ -103,6 +95,8 @@ def validate_kernels(frame: pd.DataFrame, device, caches: dict[str, int] | None 
 def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | None = None,
                         caches: dict[str, int] | None = None) -> list[dict]:
     """Part 2: the numpy models timed for real against the simulator on ``device``."""
+    from simulator import simulate
+
     rows = []
     models = QUICK_MODELS if quick else MODELS
     with pinned_threads(threads), Progress(len(models), "end-to-end", enabled=progress) as bar:
@@ -110,7 +104,7 @@ def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | N
             bar.step(cfg.label)
             model = NumpyModel(cfg)
             graph = workload_graph(cfg, device, caches)
-            result = _simulate(graph, device)
+            result = simulate(graph, device)
             predicted = float(result.latency_s)
             row = {"section": "end_to_end", "name": cfg.label, "family": cfg.kind, "predicted": predicted,
                    "unit": "s", "source": "this machine (numpy, timed)"}

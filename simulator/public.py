@@ -125,6 +125,3 @@ def predict_public_row(row: dict) -> float | None:
     else:
         value = steps["decode"].energy_per_token_j
     return value / UNITS[unit]
-
-
-predict_llm_row = predict_public_row
