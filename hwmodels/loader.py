@@ -107,8 +107,13 @@ def _read(key: str, path: Path | None) -> Document:
         from .host import host_raw
         raw = host_raw()
         return Document(raw, "<detected host>", {})
-    stat = path.stat()
-    return _read_file(str(path), str(path.resolve()), stat.st_mtime_ns, stat.st_size, stat.st_ino)
+    return _read_file(str(path), str(path.resolve()), *_stamp(path))
+
+
+def _stamp(path: str | Path) -> tuple[int, int, int]:
+    """What tells one version of a file from another: modification time, size and inode."""
+    stat = Path(path).stat()
+    return stat.st_mtime_ns, stat.st_size, stat.st_ino
 
 
 @lru_cache(maxsize=256)
@@ -163,8 +168,7 @@ def _stamps(files: list[str]) -> tuple:
     out = []
     for f in files:
         try:
-            stat = Path(f).stat()
-            out.append((f, stat.st_mtime_ns, stat.st_size, stat.st_ino))
+            out.append((f, *_stamp(f)))
         except OSError:
             out.append((f, None))
     return tuple(out)
