@@ -76,13 +76,12 @@ def cmd_calibrate(args) -> int:
     except (TooFewMeasurements, MeasurementRefused) as exc:
         print(f"error: {exc}; no overlay was written", file=sys.stderr)
         return EXIT_TOO_NOISY
-    summary = result.summary()
-    for w in result.fit.warnings if args.format == "json" else ():
-        warn(w)
+    summary, fit = result.summary(), result.fit
     if args.format == "json":
+        for w in fit.warnings:
+            warn(w)
         print_json(summary)
         return 0
-    fit = result.fit
     print(f"overlay:      {summary['overlay']}   (use: --hw {summary['overlay']})")
     print(f"measurements: {summary['measurements']}  ({summary['kernels']} kernels, {summary['trusted']} trusted, "
           f"{summary['refused']} refused as too noisy, {summary['held_out']} held out for validation)")
