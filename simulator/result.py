@@ -82,11 +82,13 @@ class SimResult:
         busy = {n: sum(b - a for a, b in busy_spans[n]) for n in used}
         pw = {n: system.devices[n].power for n in used}
         tdp = {n: pw[n].tdp_w for n in used}
-        static_e = sum(pw[n].static_w * makespan for n in used)
-        active_e = sum((pw[n].active_w - pw[n].static_w) * busy[n] for n in used)
+        static = {n: pw[n].static_w * makespan for n in used}
+        active = {n: (pw[n].active_w - pw[n].static_w) * busy[n] for n in used}
+        static_e = sum(static.values())
+        active_e = sum(active.values())
         dyn_e = sum(dyn.values())
-        power = {n: (dyn.get(n, 0.0) + pw[n].static_w * makespan + (pw[n].active_w - pw[n].static_w) * busy[n])
-                 / makespan if makespan > 0 else pw[n].static_w for n in used}
+        power = {n: (dyn.get(n, 0.0) + static[n] + active[n]) / makespan if makespan > 0 else pw[n].static_w
+                 for n in used}
         over = [n for n, p in power.items() if p > tdp[n] > 0]
         # Utilisation of every resource, grouped by device.
         util: dict[str, dict[str, float]] = {}
