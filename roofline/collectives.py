@@ -87,12 +87,15 @@ def _in_switch(collective: str, payload: float, n: int) -> list[Step]:
 
 @dataclass(frozen=True)
 class Algorithm:
-    """A collective algorithm: which collectives it implements and its step decomposition."""
+    """A collective algorithm: which collectives it implements and its step decomposition.
+    ``in_network``: the network (a switch) reduces, so the ranks neither read their local chunk
+    to reduce it nor spend FLOPs on it."""
 
     name: str
     collectives: tuple[str, ...]
     steps_fn: Callable[[str, float, int], list[Step]]
     description: str = ""
+    in_network: bool = False
 
 
 ALGORITHMS: dict[str, Algorithm] = {}
@@ -108,7 +111,8 @@ register_algorithm(Algorithm("ring", COLLECTIVES, _ring, "bandwidth-optimal ring
 register_algorithm(Algorithm("tree", ("all_reduce", "send_recv"), _tree,
                              "double binary tree: log-depth latency, for small all-reduces"))
 register_algorithm(Algorithm("in_switch", ("all_reduce", "all_gather", "reduce_scatter"), _in_switch,
-                             "reduction/multicast in the switch (NVLink SHARP, InfiniBand SHARP)"))
+                             "reduction/multicast in the switch (NVLink SHARP, InfiniBand SHARP)",
+                             in_network=True))
 
 
 def steps(collective: str, payload_bytes: float, group_size: int, algorithm: str = "ring") -> list[Step]:

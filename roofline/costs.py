@@ -479,11 +479,12 @@ def cost_collective(op, device, algorithm: str | None = None) -> Demands:
     algorithm, steps = collective_steps(op, link, algorithm)
     sent = coll.link_bytes(steps)
     b.link(link_name, sent)
+    in_network = coll.ALGORITHMS[algorithm].in_network
     reduce_reads = 0.0
-    if op.collective in ("all_reduce", "reduce_scatter") and algorithm != "in_switch":
+    if op.collective in ("all_reduce", "reduce_scatter") and not in_network:
         reduce_reads = op.payload_bytes * (op.group_size - 1) / op.group_size
     b.memory(b.info.main_memory, 2.0 * sent + reduce_reads)
-    if algorithm != "in_switch":
+    if not in_network:
         _add_flops(b, op.flops())
     b.fixed(coll.latency_s(steps, link.latency_s))
     return b.build()
