@@ -155,10 +155,11 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
         case = case_from_row(row)
         (op,) = kernel_ops(case, mem_ref, caches)   # sizes that live in a cache leave DRAM alone
         d = cost(op, mem_ref)
-        if key not in d.work or max(d.times(), key=d.times().get) != key:
+        times = d.times()
+        if key not in d.work or max(times, key=times.get) != key:
             continue
         available = row.median_s - d.fixed_s
-        need = d.times()[key] / available if available > 0 else 1.0
+        need = times[key] / available if available > 0 else 1.0
         xs, effs = families.setdefault(MEMORY_FAMILIES[case.kernel], ([], []))
         xs.append(math.log10(d.work[key]))
         effs.append(need)
@@ -186,10 +187,11 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
             available = row.median_s - d.fixed_s
             if ckey is None or available <= 0:
                 continue
-            need = d.times()[ckey] / available
-            slowest_other = max((t for k, t in d.times().items() if k != ckey), default=0.0)
+            times = d.times()
+            need = times[ckey] / available
+            slowest_other = max((t for k, t in times.items() if k != ckey), default=0.0)
             if slowest_other > row.median_s:
-                report.warnings.append(f"{case.case_id}: the model's {max(d.times(), key=d.times().get)} "
+                report.warnings.append(f"{case.case_id}: the model's {max(times, key=times.get)} "
                                        f"time exceeds the measured time; its compute efficiency is not fitted")
                 continue
             xs.append(math.log10(d.work[ckey]))
