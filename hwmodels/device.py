@@ -12,6 +12,9 @@ from __future__ import annotations
 import copy
 import math
 import re
+from bisect import bisect_right
+from collections.abc import Sequence
+from functools import cached_property
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
@@ -39,23 +42,36 @@ class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
 
+def interp_clamped(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
+    """Piecewise-linear interpolation through ``(xs, ys)``, clamped at both ends (as numpy.interp)."""
+    if x <= xs[0]:
+        return ys[0]
+    if x >= xs[-1]:
+        return ys[-1]
+    i = bisect_right(xs, x)
+    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
+    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+
+
 class Curve(_Frozen):
     """Efficiency versus log10 of the problem size, piecewise linear, clamped at both ends."""
 
     x: Literal["log10_flops", "log10_bytes"]
     points: list[tuple[float, float]]
 
+    @cached_property
+    def xs(self) -> tuple[float, ...]:
+        """The points' x values (log10 of FLOPs or bytes)."""
+        return tuple(float(p[0]) for p in self.points)
+
+    @cached_property
+    def ys(self) -> tuple[float, ...]:
+        """The points' efficiencies."""
+        return tuple(float(p[1]) for p in self.points)
+
     def at(self, x: float) -> float:
         """Efficiency at ``x`` (already log10 of FLOPs or bytes)."""
-        pts = self.points
-        if x <= pts[0][0]:
-            return pts[0][1]
-        if x >= pts[-1][0]:
-            return pts[-1][1]
-        for (x0, y0), (x1, y1) in zip(pts, pts[1:]):
-            if x <= x1:
-                return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
-        return pts[-1][1]
+        return interp_clamped(x, self.xs, self.ys)
 
     def efficiency(self, amount: float) -> float:
         """Efficiency for a problem of ``amount`` FLOPs or bytes (per :attr:`x`)."""

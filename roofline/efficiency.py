@@ -96,9 +96,7 @@ LINK_FRAMING: dict[str, tuple[float, float]] = {
 
 def curve_value(curve, x, xp=SCALAR):
     """The efficiency a calibration ``Curve`` gives at ``x`` (piecewise linear, clamped)."""
-    xs = [float(p[0]) for p in curve.points]
-    ys = [float(p[1]) for p in curve.points]
-    return xp.interp(x, xs, ys)
+    return xp.interp(x, curve.xs, curve.ys)
 
 
 def wave_utilization(tiles, units, xp=SCALAR):

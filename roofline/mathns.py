@@ -9,21 +9,11 @@ one for sweeps.
 from __future__ import annotations
 
 import math
-from bisect import bisect_right
 from types import SimpleNamespace
 
 import numpy as np
 
-
-def _interp_scalar(x: float, xs: list[float], ys: list[float]) -> float:
-    """Piecewise-linear interpolation, clamped at both ends (as numpy.interp)."""
-    if x <= xs[0]:
-        return ys[0]
-    if x >= xs[-1]:
-        return ys[-1]
-    i = bisect_right(xs, x)
-    x0, x1, y0, y1 = xs[i - 1], xs[i], ys[i - 1], ys[i]
-    return y0 + (y1 - y0) * (x - x0) / (x1 - x0)
+from hwmodels.device import interp_clamped
 
 
 def _where_scalar(cond, a, b):
@@ -32,7 +22,7 @@ def _where_scalar(cond, a, b):
 
 SCALAR = SimpleNamespace(
     ceil=math.ceil, floor=math.floor, sqrt=math.sqrt, minimum=min, maximum=max, log10=math.log10,
-    where=_where_scalar, interp=_interp_scalar,
+    where=_where_scalar, interp=interp_clamped,
 )
 
 VECTOR = SimpleNamespace(
