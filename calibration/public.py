@@ -54,7 +54,7 @@ def _device_of(ref: str):
 
     hw = hwmodels.load_hardware(ref)
     if hasattr(hw, "accelerators"):
-        return hw.devices[hw.accelerators[0]], len(hw.accelerators)
+        return hw.first_accelerator(), len(hw.accelerators)
     return hw, 1
 
 

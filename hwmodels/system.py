@@ -41,6 +41,12 @@ class System:
     def switches(self) -> list[str]:
         return [n for n, d in self.graph.nodes(data=True) if d.get("kind") == "switch"]
 
+    def first_accelerator(self) -> Device:
+        """The device of rank 0: what runs operators when a system is costed as one rank."""
+        if not self.accelerators:
+            raise InputError(f"system '{self.id}' has no accelerators to run operators on", path="hw")
+        return self.devices[self.accelerators[0]]
+
     def link(self, a: str, b: str) -> Link:
         """The link on the edge between nodes ``a`` and ``b``."""
         return self.graph.edges[a, b]["link"]

@@ -95,9 +95,7 @@ def compute_device(ref: str):
     hw = load_hardware(ref)
     if isinstance(hw, Device):
         return hw
-    if not hw.accelerators:
-        raise InputError(f"system '{hw.id}' has no accelerators to run operators on", path="hw")
-    return hw.devices[hw.accelerators[0]]
+    return hw.first_accelerator()
 
 
 def op_report(op, device, demands) -> dict:

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from hwmodels.errors import InputError
-
 from .costs import shared_cost
 from .demands import LATENCY_BOUND, Demands
 from .hardware import device_info
@@ -152,9 +150,7 @@ def analyze(graph, device) -> Analysis:
     """Cost every operator of ``graph`` (a :class:`workloads.Graph` or a list of operators) on
     ``device`` (a System: on its first accelerator, as one tensor-parallel rank)."""
     if hasattr(device, "accelerators"):
-        if not device.accelerators:
-            raise InputError(f"system '{device.id}' has no accelerators to run operators on", path="hw")
-        device = device.devices[device.accelerators[0]]
+        device = device.first_accelerator()
     ops = graph.ops if hasattr(graph, "ops") else list(graph)
     memo = device_info(device).memo
     shared, times, bounds = [], [], []
