@@ -315,7 +315,8 @@ def test_trace_is_chrome_trace_format_with_a_counter_track_per_device_resource(t
     rows = sorted((r.device, r.stream, r.start * 1e6, (r.end - r.start) * 1e6, r.op)
                   for r in res.timeline.itertuples())
     assert [s[:2] + s[4:] for s in slices] == [r[:2] + r[4:] for r in rows]
-    assert [s[2:4] for s in slices] == pytest.approx([r[2:4] for r in rows])
+    # pytest.approx takes flat sequences only
+    assert [x for s in slices for x in s[2:4]] == pytest.approx([x for r in rows for x in r[2:4]])
     # counters: numeric values only, one track per resource each device used, and power
     counters = [e for e in events if e["ph"] == "C"]
     assert all(len(e["args"]) == 1 and math.isfinite(next(iter(e["args"].values()))) for e in counters)
