@@ -113,10 +113,16 @@ def _choose_engine(device, flop_class: str, dtype: str) -> EngineChoice:
         order = [("sfu", device.engines["sfu"])]
     else:
         order = []
+    promotion = PROMOTION.get(dtype, (dtype,))
+
+    def fastest_first(item):
+        # among engines of one kind, the highest peak at the first dtype of the promotion it runs
+        _name, engine = item
+        return -next((engine.peak_flops[d] for d in promotion if d in engine.peak_flops), 0.0)
+
     for kind in ENGINE_PREFERENCE[flop_class]:
         same_kind = [(n, e) for n, e in device.engines.items() if e.kind == kind]
-        order += same_kind
-    promotion = PROMOTION.get(dtype, (dtype,))
+        order += sorted(same_kind, key=fastest_first)
     # An fp32 GEMM may not silently drop to TF32: only an explicit fp32 peak counts.
     for name, engine in order:
         candidates = [d for d in promotion if d in engine.peak_flops]

@@ -496,3 +496,17 @@ def test_attention_mma_runs_at_the_wider_of_activation_and_kv_dtype():
     assert mixed.flops_by_dtype["bf16"] == pytest.approx(matrix_flops, rel=0.01)
     assert mixed.times()["compute:tensor"] == pytest.approx(wide.times()["compute:tensor"])
     assert narrow.times()["compute:tensor"] < 0.6 * mixed.times()["compute:tensor"]
+
+
+def test_among_engines_of_one_kind_the_fastest_at_the_dtype_runs_the_op():
+    """Two vector engines: a GEMV-like fp32 elementwise op goes to the one with the higher fp32 peak,
+    whatever the order they are declared in."""
+    from roofline.hardware import _choose_engine
+
+    base = hwmodels.load_device("h100-sxm")
+    slow = {"kind": "vector", "units": 132, "peak": {"fp32": "10 TFLOP/s"}}
+    fast = {"kind": "vector", "units": 132, "peak": {"fp32": "60 TFLOP/s"}}
+    for first, second in ((slow, fast), (fast, slow)):
+        dev = base.with_overrides({"engines.vector": first, "engines.vector2": second})
+        choice = _choose_engine(dev, "vector", "fp32")
+        assert choice.engine.peak_flops["fp32"] == 60e12
