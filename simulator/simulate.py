@@ -149,11 +149,25 @@ class Plan:
     def device(self, node: str):
         return self.system.devices[node]
 
+    def _as_played(self, op, members: list[str]):
+        """Collective ``op`` pinned to the algorithm the topology lets it play over ``members``
+        (in-switch where a reducing switch joins them, else the ring), so that the cost model
+        charges that algorithm's memory traffic, reduction FLOPs and latency even where a system
+        declares its switch and its devices' links differently. Pinned operators stay as they are."""
+        from roofline.collectives import choose_algorithm
+
+        if getattr(op, "algorithm", None) or op.collective == "send_recv":
+            return op
+        switch = self.topology.reduction_switch(members)
+        pinned = copy.copy(op)
+        pinned.algorithm = choose_algorithm(op.collective, switch is not None)
+        return pinned
+
     def demands(self, op, node: str):
-        """The cost model's demands of ``op`` on ``node``'s device, asked once per operator and
-        device model (the cost model itself shares them between identical operators)."""
+        """The cost model's demands of ``op`` on ``node``'s device, asked once per operator,
+        algorithm and device model (the cost model itself shares them between identical operators)."""
         dev = self.device(node)
-        key = (op.name, id(dev))
+        key = (op.name, getattr(op, "algorithm", None), id(dev))
         d = self._demands.get(key)
         if d is None:
             d = self._demands[key] = self.cost(op, dev)
@@ -253,8 +267,9 @@ class Plan:
                             ranks = group_members(first, op.group_size, self.width)
                             groups.append((ranks, [self.node(s, r) for r in ranks]))
                     for ranks, members in groups:
-                        d = self.demands(op, members[0])
-                        phases, fixed, eff = self._collective_phases(op, members, d)
+                        played = self._as_played(op, members)
+                        d = self.demands(played, members[0])
+                        phases, fixed, eff = self._collective_phases(played, members, d)
                         dep_ids = {ids[x][r] for x in deps for r in ranks}
                         streams = [("comm", m) for m in members]
                         local = {}

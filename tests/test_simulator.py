@@ -391,3 +391,25 @@ def test_power_above_tdp_is_flagged_and_utilisation_is_exact(h100):
     assert half.avg_power_w["gpu1"] == pytest.approx(500.0 + 70.0 + 230.0 * 0.5)
     assert half.utilisation["gpu1"]["compute:tensor"] == pytest.approx(0.5)
     assert half.over_tdp == []
+
+
+def test_the_collective_played_is_the_collective_costed(tmp_path):
+    """A system whose switch reduces in the network while its A100s' NVLink says it does not: the
+    simulator plays the in-switch all-reduce the topology offers, and the cost model must charge that
+    algorithm (its memory traffic, energy, latency), exactly as on a system that declares both."""
+    def system(name, link_reduces):
+        f = tmp_path / f"{name}.yaml"
+        f.write_text(
+            f"id: {name}\nname: {name}\nkind: system\nsource: test\n"
+            "devices:\n"
+            f"  - {{name: gpu, device: a100-sxm-80gb, count: 4, "
+            f"overrides: {{links.nvlink.in_network_reduction: {str(link_reduces).lower()}}}}}\n"
+            "switches: [{name: sw, in_network_reduction: true}]\n"
+            "edges:\n  - {from: gpu, to: sw, link: nvlink}\n")
+        return hwmodels.load_system(f)
+
+    g = one_op_graph(Collective(name="ar", collective="all_reduce", payload_bytes=64e6, group="tp",
+                                group_size=4), tp=4)
+    mixed, consistent = simulate(g, system("mixed", False)), simulate(g, system("consistent", True))
+    assert mixed.latency_s == pytest.approx(consistent.latency_s, rel=1e-12)
+    assert mixed.dynamic_energy_j == pytest.approx(consistent.dynamic_energy_j, rel=1e-12)
