@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
@@ -137,12 +138,29 @@ class NumpyModel:
         return self.buf["out"]
 
 
-def step_ops(cfg: TinyModel) -> list[tuple[str, list]]:
+def fused_ops(kind: str, name: str, rows: int, cols: int, dtype: str = "fp32") -> list:
+    """One fused kernel (torch's ``layer_norm``, ``softmax``, ``gelu``): a single operator that
+    reads its input (and the LayerNorm's gamma and beta) once and writes its output once."""
+    from workloads.operators import Elementwise, LayerNorm, Softmax
+    from workloads.tensors import Tensor
+
+    if kind == "layernorm":
+        return [LayerNorm(name=name, rows=rows, cols=cols, dtype=dtype)]
+    if kind == "softmax":
+        return [Softmax(name=name, rows=rows, cols=cols, dtype=dtype)]
+    return [Elementwise(name=name, numel=rows * cols, flops_per_element=GELU_VECTOR_FLOPS, special=True,
+                        dtype=dtype, inputs=[Tensor(f"{name}.in", (rows, cols), dtype)],
+                        outputs=[Tensor(f"{name}.out", (rows, cols), dtype)])]
+
+
+def step_ops(cfg: TinyModel, fused: bool = False) -> list[tuple[str, list]]:
     """(step name of :meth:`NumpyModel._steps`, the operators of its numpy calls), in order.
 
     One operator per numpy call (:mod:`calibration.passes`): a GEMM is one ``matmul``; a
     LayerNorm, softmax or GELU is the passes numpy makes over whole arrays; the residual adds
-    are one ufunc each; the head split and merge are one strided copy each.
+    are one ufunc each; the head split and merge are one strided copy each. With ``fused``
+    (the torch model, :mod:`calibration.torchmodel`), a LayerNorm, softmax or GELU is one
+    kernel, one operator (:func:`fused_ops`); the other steps are the same calls.
     """
     from workloads.operators import Elementwise, MatMul
 
@@ -150,30 +168,35 @@ def step_ops(cfg: TinyModel) -> list[tuple[str, list]]:
 
     t, d, f, h, dh = cfg.tokens, cfg.hidden, cfg.ffn, cfg.heads, cfg.head_dim
     dt = "fp32"
+    if fused:
+        norm, smax, gelu = (partial(fused_ops, "layernorm"), partial(fused_ops, "softmax"),
+                            fused_ops("gelu", "gelu", t, f, dt))
+    else:
+        norm, smax, gelu = layernorm_passes, softmax_passes, gelu_passes("gelu", t * f, dt)
     mlp = [("fc1", [MatMul(name="fc1", m=t, n=f, k=d, dtype=dt)]),
-           ("gelu", gelu_passes("gelu", t * f, dt)),
+           ("gelu", gelu),
            ("fc2", [MatMul(name="fc2", m=t, n=d, k=f, dtype=dt)])]
     if cfg.kind == "mlp":
         return mlp
     return [
-        ("ln1", layernorm_passes("ln1", t, d, dt)),
+        ("ln1", norm("ln1", t, d, dt)),
         ("qkv", [MatMul(name="qkv", m=t, n=3 * d, k=d, dtype=dt)]),
         ("split_heads", [Elementwise(name="split_heads", numel=3 * t * d, flops_per_element=0.0, dtype=dt)]),
         ("scores", [MatMul(name="scores", m=t, n=t, k=dh, batch=h, dtype=dt, b_role="activation")]),
-        ("softmax", softmax_passes("softmax", h * t, t, dt)),
+        ("softmax", smax("softmax", h * t, t, dt)),
         ("pv", [MatMul(name="pv", m=t, n=dh, k=t, batch=h, dtype=dt, b_role="activation")]),
         ("merge_heads", [Elementwise(name="merge_heads", numel=t * d, flops_per_element=0.0, dtype=dt)]),
         ("wo", [MatMul(name="wo", m=t, n=d, k=d, dtype=dt)]),
         ("residual1", [Elementwise(name="residual1", numel=t * d, operands=2, dtype=dt)]),
-        ("ln2", layernorm_passes("ln2", t, d, dt)),
+        ("ln2", norm("ln2", t, d, dt)),
         *mlp,
         ("residual2", [Elementwise(name="residual2", numel=t * d, operands=2, dtype=dt)]),
     ]
 
 
-def workload_graph(cfg: TinyModel, device=None, caches: dict[str, int] | None = None):
+def workload_graph(cfg: TinyModel, device=None, caches: dict[str, int] | None = None, fused: bool = False):
     """The model as a :class:`workloads.Graph` of fp32 operators, call for call as
-    :meth:`NumpyModel.forward` (:func:`step_ops`), in one chain. With ``device``, each step's
+    :meth:`NumpyModel.forward` (:func:`step_ops`; ``fused``: as the torch model), in one chain. With ``device``, each step's
     streaming operators are placed in the memory level that holds the step's arrays
     (:func:`calibration.passes.place_in_cache`; ``caches``: per-instance cache sizes).
     ``meta["steps"]`` maps each numpy step to its operators' names."""
@@ -184,7 +207,7 @@ def workload_graph(cfg: TinyModel, device=None, caches: dict[str, int] | None = 
     g = Graph(name=cfg.label, meta={"model": cfg.label, "phase": "prefill", "batch": 1,
                                     "tokens": cfg.tokens, "steps": {}})
     prev = ()
-    for step, ops in step_ops(cfg):
+    for step, ops in step_ops(cfg, fused):
         if device is not None:
             place_in_cache(ops, device, caches)
         for op in ops:

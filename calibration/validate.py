@@ -5,7 +5,8 @@
    device under test; per-kernel error, MAPE and worst case per kernel family. When the hardware
    file has no measurements beside it, the held-out kernels are measured now.
 2. **End to end** on this machine: the numpy transformer block and MLP of
-   :mod:`calibration.npmodel`, timed for real, against the same model as a workloads graph played
+   :mod:`calibration.npmodel` (and the same model through torch, :mod:`calibration.torchmodel`,
+   when torch is installed), timed for real, against the same model as a workloads graph played
    by the simulator on the device under test.
 3. **Public measurements**: every row of the bundled ``public_measurements.csv`` predicted from
    the catalog (:mod:`calibration.public`), with the row's source.
@@ -16,7 +17,9 @@ absolute values.
 
 from __future__ import annotations
 
+import contextlib
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -92,30 +95,53 @@ def validate_kernels(frame: pd.DataFrame, device, caches: dict[str, int] | None 
     return rows
 
 
+def _backends(threads: int | None) -> list[tuple[str, Callable, Callable, Callable]]:
+    """(backend, model class, graph builder, thread pinning) for part 2: numpy always, torch
+    when it imports (same model, its fused kernels as single operators)."""
+    out = [("numpy", NumpyModel, workload_graph, pinned_threads)]
+    from .torch_kernels import torch_available
+
+    if torch_available():
+        from .torchmodel import TorchModel, torch_graph, torch_threads
+
+        @contextlib.contextmanager
+        def both(n):
+            with pinned_threads(n), torch_threads(n) as pinned:
+                yield pinned
+
+        out.append(("torch", TorchModel, torch_graph, both))
+    return out
+
+
 def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | None = None,
-                        caches: dict[str, int] | None = None) -> list[dict]:
-    """Part 2: the numpy models timed for real against the simulator on ``device``."""
+                        caches: dict[str, int] | None = None, models=None) -> list[dict]:
+    """Part 2: the numpy models (and the torch ones, when torch imports) timed for real against
+    the simulator on ``device``; ``models``: the shapes (default: those of ``quick``)."""
     from simulator import simulate
 
     rows = []
-    models = QUICK_MODELS if quick else MODELS
-    with pinned_threads(threads), Progress(len(models), "end-to-end", enabled=progress) as bar:
-        for cfg in models:
-            bar.step(cfg.label)
-            model = NumpyModel(cfg)
-            graph = workload_graph(cfg, device, caches)
-            result = simulate(graph, device)
-            predicted = float(result.latency_s)
-            row = {"section": "end_to_end", "name": cfg.label, "family": cfg.kind, "predicted": predicted,
-                   "unit": "s", "source": "this machine (numpy, timed)"}
-            try:
-                timing = measure_best(model.forward, E2E_QUICK_POLICY if quick else E2E_POLICY,
-                                      passes=2 if quick else 3, name=cfg.label)
-            except MeasurementRefused as exc:
-                rows.append({**row, "measured": None, "error": None, "source": f"not measured: {exc}"})
-                continue
-            rows.append({**row, "measured": timing.median_s, "error": rel_error(predicted, timing.median_s),
-                         "breakdown": operator_breakdown(model, graph, device, passes=1 if quick else 2)})
+    models = models or (QUICK_MODELS if quick else MODELS)
+    backends = _backends(threads)
+    with Progress(len(models) * len(backends), "end-to-end", enabled=progress) as bar:
+        for backend, model_cls, graph_of, pin in backends:
+            with pin(threads):
+                for cfg in models:
+                    name = cfg.label if backend == "numpy" else f"{cfg.label} ({backend})"
+                    bar.step(name)
+                    model = model_cls(cfg)
+                    graph = graph_of(cfg, device, caches)
+                    predicted = float(simulate(graph, device).latency_s)
+                    row = {"section": "end_to_end", "name": name, "family": cfg.kind, "backend": backend,
+                           "predicted": predicted, "unit": "s", "source": f"this machine ({backend}, timed)"}
+                    try:
+                        timing = measure_best(model.forward, E2E_QUICK_POLICY if quick else E2E_POLICY,
+                                              passes=2 if quick else 3, name=name)
+                    except MeasurementRefused as exc:
+                        rows.append({**row, "measured": None, "error": None, "source": f"not measured: {exc}"})
+                        continue
+                    rows.append({**row, "measured": timing.median_s,
+                                 "error": rel_error(predicted, timing.median_s),
+                                 "breakdown": operator_breakdown(model, graph, device, passes=1 if quick else 2)})
     return rows
 
 
@@ -140,8 +166,8 @@ def _fingerprint_notes(fp: dict) -> list[str]:
     return []
 
 
-def operator_breakdown(model: NumpyModel, graph, device, passes: int = 2) -> list[dict]:
-    """Each numpy step of ``model`` timed alone against the analytic cost of its operators (one
+def operator_breakdown(model, graph, device, passes: int = 2) -> list[dict]:
+    """Each numpy (or torch) step of ``model`` timed alone against the analytic cost of its operators (one
     per numpy call; where the end-to-end error comes from). ``bound``: that of the step's
     slowest operator; ``ops``: how many operators (numpy calls) the step is."""
     from roofline.costs import cost
