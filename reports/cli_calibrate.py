@@ -133,7 +133,7 @@ def render(report) -> str:
         out.append(_table(report.end_to_end, ["name", "measured", "predicted", "error"]))
         for row in report.end_to_end:
             if row.get("breakdown"):
-                out.append(f"\n   per operator, {row['name']} (each numpy step timed alone)")
+                out.append(f"\n   per operator, {row['name']} (each {row.get('backend', 'numpy')} step timed alone)")
                 out.append(_table(row["breakdown"], ["op", "ops", "kind", "measured", "predicted", "error", "bound"]))
     if report.public:
         out.append("\n3) public measurements predicted from the catalog")
