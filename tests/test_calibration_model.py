@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from handcounts import block_matrix_flops
 
 from calibration.kernels import NUMPY_KERNELS, build_numpy, gelu_tanh, make_case, numpy_plan
 from calibration.npmodel import NumpyModel, TinyModel, workload_graph
@@ -43,12 +44,8 @@ def test_numpy_block_matches_the_plain_reference():
 
 def test_graph_counts_the_block_flops_by_hand():
     t, d, h, f = 8, 16, 2, 32
-    dh = d // h
     g = workload_graph(SMALL)
-    matrix = (2 * t * 3 * d * d          # fused QKV
-              + 2 * h * t * t * dh * 2   # scores and P V
-              + 2 * t * d * d            # output projection
-              + 2 * t * f * d * 2)       # fc1 and fc2
+    matrix = block_matrix_flops(t, d, h, f)
     # one FLOP per element of each numpy call: a LayerNorm makes 7 passes over t x d (sum,
     # subtract, square, sum, normalize, scale, shift) and 5 over the t-row vector (two mean
     # divides, + eps, sqrt, reciprocal); softmax 4 over the h x t x t scores (max, subtract, sum,

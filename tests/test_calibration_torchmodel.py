@@ -6,6 +6,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from handcounts import block_matrix_flops  # noqa: E402
+
 import hwmodels  # noqa: E402
 from calibration.npmodel import NumpyModel, TinyModel  # noqa: E402
 from calibration.torchmodel import TorchModel, torch_graph  # noqa: E402
@@ -23,12 +25,8 @@ def test_torch_model_computes_what_the_numpy_model_does(cfg):
 
 def test_torch_graph_counts_the_block_flops_by_hand():
     t, d, h, f = 8, 16, 2, 32
-    dh = d // h
     g = torch_graph(SMALL)
-    matrix = (2 * t * 3 * d * d          # fused QKV
-              + 2 * h * t * t * dh * 2   # scores and P V
-              + 2 * t * d * d            # output projection
-              + 2 * t * f * d * 2)       # fc1 and fc2
+    matrix = block_matrix_flops(t, d, h, f)
     # fused kernels: LayerNorm 7 per element + one rsqrt per row; softmax 4 per score + one exp;
     # tanh-GELU 8 per element + one tanh; the residual adds 1 per element; head copies none
     vector = 7 * t * d * 2 + 4 * h * t * t + 8 * t * f + t * d * 2
