@@ -1,0 +1,25 @@
+"""Reshaping the house must not move a prediction.
+
+``tests/data/public_predictions_before_house.json`` holds every prediction of
+``ridgeline validate --public`` as it stood before the layers were reshaped (issue 13: collectives
+owned by the cost model, one registry style, options as a dataclass). This is a regression guard,
+not an accuracy claim: the accuracy of these rows is judged against their measurements in
+``calibration/public.py``. A change that is meant to move a prediction updates this file in the
+same commit and says why.
+"""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from calibration.public import validate_public
+
+BEFORE = json.loads((Path(__file__).parent / "data" / "public_predictions_before_house.json").read_text())
+
+
+def test_public_predictions_unchanged_by_the_reshaping():
+    now = {row["name"]: row["predicted"] for row in validate_public()}
+    assert set(now) == set(BEFORE)
+    for name, value in BEFORE.items():
+        assert now[name] == pytest.approx(value, rel=1e-9), name

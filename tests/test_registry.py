@@ -1,0 +1,49 @@
+"""The one registry helper every extension point uses."""
+
+import pytest
+
+from hwmodels.errors import InputError
+from hwmodels.registry import Registry
+
+
+def test_register_decorator_and_lookup():
+    reg = Registry("scheduler")
+
+    @reg.register("fcfs")
+    class FCFS:
+        """First come, first served."""
+
+    reg.register("lifo", object(), help="last in, first out")
+    assert reg.get("fcfs") is FCFS
+    assert reg.names() == ["fcfs", "lifo"]
+    assert reg.help("fcfs") == "First come, first served."
+    assert reg.help("lifo") == "last in, first out"
+    assert "fcfs" in reg and len(reg) == 2 and list(reg) == ["fcfs", "lifo"]
+    assert reg.describe().splitlines() == ["fcfs  First come, first served.", "lifo  last in, first out"]
+
+
+def test_unknown_name_lists_choices_and_suggests():
+    reg = Registry("scheduler")
+    reg.register("fcfs", 1)
+    reg.register("sarathi", 2)
+    with pytest.raises(InputError) as err:
+        reg.get("sarathy", path="scheduler")
+    text = str(err.value)
+    assert "unknown scheduler 'sarathy'" in text
+    assert "fcfs, sarathi" in text
+    assert "did you mean 'sarathi'" in text
+    assert err.value.problems[0].path == "scheduler"
+
+
+def test_reregistering_replaces_and_notifies():
+    reg = Registry("cost")
+    calls = []
+    reg.on_change(lambda: calls.append(1))
+    reg.register("x", 1)
+    reg.register("x", 2)
+    assert reg["x"] == 2 and reg.names() == ["x"] and len(calls) == 2
+
+
+def test_empty_name_is_a_programming_error():
+    with pytest.raises(ValueError):
+        Registry("thing").register("", 1)
