@@ -307,7 +307,7 @@ def test_context_beyond_max_positions_is_a_warning():
 @pytest.mark.parametrize("kwargs,field,fragment", [
     ({"batch": 0}, "batch", "positive"),
     ({"prompt_len": -5}, "prompt_len", "positive"),
-    ({"context": 0}, "context", "positive"),
+    ({"context": -1}, "context", "an integer >= 0"),
     ({"phase": "prefil"}, None, "prefill"),
     ({"tp": 3}, "tp", "tp values that work: 1, 2, 4, 8"),
     ({"tp": 16}, "tp", "num_key_value_heads=8"),
@@ -357,8 +357,8 @@ def test_knobs_that_apply_are_accepted():
     assert any("no effect with ep=1" in w for w in skewed.meta["warnings"])
 
 
-def test_ep_must_match_tp_and_mamba_has_no_tp():
-    with pytest.raises(InputError, match="ep must be 1 or equal tp"):
+def test_ep_below_tp_and_mamba_tp_are_refused():
+    with pytest.raises(InputError, match="ep=4 must be 1 or a multiple of tp=8"):
         build_llm("mixtral-8x7b", tp=8, ep=4)
     with pytest.raises(InputError, match="Mamba"):
         build_llm("mamba-2.8b", tp=2)

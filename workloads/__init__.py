@@ -11,11 +11,11 @@ _EXPORTS = {
     "ModelConfig": "configs", "bundled_ids": "configs", "load_config": "configs", "Graph": "graph",
     "PHASES": "llm", "build_llm": "llm", "expected_tokens": "llm", "load_workload": "loader",
     "OPERATORS": "operators", "Operator": "operators", "make_operator": "operators",
-    "register_operator": "operators", "Tensor": "tensors",
+    "register_operator": "operators", "Tensor": "tensors", "StepOptions": "options",
 }
 
 __all__ = [
-    "OPERATORS", "PHASES", "Graph", "ModelConfig", "Operator", "Tensor", "build_llm", "bundled_ids",
+    "OPERATORS", "PHASES", "Graph", "ModelConfig", "Operator", "StepOptions", "Tensor", "build_llm", "bundled_ids",
     "expected_tokens", "load_config", "load_workload", "make_operator", "register_operator",
 ]
 

@@ -11,9 +11,13 @@ run by one tensor-parallel rank of each pipeline stage. Partitioning is Megatron
   MLA's latent down-projection are replicated on every rank.
 * pipeline: layers split into ``pp`` contiguous stages (the first stages take one more layer when
   they do not divide evenly), a send/recv of the activations between consecutive stages.
-* expert parallelism (``ep`` = ``tp``): each rank holds experts/ep whole experts and a 1/ep slice
-  of the tokens; all-to-all dispatch and combine around the expert GEMMs, then an all-gather that
-  restores the replicated activations. With ``ep`` = 1 every expert is split over the TP ranks.
+* expert parallelism (``ep`` = 1 or a multiple of ``tp``): the stage's max(tp, ep) ranks are
+  ep/tp data-parallel attention groups of tp consecutive ranks (each runs its own batch/(ep/tp)
+  sequences through attention, replicated and TP-sharded within the group), and the experts are
+  sharded over all ep ranks: each rank holds experts/ep whole experts and routes a 1/tp slice of its
+  group's tokens; all-to-all dispatch and combine over the ep group around the expert GEMMs, then an
+  all-gather over the tp group restores the replicated activations. With ``ep`` = 1 every expert is
+  split over the TP ranks.
 
 MLA (DeepSeek-V2): a step with cached tokens (decode, chunked) uses the weight-absorbed form
 (W_UK folded into the query, W_UV into the output), so attention runs MQA-style over the cached
@@ -27,8 +31,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
-from hwmodels.errors import InputError, unknown_name
+from hwmodels.dtypes import DTYPE_BYTES
+from hwmodels.errors import InputError
 
 from .configs import ModelConfig, load_config
 from .graph import Graph
@@ -44,14 +48,14 @@ from .operators import (
     Router,
     SelectiveScan,
 )
-from .tensors import PLACEMENTS, QUANTIZED_DTYPES, Tensor
+from .options import PHASES, StepOptions
+from .tensors import QUANTIZED_DTYPES, Tensor
 
-PHASES = ("prefill", "decode", "chunked")
+__all__ = ["PHASES", "Segment", "StepOptions", "StepPlan", "build_llm", "builder_knobs", "expected_tokens",
+           "plan_step", "step_options"]
 SWIGLU = {"flops_per_element": 4.0, "special": True}   # silu(g) * u
 GELU = {"flops_per_element": 8.0, "special": True}     # tanh approximation
 ROTARY_FLOPS = 3.0
-DEFAULT_ACCEPTANCE = 0.8
-DEFAULT_GROUP_SIZE = 128   # GPTQ/AWQ's usual group
 
 
 def expected_tokens(spec_tokens: int, acceptance: float) -> float:
@@ -79,13 +83,6 @@ class Segment:
     group: int = 1
 
 
-def _positive_int(name: str, value, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        what = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
-        raise InputError(f"{name} must be {what}, got {value!r}", path=name)
-    return value
-
-
 def _divisors(n: int) -> list[int]:
     return [d for d in range(1, n + 1) if n % d == 0]
 
@@ -97,6 +94,7 @@ class _Builder:
         self.cfg, self.g, self.k = cfg, graph, k
         self.prefix, self.wprefix = prefix, wprefix
         self.tp, self.pp, self.ep = k["tp"], k["pp"], k["ep"]
+        self.groups = data_parallel_groups(self.tp, self.ep)
         self.dt, self.wdt, self.kvdt = k["dtype"], k["weight_dtype"], k["kv_dtype"]
         self.act_bytes = DTYPE_BYTES[self.dt]
         self.group_size = k["group_size"] if self.wdt in QUANTIZED_DTYPES and self.wdt != self.dt else None
@@ -275,13 +273,15 @@ class _Builder:
             m, inter, names = p + "mlp.", cfg.moe_intermediate, ("gate_proj", "up_proj", "down_proj")
         ex = m + "experts."
         h = self.norm(p + "post_attention_layernorm", [x], stage, T, H)
-        Tr = T / ep                       # tokens this rank routes (the whole batch when ep = 1)
+        shard = tp if ep > 1 else 1       # ranks of the attention group that split its tokens for routing
+        Tr = T / shard                    # tokens this rank routes (the whole batch when ep = 1)
         gate = self.linear(m + "gate", [h], stage, Tr, H, cfg.experts, quantized=False)
         route = self.add(Router, m + "router", [gate], stage, tokens=math.ceil(Tr), experts=cfg.experts,
                          top_k=cfg.top_k, dtype=self.dt)
-        routed = T * cfg.top_k / ep       # expert rows on this rank (expected)
+        # expert rows on this rank (expected): every group's T * top_k rows over the ep ranks
+        routed = T * cfg.top_k / shard
         local = cfg.experts // ep
-        hit = max(1, math.ceil(experts_hit(T, cfg.top_k, cfg.experts, local) - 1e-9))
+        hit = max(1, math.ceil(experts_hit(T * self.groups, cfg.top_k, cfg.experts, local) - 1e-9))
         hit = min(hit, local)
         imb = self.k["moe_imbalance"] if ep > 1 else 1.0
         Il = inter // tp if ep == 1 else inter
@@ -335,6 +335,12 @@ class _Builder:
         return self.residual(p + "residual", x, o, stage, T)
 
 
+def data_parallel_groups(tp: int, ep: int) -> int:
+    """Attention groups of ``tp`` ranks that the ``ep`` expert ranks span (1 unless ep > tp)."""
+    return ep // tp if ep > tp else 1
+
+
+# -- validation against the model ------------------------------------------------------------------
 def _check_parallel(cfg: ModelConfig, tp: int, pp: int, ep: int, what: str = "model") -> None:
     if pp > cfg.layers:
         raise InputError(f"pp={pp} exceeds the {cfg.layers} layers of {cfg.id}", path="pp")
@@ -359,169 +365,175 @@ def _check_parallel(cfg: ModelConfig, tp: int, pp: int, ep: int, what: str = "mo
     if ep > 1:
         if not cfg.experts:
             raise InputError(f"{cfg.id} has no experts; ep must be 1", path="ep")
-        if ep != tp:
-            raise InputError(f"ep={ep}: expert parallelism runs over the tensor-parallel ranks of a stage, "
-                             f"so ep must be 1 or equal tp ({tp})", path="ep")
+        if ep % tp:
+            raise InputError(f"ep={ep} must be 1 or a multiple of tp={tp}: the experts are sharded over ep "
+                             f"ranks that each run attention as one of ep/tp data-parallel groups of tp "
+                             f"ranks (expert tensor parallelism, ep < tp, is not modelled)", path="ep")
         if cfg.experts % ep:
             raise InputError(f"ep={ep} does not divide the {cfg.experts} experts of {cfg.id}; ep values "
                              f"that work: {', '.join(map(str, _divisors(cfg.experts)))}", path="ep")
 
 
-def _check_applicable(cfg: ModelConfig, phase: str, *, context, prompt_len, chunk_size, chunk_start,
-                      acceptance, spec_tokens, moe_imbalance) -> None:
-    """Refuse knobs that would be silently ignored for this phase or model."""
-    if context is not None and phase == "prefill" and context != prompt_len:
-        raise InputError(f"context ({context}) differs from prompt_len ({prompt_len}): context (tokens cached) "
-                         "applies to phases decode and chunked; a prefill runs prompt_len tokens from an "
-                         "empty cache", path="context")
-    if (chunk_size is not None or chunk_start) and phase != "chunked":
-        name = "chunk_size" if chunk_size is not None else "chunk_start"
-        raise InputError(f"{name} applies to phase 'chunked' (got phase '{phase}')", path=name)
-    if acceptance is not None and not spec_tokens:
-        raise InputError("acceptance applies to speculative decoding; give spec_tokens >= 1 too",
-                         path="acceptance")
-    if moe_imbalance is not None and not cfg.experts:
+def _check_model(cfg: ModelConfig, opts: StepOptions) -> None:
+    """The options' checks that need the model: parallelism that fits its shapes, knobs its
+    family has no use for."""
+    if opts.moe_imbalance is not None and not cfg.experts:
         raise InputError(f"moe_imbalance applies to mixture-of-experts models; {cfg.id} has no experts",
                          path="moe_imbalance")
+    _check_parallel(cfg, opts.tp, opts.pp, opts.ep)
+    groups = data_parallel_groups(opts.tp, opts.ep)
+    if groups > 1 and opts.phase == "chunked":
+        raise InputError(f"chunked prefill is modelled with ep <= tp (got ep={opts.ep}, tp={opts.tp}: "
+                         f"{groups} attention groups would not share one chunk)", path="ep")
+    if groups > 1 and opts.batch % (groups * opts.microbatches):
+        raise InputError(f"batch ({opts.batch}) must be a multiple of the {groups} data-parallel attention "
+                         f"groups (ep/tp = {opts.ep}/{opts.tp})"
+                         + (f" times microbatches ({opts.microbatches})" if opts.microbatches > 1 else ""),
+                         path="batch")
+    if cfg.family == "mamba" and (opts.spec_tokens or opts.best_of > 1 or opts.phase == "chunked"):
+        raise InputError(f"{cfg.id} (Mamba) supports prefill and plain decode only", path="phase")
 
 
-def build_llm(model: str | ModelConfig, phase: str = "decode", batch: int = 1, prompt_len: int = 512,
-              context: int | None = None, tp: int = 1, pp: int = 1, ep: int = 1, dtype: str = "bf16",
-              weight_dtype: str | None = None, kv_dtype: str | None = None, group_size: int | None = None,
-              kv_placement: str = "device", spec_tokens: int = 0, draft: str | ModelConfig | None = None,
-              acceptance: float | None = None, best_of: int = 1, kv_fraction: float = 1.0,
-              chunk_size: int | None = None, chunk_start: int = 0, microbatches: int = 1,
-              moe_imbalance: float | None = None, fused_attention: bool = True) -> Graph:
+# -- the step: segments per phase ---------------------------------------------------------------
+@dataclass(frozen=True)
+class StepPlan:
+    """What one rank runs: ``segments`` of one micro-batch of one data-parallel attention group,
+    ``logits_rows`` through the LM head; ``produced``: tokens the whole step yields (every group
+    and micro-batch); ``longest``: the longest sequence it touches."""
+
+    segments: list[Segment]
+    logits_rows: int
+    produced: float
+    longest: int
+    groups: int = 1
+
+
+def plan_step(opts: StepOptions) -> StepPlan:
+    """The segments of ``opts``'s phase (prefill, decode, chunked)."""
+    groups = data_parallel_groups(opts.tp, opts.ep)
+    mb = opts.batch // opts.microbatches // groups
+    context, prompt_len = opts.effective("context"), opts.prompt_len
+    if opts.phase == "prefill":
+        return StepPlan([Segment(mb, prompt_len, prompt_len)], mb, float(opts.batch * opts.best_of),
+                        prompt_len, groups)
+    if opts.phase == "decode":
+        q = opts.spec_tokens + 1
+        shared = prompt_len if opts.best_of > 1 else 0
+        produced = opts.batch * opts.best_of * expected_tokens(opts.spec_tokens, opts.effective("acceptance"))
+        return StepPlan([Segment(mb * opts.best_of, q, context + q, shared, opts.best_of)],
+                        mb * opts.best_of * q, produced, context + q, groups)
+    chunk, start = opts.effective("chunk_size"), opts.chunk_start
+    logits_rows = opts.batch + (1 if start + chunk == prompt_len else 0)   # a last chunk yields a token
+    return StepPlan([Segment(1, chunk, start + chunk), Segment(opts.batch, 1, context + 1)], logits_rows,
+                    float(logits_rows), max(prompt_len, context + 1), groups)
+
+
+# -- what the graph says about itself -------------------------------------------------------------
+def builder_knobs(opts: StepOptions) -> dict:
+    """The options :class:`_Builder` reads, defaults filled in."""
+    return {"tp": opts.tp, "pp": opts.pp, "ep": opts.ep, "dtype": opts.dtype,
+            "weight_dtype": opts.effective("weight_dtype"), "kv_dtype": opts.effective("kv_dtype"),
+            "group_size": opts.effective("group_size"), "kv_placement": opts.kv_placement,
+            "kv_fraction": opts.kv_fraction, "fused_attention": opts.fused_attention,
+            "moe_imbalance": float(opts.effective("moe_imbalance"))}
+
+
+def _meta(cfg: ModelConfig, opts: StepOptions, plan: StepPlan) -> dict:
+    kv_dtype = opts.effective("kv_dtype")
+    return {
+        "model": cfg.id, "family": cfg.family, "phase": opts.phase, "batch": opts.batch,
+        "tokens": plan.produced,
+        "tokens_processed": sum(s.batch * s.q_len for s in plan.segments) * opts.microbatches * plan.groups,
+        "tp": opts.tp, "pp": opts.pp, "ep": opts.ep, "dp": plan.groups, "microbatches": opts.microbatches,
+        "prompt_len": opts.prompt_len, "context": opts.effective("context") if opts.phase != "prefill" else None,
+        "dtype": opts.dtype, "weight_dtype": opts.effective("weight_dtype"), "kv_dtype": kv_dtype,
+        "kv_placement": opts.kv_placement, "spec_tokens": opts.spec_tokens,
+        "acceptance": opts.effective("acceptance") if opts.spec_tokens else None,
+        "best_of": opts.best_of, "kv_fraction": opts.kv_fraction, "warnings": [],
+        "kv_bytes_per_token": cfg.kv_bytes_per_token(DTYPE_BYTES[kv_dtype]),
+    }
+
+
+def _warnings(cfg: ModelConfig, opts: StepOptions, plan: StepPlan, graph: Graph) -> list[str]:
+    """What is legal but probably not what was meant."""
+    out = []
+    imbalance = opts.effective("moe_imbalance")
+    if imbalance > 1 and opts.ep == 1:
+        out.append(f"moe_imbalance {imbalance:g} has no effect with ep=1: every rank holds a slice of "
+                   f"every expert, so the ranks' work is equal")
+    if cfg.max_positions and plan.longest > cfg.max_positions:
+        out.append(f"{cfg.id}: sequence length {plan.longest} exceeds max_position_embeddings "
+                   f"{cfg.max_positions}")
+    ragged = sorted({op.k for op in graph.ops if op.kind == "matmul" and op.group_size and op.k % op.group_size})
+    if ragged:
+        gs = opts.effective("group_size")
+        out.append(f"group_size {gs} does not divide the input features {ragged} of some quantized GEMMs "
+                   f"(per tensor-parallel rank); GPTQ/AWQ kernels refuse such shards; the scales are counted "
+                   f"as one per {gs} weights")
+    return out
+
+
+# -- the draft model of speculative decoding --------------------------------------------------------
+def _add_draft(graph: Graph, opts: StepOptions, knobs: dict, plan: StepPlan) -> str | None:
+    """The draft model's ``spec_tokens`` one-token steps before the target verifies them; the
+    name of the last draft op (the target waits for it), or None without a draft."""
+    if opts.draft is None:
+        return None
+    dcfg = opts.draft if isinstance(opts.draft, ModelConfig) else load_config(opts.draft)
+    _check_parallel(dcfg, opts.tp, 1, 1, "draft model")
+    graph.meta["draft"] = dcfg.id
+    mb, context, after = plan.segments[0].batch, opts.effective("context"), None
+    for j in range(opts.spec_tokens):
+        b = _Builder(dcfg, graph, {**knobs, "pp": 1, "ep": 1}, prefix=f"draft.step{j}.", wprefix="draft.")
+        after = b.build([Segment(mb, 1, context + j + 1)], mb, after)
+    return after
+
+
+def step_options(options: StepOptions | str | None = None, **knobs) -> StepOptions:
+    """A :class:`StepOptions` from what :func:`build_llm` was given: options, a phase name, and/or
+    keyword knobs (which override the options' fields)."""
+    if isinstance(options, str):
+        if "phase" in knobs:
+            raise InputError("phase given twice (positionally and as phase=)", path="phase")
+        knobs["phase"] = options
+        options = None
+    if options is None:
+        return StepOptions.from_kwargs(**knobs)
+    if not isinstance(options, StepOptions):
+        raise InputError(f"options must be a StepOptions or a phase name, got {options!r}", path="options")
+    return options.replace(**knobs) if knobs else options
+
+
+def build_llm(model: str | ModelConfig, options: StepOptions | str | None = None, **knobs) -> Graph:
     """The operator graph of one step of ``model`` (a bundled id, a config.json path or a config).
 
+    ``build_llm(model, StepOptions(phase="decode", batch=8))``, ``build_llm(model, "decode", batch=8)``
+    and ``build_llm(model, phase="decode", batch=8)`` are the same step; each knob is documented on
+    :class:`~workloads.options.StepOptions`.
+
     Phases: ``prefill`` runs ``batch`` prompts of ``prompt_len`` tokens; ``decode`` runs ``batch``
-    sequences that each have ``context`` tokens cached (default ``prompt_len``) and adds one token
-    each, or verifies ``spec_tokens`` drafted tokens (+1) each; ``chunked`` (SARATHI) runs one
-    prefill chunk of ``chunk_size`` tokens of a ``prompt_len`` prompt, starting at ``chunk_start``,
-    together with ``batch`` decodes at ``context``.
+    sequences that each have ``context`` tokens cached (default ``prompt_len``; 0: an empty cache)
+    and adds one token each, or verifies ``spec_tokens`` drafted tokens (+1) each; ``chunked``
+    (SARATHI) runs one prefill chunk of ``chunk_size`` tokens of a ``prompt_len`` prompt, starting
+    at ``chunk_start``, together with ``batch`` decodes at ``context``.
 
     ``draft``: a draft model that proposes ``spec_tokens`` tokens one at a time before the target
     verifies them; ``acceptance``: the per-token acceptance rate (tokens produced per step follow
     :func:`expected_tokens`, default 0.8); without a draft the proposals are taken as free (n-gram or
     prompt lookup) and only the verification is modelled. ``moe_imbalance``: the busiest expert's
-    load over the mean (expert parallelism only; default 1). A knob that does not apply to the
-    phase or the model (a context for a prefill, a chunk size outside ``chunked``, an acceptance
-    rate without ``spec_tokens``, an imbalance for a dense model) is an error, not ignored. ``best_of`` N: each prompt's N samples share its KV prefix (read once
-    per step). ``kv_fraction``: sparse attention reads that fraction of the KV. ``kv_placement``:
-    device, host or cxl. int4/int8 ``weight_dtype`` is group-quantized with ``group_size`` (default
-    128; linear layers of the blocks; embeddings, LM head, norms and router gates stay in ``dtype``);
-    a ``group_size`` with unquantized weights is an error, not silently ignored.
+    load over the mean (expert parallelism only; default 1). ``best_of`` N: each prompt's N samples
+    share its KV prefix (read once per step). ``kv_fraction``: sparse attention reads that fraction
+    of the KV. ``kv_placement``: device, host or cxl. int4/int8 ``weight_dtype`` is group-quantized
+    with ``group_size`` (default 128; linear layers of the blocks; embeddings, LM head, norms and
+    router gates stay in ``dtype``). A knob that does not apply is an error, not ignored.
     """
+    opts = step_options(options, **knobs)
     cfg = model if isinstance(model, ModelConfig) else load_config(model)
-    if phase not in PHASES:
-        raise unknown_name("phase", phase, PHASES, path="phase")
-    for name, value in (("batch", batch), ("prompt_len", prompt_len), ("tp", tp), ("pp", pp), ("ep", ep),
-                        ("best_of", best_of), ("microbatches", microbatches)):
-        _positive_int(name, value)
-    _positive_int("spec_tokens", spec_tokens, 0)
-    _positive_int("chunk_start", chunk_start, 0)
-    given_context = context
-    context = prompt_len if context is None else _positive_int("context", context)
-    dtype = normalize_dtype(dtype, path="dtype")
-    weight_dtype = normalize_dtype(weight_dtype or dtype, path="weight_dtype")
-    kv_dtype = normalize_dtype(kv_dtype or dtype, path="kv_dtype")
-    if group_size is not None and (weight_dtype not in QUANTIZED_DTYPES or weight_dtype == dtype):
-        why = (f"{weight_dtype} weights with {dtype} activations run as integer GEMMs without group scales"
-               if weight_dtype in QUANTIZED_DTYPES else f"not {weight_dtype} weights")
-        raise InputError(f"group_size applies to int4/int8 weights (weight_dtype) dequantized to the "
-                         f"activation dtype; {why}", path="group_size")
-    group_size = DEFAULT_GROUP_SIZE if group_size is None else _positive_int("group_size", group_size)
-    if kv_placement not in PLACEMENTS:
-        raise unknown_name("KV placement", kv_placement, PLACEMENTS, path="kv_placement")
-    for name, value, lo_open in (("acceptance", DEFAULT_ACCEPTANCE if acceptance is None else acceptance, False),
-                                 ("kv_fraction", kv_fraction, True)):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-                (0 < value <= 1) if lo_open else (0 <= value <= 1)):
-            raise InputError(f"{name} must be in {'(0, 1]' if lo_open else '[0, 1]'}, got {value!r}", path=name)
-    if moe_imbalance is not None and (isinstance(moe_imbalance, bool)
-                                      or not isinstance(moe_imbalance, (int, float)) or moe_imbalance < 1):
-        raise InputError(f"moe_imbalance is max/mean expert load and must be >= 1, got {moe_imbalance!r}",
-                         path="moe_imbalance")
-    _check_applicable(cfg, phase, context=given_context, prompt_len=prompt_len, chunk_size=chunk_size, chunk_start=chunk_start,
-                      acceptance=acceptance, spec_tokens=spec_tokens, moe_imbalance=moe_imbalance)
-    acceptance = DEFAULT_ACCEPTANCE if acceptance is None else acceptance
-    moe_imbalance = 1.0 if moe_imbalance is None else moe_imbalance
-    _check_parallel(cfg, tp, pp, ep)
-    if batch % microbatches:
-        raise InputError(f"batch ({batch}) must be a multiple of microbatches ({microbatches})",
-                         path="microbatches")
-    if draft is not None and (spec_tokens == 0 or phase != "decode"):
-        raise InputError("a draft model needs phase 'decode' and spec_tokens >= 1", path="draft")
-    if draft is not None and pp > 1:
-        raise InputError("speculative decoding with a draft model is modelled without pipeline "
-                         "parallelism (pp=1)", path="pp")
-    if cfg.family == "mamba" and (spec_tokens or best_of > 1 or phase == "chunked"):
-        raise InputError(f"{cfg.id} (Mamba) supports prefill and plain decode only", path="phase")
-    if phase == "chunked" and (microbatches > 1 or best_of > 1 or spec_tokens):
-        raise InputError("chunked prefill is modelled without microbatches, best_of or spec_tokens",
-                         path="phase")
-    if spec_tokens and phase != "decode":
-        raise InputError("spec_tokens applies to phase 'decode'", path="spec_tokens")
-
-    mb = batch // microbatches
-    warnings: list[str] = []
-    produced: float
-    if phase == "prefill":
-        segments = [Segment(mb, prompt_len, prompt_len)]
-        logits_rows, produced, longest = mb, float(batch * best_of), prompt_len
-    elif phase == "decode":
-        q = spec_tokens + 1
-        if best_of > 1 and context < prompt_len:
-            raise InputError(f"best_of: context ({context}) must include the shared prompt ({prompt_len})",
-                             path="context")
-        shared = prompt_len if best_of > 1 else 0
-        segments = [Segment(mb * best_of, q, context + q, shared, best_of)]
-        logits_rows = mb * best_of * q
-        produced = batch * best_of * expected_tokens(spec_tokens, acceptance)
-        longest = context + q
-    else:
-        chunk = _positive_int("chunk_size", chunk_size if chunk_size is not None else prompt_len)
-        if chunk_start + chunk > prompt_len:
-            raise InputError(f"chunk_start + chunk_size ({chunk_start + chunk}) exceeds prompt_len "
-                             f"({prompt_len})", path="chunk_size")
-        done = chunk_start + chunk == prompt_len
-        segments = [Segment(1, chunk, chunk_start + chunk), Segment(batch, 1, context + 1)]
-        logits_rows = batch + (1 if done else 0)
-        produced = float(logits_rows)
-        longest = max(prompt_len, context + 1)
-    if moe_imbalance > 1 and ep == 1:
-        warnings.append(f"moe_imbalance {moe_imbalance:g} has no effect with ep=1: every rank holds a slice of "
-                        f"every expert, so the ranks' work is equal")
-    if cfg.max_positions and longest > cfg.max_positions:
-        warnings.append(f"{cfg.id}: sequence length {longest} exceeds max_position_embeddings "
-                        f"{cfg.max_positions}")
-
-    knobs = {"tp": tp, "pp": pp, "ep": ep, "dtype": dtype, "weight_dtype": weight_dtype, "kv_dtype": kv_dtype,
-             "group_size": group_size, "kv_placement": kv_placement, "kv_fraction": kv_fraction,
-             "fused_attention": fused_attention, "moe_imbalance": float(moe_imbalance)}
-    tokens_processed = sum(s.batch * s.q_len for s in segments) * microbatches
-    graph = Graph(f"{cfg.id}-{phase}", meta={
-        "model": cfg.id, "family": cfg.family, "phase": phase, "batch": batch, "tokens": produced,
-        "tokens_processed": tokens_processed, "tp": tp, "pp": pp, "ep": ep, "microbatches": microbatches,
-        "prompt_len": prompt_len, "context": context if phase != "prefill" else None,
-        "dtype": dtype, "weight_dtype": weight_dtype, "kv_dtype": kv_dtype, "kv_placement": kv_placement,
-        "spec_tokens": spec_tokens, "acceptance": acceptance if spec_tokens else None,
-        "best_of": best_of, "kv_fraction": kv_fraction, "warnings": warnings,
-        "kv_bytes_per_token": cfg.kv_bytes_per_token(DTYPE_BYTES[kv_dtype]),
-    })
-    after = None
-    if draft is not None:
-        dcfg = draft if isinstance(draft, ModelConfig) else load_config(draft)
-        _check_parallel(dcfg, tp, 1, 1, "draft model")
-        graph.meta["draft"] = dcfg.id
-        for j in range(spec_tokens):
-            dseg = [Segment(mb, 1, context + j + 1)]
-            b = _Builder(dcfg, graph, {**knobs, "pp": 1, "ep": 1}, prefix=f"draft.step{j}.", wprefix="draft.")
-            after = b.build(dseg, mb, after)
-    _Builder(cfg, graph, knobs).build(segments, logits_rows, after)
-    ragged = sorted({op.k for op in graph.ops if op.kind == "matmul" and op.group_size and op.k % op.group_size})
-    if ragged:
-        warnings.append(f"group_size {group_size} does not divide the input features {ragged} of some "
-                        f"quantized GEMMs (per tensor-parallel rank); GPTQ/AWQ kernels refuse such shards; "
-                        f"the scales are counted as one per {group_size} weights")
+    _check_model(cfg, opts)
+    plan = plan_step(opts)
+    graph = Graph(f"{cfg.id}-{opts.phase}", meta=_meta(cfg, opts, plan))
+    builder = builder_knobs(opts)
+    after = _add_draft(graph, opts, builder, plan)
+    _Builder(cfg, graph, builder).build(plan.segments, plan.logits_rows, after)
+    graph.meta["warnings"] = _warnings(cfg, opts, plan, graph)
     return graph
