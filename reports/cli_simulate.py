@@ -39,6 +39,46 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_simulate)
 
 
+# What a step's figures mean, by phase: the table's labels and the JSON's "figures" say it.
+_COMMON = {"energy_per_token_j": "energy over the tokens produced (J per output token)"}
+FIGURES = {
+    "prefill": {
+        "latency_s": "time to first token: one prefill step over every prompt, no queueing",
+        "tokens": "first tokens produced (one per prompt and best_of sample)",
+        "throughput_tok_s": "first tokens per second",
+        "tokens_processed": "prompt tokens run through the model",
+        "processed_tok_s": "prefill throughput: prompt tokens processed per second",
+    },
+    "decode": {
+        "latency_s": "one decode step: every sequence's time per output token, TPOT",
+        "tokens": "output tokens produced (speculative decoding: the expected accepted tokens + 1 per sequence)",
+        "throughput_tok_s": "decode throughput: output tokens per second",
+        "tokens_processed": "tokens run through the model (verified draft tokens included)",
+        "processed_tok_s": "tokens run through the model per second",
+    },
+    "chunked": {
+        "latency_s": "one mixed step: a prefill chunk together with the batch's decodes",
+        "tokens": "output tokens produced (one per decode, and a first token when the chunk ends its prompt)",
+        "throughput_tok_s": "output tokens per second",
+        "tokens_processed": "tokens run through the model (the chunk's prompt tokens and one per decode)",
+        "processed_tok_s": "tokens run through the model per second",
+    },
+}
+HEADLINE = {"prefill": "processed_tok_s", "decode": "throughput_tok_s", "chunked": "processed_tok_s"}
+_OTHER = {"latency_s": "makespan of the workload graph", "tokens": "tokens the workload says it produces",
+          "throughput_tok_s": "tokens per second of makespan",
+          "tokens_processed": "tokens the workload says run through it",
+          "processed_tok_s": "processed tokens per second of makespan"}
+
+
+def figures(res) -> dict:
+    """What the result's latency, token and throughput numbers mean for its phase, and which
+    throughput is the step's headline figure."""
+    phase = res.meta.get("phase")
+    return {"phase": phase, "headline": HEADLINE.get(phase, "throughput_tok_s"),
+            **FIGURES.get(phase, _OTHER), **_COMMON}
+
+
 def load_inputs(args):
     """(graph, hardware) from the command's options."""
     from hwmodels import load_hardware
@@ -64,7 +104,7 @@ def cmd_simulate(args) -> int:
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
     if args.format == "json":
-        print_json(res.to_dict(timeline=args.timeline))
+        print_json({**res.to_dict(timeline=args.timeline), "figures": figures(res)})
         return 0
     print(render(res, args.top))
     return 0
@@ -76,16 +116,13 @@ def render(res, top: int = 10) -> str:
     head = [("workload", f"{meta.get('model', '')} {meta.get('phase', '')} batch={meta.get('batch', '')}"),
             ("hardware", f"{meta['system']} ({meta['devices']} accelerator(s); tp={meta.get('tp', 1)} "
                          f"pp={meta.get('pp', 1)} ep={meta.get('ep', 1)})"),
-            ("latency", format_quantity(res.latency_s, "time"))]
-    if res.throughput_tok_s:
-        head += [("tokens", f"{res.tokens:g}"), ("throughput", f"{res.throughput_tok_s:.4g} tok/s")]
-    if res.processed_tok_s and res.tokens_processed != res.tokens:
-        head.append(("processed", f"{res.tokens_processed:g} tokens through the model, "
-                                  f"{res.processed_tok_s:.4g} tok/s"))
+            ("latency", f"{format_quantity(res.latency_s, 'time')} ({figures(res)['latency_s']})")]
+    head += _token_lines(res)
     head += [("energy", f"{res.energy_j:.4g} J (idle {res.static_energy_j:.4g}, active baseline "
                         f"{res.active_energy_j:.4g}, dynamic {res.dynamic_energy_j:.4g})")]
     if res.energy_per_token_j:
-        head.append(("energy/token", f"{res.energy_per_token_j:.4g} J"))
+        label = "energy/first token" if meta.get("phase") == "prefill" else "energy/token"
+        head.append((label, f"{res.energy_per_token_j:.4g} J"))
     b = res.bottleneck
     if b["resource"]:
         head.append(("bottleneck", f"{b['resource']} ({b['bound']}-bound, {b['share']:.1%} of the critical path)"))
@@ -112,6 +149,27 @@ def render(res, top: int = 10) -> str:
                 for k, v in sens.items()]
         lines += ["", format_table(rows)]
     return "\n".join(lines)
+
+
+def _token_lines(res) -> list[tuple[str, str]]:
+    """Token counts and rates, labelled by what they are for the phase."""
+    phase = res.meta.get("phase")
+    lines = []
+    if phase == "prefill":
+        if res.processed_tok_s:
+            lines.append(("prompt tokens", f"{res.tokens_processed:g} processed, {res.processed_tok_s:.4g} tok/s "
+                                           f"(prefill throughput)"))
+        if res.throughput_tok_s:
+            lines.append(("first tokens", f"{res.tokens:g} (one per prompt), {res.throughput_tok_s:.4g} tok/s"))
+        return lines
+    out = "output tokens" if phase in FIGURES else "tokens"
+    if res.throughput_tok_s:
+        lines.append((out, f"{res.tokens:g}, {res.throughput_tok_s:.4g} tok/s"
+                           + (" (decode throughput)" if phase == "decode" else "")))
+    if res.processed_tok_s and res.tokens_processed != res.tokens:
+        lines.append(("processed", f"{res.tokens_processed:g} tokens through the model, "
+                                   f"{res.processed_tok_s:.4g} tok/s"))
+    return lines
 
 
 def render_memory(memory) -> list[str]:

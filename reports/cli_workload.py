@@ -6,57 +6,42 @@ from pathlib import Path
 
 from hwmodels.units import format_quantity
 
+from .dataclass_args import add_dataclass_arguments, given_fields
 from .output import format_fields, format_table, print_json, warn
 
-# Workload flags shared by ``workload show``, ``roofline`` and ``simulate``: (flag, dest, type, choices, help).
-WORKLOAD_FLAGS = (
-    ("--phase", "phase", str, ("prefill", "decode", "chunked"), None),
-    ("--batch", "batch", int, None, "sequences (decode) or prompts (prefill); ONNX: dynamic dims"),
-    ("--prompt-len", "prompt_len", int, None, "prompt tokens per sequence"),
-    ("--context", "context", int, None, "tokens already cached per sequence (decode, chunked)"),
-    ("--tp", "tp", int, None, "tensor-parallel ranks"),
-    ("--pp", "pp", int, None, "pipeline stages"),
-    ("--ep", "ep", int, None, "expert-parallel ranks"),
-    ("--microbatches", "microbatches", int, None, "micro-batches through the pipeline"),
-    ("--dtype", "dtype", str, None, "activation dtype"),
-    ("--weight-dtype", "weight_dtype", str, None, "weight dtype (int4/int8: group-quantized)"),
-    ("--kv-dtype", "kv_dtype", str, None, "KV-cache dtype"),
-    ("--group-size", "group_size", int, None, "int4/int8 weights: elements per quantization group (default 128)"),
-    ("--kv-placement", "kv_placement", str, ("device", "host", "cxl"), "where the KV cache lives"),
-    ("--spec-tokens", "spec_tokens", int, None, "speculative tokens verified per step"),
-    ("--draft", "draft", str, None, "draft model for speculative decoding"),
-    ("--acceptance", "acceptance", float, None, "speculative decoding: per-token acceptance rate"),
-    ("--best-of", "best_of", int, None, "samples per prompt sharing its KV prefix"),
-    ("--kv-fraction", "kv_fraction", float, None, "sparse attention: fraction of the KV read"),
-    ("--chunk-size", "chunk_size", int, None, "chunked prefill: tokens per chunk"),
-    ("--moe-imbalance", "moe_imbalance", float, None, "MoE: busiest expert's load over the mean"),
-    ("--unknown-ops", "unknown_ops", str, ("error", "elementwise"), "ONNX: how to treat unsupported ops"),
-)
-MODEL_KNOBS = {dest: dest for _, dest, *_ in WORKLOAD_FLAGS if dest != "unknown_ops"} | {
-    "fused_attention": "fused_attention"}
-ONNX_KNOBS = {"batch": "batch", "unknown_ops": "unknown_ops"}
+# ONNX models take these flags; LLM models take the StepOptions fields (generated flags).
+ONNX_KNOBS = ("batch", "unknown_ops")
 
 
 def add_workload_arguments(parser) -> None:
-    """Add the workload flags (phase, batch, lengths, parallelism, dtypes, LLM knobs) to ``parser``."""
-    for flag, dest, ftype, choices, text in WORKLOAD_FLAGS:
-        parser.add_argument(flag, dest=dest, type=ftype, choices=choices, help=text)
-    parser.add_argument("--unfused-attention", dest="fused_attention", action="store_const", const=False,
-                        help="materialize attention scores (no flash-style fusion)")
+    """Add the workload flags: every field of :class:`workloads.options.StepOptions` (phase, batch,
+    lengths, parallelism, dtypes, LLM knobs), and ``--unknown-ops`` for ONNX models."""
+    from workloads.options import StepOptions
+
+    add_dataclass_arguments(parser, StepOptions, group="workload options (LLM step; ONNX: --batch)")
+    parser.add_argument("--unknown-ops", dest="unknown_ops", choices=("error", "elementwise"), default=None,
+                        help="ONNX: how to treat unsupported ops")
 
 
 def workload_from_args(args, ref: str):
     """The workload graph for ``ref`` built with the flags in ``args``; its warnings go to stderr."""
     from hwmodels.errors import InputError
     from workloads import load_workload
+    from workloads.options import StepOptions
 
     suffix = Path(ref).suffix.lower()
-    table = ONNX_KNOBS if suffix == ".onnx" else {} if suffix in (".yaml", ".yml") else MODEL_KNOBS
-    given = {dest for dest in set(MODEL_KNOBS) | set(ONNX_KNOBS) if getattr(args, dest, None) is not None}
-    extra = sorted("--" + d.replace("_", "-") for d in given - set(table))
+    step = given_fields(args, StepOptions)
+    given = set(step) | {d for d in ONNX_KNOBS if getattr(args, d, None) is not None}
+    allowed = set(ONNX_KNOBS) if suffix == ".onnx" else set() if suffix in (".yaml", ".yml") else set(step)
+    extra = sorted("--" + d.replace("_", "-") for d in given - allowed)
     if extra:
         raise InputError(f"option(s) {', '.join(extra)} do not apply to {ref}", path="options")
-    graph = load_workload(ref, **{table[d]: getattr(args, d) for d in given})
+    if suffix == ".onnx":
+        graph = load_workload(ref, **{d: getattr(args, d) for d in given})
+    elif suffix in (".yaml", ".yml"):
+        graph = load_workload(ref)
+    else:
+        graph = load_workload(ref, StepOptions(**step))
     for message in graph.meta.get("warnings", []):
         warn(message)
     return graph
@@ -82,15 +67,20 @@ def register(subparsers) -> None:
 def cmd_show(args) -> int:
     graph = workload_from_args(args, args.ref)
     summary = graph.summary()
-    if graph.meta.get("tp", 1) > 1 or graph.meta.get("pp", 1) > 1:
+    if graph.meta.get("dp", 1) > 1:
+        summary["scope"] = (f"one rank of each pipeline stage: a tensor-parallel rank of one of "
+                            f"{graph.meta['dp']} data-parallel attention groups, holding 1/{graph.meta['ep']} "
+                            f"of the experts")
+    elif graph.meta.get("tp", 1) > 1 or graph.meta.get("pp", 1) > 1:
         summary["scope"] = "one tensor-parallel rank of each pipeline stage"
     if args.format == "json":
         print_json(summary)
         return 0
     meta = summary["meta"]
     head = [("workload", summary["name"])]
-    head += [(k, meta[k]) for k in ("phase", "batch", "prompt_len", "context", "tp", "pp", "ep", "dtype",
-                                    "weight_dtype", "kv_dtype", "tokens") if meta.get(k) is not None]
+    head += [(k, meta[k]) for k in ("phase", "batch", "prompt_len", "context", "tp", "pp", "ep", "dp", "dtype",
+                                    "weight_dtype", "kv_dtype", "spec_tokens", "best_of", "tokens")
+             if meta.get(k) is not None and _shown(meta, k)]
     if "scope" in summary:
         head.append(("scope", summary["scope"]))
     head += [("params", f"{summary['params'] / 1e9:.4g} B"),
@@ -107,6 +97,16 @@ def cmd_show(args) -> int:
             for k, v in sorted(summary["by_kind"].items(), key=lambda kv: -kv[1]["flops"])]
     print(format_table(rows, ["kind", "ops", "flops", "bytes"]))
     return 0
+
+
+def _shown(meta: dict, key: str) -> bool:
+    """Whether the table shows ``key``: knobs that apply to the step's phase, at a value that says
+    something (parallelism and sampling knobs when not 1)."""
+    from workloads.options import knob_applies
+
+    if key in ("dp", "spec_tokens", "best_of") and meta[key] in (0, 1):
+        return False
+    return knob_applies(key, meta.get("phase", ""), best_of=meta.get("best_of", 1))
 
 
 def cmd_list(args) -> int:

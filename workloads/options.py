@@ -144,7 +144,7 @@ class StepOptions:
     best_of: int = knob(1, int, "samples per prompt sharing its KV prefix", min=1, phases=("prefill", "decode"))
     kv_fraction: float = knob(1.0, float, "sparse attention: fraction of the KV read", min=0, max=1,
                               min_open=True)
-    chunk_size: int | None = knob(None, int, "chunked prefill: tokens per chunk (default prompt_len)", min=1,
+    chunk_size: int | None = knob(None, int, "chunked prefill: tokens per chunk (default: the rest of the prompt)", min=1,
                                   phases=("chunked",), fallback=lambda o: o.prompt_len - o.chunk_start)
     chunk_start: int = knob(0, int, "chunked prefill: prompt tokens already prefilled before this chunk",
                             min=0, phases=("chunked",))
@@ -183,11 +183,8 @@ class StepOptions:
         return fallback(self) if value is None and fallback is not None else value
 
     def applies(self, name: str) -> bool:
-        """Whether knob ``name`` means something for this step's phase (decode: ``prompt_len`` only
-        as the prefix shared by ``best_of`` samples)."""
-        if name == "prompt_len" and self.phase == "decode":
-            return self.best_of > 1
-        return _AXES[name].applies(self.phase)
+        """Whether knob ``name`` means something for this step's phase."""
+        return knob_applies(name, self.phase, best_of=self.best_of)
 
     def _check_combinations(self) -> None:
         """Knobs that do not apply to the phase, or contradict each other."""
@@ -231,6 +228,14 @@ class StepOptions:
             raise InputError(f"chunk_start + chunk_size ({self.chunk_start + self.effective('chunk_size')}) "
                              f"exceeds prompt_len ({self.prompt_len})",
                              path="chunk_size" if self.chunk_size is not None else "chunk_start")
+
+
+def knob_applies(name: str, phase: str, *, best_of: int = 1) -> bool:
+    """Whether knob ``name`` means something for a step of ``phase`` (a decode's ``prompt_len`` only
+    as the prefix its ``best_of`` samples share; names that are not knobs: True)."""
+    if name == "prompt_len" and phase == "decode":
+        return best_of > 1
+    return name not in _AXES or _AXES[name].applies(phase)
 
 
 _FIELDS = {f.name: f for f in dataclasses.fields(StepOptions)}
