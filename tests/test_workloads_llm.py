@@ -444,3 +444,75 @@ def test_deepseek_prefill_decompresses_but_caches_the_latent():
     kvb = graph.op("model.layers.0.self_attn.kv_b_proj")
     assert (kvb.k, kvb.n) == (512, 16 * (128 + 128))
     assert graph.params() == deepseek_v2_lite()                 # same weights as the absorbed form
+
+
+def test_expert_parallel_wider_than_tensor_parallel_hand_counted():
+    # Mixtral (hidden 4096, expert intermediate 14336, 8 experts, top-2, 32 heads of 128) on 8 GPUs:
+    # attention TP2 in 8/2 = 4 data-parallel groups, experts over EP8.
+    B, tp, ep, H, inter = 8, 2, 8, 4096, 14336
+    graph = build_llm("mixtral-8x7b", "decode", batch=B, context=100, tp=tp, ep=ep)
+    assert graph.meta["dp"] == 4 and graph.meta["tokens"] == B
+    T = B // 4                                # 2 tokens per attention group
+    p = "model.layers.0."
+    q = graph.op(p + "self_attn.q_proj")
+    assert (q.m, q.n) == (T, 32 // tp * 128)  # each rank: 16 of the 32 heads of its group's 2 tokens
+    dispatch = graph.op(p + "block_sparse_moe.dispatch")
+    # each rank routes T/tp = 1 token x top-2 x 4096 x 2 bytes; the all-to-all spans the 8 ep ranks
+    assert (dispatch.group, dispatch.group_size, dispatch.payload_bytes) == ("ep", 8, 1 * 2 * 4096 * 2)
+    gather = graph.op(p + "block_sparse_moe.all_gather")
+    assert (gather.group, gather.group_size, gather.payload_bytes) == ("tp", 2, T * 4096 * 2)
+    # rows per rank: all 8 tokens x top-2 over 8 ranks = 2 rows, on its one whole expert
+    expert_flops = sum(graph.op(p + f"block_sparse_moe.experts.{w}").flops()[("matrix", "bf16")]
+                       for w in ("w1", "w3", "w2"))
+    assert expert_flops == 3 * 2 * 2 * H * inter              # 3 GEMMs x 2 FLOP x 2 rows x 4096 x 14336
+    assert graph.op(p + "block_sparse_moe.experts.w1").experts_held == 1
+    # the same deployment as TP8/EP8 does the same expert work per rank (8 tokens / 8 ranks x top-2)
+    same = build_llm("mixtral-8x7b", "decode", batch=B, context=100, tp=8, ep=8)
+    assert same.op(p + "block_sparse_moe.experts.w1").flops() == graph.op(
+        p + "block_sparse_moe.experts.w1").flops()
+
+
+def test_expert_parallel_wider_than_tensor_parallel_plays_on_every_rank():
+    from simulator import simulate
+
+    graph = build_llm("mixtral-8x7b", "decode", batch=8, context=100, tp=2, ep=8)
+    res = simulate(graph, "hgx-h100")
+    assert res.meta["devices"] == 8 and res.latency_s > 0
+    with pytest.raises(InputError) as info:
+        build_llm("mixtral-8x7b", "decode", batch=6, tp=2, ep=8)
+    assert info.value.problems[0].path == "batch" and "4 data-parallel attention groups" in str(info.value)
+    with pytest.raises(InputError) as info:
+        build_llm("mixtral-8x7b", "chunked", batch=8, tp=2, ep=8, prompt_len=64)
+    assert info.value.problems[0].path == "ep"
+
+
+def test_context_zero_is_an_empty_cache_where_that_means_something():
+    # llama-3.1-8b: 32 layers, 8 KV heads of 128, bf16 (2 bytes); K and V
+    B = 3
+    decode = build_llm("llama-3.1-8b", "decode", batch=B, context=0)
+    attn = decode.op("model.layers.0.self_attn.attn")
+    assert (attn.q_len, attn.kv_len) == (1, 1)                # the new token attends to itself only
+    assert decode.summary()["kv_cache_bytes"] == B * 1 * 2 * 32 * 8 * 128 * 2
+    chunked = build_llm("llama-3.1-8b", "chunked", batch=B, context=0, prompt_len=256, chunk_size=128)
+    first, decodes = (chunked.op(f"model.layers.0.self_attn.attn.{j}") for j in (0, 1))
+    assert (first.q_len, first.kv_len, decodes.kv_len) == (128, 128, 1)
+    with pytest.raises(InputError, match="a prefill runs prompt_len tokens from an empty cache") as info:
+        build_llm("llama-3.1-8b", "prefill", prompt_len=64, context=0)
+    assert info.value.problems[0].path == "context"
+    with pytest.raises(InputError, match="must include the shared prompt"):
+        build_llm("llama-3.1-8b", "decode", best_of=2, prompt_len=64, context=0)
+
+
+def test_chunk_start_places_the_chunk_in_its_prompt():
+    graph = build_llm("llama-2-7b", "chunked", batch=2, prompt_len=1024, chunk_start=512, chunk_size=256,
+                      context=300)
+    chunk, decodes = graph.op("model.layers.0.self_attn.attn.0"), graph.op("model.layers.0.self_attn.attn.1")
+    assert (chunk.q_len, chunk.kv_len) == (256, 512 + 256)
+    assert (decodes.batch, decodes.kv_len) == (2, 301)
+    assert graph.meta["tokens_processed"] == 256 + 2 and graph.meta["tokens"] == 2   # not the last chunk
+    rest = build_llm("llama-2-7b", "chunked", batch=2, prompt_len=1024, chunk_start=768)
+    assert rest.op("model.layers.0.self_attn.attn.0").q_len == 1024 - 768             # default: the rest
+    assert rest.meta["tokens"] == 2 + 1                                               # ends the prompt
+    with pytest.raises(InputError) as info:
+        build_llm("llama-2-7b", "chunked", prompt_len=64, chunk_start=64)
+    assert info.value.problems[0].path == "chunk_start"

@@ -17,8 +17,9 @@ Checks that need the model (tp dividing the heads, experts for ``ep``) live with
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from hwmodels.dtypes import normalize_dtype
 from hwmodels.errors import InputError, unknown_name
