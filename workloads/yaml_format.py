@@ -37,6 +37,7 @@ from hwmodels.errors import InputError, Problem, did_you_mean
 
 from .graph import Graph
 from .operators import OPERATORS, Operator, make_operator
+from .options import StepOptions
 
 TOP_KEYS = ("workload", "dtype", "meta", "ops")
 BLOCK_KEYS = ("repeat", "name", "ops")
@@ -75,10 +76,14 @@ def parse_workload(doc: yamlio.Document) -> Graph:
     if not isinstance(meta, dict):
         problems.append(doc.problem("expected a mapping", ("meta",)))
         meta = {}
+    axes = StepOptions.axes()     # the step knobs' ranges: one definition for builders and files
     for key in META_INTS:
         value = meta.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            problems.append(doc.problem(f"must be a positive integer, got {value!r}", ("meta", key)))
+        if value is not None:
+            try:
+                axes[key].check(value)
+            except InputError as err:
+                problems.append(doc.problem(err.problems[0].message, ("meta", key)))
     tokens = meta.get("tokens")
     if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, (int, float)) or tokens < 0):
         problems.append(doc.problem(f"must be a non-negative number, got {tokens!r}", ("meta", "tokens")))
