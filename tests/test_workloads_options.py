@@ -33,6 +33,8 @@ def test_options_object_and_keywords_build_the_same_step():
     c = build_llm("llama-3.1-8b", opts, batch=8)      # keywords override the options' fields
     assert a.meta == b.meta and a.flops() == b.flops()
     assert c.meta["batch"] == 8 and opts.batch == 4   # frozen: the original is unchanged
+    chunked = StepOptions(phase="chunked", prompt_len=128)
+    assert chunked.replace(chunk_start=64).effective("chunk_size") == 128 - 64   # checked as a whole
 
 
 def test_unknown_and_bad_options_name_the_field():

@@ -24,6 +24,7 @@ from typing import Any
 from hwmodels.dtypes import normalize_dtype
 from hwmodels.errors import InputError, unknown_name
 
+from .configs import ModelConfig
 from .tensors import PLACEMENTS, QUANTIZED_DTYPES
 
 PHASES = ("prefill", "decode", "chunked")
@@ -56,7 +57,7 @@ class Axis:
         if self.type == "dtype":
             return normalize_dtype(value, path=self.name)
         if self.type == "model":
-            if isinstance(value, str) or hasattr(value, "layers"):
+            if isinstance(value, (str, ModelConfig)):
                 return value
             raise InputError(f"{self.name} must be a model id, a config.json path or a ModelConfig, "
                              f"got {value!r}", path=self.name)
@@ -167,14 +168,12 @@ class StepOptions:
     @classmethod
     def from_kwargs(cls, **knobs) -> StepOptions:
         """Options from keyword arguments; an unknown name is an InputError with a suggestion."""
-        for name in knobs:
-            if name not in _AXES:
-                raise unknown_name("build option", name, _AXES, path=name)
+        _known(knobs)
         return cls(**knobs)
 
     def replace(self, **changes) -> StepOptions:
         """A copy with ``changes`` (validated like a new one)."""
-        StepOptions.from_kwargs(**changes)   # names first, for a did-you-mean
+        _known(changes)
         return dataclasses.replace(self, **changes)
 
     def effective(self, name: str) -> Any:
@@ -229,6 +228,12 @@ class StepOptions:
             raise InputError(f"chunk_start + chunk_size ({self.chunk_start + self.effective('chunk_size')}) "
                              f"exceeds prompt_len ({self.prompt_len})",
                              path="chunk_size" if self.chunk_size is not None else "chunk_start")
+
+
+def _known(knobs: dict) -> None:
+    for name in knobs:
+        if name not in _AXES:
+            raise unknown_name("build option", name, _AXES, path=name)
 
 
 def knob_applies(name: str, phase: str, *, best_of: int = 1) -> bool:
