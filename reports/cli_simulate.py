@@ -115,7 +115,8 @@ def render(res, top: int = 10) -> str:
     meta = res.meta
     head = [("workload", f"{meta.get('model', '')} {meta.get('phase', '')} batch={meta.get('batch', '')}"),
             ("hardware", f"{meta['system']} ({meta['devices']} accelerator(s); tp={meta.get('tp', 1)} "
-                         f"pp={meta.get('pp', 1)} ep={meta.get('ep', 1)})"),
+                         f"pp={meta.get('pp', 1)} ep={meta.get('ep', 1)}"
+                         + (f" dp={meta['dp']}" if meta.get("dp", 1) > 1 else "") + ")"),
             ("latency", f"{format_quantity(res.latency_s, 'time')} ({figures(res)['latency_s']})")]
     head += _token_lines(res)
     head += [("energy", f"{res.energy_j:.4g} J (idle {res.static_energy_j:.4g}, active baseline "
