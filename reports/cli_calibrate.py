@@ -143,8 +143,8 @@ def render(report) -> str:
 
         s = public_summary(report.public)
         if s["n"]:
-            out.append(f"\npublic summary over {s['n']} held-out rows (fit rows excluded: "
-                       f"{', '.join(s['fit_rows']) or 'none'}): MAPE {s['mape']:.1%}, median |error| "
+            out.append(f"\npublic summary over {s['n']} held-out rows ({len(s['fit_rows'])} fit rows excluded, "
+                       f"listed with role 'fit' above): MAPE {s['mape']:.1%}, median |error| "
                        f"{s['median_abs_error']:.1%}, worst {s['worst']:.1%} ({s['worst_case']})")
         out.append(_public_groups_text(report.public))
     targets = report.targets()
