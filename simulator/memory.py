@@ -10,8 +10,10 @@ stage are symmetric, so the stage is placed by the tightest of them. Policy, per
 2. It does not fit and spilling is allowed, and the device has a lower tier (a ``host`` or
    ``cxl`` memory level after main memory, reached over the link the cost model uses for it):
 
-   * weights, state and activations fit: the whole KV cache of the stage moves to the lower tier
-     (the graph is rebuilt with that ``kv_placement``, so every step reads it over the link);
+   * weights, state and activations fit: only the KV cache that overflows moves to the lower
+     tier, whole layers from the last one backwards (offloading runtimes keep the first layers'
+     cache in fast memory and stream the rest, e.g. FlexGen's per-layer placement), so the
+     graph is rebuilt with those layers' KV placed there and only they read it over the link;
    * the weights do not fit beside state and activations: the KV cache moves, and so do the
      weights that do not fit, whole parameters from the last one the step reads backwards (the
      first layers stay in fast memory, as offloading runtimes fill the device in layer order),
@@ -59,7 +61,8 @@ class DeviceMemory:
     ``required_bytes``: what the workload asked main memory to hold before the check;
     ``fits``: everything asked for fitted (no spill needed); ``spilled_bytes``: bytes by role moved
     to ``spill`` (placement, level, link); ``offloaded_bytes``: bytes by role in lower tiers in all
-    (spilled, or placed there by the workload).
+    (spilled, or placed there by the workload); ``spilled_kv_layers``: the layers (cache keys)
+    whose KV cache was moved, when only part of it was.
     """
 
     node: str
@@ -73,6 +76,7 @@ class DeviceMemory:
     spilled_bytes: dict[str, float] = field(default_factory=dict)
     spill: Tier | None = None
     offloaded_bytes: dict[str, dict[str, float]] = field(default_factory=dict)
+    spilled_kv_layers: list[str] = field(default_factory=list)
 
     @property
     def used_bytes(self) -> float:
@@ -90,7 +94,8 @@ class DeviceMemory:
                 "spilled_bytes": dict(self.spilled_bytes),
                 "spilled_to": ({"placement": self.spill.placement, "level": self.spill.level,
                                 "link": self.spill.link} if self.spill else None),
-                "offloaded_bytes": {p: dict(v) for p, v in self.offloaded_bytes.items()}}
+                "offloaded_bytes": {p: dict(v) for p, v in self.offloaded_bytes.items()},
+                "spilled_kv_layers": list(self.spilled_kv_layers)}
 
 
 @dataclass
@@ -159,6 +164,27 @@ def _check_tier(device, placement: str, nbytes: float, who: str, model: str) -> 
                          f"{_gb(cap)}" + _advice(model), path="memory")
 
 
+def _overflowing_layers(fp: Footprint, excess: float) -> list[str]:
+    """The device-placed KV layers of ``fp`` to move so that at least ``excess`` bytes leave main
+    memory: whole layers, from the last one backwards, returned in layer order."""
+    moved, out = 0.0, []
+    for key, (nbytes, p) in reversed(fp.kv_layers.items()):
+        if moved >= excess:
+            break
+        if p == "device":
+            out.append(key)
+            moved += nbytes
+    return out[::-1]
+
+
+def _layer_span(layers: list[str], total: int) -> str:
+    """'the KV cache of 3 of 32 layers (model.layers.29 .. model.layers.31)' in words."""
+    if len(layers) == total:
+        return "all of it"
+    names = layers[0] if len(layers) == 1 else f"{layers[0]} .. {layers[-1]}"
+    return f"the KV cache of {len(layers)} of {total} layers ({names})"
+
+
 def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: bool = True):
     """Check ``graph``'s footprint on the nodes of each stage (``stage_nodes``: stage -> node
     names, ``devices``: node -> Device) and apply the module's policy. Returns ``(graph, report)``:
@@ -166,6 +192,7 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
     fps = stage_footprints(graph)
     model = str(graph.meta.get("model") or graph.name or "the workload")
     kv_moves: dict[int, str] = {}
+    kv_layer_moves: dict[str, str] = {}
     weight_moves: dict[str, str] = {}
     reports: dict[str, DeviceMemory] = {}
     warnings: list[str] = []
@@ -179,6 +206,7 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
         required = sum(need.values())
         where = f"{', '.join(nodes) if len(nodes) <= 2 else f'{nodes[0]}..{nodes[-1]}'} ({dev.id}, stage {stage})"
         spilled: dict[str, float] = {}
+        spilled_layers: list[str] = []
         tier = None
         if required > cap:
             parts = ", ".join(f"{_role_name(r)} {_gb(v)}" for r, v in need.items() if v)
@@ -195,10 +223,15 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
                 raise InputError(f"{head}: state and activations alone ({_gb(fixed)}) exceed it"
                                  + _advice(model), path="memory")
             tier = lower[0]
-            if need["kv_cache"]:
+            room = cap - fixed - need["weights"]
+            if need["kv_cache"] and room >= 0:
+                layers = _overflowing_layers(fp, need["kv_cache"] - room)
+                kv_layer_moves.update(dict.fromkeys(layers, tier.placement))
+                spilled["kv_cache"] = sum(fp.kv_layers[k][0] for k in layers)
+                spilled_layers = layers
+            elif need["kv_cache"]:
                 kv_moves[stage] = tier.placement
                 spilled["kv_cache"] = need["kv_cache"]
-            room = cap - fixed - need["weights"]
             if room < 0:
                 moved = 0.0
                 for name, (nbytes, p) in reversed(fp.weights.items()):
@@ -221,8 +254,11 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
                                 + (f" and the KV cache {_gb(spilled['kv_cache'])}" if "kv_cache" in spilled else "")
                                 + f" placed in {_tier_name(tier)}")
             else:
+                n_layers = sum(1 for b, p in fp.kv_layers.values() if p == "device")
                 warnings.append(f"{where}: KV cache {_gb(need['kv_cache'])} does not fit in {level} "
-                                f"({_gb(cap)}, weights {_gb(need['weights'])}): placed in {_tier_name(tier)}")
+                                f"({_gb(cap)}, weights {_gb(need['weights'])}): "
+                                f"{_layer_span(spilled_layers, n_layers)} ({_gb(spilled['kv_cache'])}) "
+                                f"placed in {_tier_name(tier)}")
         resident = dict(need)
         for role, nbytes in spilled.items():
             resident[role] -= nbytes
@@ -240,9 +276,9 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
             reports[n] = DeviceMemory(n, d.id, stage, d.main_memory, d.memory[d.main_memory].capacity_bytes,
                                       {r: resident[r] for r in ROLES}, required,
                                       required <= d.memory[d.main_memory].capacity_bytes,
-                                      dict(spilled), tier, offloaded)
-    if kv_moves or weight_moves:
-        graph = with_placements(graph, kv=kv_moves, weights=weight_moves)
+                                      dict(spilled), tier, offloaded, list(spilled_layers))
+    if kv_moves or weight_moves or kv_layer_moves:
+        graph = with_placements(graph, kv=kv_moves, weights=weight_moves, kv_layers=kv_layer_moves)
         graph.meta["spilled"] = {"kv_cache": {str(s): p for s, p in kv_moves.items()},
-                                 "weights": len(weight_moves)}
+                                 "kv_layers": len(kv_layer_moves), "weights": len(weight_moves)}
     return graph, MemoryReport(reports, warnings)

@@ -37,14 +37,17 @@ class Footprint:
     """Bytes one accelerator of pipeline stage ``stage`` holds, by role and placement.
 
     ``weights``: parameter name -> (bytes, placement), in the order the graph first reads them;
-    ``kv_cache`` / ``state``: placement -> bytes; ``activations_bytes``: the peak live activation
-    set (on the device), reached in operator ``activations_op``.
+    ``kv_cache`` / ``state``: placement -> bytes; ``kv_layers``: cache key (the attention
+    operator's parameter prefix, one per layer) -> (bytes, placement), in layer order;
+    ``activations_bytes``: the peak live activation set (on the device), reached in operator
+    ``activations_op``.
     """
 
     stage: int
     weights: dict[str, tuple[float, str]] = field(default_factory=dict)
     kv_cache: dict[str, float] = field(default_factory=dict)
     state: dict[str, float] = field(default_factory=dict)
+    kv_layers: dict[str, tuple[float, str]] = field(default_factory=dict)
     activations_bytes: float = 0.0
     activations_op: str | None = None
 
@@ -104,7 +107,14 @@ def stage_footprints(graph: Graph) -> list[Footprint]:
             where = _cache_placement(op, role)
             bucket = fp.kv_cache if role == "kv" else fp.state
             bucket[where] = bucket.get(where, 0.0) + nbytes * micro
+            if role == "kv":
+                fp.kv_layers[cache_key(op)] = (nbytes * micro, where)
     return out
+
+
+def cache_key(op) -> str:
+    """The key of the cache ``op`` extends (one per layer; a draft's steps over a layer share it)."""
+    return op.param_prefix or op.name
 
 
 def _dtype_bytes(op) -> float:
@@ -114,19 +124,20 @@ def _dtype_bytes(op) -> float:
 
 
 def with_placements(graph: Graph, *, kv: dict[int, str] | None = None,
-                    weights: dict[str, str] | None = None) -> Graph:
-    """A copy of ``graph`` with its KV cache of stage ``s`` placed at ``kv[s]`` and each weight named
+                    weights: dict[str, str] | None = None, kv_layers: dict[str, str] | None = None) -> Graph:
+    """A copy of ``graph`` with its KV cache of stage ``s`` placed at ``kv[s]``, the KV cache of each
+    layer named in ``kv_layers`` (by :func:`cache_key`) placed there, and each weight named
     in ``weights`` placed there (the same placement on every operator that reads it). Operators
     with a ``kv_placement`` / ``weight_placement`` field get it updated (``weight_placement``
     when the operator's ``.weight`` parameter moves); ``meta["kv_placement"]`` records the KV
     placement when it is the same for every stage. The input graph is unchanged."""
-    kv, weights = dict(kv or {}), dict(weights or {})
-    for where in (*kv.values(), *weights.values()):
+    kv, weights, kv_layers = dict(kv or {}), dict(weights or {}), dict(kv_layers or {})
+    for where in (*kv.values(), *weights.values(), *kv_layers.values()):
         if where not in PLACEMENTS:
             raise ValueError(f"unknown placement {where!r}")
     new = Graph(graph.name, meta=dict(graph.meta))
     for op in graph.ops:
-        kv_to = kv.get(op.stage)
+        kv_to = kv_layers.get(cache_key(op), kv.get(op.stage))
 
         def moved(t, kv_to=kv_to):
             if t.role == "kv" and kv_to is not None:
