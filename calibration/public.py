@@ -112,22 +112,27 @@ def _device_of(ref: str):
     return hw, 1
 
 
-def _time(op, device) -> float:
+def _time(op, device, regimes: list | None = None) -> float:
+    """The modelled time of ``op`` alone on ``device``; its regime is appended to ``regimes``."""
     from roofline.costs import cost
 
-    return cost(op, device).time_s
+    d = cost(op, device)
+    if regimes is not None:
+        regimes.append(d.regime)
+    return d.time_s
 
 
-def _matmul(row, device, n_dev):
+def _matmul(row, device, n_dev, regimes=None):
     from workloads.operators import MatMul
 
     dims = dict(re.findall(r"([MNK])=(\d+)", row["workload"]))
     m, n, k = (int(dims[x]) for x in "MNK")
-    t = _time(MatMul(name="gemm", m=m, n=n, k=k, dtype=row["dtype"], b_role="activation"), device)
+    t = _time(MatMul(name="gemm", m=m, n=n, k=k, dtype=row["dtype"], b_role="activation"), device,
+              regimes)
     return {"throughput": 2.0 * m * n * k / t, "latency": t}[row["metric"]]
 
 
-def _gelu(row, device, n_dev):
+def _gelu(row, device, n_dev, regimes=None):
     from workloads.operators import Elementwise
 
     from .npmodel import GELU_VECTOR_FLOPS
@@ -136,10 +141,10 @@ def _gelu(row, device, n_dev):
     numel = int(base) ** int(exp)
     op = Elementwise(name="gelu", numel=numel, flops_per_element=GELU_VECTOR_FLOPS, special=True,
                      dtype=row["dtype"])
-    return numel / _time(op, device)
+    return numel / _time(op, device, regimes)
 
 
-def _stream(row, device, n_dev):
+def _stream(row, device, n_dev, regimes=None):
     from workloads.operators import Elementwise
     from workloads.tensors import Tensor
 
@@ -148,10 +153,10 @@ def _stream(row, device, n_dev):
         op = Elementwise(name="triad", numel=n, flops_per_element=2.0, operands=2, dtype=dt)
     else:  # read: every element loaded once, nothing written
         op = Elementwise(name="read", numel=n, inputs=[Tensor("read.in", (n,), dt)], outputs=[], dtype=dt)
-    return op.bytes_total / _time(op, device)
+    return op.bytes_total / _time(op, device, regimes)
 
 
-def _attention(row, device, n_dev):
+def _attention(row, device, n_dev, regimes=None):
     """An attention kernel alone (FlashAttention benchmarks): latency, or TFLOP/s as those
     benchmarks count them, 4 x B x H x Q x KV x D, halved when causal. The operator also writes
     the new K/V as a cache append, a small overcount for a standalone kernel."""
@@ -161,21 +166,21 @@ def _attention(row, device, n_dev):
     causal = not re.search(r"non-causal", row["workload"])
     op = Attention(name="attention", batch=dims["B"], heads=dims["H"], kv_heads=dims["KVH"], q_len=dims["Q"],
                    kv_len=dims["KV"], head_dim=dims["D"], causal=causal, dtype=row["dtype"])
-    t = _time(op, device)
+    t = _time(op, device, regimes)
     counted = 4.0 * dims["B"] * dims["H"] * dims["Q"] * dims["KV"] * dims["D"] * (0.5 if causal else 1.0)
     return {"throughput": counted / t, "latency": t}[row["metric"]]
 
 
-def _latency(row, device, n_dev):
+def _latency(row, device, n_dev, regimes=None):
     from workloads.operators import Elementwise
     from workloads.tensors import Tensor
 
     # one dependent 8-byte load: the model's time for it, less the kernel launch it does not pay
     op = Elementwise(name="load", numel=1, inputs=[Tensor("load.in", (1,), "fp64")], outputs=[], dtype="fp64")
-    return _time(op, device) - device.launch_overhead_s
+    return _time(op, device, regimes) - device.launch_overhead_s
 
 
-def _collective(row, device, n_dev):
+def _collective(row, device, n_dev, regimes=None):
     from roofline.collectives import bus_factor
     from workloads.operators import Collective
 
@@ -185,12 +190,12 @@ def _collective(row, device, n_dev):
         op = Collective(name="ar", collective="all_reduce", payload_bytes=size, group_size=n_dev)
         if "ring" in wl:
             op.algorithm = "ring"  # the row measured with NVLS off
-        algbw = size / _time(op, device)
+        algbw = size / _time(op, device, regimes)
         return algbw * bus_factor(op.collective, n_dev)  # nccl-tests' bus bandwidth
     size = float(ASSUMED["copy_bytes"])
     op = Collective(name="d2d", collective="send_recv", payload_bytes=size, group="pp", group_size=2,
                     peer_stage=1)
-    return size / _time(op, device)
+    return size / _time(op, device, regimes)
 
 
 OPERATOR_ROWS: list[tuple[str, Callable]] = [
@@ -203,15 +208,17 @@ OPERATOR_ROWS: list[tuple[str, Callable]] = [
 ]
 
 
-def predict_row(row: dict) -> tuple[float | None, str]:
-    """(predicted value in the row's unit, note) for one public row."""
+def predict_row(row: dict, regimes: list | None = None) -> tuple[float | None, str]:
+    """(predicted value in the row's unit, note) for one public row; the regime of the
+    prediction (compute-, memory- or overhead-bound) is appended to ``regimes`` when given."""
+    regimes = [] if regimes is None else regimes
     if row["metric"] in NOT_PREDICTED_YET:
         return None, NOT_PREDICTED_YET[row["metric"]]
     for pattern, fn in OPERATOR_ROWS:
         if re.search(pattern, row["workload"]):
             try:
                 device, n_dev = _device_of(row["hardware"])
-                value_si = fn(row, device, n_dev)
+                value_si = fn(row, device, n_dev, regimes)
             except InputError as err:
                 return None, f"not predicted: {err.problems[0].message}"
             return value_si / UNIT_SCALE[row["unit"]], "roofline.cost"
@@ -220,9 +227,9 @@ def predict_row(row: dict) -> tuple[float | None, str]:
     simulated, convert = DERIVED_LLM_METRICS.get(row["metric"], (None, None))
     try:
         if simulated is None:
-            value = predict_public_row(row)
+            value = predict_public_row(row, regimes)
         else:
-            ms = predict_public_row({**row, "metric": simulated, "unit": "ms"})
+            ms = predict_public_row({**row, "metric": simulated, "unit": "ms"}, regimes)
             value = None if ms is None else convert(row, ms)
     except InputError as err:
         return None, f"not predicted: {err.problems[0].message}"
@@ -247,7 +254,8 @@ def validate_public(rows: list[dict] | None = None) -> list[dict]:
     for row in rows if rows is not None else load_rows():
         source = _resolve_source(row["source"], last_source)
         last_source = source
-        predicted, how = predict_row(row)
+        regimes: list[str] = []
+        predicted, how = predict_row(row, regimes)
         measured = float(row["value"])
         role = "fit" if row["id"] in FIT_ROWS else (row.get("role") or "held-out")
         out.append({"section": "public", "name": row["id"], "family": row["metric"], "role": role,
@@ -255,6 +263,7 @@ def validate_public(rows: list[dict] | None = None) -> list[dict]:
                     "hardware": row["hardware"], "workload": row["workload"], "dtype": row["dtype"],
                     "measured": measured, "predicted": predicted, "unit": row["unit"],
                     "error": rel_error(predicted, measured), "how": how, "source": source,
+                    "regime": regimes[-1] if regimes and predicted is not None else None,
                     "framework": row["framework"]})
     return out
 

@@ -13,6 +13,12 @@ from .cli_workload import add_workload_arguments, workload_from_args
 from .output import format_fields, format_table, print_json, warn
 
 
+def _runtime_names() -> list[str]:
+    from hwmodels.runtime import RUNTIMES
+
+    return RUNTIMES.names()
+
+
 def register(subparsers) -> None:
     """Add ``simulate``."""
     p = subparsers.add_parser("simulate", help="simulate a workload over hardware in time (contention, "
@@ -26,6 +32,10 @@ def register(subparsers) -> None:
     p.add_argument("--no-spill", dest="spill", action="store_false",
                    help="fail (exit 2) when the workload does not fit in device memory, instead of placing "
                         "the KV cache / weights that overflow in host or CXL memory")
+    p.add_argument("--runtime", default="none", metavar="NAME|FILE",
+                   help="the inference engine around the kernels (launch costs, CUDA graphs, unfused kernels, "
+                        "per-step CPU work and sync), a bundled profile or a YAML file: "
+                        + ", ".join(_runtime_names()) + " (default none: the kernels alone)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jitter", type=float, default=0.0,
                    help="relative spread of each operator's work (stragglers), seeded")
@@ -94,13 +104,16 @@ def cmd_simulate(args) -> int:
         raise InputError("--top must be >= 0", path="top")
     graph, hardware = load_inputs(args)
     res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm,
-                   spill=args.spill)
+                   spill=args.spill, runtime=args.runtime)
     for message in res.memory.warnings:
         warn(message)
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:
         res.plot().savefig(args.plot)
+    for dev, cap in res.power_cap.items():
+        warn(f"{dev}: would draw {cap['uncapped_power_w']:.0f} W, above its TDP {res.tdp_w[dev]:.0f} W: clock "
+             f"capped at {cap['clock_fraction']:.0%} (compute slowed to stay at the power limit)")
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
     if args.format == "json":
@@ -117,6 +130,7 @@ def render(res, top: int = 10) -> str:
             ("hardware", f"{meta['system']} ({meta['devices']} accelerator(s); tp={meta.get('tp', 1)} "
                          f"pp={meta.get('pp', 1)} ep={meta.get('ep', 1)}"
                          + (f" dp={meta['dp']}" if meta.get("dp", 1) > 1 else "") + ")"),
+            ("runtime", res.runtime + (" (CUDA graph)" if meta.get("cuda_graph") else "")),
             ("latency", f"{format_quantity(res.latency_s, 'time')} ({figures(res)['latency_s']})")]
     head += _token_lines(res)
     head += [("energy", f"{res.energy_j:.4g} J (idle {res.static_energy_j:.4g}, active baseline "
@@ -130,6 +144,7 @@ def render(res, top: int = 10) -> str:
     lines = [format_fields(head)]
     power = [{"device": d, "avg_power_w": p, "tdp_w": res.tdp_w[d],
               "over_tdp": "YES" if d in res.over_tdp else "",
+              "clock": f"{res.power_cap[d]['clock_fraction']:.0%} (power cap)" if d in res.power_cap else "",
               **{k: f"{u:.1%}" for k, u in sorted(res.utilisation.get(d, {}).items())
                  if k.split(":")[0] in ("compute", "memory") and u > 0.005}}
              for d, p in res.avg_power_w.items()]

@@ -146,6 +146,10 @@ def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, s
             raise InputError(f"device '{getattr(device, 'id', device)}' has no compute engines; an "
                              "operator runs on a gpu, npu, fpga or cpu", path="hw")
         d = COSTS.get(op.kind, cost_streaming)(op, device)
+        launch = getattr(op, "launch_s", None)
+        if launch is not None and op.kind != "runtime":
+            # the runtime's launch cost for this kernel replaces the device's (part of the signature)
+            d.fixed_s = max(d.fixed_s - device.launch_overhead_s, 0.0) + float(launch)
         entry = (d, d.time_s, d.bound)
         if key is not None:
             if len(memo) >= MEMO_LIMIT:
@@ -382,6 +386,13 @@ def cost_matmul(op, device) -> Demands:
               a=_tensor_operand(a_t), bm=_tensor_operand(b_t), c=_tensor_operand(out),
               others=[_tensor_operand(t) for t in op.inputs[2:]])
     return b.build()
+
+
+@register_cost("runtime")
+def cost_runtime(op, device) -> Demands:
+    """Host work of a runtime around the kernels (:class:`~workloads.operators.RuntimeWork`): its
+    ``host_s`` as a fixed latency, no device resource, no launch, no dynamic energy."""
+    return Demands(op.name, {}, {}, float(op.host_s), 0.0, op.kind)
 
 
 @register_cost("conv2d")

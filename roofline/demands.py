@@ -68,6 +68,12 @@ class Demands:
         return key if times[key] >= self.fixed_s else LATENCY_BOUND
 
     @property
+    def regime(self) -> str:
+        """``compute-bound``, ``memory-bound`` (a memory level or link) or ``overhead-bound``
+        (fixed time): the class of :attr:`bound` (:func:`regime_of`)."""
+        return regime_of({self.bound: 1.0})
+
+    @property
     def flops(self) -> float:
         """All FLOPs of the operator, over every engine."""
         return sum(v for k, v in self.work.items() if k.startswith("compute:"))
@@ -118,3 +124,17 @@ class Demands:
                 "fixed_s": self.fixed_s, "energy_j": self.energy_j, "work": dict(self.work),
                 "rates": dict(self.rates), "times_s": self.times(),
                 "flops_by_dtype": dict(self.flops_by_dtype)}
+
+
+REGIMES = ("compute-bound", "memory-bound", "overhead-bound")
+
+
+def regime_of(seconds: dict[str, float]) -> str:
+    """The regime of a time split by resource key (``compute:*``, ``memory:*``, ``link:*``, and
+    ``latency`` for fixed times): the one of :data:`REGIMES` owning the most seconds (bytes
+    moved over a link count as memory-bound; ties go to the first)."""
+    owned = dict.fromkeys(REGIMES, 0.0)
+    for key, t in seconds.items():
+        owned["compute-bound" if key.startswith("compute:") else
+              "overhead-bound" if key == LATENCY_BOUND else "memory-bound"] += t
+    return max(REGIMES, key=owned.__getitem__)

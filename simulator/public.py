@@ -14,7 +14,10 @@ How a metric maps to simulated steps:
   the mean context (a decode step's time is affine in the context, so the mean step is exact).
 * ``energy_per_output_token``: the decode step's energy (idle + active baseline + dynamic) over its tokens.
 
-Sizes the sources do not state are fixed a priori in :data:`ASSUMED`, with where they come from.
+Each step runs under the runtime profile its row's ``framework`` names (:func:`runtime_of`:
+TensorRT-LLM -> ``trtllm``, SGLang -> ``sglang``, vLLM -> ``vllm-v0.6`` or ``vllm-v1`` by version,
+anything else -> ``none``). Sizes the sources do not state are fixed a priori in :data:`ASSUMED`,
+with where they come from.
 """
 
 from __future__ import annotations
@@ -31,6 +34,21 @@ ASSUMED = {
     # (stated on the batch-8 row; the batch-256 row is the same dataset).
     "chat_output_tokens": 388.7,
 }
+
+# The runtime profile (hwmodels/runtimes) each row's ``framework`` column names, first match wins;
+# a framework without a profile (llama.cpp, bare kernels) runs with ``none``.
+FRAMEWORK_RUNTIMES = ((r"TensorRT-LLM|trtllm", "trtllm"), (r"SGLang", "sglang"),
+                      (r"vLLM (0\.[89]|0\.1\d|1\.)|vLLM v1", "vllm-v1"), (r"vLLM", "vllm-v0.6"))
+
+
+def runtime_of(row: dict) -> str:
+    """The runtime profile a public row ran under, from its ``framework`` column."""
+    framework = row.get("framework") or ""
+    for pattern, name in FRAMEWORK_RUNTIMES:
+        if re.search(pattern, framework):
+            return name
+    return "none"
+
 
 UNITS = {"ms": 1e-3, "s": 1.0, "tok/s": 1.0, "J/tok": 1.0}
 LLM_METRICS = ("time_to_first_token", "median_inter_token_latency", "output_throughput",
@@ -95,18 +113,21 @@ def simulate_row(row: dict):
         # unless the source says otherwise (TensorRT-LLM's fp8 recipe quantizes GEMMs only).
         knobs = {"dtype": dtype, "weight_dtype": dtype, "kv_dtype": "bf16", "tp": tp}
     prompt, output = _lengths(row)
+    runtime = runtime_of(row)
     steps = {}
     if metric in ("time_to_first_token", "output_throughput"):
-        steps["prefill"] = simulate(build_llm(model, "prefill", batch=batch, prompt_len=prompt, **knobs), hw)
+        steps["prefill"] = simulate(build_llm(model, "prefill", batch=batch, prompt_len=prompt, **knobs), hw,
+                                    runtime=runtime)
     if metric != "time_to_first_token":
         context = max(1, round(prompt + output / 2))
         steps["decode"] = simulate(build_llm(model, "decode", batch=batch, prompt_len=prompt, context=context,
-                                             **knobs), hw)
+                                             **knobs), hw, runtime=runtime)
     return steps, output
 
 
-def predict_public_row(row: dict) -> float | None:
-    """The predicted value of an LLM row of the public CSV in the row's unit (None otherwise)."""
+def predict_public_row(row: dict, regimes: list | None = None) -> float | None:
+    """The predicted value of an LLM row of the public CSV in the row's unit (None otherwise);
+    the regime of the step the metric rests on is appended to ``regimes`` when given."""
     metric = row.get("metric", "")
     if metric not in LLM_METRICS:
         return None
@@ -114,6 +135,8 @@ def predict_public_row(row: dict) -> float | None:
     if unit not in UNITS:
         raise InputError(f"unexpected unit '{unit}' for {metric}", path="unit")
     steps, output = simulate_row(row)
+    if regimes is not None:
+        regimes.append((steps.get("decode") or steps["prefill"]).regime)
     batch = _int(row, "batch") or 1
     if metric == "time_to_first_token":
         value = steps["prefill"].latency_s

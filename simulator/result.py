@@ -59,6 +59,8 @@ class SimResult:
     events: int
     meta: dict = field(default_factory=dict)
     memory: object = None   # simulator.memory.MemoryReport: footprint, capacity and spills per device
+    runtime: str = "none"   # the runtime profile the step ran under (hwmodels.runtime)
+    power_cap: dict = field(default_factory=dict)   # node -> clock_fraction, uncapped_power_w (capped devices)
     _plan: object = field(default=None, repr=False)
     _infos: list = field(default_factory=list, repr=False)
     _sensitivity: dict | None = field(default=None, repr=False)
@@ -66,7 +68,7 @@ class SimResult:
 
     # ------------------------------------------------------------------ building
     @classmethod
-    def build(cls, plan, res, infos, *, seed: int, jitter: float, scale: dict) -> SimResult:
+    def build(cls, plan, res, infos, *, seed: int, jitter: float, scale: dict, clock: dict | None = None) -> SimResult:
         makespan = res.makespan_s
         system = plan.system
         # Energy per device: idle (static) power x makespan, + the active baseline above idle x the
@@ -112,11 +114,29 @@ class SimResult:
             meta={**meta, "system": system.id, "seed": seed, "jitter": jitter, "scale": scale,
                   "devices": len(used)},
             _plan=plan, _infos=infos,
-            _run={"seed": seed, "jitter": jitter, "scale": scale,
-                  "spans": list(zip(res.start_s, res.end_s, res.flow_start_s)), "busy": busy_spans})
+            _run={"seed": seed, "jitter": jitter, "scale": scale, "clock": dict(clock or {}),
+                  "spans": list(zip(res.start_s, res.end_s, res.flow_start_s)), "busy": busy_spans,
+                  "dynamic": dyn})
         return out
 
     # ------------------------------------------------------------------ derived
+    @property
+    def regime(self) -> str:
+        """``compute-bound``, ``memory-bound`` or ``overhead-bound``: the class of resources owning
+        most of the critical path (:func:`roofline.demands.regime_of`)."""
+        from roofline.demands import regime_of
+
+        return regime_of(_owners(self.critical_path))
+
+    @property
+    def used_nodes(self) -> list[str]:
+        """The accelerators the workload ran on."""
+        return list(self.avg_power_w)
+
+    def dynamic_w(self, node: str) -> float:
+        """``node``'s dynamic energy (per FLOP and byte) over the makespan, in W."""
+        return self._run["dynamic"][node] / self.latency_s if self.latency_s > 0 else 0.0
+
     @property
     def energy_breakdown_j(self) -> dict[str, float]:
         """Energy (J) by cause: ``idle`` (static power x makespan on every device), ``active``
@@ -144,19 +164,31 @@ class SimResult:
     def sensitivity(self) -> dict[str, dict]:
         """Makespan if each resource owning most of the critical path were 2x faster
         (re-simulated on every device and link of that kind, with the same seed); ``latency``
-        stands for every fixed time (kernel launches, link latencies) halved."""
+        stands for every fixed time (kernel launches, link latencies) halved.
+
+        Resources in series form paths: a memory tier behind a link (host memory over PCIe, a
+        CXL expander over its link) is only as fast as the slower of the two, so doubling one
+        alone gains little. Each path with a member among those resources is tried too, both
+        members doubled (key ``memory:host+link:pcie``, ``resources`` its members). Entries are
+        ranked by the makespan they give, shortest first: the first names what to make faster."""
         if self._sensitivity is None:
             owners = _owners(self.critical_path)
             top = sorted(owners, key=owners.get, reverse=True)[:SENSITIVITY_TOP]
+            trials = {key: (key,) for key in top}
+            for name, members in tier_paths(self._plan).items():
+                if any(m in trials for m in members):
+                    trials[name] = members
             out = {}
-            for key in top:
+            for name, members in trials.items():
                 scale = dict(self._run["scale"])
-                scale[key] = scale.get(key, 1.0) * 2.0
-                res, _ = self._plan.play(scale, self._run["seed"], self._run["jitter"])
-                out[key] = {"latency_s": res.makespan_s,
-                            "change": res.makespan_s / self.latency_s - 1.0 if self.latency_s else 0.0,
-                            "critical_path_share": owners[key] / self.latency_s if self.latency_s else 0.0}
-            self._sensitivity = out
+                for key in members:
+                    scale[key] = scale.get(key, 1.0) * 2.0
+                res, _ = self._plan.play(scale, self._run["seed"], self._run["jitter"], clock=self._run["clock"])
+                share = sum(owners.get(k, 0.0) for k in members)
+                out[name] = {"latency_s": res.makespan_s, "resources": list(members),
+                             "change": res.makespan_s / self.latency_s - 1.0 if self.latency_s else 0.0,
+                             "critical_path_share": share / self.latency_s if self.latency_s else 0.0}
+            self._sensitivity = dict(sorted(out.items(), key=lambda kv: kv[1]["latency_s"]))
         return self._sensitivity
 
     def to_frame(self) -> pd.DataFrame:
@@ -173,6 +205,7 @@ class SimResult:
             "energy_breakdown_j": self.energy_breakdown_j, "busy_s": self.busy_s,
             "energy_per_token_j": self.energy_per_token_j,
             "avg_power_w": self.avg_power_w, "tdp_w": self.tdp_w, "over_tdp": self.over_tdp,
+            "power_cap": self.power_cap, "regime": self.regime,
             "bottleneck": self.bottleneck,
         }
 
@@ -185,6 +218,7 @@ class SimResult:
             "sensitivity": self.sensitivity,
             "events": self.events,
             "memory": self.memory.to_dict() if self.memory is not None else None,
+            "runtime": self.runtime,
             "meta": self.meta,
         }
         if timeline:
@@ -306,7 +340,8 @@ class SimResult:
 def _busy_intervals(res, infos, nodes) -> dict[str, list[tuple[float, float]]]:
     """Per node, the disjoint sorted intervals during which it runs any operator (a collective
     counts on every member it holds): the union of the operators' [start, end] spans, launch
-    overhead included (clocks stay up across back-to-back kernels)."""
+    overhead included (clocks stay up across back-to-back kernels, and across a runtime's host
+    work between them: a millisecond is far shorter than a GPU's clock governor reacts)."""
     spans: dict[str, list[tuple[float, float]]] = {n: [] for n in nodes}
     for i, info in enumerate(infos):
         a, b = res.start_s[i], res.end_s[i]
@@ -384,6 +419,20 @@ def _critical_path(res, infos) -> list[dict]:
     for row in rows:
         row["share"] = row["time_s"] / makespan if makespan > 0 else 0.0
     return rows
+
+
+def tier_paths(plan) -> dict[str, tuple[str, ...]]:
+    """The resource paths of the devices ``plan`` uses: each lower memory tier (host, CXL) with the
+    link in front of it, as ``{"memory:host+link:pcie": ("memory:host", "link:pcie")}``."""
+    from .memory import tiers
+
+    out: dict[str, tuple[str, ...]] = {}
+    for node in plan.used_nodes():
+        for tier in tiers(plan.device(node)):
+            if tier.link:
+                members = (f"memory:{tier.level}", f"link:{tier.link}")
+                out["+".join(members)] = members
+    return out
 
 
 def _owners(path: list[dict]) -> dict[str, float]:

@@ -37,8 +37,8 @@ from hwmodels.errors import InputError, unknown_name
 from .engine import FluidEngine
 from .topology import Topology, group_members, link_kind_of, peer_pattern
 
-STREAM_OF_KIND = {"collective": "comm", "memcopy": "copy"}
-STREAMS = ("compute", "comm", "copy")
+STREAM_OF_KIND = {"collective": "comm", "memcopy": "copy", "runtime": "host"}
+STREAMS = ("compute", "comm", "copy", "host")
 
 
 @dataclass(frozen=True)
@@ -211,11 +211,14 @@ class Plan:
         return out
 
     # ------------------------------------------------------------------ building and playing
-    def play(self, scale: Mapping[str, float] | None = None, seed: int = 0, jitter: float = 0.0):
+    def play(self, scale: Mapping[str, float] | None = None, seed: int = 0, jitter: float = 0.0,
+             clock: Mapping[str, float] | None = None):
         """Build the engine tasks and run them. ``scale`` multiplies the rate of resource keys
         (``"memory:hbm"``, ``"compute:tensor"``, ``"link:nvlink"``) on every device and link, and
         ``"latency"`` divides every fixed time (launch overheads, latencies);
-        ``jitter`` (relative standard deviation) perturbs each task's work, seeded."""
+        ``jitter`` (relative standard deviation) perturbs each task's work, seeded; ``clock``
+        (node -> fraction of the nominal clock, from a power cap) scales that node's compute rates."""
+        clock = dict(clock or {})
         scale = dict(scale or {})
         for k, v in scale.items():
             if not (v > 0 and math.isfinite(v)):
@@ -237,10 +240,12 @@ class Plan:
 
         def local_work(node: str, d, skip_links: bool = False) -> dict[str, float]:
             out = {}
+            slow = clock.get(node, 1.0)
             for k, w in d.work.items():
                 if w <= 0 or (skip_links and k.startswith("link:")):
                     continue
-                out[res(f"{node}|{k}")] = w / (d.rates[k] * scale.get(k, 1.0))
+                rate = d.rates[k] * scale.get(k, 1.0) * (slow if k.startswith("compute:") else 1.0)
+                out[res(f"{node}|{k}")] = w / rate
             return out
 
         def noise() -> float:
@@ -314,9 +319,51 @@ class Plan:
         return result, infos
 
 
+POWER_CAP_ROUNDS = 30       # clock updates at most (each replays the plan); converges in a few
+POWER_CAP_TOLERANCE = 1e-3  # a capped device's average power within 0.1% above its TDP
+
+
+def _capped(plan, result, seed: int, jitter: float, scale: dict):
+    """``result`` with every device whose average power exceeds its TDP slowed to draw it.
+
+    A device at its power limit lowers its clock (DVFS): its compute engines run at a fraction
+    ``c`` of their rate, its memory and links do not. The energy of the work stays what the cost
+    model says; the time grows, so static and active power spread over a longer step and the
+    dynamic power falls. ``c`` solves average power = TDP, found by the update
+    ``c <- c x (tdp - base) / dynamic`` (``base``: static plus active power over the step, exact
+    when the device is compute-bound) until it holds. A device whose static and active power
+    alone exceed its TDP cannot be helped by its clock and stays flagged in ``over_tdp``.
+    """
+    from .result import SimResult
+
+    clock: dict[str, float] = {}
+    uncapped = {n: result.avg_power_w[n] for n in result.over_tdp}
+    for _ in range(POWER_CAP_ROUNDS):
+        moved = False
+        for n in result.used_nodes:
+            tdp, power = result.tdp_w[n], result.avg_power_w[n]
+            if not tdp or (power <= tdp * (1 + POWER_CAP_TOLERANCE) and (n not in clock or power >= tdp * 0.99)):
+                continue
+            dyn = result.dynamic_w(n)
+            base = power - dyn
+            if base >= tdp or dyn <= 0:
+                continue
+            clock[n] = min(1.0, clock.get(n, 1.0) * (tdp - base) / dyn)
+            moved = True
+        if not moved:
+            break
+        engine_result, infos = plan.play(scale, seed, jitter, clock=clock)
+        result = SimResult.build(plan, engine_result, infos, seed=seed, jitter=jitter, scale=scale, clock=clock)
+    result.power_cap = {n: {"clock_fraction": c, "uncapped_power_w": uncapped.get(n)} for n, c in clock.items()
+                        if c < 1.0}
+    result.over_tdp = [n for n in result.over_tdp
+                       if n not in result.power_cap or result.avg_power_w[n] > result.tdp_w[n] * (1 + POWER_CAP_TOLERANCE)]
+    return result
+
+
 def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapping[str, float] | None = None,
              algorithm: str | None = None, merge_steps: bool = True, cost_fn: Callable | None = None,
-             spill: bool = True):
+             spill: bool = True, runtime=None, power_cap: bool = True):
     """Play ``graph`` over ``hardware`` (a Device, a System, or a catalog id / YAML path).
 
     ``seed`` and ``jitter`` (relative spread of each operator's work, 0 = none) make runs with
@@ -329,13 +376,27 @@ def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapp
     main memory spills to its host or CXL tier (``SimResult.memory`` says what went where, its
     ``warnings`` say it in words), or, with ``spill=False`` or no tier to spill to, the call
     raises :class:`~hwmodels.errors.InputError`.
+
+    ``runtime`` (a profile name such as ``vllm-v0.6``, a YAML file, or a
+    :class:`~hwmodels.runtime.RuntimeProfile`; default none) runs the step as that engine does
+    (:func:`workloads.runtime.with_runtime`: its launch costs, unfused kernels and host work
+    become operators the cost model prices; ``SimResult.runtime`` names it).
+
+    ``power_cap`` (default on): a device whose average power would exceed its TDP runs at a
+    lower clock instead (:func:`_capped`; ``SimResult.power_cap`` gives the clock fraction and
+    the power it would have drawn); off, such a device is only listed in ``over_tdp``.
     """
     from .result import SimResult
 
     if not (jitter >= 0 and math.isfinite(jitter)):
         raise InputError(f"jitter must be a finite non-negative number, got {jitter!r}", path="jitter")
+    from hwmodels.runtime import load_runtime
+    from workloads.runtime import with_runtime
+
     from .memory import place
 
+    profile = load_runtime(runtime)
+    graph = with_runtime(graph, profile)
     plan = Plan(graph, hardware, cost_fn=cost_fn, merge_steps=merge_steps, algorithm=algorithm)
     stage_nodes = {s: [plan.node(s, r) for r in range(plan.width)] for s in range(plan.pp)}
     placed, memory = place(graph, stage_nodes, plan.system.devices, spill=spill)
@@ -343,5 +404,8 @@ def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapp
         plan = Plan(placed, plan.system, cost_fn=cost_fn, merge_steps=merge_steps, algorithm=algorithm)
     engine_result, infos = plan.play(scale, seed, jitter)
     result = SimResult.build(plan, engine_result, infos, seed=seed, jitter=jitter, scale=dict(scale or {}))
+    if power_cap and result.over_tdp:
+        result = _capped(plan, result, seed, jitter, dict(scale or {}))
     result.memory = memory
+    result.runtime = profile.name
     return result

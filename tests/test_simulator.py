@@ -34,7 +34,9 @@ def one_op_graph(op, **meta):
 
 def test_one_operator_alone_takes_exactly_its_analytic_cost(h100):
     op = MatMul(name="mm", m=4096, n=8192, k=4096)
-    res = simulate(one_op_graph(op), h100)
+    # this GEMM runs above the default efficiency, so it would draw more than the TDP (whose
+    # per-FLOP energy assumes the default): without the power cap it takes its analytic time
+    res = simulate(one_op_graph(op), h100, power_cap=False)
     d = cost(op, h100)
     assert res.latency_s == pytest.approx(d.time_s, rel=1e-12)
     # Energy: the operator's dynamic energy, static power over the makespan, and the active
@@ -202,7 +204,8 @@ def _fixed_time(op, device, t_s=1e-3):
 
 @pytest.mark.parametrize("p,m", [(2, 1), (2, 4), (4, 4), (4, 8), (3, 5)])
 def test_pipeline_bubble_fraction(h100, p, m):
-    res = simulate(_stage_graph(p, m), h100, cost_fn=_fixed_time)
+    # 1 J per 1 ms op is 1000 W, above the TDP: the power cap is left out of this timing test
+    res = simulate(_stage_graph(p, m), h100, cost_fn=_fixed_time, power_cap=False)
     assert res.latency_s == pytest.approx((m + p - 1) * 1e-3)
     tl = res.timeline
     for _dev, part in tl.groupby("device"):
@@ -378,12 +381,20 @@ def _hot(op, device):
     return Demands(op.name, {"compute:tensor": 1e9}, {"compute:tensor": 1e12}, 0.0, 1.0, op.kind)
 
 
-def test_power_above_tdp_is_flagged_and_utilisation_is_exact(h100):
+def test_power_above_tdp_is_capped_and_utilisation_is_exact(h100):
     gpu = h100.with_overrides({"power.active": "300 W"})   # static 70 W, TDP 700 W
-    res = simulate(_stage_graph(1, 1), gpu, cost_fn=_hot)
+    res = simulate(_stage_graph(1, 1), gpu, cost_fn=_hot, power_cap=False)
     assert res.latency_s == pytest.approx(1e-3)
     assert res.avg_power_w["gpu0"] == pytest.approx(1000.0 + 300.0)   # busy all the time: active
     assert res.over_tdp == ["gpu0"]           # 1300 W > 700 W
+    # With the cap (the default) the clock drops to c where 1 J / (1 ms / c) + 300 W = 700 W:
+    # c = 0.4, the step takes 2.5 ms and draws the TDP; the energy of the work is the same
+    capped = simulate(_stage_graph(1, 1), gpu, cost_fn=_hot)
+    assert capped.power_cap["gpu0"]["clock_fraction"] == pytest.approx(0.4, rel=1e-3)
+    assert capped.power_cap["gpu0"]["uncapped_power_w"] == pytest.approx(1300.0)
+    assert capped.latency_s == pytest.approx(2.5e-3, rel=1e-3)
+    assert capped.avg_power_w["gpu0"] == pytest.approx(700.0, rel=1e-3) and capped.over_tdp == []
+    assert capped.dynamic_energy_j == pytest.approx(1.0)
     assert res.utilisation["gpu0"]["compute:tensor"] == pytest.approx(1.0)
     # Two pipeline stages of the same op in turn: each device is busy half of the 2 ms makespan,
     # 1 J / 2 ms = 500 W + 70 W static + (300 - 70) W x 1/2 busy = 685 W, under the TDP.

@@ -33,3 +33,19 @@ def test_kv_in_cxl_is_bounded_by_the_pcie_port(system):
     assert "memory:cxl" in set(in_cxl.timeline["resource"])
     assert in_cxl.utilisation["gpu0"]["memory:cxl"] > 0.5
     assert in_cxl.utilisation["gpu0"]["link:pcie"] > 0.5
+
+
+def test_sensitivity_names_the_path_a_memory_tier_and_its_link_form():
+    """KV cache on host memory behind PCIe: host memory owns the critical path, yet doubling it
+    alone gains little (PCIe then binds); doubling the path (both) nearly halves the step, and
+    the ranking puts the path first."""
+    res = simulate(build_llm("llama-2-7b", "decode", batch=64, context=4096, kv_placement="host"), "h100-sxm")
+    sens = res.sensitivity
+    path = "memory:host+link:pcie"
+    assert list(sens)[0] == path and sens[path]["resources"] == ["memory:host", "link:pcie"]
+    assert sens[path]["change"] < -0.45 and sens["memory:host"]["change"] > -0.10
+    both = simulate(build_llm("llama-2-7b", "decode", batch=64, context=4096, kv_placement="host"), "h100-sxm",
+                    scale={"memory:host": 2.0, "link:pcie": 2.0})
+    assert sens[path]["latency_s"] == pytest.approx(both.latency_s, rel=1e-12)
+    latencies = [v["latency_s"] for v in sens.values()]
+    assert latencies == sorted(latencies)

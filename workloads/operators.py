@@ -845,3 +845,25 @@ def make_operator(kind: str, **fields) -> Operator:
     if missing:
         raise InputError(f"{kind} needs field(s): {', '.join(missing)}", path=missing[0])
     return cls(**fields)
+
+
+RUNTIME_ACTIVITIES = ("step", "sync", "dispatch")
+
+
+@register_operator
+@dataclass(kw_only=True)
+class RuntimeWork(Operator):
+    """Work a runtime (inference engine) does around the kernels of a step, on the host:
+    ``activity`` ``step`` (scheduling, input preparation, sampling, detokenization), ``sync``
+    (waiting for the device at the end of the step) or ``dispatch`` (issuing kernels eagerly),
+    taking ``host_s`` seconds as the runtime profile says (:mod:`hwmodels.runtime`). No FLOPs and
+    no device bytes; the cost model charges ``host_s`` as a fixed latency."""
+
+    kind: ClassVar[str] = "runtime"
+    host_s: float = 0.0
+    activity: str = "step"
+
+    def check(self):
+        if not (self.host_s >= 0 and math.isfinite(self.host_s)):
+            raise InputError(f"host_s must be a finite time >= 0 s, got {self.host_s!r}", path="host_s")
+        self._choice("activity", RUNTIME_ACTIVITIES)

@@ -1,0 +1,164 @@
+"""What a runtime (an inference engine around the kernels) adds to every step, as data.
+
+The cost model prices kernels; a real engine also spends time around them, and that time is a
+property of the engine, not of the hardware or the model. A runtime profile
+(``hwmodels/runtimes/<name>.yaml``, or a user's file) says, per engine:
+
+* ``step_cpu`` / ``per_sequence_cpu``: CPU work per step (scheduling, preparing inputs, sampling,
+  detokenizing), fixed and per scheduled sequence; ``async_scheduling``: that work overlaps the
+  GPU work of the step (the step takes the longer of the two) instead of preceding it;
+* ``sync``: the host-device synchronisation at the end of a step (sampled tokens copied back);
+* ``launch`` / ``graph_launch``: the GPU-side cost of launching one kernel eagerly and inside a
+  CUDA graph (replacing the device's ``launch_overhead``), and ``graph_batch_sizes``: the decode
+  batch sizes the engine captures graphs for (prefill and larger batches run eagerly);
+  ``dispatch_cpu``: the host's time to issue one kernel eagerly (a Python framework's operator
+  dispatch), which runs ahead of the GPU and bounds the step only when the kernels are shorter;
+* ``unfused``: kernels the engine runs separately that the model graph would otherwise not
+  have (``fp8_quantize``: a quantize kernel in front of every fp8 GEMM's activation input);
+* for the serving simulator: ``runtime_reserve`` (device memory kept beyond weights, activations
+  and KV cache) and ``gpu_time_scale`` (measured / predicted GPU time of a run it was fitted on).
+
+Every figure carries its source or says it is an estimate, and ``fitted`` says what was fitted on
+which rows. :data:`RUNTIMES` is the registry of bundled profiles; ``none`` adds nothing (the bare
+kernels, the simulator's behaviour without a runtime). The profile is applied to a step graph
+by :func:`workloads.runtime.with_runtime` as operators the cost model prices.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from . import yamlio
+from .errors import InputError, did_you_mean
+from .registry import Registry
+from .units import parse_quantity
+
+RUNTIMES: Registry[str] = Registry("runtime profile")
+for _name, _help in (("none", "no runtime: the kernels alone at the device's launch overhead (default)"),
+                     ("vllm-v0.6", "vLLM 0.5/0.6 (V0 engine): Python scheduler, CUDA graphs for decode <= 256"),
+                     ("vllm-v1", "vLLM V1 engine (0.8+): persistent batch, CUDA graphs for decode <= 512"),
+                     ("trtllm", "TensorRT-LLM C++ runtime (gptSessionBenchmark / trtllm-bench)"),
+                     ("sglang", "SGLang 0.3/0.4: CUDA graphs for decode <= 160")):
+    RUNTIMES.register(_name, f"{_name}.yaml", help=_help)
+
+UNFUSED_KINDS = ("fp8_quantize",)
+TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
+FIELDS = (*TIME_FIELDS, "async_scheduling", "graph_batch_sizes", "unfused", "runtime_reserve", "gpu_time_scale")
+TEXT_FIELDS = ("name", "source", "fitted", "notes")
+
+
+@dataclass(frozen=True)
+class RuntimeProfile:
+    """A runtime profile (see the module docstring); times in seconds, ``None`` launch costs
+    leave the device's ``launch_overhead`` in place."""
+
+    name: str
+    step_cpu_s: float = 0.0
+    per_sequence_cpu_s: float = 0.0
+    async_scheduling: bool = False
+    sync_s: float = 0.0
+    launch_s: float | None = None
+    graph_launch_s: float | None = None
+    graph_batch_sizes: tuple[int, ...] = ()
+    dispatch_cpu_s: float = 0.0
+    unfused: tuple[str, ...] = ()
+    runtime_reserve_bytes: float = 0.0
+    gpu_time_scale: float = 1.0
+    source: str = ""
+    fitted: str = ""
+    notes: str = field(default="", compare=False)
+
+    @property
+    def is_none(self) -> bool:
+        """True when the profile adds nothing to a step."""
+        return self == RuntimeProfile(self.name, source=self.source, fitted=self.fitted, notes=self.notes)
+
+    def graphed(self, phase: str, batch: int) -> bool:
+        """Whether a step of ``phase`` with ``batch`` sequences replays a captured CUDA graph
+        (the engine pads the batch to the next captured size, so any batch up to the largest)."""
+        return phase == "decode" and bool(self.graph_batch_sizes) and batch <= max(self.graph_batch_sizes)
+
+    def step_cpu_total_s(self, sequences: int) -> float:
+        """CPU time of one step that schedules ``sequences`` sequences."""
+        return self.step_cpu_s + self.per_sequence_cpu_s * sequences
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "step_cpu_s": self.step_cpu_s, "per_sequence_cpu_s": self.per_sequence_cpu_s,
+                "async_scheduling": self.async_scheduling, "sync_s": self.sync_s, "launch_s": self.launch_s,
+                "graph_launch_s": self.graph_launch_s, "graph_batch_sizes": list(self.graph_batch_sizes),
+                "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
+                "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
+                "source": self.source, "fitted": self.fitted}
+
+
+def _document(ref: str):
+    path = Path(ref)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        return yamlio.load(path)
+    file = RUNTIMES.get(ref, path="runtime")
+    text = resources.files("hwmodels.runtimes").joinpath(file).read_text(encoding="utf-8")
+    return yamlio.loads(text, file)
+
+
+def _parse(doc, key: str, value):
+    """One field of a profile document in SI units, or an InputError at its line."""
+    if key in TIME_FIELDS:
+        if not isinstance(value, str):
+            raise doc.error(f"expected a time with its unit (e.g. '20 us'), got {value!r}", (key,))
+        try:
+            return parse_quantity(value, "time", path=key, allow_zero=True)
+        except InputError as err:   # the units parser knows no file: say where
+            raise doc.error(err.problems[0].message, (key,)) from None
+    if key == "async_scheduling":
+        if not isinstance(value, bool):
+            raise doc.error("expected true or false", (key,))
+        return value
+    if key == "graph_batch_sizes":
+        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
+                                                  for v in value):
+            raise doc.error("expected a list of positive integers (the captured decode batch sizes)", (key,))
+        return tuple(sorted(set(value)))
+    if key == "unfused":
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise doc.error(f"expected a list of: {', '.join(UNFUSED_KINDS)}", (key,))
+        for i, v in enumerate(value):
+            if v not in UNFUSED_KINDS:
+                raise doc.error(f"unknown unfused kernel '{v}'; expected one of: {', '.join(UNFUSED_KINDS)}",
+                                (key, i))
+        return tuple(value)
+    if key == "runtime_reserve":
+        if not isinstance(value, str):
+            raise doc.error(f"expected a capacity with its unit (e.g. '1 GB'), got {value!r}", (key,))
+        try:
+            return parse_quantity(value, "capacity", path=key, allow_zero=True)
+        except InputError as err:
+            raise doc.error(err.problems[0].message, (key,)) from None
+    # gpu_time_scale: a plain ratio
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+        raise doc.error(f"expected a number > 0, got {value!r}", (key,))
+    return float(value)
+
+
+SI_NAMES = {**{k: f"{k}_s" for k in TIME_FIELDS}, "runtime_reserve": "runtime_reserve_bytes"}
+
+
+def load_runtime(ref: str | Path | RuntimeProfile | None = "none") -> RuntimeProfile:
+    """A bundled profile by name (:data:`RUNTIMES`), a YAML file, or a profile (returned as it is).
+    Unknown names and fields, values without units and wrong types are InputErrors with the
+    file, line and field."""
+    if isinstance(ref, RuntimeProfile):
+        return ref
+    ref = "none" if ref is None else str(ref)
+    doc = _document(ref)
+    data = yamlio.require_mapping(doc)
+    out: dict = {"name": str(data.get("name", Path(ref).stem))}
+    for key, value in data.items():
+        if key in TEXT_FIELDS:
+            out[key] = str(value)
+            continue
+        if key not in FIELDS:
+            raise doc.error(f"unknown field '{key}'", (key,), suggestion=did_you_mean(key, [*FIELDS, *TEXT_FIELDS]))
+        out[SI_NAMES.get(key, key)] = _parse(doc, key, value)
+    return RuntimeProfile(**out)

@@ -1,0 +1,131 @@
+"""Runtime profiles: the engine around the kernels as data, applied as operators the cost model prices."""
+
+import json
+
+import pytest
+from clitools import run
+
+import hwmodels
+from hwmodels.errors import InputError
+from hwmodels.runtime import RUNTIMES, RuntimeProfile, load_runtime
+from simulator import simulate
+from simulator.public import runtime_of
+from workloads import Graph, build_llm
+from workloads.operators import Elementwise
+from workloads.runtime import with_runtime
+
+US = 1e-6
+H100_LAUNCH_S = 4 * US   # h100-sxm.yaml launch_overhead
+
+
+def chain(batch: int = 4, phase: str = "decode", n: int = 2, numel: int = 2**20) -> Graph:
+    """``n`` elementwise kernels one after the other, as a step of ``batch`` sequences."""
+    g = Graph("chain", meta={"phase": phase, "batch": batch})
+    prev = []
+    for i in range(n):
+        op = Elementwise(name=f"k{i}", numel=numel)
+        g.add(op, prev)
+        prev = [op.name]
+    return g
+
+
+def test_bundled_profiles_load_and_none_adds_nothing():
+    assert set(RUNTIMES.names()) == {"none", "vllm-v0.6", "vllm-v1", "trtllm", "sglang"}
+    for name in RUNTIMES.names():
+        assert load_runtime(name).name == name
+    assert load_runtime("none").is_none and not load_runtime("vllm-v0.6").is_none
+    v06 = load_runtime("vllm-v0.6")
+    # vLLM V0 model_runner: [1, 2, 4] + [8 * i for i in range(1, 33)]
+    assert v06.graph_batch_sizes == (1, 2, 4, *range(8, 257, 8))
+    assert v06.graphed("decode", 256) and not v06.graphed("decode", 257) and not v06.graphed("prefill", 1)
+    assert max(load_runtime("vllm-v1").graph_batch_sizes) == 512
+    g = chain()
+    assert with_runtime(g, "none") is g
+
+
+def test_serial_step_cpu_graph_launch_and_sync_add_up():
+    g = chain(batch=4)
+    bare = simulate(g, "h100-sxm").latency_s
+    prof = RuntimeProfile("t", step_cpu_s=1e-3, per_sequence_cpu_s=100 * US, sync_s=50 * US,
+                          graph_launch_s=1 * US, graph_batch_sizes=(8,))
+    res = simulate(g, "h100-sxm", runtime=prof)
+    # step CPU 1 ms + 4 x 100 us before the kernels, each kernel launches at 1 us instead of 4 us,
+    # then 50 us of sync: bare + 1.4 ms - 2 x 3 us + 50 us
+    assert res.latency_s == pytest.approx(bare + 1.4e-3 - 2 * (H100_LAUNCH_S - 1 * US) + 50 * US, rel=1e-9)
+    assert res.runtime == "t" and res.meta["cuda_graph"] is True
+    # a millisecond of host work is too short for the clocks to drop: the whole step counts as busy
+    assert res.busy_s["gpu0"] == pytest.approx(res.latency_s, rel=1e-9)
+
+
+def test_async_scheduling_overlaps_the_step_cpu_with_the_kernels():
+    g = chain(batch=4, numel=2**26)   # two 2^26-element kernels: longer than 0.1 ms of CPU work
+    bare = simulate(g, "h100-sxm").latency_s
+    assert bare > 0.1e-3
+    prof = RuntimeProfile("a", step_cpu_s=0.1e-3, async_scheduling=True)
+    assert simulate(g, "h100-sxm", runtime=prof).latency_s == pytest.approx(bare, rel=1e-9)
+    longer = RuntimeProfile("a", step_cpu_s=10 * bare, async_scheduling=True)
+    assert simulate(g, "h100-sxm", runtime=longer).latency_s == pytest.approx(10 * bare, rel=1e-9)
+
+
+def test_eager_step_is_bounded_by_the_host_dispatching_every_kernel():
+    g = chain(batch=16, n=3, numel=1024)   # tiny kernels: 4 us of launch each dominates
+    prof = RuntimeProfile("e", dispatch_cpu_s=20 * US, graph_launch_s=1 * US, graph_batch_sizes=(8,))
+    res = simulate(g, "h100-sxm", runtime=prof)
+    # batch 16 > 8: no graph; the host issues 3 kernels at 20 us = 60 us, longer than the GPU's
+    assert res.meta["cuda_graph"] is False
+    assert res.latency_s == pytest.approx(3 * 20 * US, rel=1e-9)
+
+
+def test_unfused_fp8_quantize_adds_one_kernel_per_fp8_gemm():
+    g = build_llm("llama-3.1-8b", "decode", batch=8, context=512, dtype="fp8", weight_dtype="fp8", kv_dtype="bf16")
+    out = with_runtime(g, RuntimeProfile("q", unfused=("fp8_quantize",)))
+    quant = [op for op in out.ops if op.name.endswith(".quantize")]
+    # 7 GEMMs a layer (q, k, v, o, gate, up, down) x 32 layers + the LM head
+    assert len(quant) == 7 * 32 + 1
+    q = quant[0]
+    # reads the 16-bit activation and writes it in fp8: 8 x 4096 elements x (2 + 1) bytes
+    assert q.inputs[0].dtype == "bf16" and q.outputs[0].dtype == "fp8"
+    assert q.inputs[0].bytes + q.outputs[0].bytes == 8 * 4096 * 3
+    assert simulate(out, "h100-sxm").latency_s > simulate(g, "h100-sxm").latency_s
+
+
+def test_framework_column_names_the_profile():
+    assert runtime_of({"framework": "TensorRT-LLM v0.9.0"}) == "trtllm"
+    assert runtime_of({"framework": "vLLM 0.6.0 (--num-scheduler-steps 10)"}) == "vllm-v0.6"
+    assert runtime_of({"framework": "vLLM (GPU energy via Zeus)"}) == "vllm-v0.6"
+    assert runtime_of({"framework": "vLLM 0.19"}) == "vllm-v1"
+    assert runtime_of({"framework": "SGLang 0.3.0"}) == "sglang"
+    assert runtime_of({"framework": "llama.cpp llama-bench"}) == "none"
+
+
+@pytest.mark.parametrize("text, match", [
+    ("step_cpu: 3\n", r"rt.yaml:1: step_cpu: expected a time with its unit"),
+    ("sync: '2 GB'\n", r"rt.yaml:1: sync: "),
+    ("step_cpus: '1 ms'\n", r"unknown field 'step_cpus'.*did you mean 'step_cpu'"),
+    ("unfused: [swiglu2]\n", r"rt.yaml:1: unfused\[0\]: unknown unfused kernel 'swiglu2'"),
+    ("graph_batch_sizes: [0, 8]\n", r"graph_batch_sizes: expected a list of positive integers"),
+    ("async_scheduling: 1\n", r"async_scheduling: expected true or false"),
+])
+def test_bad_profile_files_name_file_line_and_field(tmp_path, text, match):
+    path = tmp_path / "rt.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError) as err:
+        load_runtime(str(path))
+    assert err.match(match) or pytest.fail(str(err.value))
+
+
+def test_cli_runtime_in_table_and_json_and_bad_name_exits_2(capsys):
+    args = ("simulate", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "8",
+            "--context", "512", "--top", "0")
+    code, out, _ = run(capsys, *args, "--runtime", "vllm-v0.6")
+    assert code == 0 and "vllm-v0.6 (CUDA graph)" in out
+    code, out, _ = run(capsys, *args, "--runtime", "trtllm", "--format", "json", "--no-timeline")
+    assert code == 0 and json.loads(out)["runtime"] == "trtllm"
+    code, out, err = run(capsys, *args, "--runtime", "vllm-v2")
+    assert code == 2 and out == "" and "unknown runtime profile 'vllm-v2'" in err
+
+
+def test_a_device_is_unchanged_by_a_runtime():
+    dev = hwmodels.load_device("h100-sxm")
+    simulate(chain(), dev, runtime="vllm-v0.6")
+    assert dev.launch_overhead_s == H100_LAUNCH_S
