@@ -231,6 +231,14 @@ class ValidationReport:
             if summary["mape"] is not None:
                 out["public_held_out_mape"] = {"value": summary["mape"], "median": summary["median_abs_error"],
                                                "n": summary["n"], "over": summary["over"]}
+            from .intervals import LEVEL, coverage
+
+            cov = coverage(self.public).get("all")
+            if cov:
+                out["public_interval_coverage"] = {
+                    "value": cov["coverage"], "n": cov["n"], "level": LEVEL, "target_range": [0.75, 0.90],
+                    "met": 0.75 <= cov["coverage"] <= 0.90,
+                    "over": "held-out rows, leave-one-out (each row against the interval built without it)"}
         return out
 
     def to_dict(self) -> dict:
@@ -242,11 +250,19 @@ class ValidationReport:
                 "public": {"rows": self.public, "summary": public_summary(self.public) if self.public else None,
                            "by_metric": summarize([r for r in self.public if r.get("role") != "fit"],
                                                   "family"),
-                           "groups": public_groups(self.public) if self.public else None},
+                           "groups": public_groups(self.public) if self.public else None,
+                           "interval_coverage": _coverage(self.public)},
                 "targets": self.targets(), "notes": self.notes, "warnings": self.warnings}
 
     def rows(self) -> list[dict]:
         return [*self.kernels, *self.end_to_end, *self.public]
+
+
+def _coverage(rows: list[dict]) -> dict | None:
+    """Leave-one-out interval coverage of the public held-out rows per class (None without rows)."""
+    from .intervals import coverage
+
+    return coverage(rows) if rows else None
 
 
 def validate(hw: str | None = None, *, public: bool = False, local: bool = True, quick: bool = False,

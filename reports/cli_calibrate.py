@@ -151,7 +151,11 @@ def render(report) -> str:
     if targets:
         out.append("\ntargets")
         for name, t in targets.items():
-            if "target" in t:
+            if "target_range" in t:
+                lo, hi = t["target_range"]
+                out.append(f"  {name}: {t['value']:.1%} of {t['n']} ({t['over']}; {t['level']:.0%} intervals, "
+                           f"target {lo:.0%}-{hi:.0%}: {'met' if t['met'] else 'NOT met'})")
+            elif "target" in t:
                 out.append(f"  {name}: {t['value']:.1%} (target <= {t['target']:.0%}: "
                            f"{'met' if t['met'] else 'NOT met'})")
             elif "median" in t:

@@ -132,13 +132,20 @@ def cmd_op(args) -> int:
     else:
         demands = cost(op, device)
     report = op_report(op, device, demands)
+    from calibration.intervals import op_intervals
+
+    report.update(op_intervals(report, op.kind, demands.regime))
+    report["regime"] = demands.regime
     if args.format == "json":
         print_json(report)
         return 0
     shape = " ".join(f"{k}={v}" for k, v in op.fields().items()
                      if v is not None and k not in ("name", "stage", "param_prefix"))
     rows = [("operator", f"{op.kind} {shape}"), ("device", device.id),
-            ("latency", f"{report['latency_s'] * 1e6:.4g} us"), ("bound", report["bound"]),
+            ("latency", f"{report['latency_s'] * 1e6:.4g} us"
+                        + (" (80% interval {:.4g} - {:.4g} us)".format(*(x * 1e6 for x in report["latency_s_interval"]))
+                           if "latency_s_interval" in report else "")),
+            ("bound", f"{report['bound']} ({report['regime']})"),
             ("FLOPs", f"{report['flops']:.4g}"),
             *((f"bytes {k}", f"{v:.4g}") for k, v in report["bytes"].items()),
             *((f"bytes link {k}", f"{v:.4g}") for k, v in report["link_bytes"].items()),

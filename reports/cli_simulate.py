@@ -117,10 +117,25 @@ def cmd_simulate(args) -> int:
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
     if args.format == "json":
-        print_json({**res.to_dict(timeline=args.timeline), "figures": figures(res)})
+        print_json({**res.to_dict(timeline=args.timeline), **intervals(res), "figures": figures(res)})
         return 0
     print(render(res, args.top))
     return 0
+
+
+def intervals(res) -> dict:
+    """``<figure>_interval: [lo, hi]`` for the result's latency, throughputs and energies: 80%
+    intervals from the held-out public residuals of the step's class and regime."""
+    from calibration.intervals import sim_intervals
+
+    return sim_intervals(res.summary(), res.meta.get("phase"), res.regime)
+
+
+def _span(pair, kind: str | None = None) -> str:
+    lo, hi = pair
+    if kind:
+        return f"{format_quantity(lo, kind)} - {format_quantity(hi, kind)}"
+    return f"{lo:.4g} - {hi:.4g}"
 
 
 def render(res, top: int = 10) -> str:
@@ -132,12 +147,18 @@ def render(res, top: int = 10) -> str:
                          + (f" dp={meta['dp']}" if meta.get("dp", 1) > 1 else "") + ")"),
             ("runtime", res.runtime + (" (CUDA graph)" if meta.get("cuda_graph") else "")),
             ("latency", f"{format_quantity(res.latency_s, 'time')} ({figures(res)['latency_s']})")]
+    spans = intervals(res)
+    if "latency_s_interval" in spans:
+        head.append(("80% interval", f"{_span(spans['latency_s_interval'], 'time')} ({res.regime}; from held-out "
+                                     "public rows of its class)"))
     head += _token_lines(res)
     head += [("energy", f"{res.energy_j:.4g} J (idle {res.static_energy_j:.4g}, active baseline "
                         f"{res.active_energy_j:.4g}, dynamic {res.dynamic_energy_j:.4g})")]
     if res.energy_per_token_j:
         label = "energy/first token" if meta.get("phase") == "prefill" else "energy/token"
-        head.append((label, f"{res.energy_per_token_j:.4g} J"))
+        head.append((label, f"{res.energy_per_token_j:.4g} J"
+                            + (f" (80%: {_span(spans['energy_per_token_j_interval'])} J)"
+                               if "energy_per_token_j_interval" in spans else "")))
     b = res.bottleneck
     if b["resource"]:
         head.append(("bottleneck", f"{b['resource']} ({b['bound']}-bound, {b['share']:.1%} of the critical path)"))
