@@ -194,7 +194,7 @@ class SimResult:
     # ------------------------------------------------------------------ pictures and traces
     def plot(self, ax=None, max_rows: int = 64):
         """A Gantt chart: one row per device stream, operators coloured by bound."""
-        import matplotlib
+        import matplotlib  # on first use: it would add ~1 s to every CLI start
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
