@@ -4,7 +4,7 @@ An algorithm turns ``(collective, payload_bytes, group_size)`` into a list of :c
 each step every rank sends ``bytes_per_rank`` to a peer (and receives as much), after a latency.
 Steps of one entry run one after the other (``count`` times). An algorithm also says who sends
 to whom in each step (its *peers*), so that a new algorithm is one :class:`Algorithm` registered in
-:data:`ALGORITHMS`, in this file.
+:data:`ALGORITHMS` (a :class:`~hwmodels.registry.Registry`), in this file.
 
 :func:`plan_collective` is the one place that chooses the algorithm of a collective and describes
 it completely (:class:`CollectivePlan`: steps, per-hop link latency, link efficiency, fixed
@@ -81,22 +81,15 @@ class Algorithm:
     """A collective algorithm: which collectives it implements, its step decomposition
     (``steps_fn(collective, payload_bytes, group_size)``) and who sends to whom in each step
     (``peers``). ``in_network``: the network (a switch) reduces, so the ranks neither read their
-    local chunk to reduce it nor spend FLOPs on it."""
+    local chunk to reduce it nor spend FLOPs on it. Registered by name in :data:`ALGORITHMS`."""
 
-    name: str
     collectives: tuple[str, ...]
     steps_fn: Callable[[str, float, int], list[Step]]
     peers: Peers
-    description: str = ""
     in_network: bool = False
 
 
 ALGORITHMS: Registry[Algorithm] = Registry("collective algorithm")
-
-
-def register_algorithm(algorithm: Algorithm) -> Algorithm:
-    """Add (or replace) ``algorithm`` in :data:`ALGORITHMS` under its name; returns it."""
-    return ALGORITHMS.register(algorithm.name, algorithm, help=algorithm.description)
 
 
 # -- peer patterns --------------------------------------------------------------------------------
@@ -172,13 +165,13 @@ def _in_switch(collective: str, payload: float, n: int) -> list[Step]:
     return [Step(payload * (n - 1) / n, 1, hops=2)]
 
 
-register_algorithm(Algorithm("ring", COLLECTIVES, _ring, _ring_peers,
-                             "bandwidth-optimal ring / pairwise exchange"))
-register_algorithm(Algorithm("tree", ("all_reduce", "send_recv"), _tree, _tree_peers,
-                             "double binary tree: log-depth latency, for small all-reduces"))
-register_algorithm(Algorithm("in_switch", ("all_reduce", "all_gather", "reduce_scatter"), _in_switch,
-                             _in_switch_peers, "reduction/multicast in the switch (NVLink SHARP, InfiniBand SHARP)",
-                             in_network=True))
+ALGORITHMS.register("ring", Algorithm(COLLECTIVES, _ring, _ring_peers),
+                    help="bandwidth-optimal ring / pairwise exchange")
+ALGORITHMS.register("tree", Algorithm(("all_reduce", "send_recv"), _tree, _tree_peers),
+                    help="double binary tree: log-depth latency, for small all-reduces")
+ALGORITHMS.register("in_switch", Algorithm(("all_reduce", "all_gather", "reduce_scatter"), _in_switch,
+                                           _in_switch_peers, in_network=True),
+                    help="reduction/multicast in the switch (NVLink SHARP, InfiniBand SHARP)")
 
 
 def _implementing(algorithm: str, collective: str, path: str = "algorithm") -> Algorithm:
@@ -237,7 +230,8 @@ def choose_algorithm(op, *, reducing_switch: bool, algorithm: str | None = None,
     """
     collective = op.collective
     if algorithm:
-        return _implementing(algorithm, collective).name
+        _implementing(algorithm, collective)
+        return algorithm
     pinned = getattr(op, "algorithm", None)
     if pinned:
         return pinned

@@ -15,7 +15,7 @@ import hwmodels
 import workloads
 from hwmodels.errors import InputError
 from roofline import collectives
-from roofline.collectives import ALGORITHMS, Algorithm, Step, Transfer, plan_collective, register_algorithm
+from roofline.collectives import ALGORITHMS, Algorithm, Step, Transfer, plan_collective
 from roofline.costs import clear_memo, cost_collective
 from simulator import simulate
 from workloads.operators import Collective
@@ -37,8 +37,8 @@ def one_shot(monkeypatch):
     """``one_shot`` registered for the test only (the registry's entries are restored after)."""
     monkeypatch.setattr(ALGORITHMS, "_entries", dict(ALGORITHMS._entries))
     monkeypatch.setattr(ALGORITHMS, "_help", dict(ALGORITHMS._help))
-    register_algorithm(Algorithm("one_shot", ("all_reduce",), _one_shot_steps, _one_shot_peers,
-                                 "every rank sends its buffer to every other rank at once"))
+    ALGORITHMS.register("one_shot", Algorithm(("all_reduce",), _one_shot_steps, _one_shot_peers),
+                        help="every rank sends its buffer to every other rank at once")
     yield "one_shot"
     clear_memo()
 
