@@ -49,6 +49,13 @@ class Phase:
     latency_s: float = 0.0
     steps: int = 0
 
+    def add(self, work: dict[str, float], latency_s: float) -> None:
+        """One more step loading the same links: its bytes and latency add."""
+        for r, b in work.items():
+            self.work[r] += b
+        self.latency_s += latency_s
+        self.steps += 1
+
 
 class Topology:
     """Routes and link resources of a system graph (edges carry ``link``, ``link_name``)."""
@@ -108,29 +115,30 @@ class Topology:
         index = 0
         for step in steps:
             for _ in range(step.count):
-                transfers = peers(collective, index, members, step.bytes_per_rank, switch)
+                work, latency = self.load(peers(collective, index, members, step.bytes_per_rank, switch))
                 index += 1
-                work: dict[str, float] = {}
-                latency = 0.0
-                for legs in transfers:
-                    leg_lat = 0.0
-                    for t in legs:
-                        res, lat = self.route(t.src, t.dst)
-                        leg_lat += lat
-                        for r in res:
-                            work[r] = work.get(r, 0.0) + t.bytes
-                    latency = max(latency, leg_lat)
                 sig = tuple(sorted(work.items()))
                 if merge and out and sig == last_sig:
-                    ph = out[-1]
-                    for r, b in work.items():
-                        ph.work[r] += b
-                    ph.latency_s += latency
-                    ph.steps += 1
+                    out[-1].add(work, latency)
                 else:
                     out.append(Phase(work, latency, 1))
                 last_sig = sig
         return out
+
+    def load(self, transfers) -> tuple[dict[str, float], float]:
+        """(bytes per directed-link resource, latency) of one step's ``transfers``: each a list of
+        legs routed one after the other; the step waits for its slowest transfer."""
+        work: dict[str, float] = {}
+        latency = 0.0
+        for legs in transfers:
+            legs_latency = 0.0
+            for t in legs:
+                resources, route_latency = self.route(t.src, t.dst)
+                legs_latency += route_latency
+                for r in resources:
+                    work[r] = work.get(r, 0.0) + t.bytes
+            latency = max(latency, legs_latency)
+        return work, latency
 
 
 def group_members(rank: int, size: int, width: int) -> list[int]:
