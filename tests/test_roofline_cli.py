@@ -123,3 +123,17 @@ def test_roofline_table_with_two_devices(capsys, tmp_path):
     assert code == 0
     assert "a100-sxm-80gb" in out and "h100-sxm" in out and "dominant bound" in out
     assert svg.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["op", "collective", "--hw", "dgx-a100", "--collective", "all_reduce", "--payload-bytes", "1e9",
+      "--algorithm", "trea"], "(did you mean 'tree'?)"),
+    (["simulate", "--hw", "dgx-a100", "--model", "llama-3.1-8b", "--algorithm", "in-switch"],
+     "(did you mean 'in_switch'?)"),
+])
+def test_a_misspelled_algorithm_exits_2_with_a_suggestion(capsys, argv, hint):
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, *argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "invalid choice" in err and hint in err
