@@ -30,6 +30,7 @@ from hwmodels.registry import Registry
 
 from .points import Task, load_hw, with_overrides
 
+MESSAGE_PROBLEMS = 3    # problems quoted in a failed point's message
 COMMON_OUTPUTS = {"latency_s": "float", "throughput_tok_s": "float", "energy_j": "float",
                   "energy_j_per_token": "float", "bound": "str", "dominant": "str"}
 
@@ -69,9 +70,16 @@ def graph_of(task: Task):
     return _graph(task.model, json.dumps(task.knobs, sort_keys=True), task.base_dir)
 
 
-def _price(task: Task, hw) -> float | None:
+def _price(task: Task, hw, graph) -> float | None:
+    """Dollars per hour of the accelerators one replica of the workload uses: the price given for
+    the hardware (a device: one accelerator; a system: all of them) x used / priced accelerators."""
     prices = task.prices
-    return prices.get(task.hw, prices.get(getattr(hw, "id", ""), prices.get("*")))
+    price = prices.get(task.hw, prices.get(getattr(hw, "id", ""), prices.get("*")))
+    if price is None:
+        return None
+    priced = len(hw.accelerators) if hasattr(hw, "accelerators") else 1
+    used = int(graph.meta.get("tp") or 1) * int(graph.meta.get("pp") or 1)
+    return price * used / priced
 
 
 def _figures(latency_s: float, tokens: float, energy_j: float, price: float | None) -> dict:
@@ -87,7 +95,12 @@ def failed(point: dict, err: BaseException, status: str | None = None) -> dict:
     """The row of a point that produced no figures."""
     if status is None:
         status = "invalid" if isinstance(err, InputError) else "error"
-    message = str(err) if isinstance(err, InputError) else f"{type(err).__name__}: {err}"
+    if isinstance(err, InputError):
+        shown = err.problems[:MESSAGE_PROBLEMS]
+        more = len(err.problems) - len(shown)
+        message = "; ".join(map(str, shown)) + (f" (and {more} more)" if more else "")
+    else:
+        message = f"{type(err).__name__}: {err}"
     return {"key": point["key"], "status": status, "message": message.replace("\n", "; ")}
 
 
@@ -142,7 +155,7 @@ def run_analyze(task: Task) -> list[dict]:
         return _all_failed(task, err)
     tp = int(graph.meta.get("tp") or 1)
     tokens = float(graph.meta.get("tokens") or 0.0)
-    price = _price(task, hw)
+    price = _price(task, hw, graph)
     rows = []
     for i, point in enumerate(task.points):
         latency = float(times[i])
@@ -178,7 +191,7 @@ def run_simulate(task: Task) -> list[dict]:
             continue
         b = res.bottleneck
         rows.append({"key": point["key"], "status": "ok",
-                     **_figures(res.latency_s, float(res.tokens or 0.0), res.energy_j, _price(task, hw)),
+                     **_figures(res.latency_s, float(res.tokens or 0.0), res.energy_j, _price(task, hw, graph)),
                      "bound": b.get("bound") or "latency", "dominant": b.get("resource") or "latency"})
     return rows
 
