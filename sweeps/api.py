@@ -15,7 +15,7 @@ from pathlib import Path
 from hwmodels.yamlio import Document
 
 from . import points as pts
-from .executors import EXECUTORS, default_workers
+from .executors import EXECUTORS, dask_client, default_workers
 from .jobs import JOBS, job_columns
 from .pareto import pareto_front, summary
 from .spec import SweepSpec, load_spec, parse_constraint, parse_spec
@@ -83,11 +83,24 @@ class Sweep:
         the results as a DataFrame. ``workers``: local processes (default: one per core);
         ``client``: a ``distributed.Client`` to submit to; ``dask``: a scheduler address or
         ``local:N``; ``out``: a folder for the resumable store; ``progress(done, total)``."""
-        import pandas as pd
-
         workers = workers or default_workers()
         name = executor or ("dask" if client is not None or dask else "process")
         run_tasks = EXECUTORS.get(name, path="executor")
+        cluster = None
+        if name == "dask" and client is None:
+            # connect first: an unreachable scheduler must not leave a started store behind
+            client, cluster = dask_client(dask or f"local:{workers}")
+        try:
+            return self._run(run_tasks, workers, client, out, resume, progress)
+        finally:
+            if cluster is not None or (client is not None and dask):
+                client.close()
+            if cluster is not None:
+                cluster.close()
+
+    def _run(self, run_tasks, workers, client, out, resume, progress):
+        import pandas as pd
+
         planned = self.points()
         columns = self.columns()
         store = None
@@ -105,7 +118,7 @@ class Sweep:
         if progress:
             progress(done, len(planned))
         try:
-            for batch in run_tasks(tasks, workers=workers, address=dask, client=client):
+            for batch in run_tasks(tasks, workers=workers, client=client):
                 if store is not None:
                     store.add(batch)
                 else:

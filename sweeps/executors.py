@@ -18,7 +18,7 @@ from .points import Task
 from .version import ridgeline_version
 
 EXECUTORS: Registry = Registry("sweep executor")
-CONNECT_TIMEOUT_S = 5
+CONNECT_TIMEOUT_S = 3
 DASK_MISSING = "Dask is an optional extra: pip install 'ridgeline[distributed]' (or 'dask[distributed]')"
 
 

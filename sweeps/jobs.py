@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from hwmodels.errors import InputError
 from hwmodels.registry import Registry
 
-from .points import Task, load_hw, with_overrides
+from .points import Task, device_of, load_hw, with_overrides
 
 MESSAGE_PROBLEMS = 3    # problems quoted in a failed point's message
 COMMON_OUTPUTS = {"latency_s": "float", "throughput_tok_s": "float", "energy_j": "float",
@@ -137,20 +137,23 @@ def run_analyze(task: Task) -> list[dict]:
         return _all_failed(task, err)
     try:
         hw = with_overrides(load_hw(task.hw, task.base_dir), task.overrides)
-        device = hw.first_accelerator() if hasattr(hw, "accelerators") else hw
+        device = device_of(hw)
         too_big = _fits(graph, device)
         if too_big:
             return _all_failed(task, InputError(too_big), "does-not-fit")
         varied = sorted({p for point in task.points for p in point["overrides"]})
-        if varied:
-            rates = {p: np.array([point["rates"][p] for point in task.points]) for p in varied}
-            va = analyze_variants(graph, device, rates)
+        rates = {p: np.array([point["rates"][p] for point in task.points]) for p in varied}
+        try:
+            va = analyze_variants(graph, device, rates) if varied else None
+        except InputError:      # e.g. the variants disagree on the scale-up link: one at a time
+            va = None
+        if va is not None:
             times, energies, dominant = va.total_time_s, va.total_energy_j, va.dominant
         else:
-            a = analyze(graph, device)
-            n = len(task.points)
-            times, energies = np.full(n, a.total_time_s), np.full(n, a.total_energy_j)
-            dominant = [a.bound_summary()["dominant"]] * n
+            each = [analyze(graph, device_of(with_overrides(hw, p["overrides"]))) for p in task.points]
+            times = [a.total_time_s for a in each]
+            energies = [a.total_energy_j for a in each]
+            dominant = [a.bound_summary()["dominant"] for a in each]
     except Exception as err:  # noqa: BLE001
         return _all_failed(task, err)
     tp = int(graph.meta.get("tp") or 1)

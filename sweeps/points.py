@@ -60,7 +60,7 @@ def _flatten(data, prefix="") -> dict:
     return out
 
 
-def _device_of(hw):
+def device_of(hw):
     return hw.first_accelerator() if hasattr(hw, "accelerators") else hw
 
 
@@ -69,7 +69,7 @@ def hardware_fields(hw) -> dict:
     that an axis can set, plus the optional schema fields of its engines, memory levels and links."""
     from hwmodels.schema import EngineSpec, LinkSpec, MemoryLevelSpec, PowerSpec
 
-    device = _device_of(hw)
+    device = device_of(hw)
     fields = _flatten({k: v for k, v in device.raw.items() if k not in ("id", "name", "source", "notes",
                                                                           "extends")})
     for section, spec in (("engines", EngineSpec), ("memory", MemoryLevelSpec), ("links", LinkSpec)):
@@ -195,7 +195,7 @@ def tasks(spec: SweepSpec, points: list[Point], chunk: int) -> list[Task]:
     groups: dict[str, Task] = {}
     for point in points:
         hw, model, knobs, job_knobs, overrides = resolved_inputs(spec, point.values)
-        device = _device_of(load_hw(hw, spec.base_dir))
+        device = device_of(load_hw(hw, spec.base_dir))
         # analyze: rate variants of one device in one vectorized call; the other overrides (and,
         # for jobs that run point by point, none) are shared by the task
         varied = {p: v for p, v in overrides.items() if not vectorized or rate_path(device, p)}
