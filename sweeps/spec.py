@@ -169,12 +169,17 @@ def parse_spec(data: dict, doc: Document, *, yes: bool = False) -> SweepSpec:
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         c.add(f"expected a non-negative integer seed, got {seed!r}", ("seed",))
     prices = _prices(data.get("price_per_hour", base.pop("price_per_hour", None)), c)
-    columns = {*job_columns(job, bool(prices)), *(a.name for a in axes)}
+    columns = {*job_columns(job, True), *(a.name for a in axes)}
     objectives = _objectives(data.get("objectives", {}), columns, c)
     constraints = _constraints(data.get("constraints", []), columns, c)
     if "cost_per_mtok" in objectives and not prices:
         c.add("the objective cost_per_mtok needs 'price_per_hour' (per device or system id, or one number)",
               ("objectives", "cost_per_mtok"))
+    hw_axis = next((a for a in axes if a.name == "hw"), None)
+    for ref in (hw_axis.values if hw_axis else [base.get("hw")]):
+        if prices and "*" not in prices and ref not in prices:
+            c.add(f"no price for '{ref}'; give one per device or system of the sweep", ("price_per_hour",),
+                  did_you_mean(str(ref), prices))
     c.raise_if_any()
     spec = SweepSpec(base, axes, mode, samples, seed, objectives, constraints, prices, doc.file)
     if not yes and spec.planned_size() > GRID_LIMIT:
