@@ -193,12 +193,18 @@ def tasks(spec: SweepSpec, points: list[Point], chunk: int) -> list[Task]:
     vectorized = JOBS.get(spec.job).vectorized
     base_dir = str(spec.base_dir) if spec.base_dir else None
     groups: dict[str, Task] = {}
+    rates: dict[tuple, bool] = {}
+
+    def is_rate(hw: str, path: str) -> bool:
+        if (hw, path) not in rates:
+            rates[hw, path] = rate_path(device_of(load_hw(hw, spec.base_dir)), path)
+        return rates[hw, path]
+
     for point in points:
         hw, model, knobs, job_knobs, overrides = resolved_inputs(spec, point.values)
-        device = device_of(load_hw(hw, spec.base_dir))
         # analyze: rate variants of one device in one vectorized call; the other overrides (and,
         # for jobs that run point by point, none) are shared by the task
-        varied = {p: v for p, v in overrides.items() if not vectorized or rate_path(device, p)}
+        varied = {p: v for p, v in overrides.items() if not vectorized or is_rate(hw, p)}
         shared = {p: v for p, v in overrides.items() if p not in varied}
         gid = json.dumps([hw, model, knobs, job_knobs, shared], sort_keys=True, default=repr)
         task = groups.get(gid)

@@ -22,6 +22,7 @@ a hardware quantity must have the field's dimension; it is stored in SI units (B
 
 from __future__ import annotations
 
+import functools
 import inspect
 import math
 import operator
@@ -44,8 +45,10 @@ COMPARISONS = {"<=": operator.le, "<": operator.lt, ">=": operator.ge, ">": oper
 _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*([-+0-9.eE]+)\s*$")
 
 
+@functools.lru_cache(maxsize=1)
 def workload_knobs() -> dict[str, Any]:
-    """Workload knob -> default: the keyword arguments of :func:`workloads.build_llm`."""
+    """Workload knob -> default: the keyword arguments of :func:`workloads.build_llm` (shared: do
+    not modify)."""
     from workloads import build_llm
 
     return {name: p.default for name, p in inspect.signature(build_llm).parameters.items()
