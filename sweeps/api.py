@@ -161,7 +161,7 @@ class Sweep:
     def plot(self, x: str, y: str, color: str | None = None, *, objectives: dict | None = None, ax=None):
         """A scatter of the results (``x`` vs ``y``, coloured by ``color``) with the Pareto front of
         ``objectives`` (default: x and y under the spec's senses) drawn: a matplotlib Figure."""
-        from reports.sweep_plot import plot_sweep   # drawing lives in reports/
+        from reports.sweep_plot import plot_sweep  # drawing lives in reports/
 
         frame = self._frame(None)
         objectives = objectives or {k: self.spec.objectives.get(k, "min") for k in (x, y)}

@@ -176,7 +176,7 @@ def plan(spec: SweepSpec) -> list[Point]:
         try:
             key = point_key(spec, values)
         except InputError as err:
-            raise err.with_file(spec.file) if spec.file else err
+            raise (err.with_file(spec.file) if spec.file else err) from None
         if key not in seen:
             seen.add(key)
             out.append(Point(values, key))

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import functools
-import tomllib
 from importlib import metadata
 from pathlib import Path
+
+import tomllib
 
 
 @functools.lru_cache(maxsize=1)
