@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 
 
-def _log_worthy(values) -> bool:
+def _log_worthy(values, ratio: float = 100.0) -> bool:
     values = np.asarray(values, dtype=float)
     values = values[np.isfinite(values)]
-    return bool(len(values)) and values.min() > 0 and values.max() / values.min() > 100
+    return bool(len(values)) and values.min() > 0 and values.max() / values.min() > ratio
 
 
 def plot_sweep(frame, x: str, y: str, *, color: str | None = None, front=None, ax=None, title: str | None = None):
@@ -33,7 +33,7 @@ def plot_sweep(frame, x: str, y: str, *, color: str | None = None, front=None, a
     if color is None:
         ax.scatter(ok[x], ok[y], s=14, color="tab:blue", alpha=0.6, label="points")
     elif ok[color].dtype.kind in "if":
-        norm = LogNorm() if _log_worthy(ok[color]) else None
+        norm = LogNorm() if _log_worthy(ok[color], 10.0) else None
         sc = ax.scatter(ok[x], ok[y], s=14, c=ok[color], cmap="viridis", norm=norm, alpha=0.8)
         fig.colorbar(sc, ax=ax, label=color)
     else:
