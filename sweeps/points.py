@@ -64,6 +64,10 @@ def device_of(hw):
     return hw.first_accelerator() if hasattr(hw, "accelerators") else hw
 
 
+# schema fields that hold mappings (set their entries instead) or free text
+_NOT_SCALAR = {"peak", "systolic", "dsp", "efficiency_curve", "energy_per_flop", "notes"}
+
+
 def hardware_fields(hw) -> dict:
     """Dotted path -> current YAML value of every field of ``hw`` (a system: its first accelerator)
     that an axis can set, plus the optional schema fields of its engines, memory levels and links."""
@@ -72,13 +76,17 @@ def hardware_fields(hw) -> dict:
     device = device_of(hw)
     fields = _flatten({k: v for k, v in device.raw.items() if k not in ("id", "name", "source", "notes",
                                                                           "extends")})
+    fields = {k: v for k, v in fields.items() if not k.endswith(".notes")}
+    raw = device.raw
     for section, spec in (("engines", EngineSpec), ("memory", MemoryLevelSpec), ("links", LinkSpec)):
-        for name in device.raw.get(section, {}):
+        for name in raw.get(section, {}):
             for f in spec.model_fields:
-                fields.setdefault(f"{section}.{name}.{f}", None)
+                if f not in _NOT_SCALAR:
+                    fields.setdefault(f"{section}.{name}.{f}", None)
     for f in PowerSpec.model_fields:
-        fields.setdefault(f"power.{f}", None)
-    return {k: v for k, v in fields.items() if not k.endswith(".notes")}
+        if f not in _NOT_SCALAR:
+            fields.setdefault(f"power.{f}", None)
+    return fields
 
 
 @functools.lru_cache(maxsize=64)
