@@ -3,7 +3,7 @@
 A point is one value per axis on top of ``base``. Its **key** is a hash of its fully resolved
 inputs: the resolved hardware description (the YAML form after ``extends:``, hashed once per
 hardware reference, plus the point's overrides in SI units), the workload knobs with
-:func:`workloads.build_llm`'s defaults filled in, the job and its knobs, and the Ridgeline
+``StepOptions.effective`` defaults filled in, the job and its knobs, and the Ridgeline
 version. Two spellings of one point ("4 TB/s" and "4000 GB/s", a knob left at its default or
 given) get one key; editing a hardware file gives new keys.
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from hwmodels.errors import InputError
 
-from .spec import SweepSpec, workload_knobs
+from .spec import SweepSpec, resolved_knobs, workload_knobs
 from .version import ridgeline_version
 
 KNOB_SKIP = ("job", "hw", "model")
@@ -171,7 +171,7 @@ def point_key(spec: SweepSpec, values: dict) -> str:
     model_id = (hashlib.sha256(model_path.read_bytes()).hexdigest()
                 if model_path.suffix and model_path.is_file() else model)
     described = {"hw": _hw_digest(hw, base_dir), "overrides": overrides, "model": model_id,
-                 "knobs": {**workload_knobs(), **knobs}, "job": spec.job, "job_knobs": job_knobs, "version": ridgeline_version()}
+                 "knobs": resolved_knobs(knobs), "job": spec.job, "job_knobs": job_knobs, "version": ridgeline_version()}
     text = json.dumps(described, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 

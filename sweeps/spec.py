@@ -15,15 +15,14 @@ the field path and what was expected, with a did-you-mean for misspelled names::
 
 Axes: ``hw`` (a list of devices or systems, catalog ids or YAML files relative to the spec),
 ``hw.<path>`` (a field of the hardware in the YAML form of ``Device.with_overrides``; on a system
-it applies to every device of the system), ``model``, the workload knobs (the keyword arguments of
-:func:`workloads.build_llm`) and the job's own knobs (:data:`sweeps.jobs.JOBS`). An axis value of
+it applies to every device of the system), ``model``, the workload knobs (the fields of
+:class:`workloads.options.StepOptions`, checked by its axes) and the job's own knobs (:data:`sweeps.jobs.JOBS`). An axis value of
 a hardware quantity must have the field's dimension; it is stored in SI units (B/s, B, FLOP/s).
 """
 
 from __future__ import annotations
 
 import functools
-import inspect
 import math
 import operator
 import re
@@ -47,12 +46,24 @@ _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*(
 
 @functools.lru_cache(maxsize=1)
 def workload_knobs() -> dict[str, Any]:
-    """Workload knob -> default: the keyword arguments of :func:`workloads.build_llm` (shared: do
+    """Workload knob -> default: the fields of :class:`workloads.options.StepOptions` (shared: do
     not modify)."""
-    from workloads import build_llm
+    from workloads.options import StepOptions
 
-    return {name: p.default for name, p in inspect.signature(build_llm).parameters.items()
-            if name != "model"}
+    return {name: axis.default for name, axis in StepOptions.axes().items()}
+
+
+def resolved_knobs(knobs: dict) -> dict:
+    """Every workload knob's value for a point given ``knobs``: defaults filled in where they apply
+    (``StepOptions.effective``), so that a knob given at its default and one left out agree. A
+    combination StepOptions refuses keeps its values as given (the point is recorded invalid)."""
+    from workloads.options import StepOptions
+
+    try:
+        options = StepOptions.from_kwargs(**knobs)
+    except (InputError, TypeError):
+        return {**workload_knobs(), **knobs}
+    return {name: options.effective(name) for name in workload_knobs()}
 
 
 @dataclass(frozen=True)
@@ -215,9 +226,16 @@ def _axes(axes, base: dict, job, base_dir: Path | None, c: _Checker) -> list[Axi
     from .points import hardware_fields, load_hw
 
     knobs = _knob_choices(job)
-    for name in base:
+    from workloads.options import StepOptions
+
+    for name, value in base.items():
         if name not in ("job", "hw", "model", "price_per_hour") and name not in knobs:
             c.unknown("knob", str(name), [*knobs, "job", "hw", "model", "price_per_hour"], ("base", name))
+        elif name in StepOptions.axes():
+            try:
+                StepOptions.axes()[name].check(value)
+            except InputError as err:
+                c.add(err.problems[0].message, ("base", name), err.problems[0].suggestion)
     if axes is None:
         return []
     if not isinstance(axes, dict):
@@ -254,7 +272,7 @@ def _axes(axes, base: dict, job, base_dir: Path | None, c: _Checker) -> list[Axi
             if axis:
                 out.append(axis)
         elif name in knobs:
-            out.append(Axis(str(name), tuple(_knob_values(str(name), values, knobs[name], c))))
+            out.append(Axis(str(name), tuple(_knob_values(str(name), values, c))))
         else:
             c.unknown("axis", str(name), [*knobs, "hw", "model", "hw.<field>"], ("axes", name))
     return out
@@ -342,12 +360,21 @@ def _hw_axis(name: str, values: list, current, c: _Checker) -> Axis | None:
     return Axis(name, tuple(out), kind)
 
 
-def _knob_values(name: str, values: list, default, c: _Checker) -> list:
-    integer = isinstance(default, int) and not isinstance(default, bool)
+def _knob_values(name: str, values: list, c: _Checker) -> list:
+    """``values`` checked against the knob's type and range (StepOptions' own check)."""
+    from workloads.options import StepOptions
+
+    axis = StepOptions.axes().get(name)
+    out = []
     for i, v in enumerate(values):
-        if integer and (isinstance(v, bool) or not isinstance(v, int)):
-            c.add(f"expected an integer, got {v!r}", ("axes", name, i))
-    return values
+        if axis is None:     # a job knob
+            out.append(v)
+            continue
+        try:
+            out.append(axis.check(v))
+        except InputError as err:
+            c.add(err.problems[0].message, ("axes", name, i), err.problems[0].suggestion)
+    return out
 
 
 def _mode(mode, c: _Checker) -> tuple[str, int | None]:

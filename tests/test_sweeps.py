@@ -73,7 +73,8 @@ def test_ranges_linear_log_and_units():
 
 @pytest.mark.parametrize("axes, message", [
     ({"hw.memory.hbm.capacity": ["1 TB/s"]}, "is a bandwidth; hw.memory.hbm.capacity expects a data size"),
-    ({"tp": [1.5]}, "expected an integer"),
+    ({"tp": [1.5]}, r"axes.tp\[0\]: tp must be a positive integer, got 1.5"),
+    ({"phase": ["decod"]}, "did you mean .decode."),
     ({"batch": {"from": 1, "to": 8}}, "steps: required field is missing"),
     ({"hw": ["h100-sxn"]}, "did you mean 'h100-sxm'"),
 ])
