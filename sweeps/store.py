@@ -21,7 +21,7 @@ from hwmodels.errors import InputError
 
 RESULTS = "results.parquet"
 SPEC = "spec.json"
-BATCH_ROWS = 256       # a part is written at least this often ...
+BATCH_ROWS = 32        # a part is written at least every this many rows ...
 BATCH_SECONDS = 1.0    # ... or after this long, whichever comes first
 
 
