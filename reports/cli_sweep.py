@@ -11,6 +11,7 @@ non-dominated points and draws them (``DIR/pareto.png`` unless ``--plot`` names 
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 from hwmodels.errors import InputError
@@ -59,7 +60,7 @@ def register(subparsers) -> None:
 
 
 def _usage(parser) -> int:
-    parser.print_usage()
+    parser.print_usage(sys.stderr)
     raise InputError("expected a subcommand: run, pareto or show", path="sweep")
 
 
@@ -111,7 +112,8 @@ def cmd_pareto(args) -> int:
 
     stored, frame, constraints = _stored(args.dir)
     if args.objective:
-        objectives = dict(parse_objective(o, frame.columns) for o in args.objective)
+        numeric = frame.select_dtypes("number").columns
+        objectives = dict(parse_objective(o, numeric) for o in args.objective)
     else:
         objectives = stored.get("objectives") or {}
     if args.constraint is not None:

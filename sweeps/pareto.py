@@ -55,6 +55,9 @@ def pareto_front(frame, objectives: dict[str, str], constraints: list[Constraint
     """The non-dominated feasible points, sorted by the first objective."""
     if len(objectives) < 1:
         raise InputError("a Pareto front needs at least one objective, e.g. latency_s:min", path="objective")
+    numeric = frame.select_dtypes("number").columns
+    for name, sense in objectives.items():
+        parse_objective(f"{name}:{sense}", numeric)
     ok = feasible(frame, constraints)
     names = list(objectives)
     ok = ok[ok[names].notna().all(axis=1)]

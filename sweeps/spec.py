@@ -184,7 +184,9 @@ def parse_spec(data: dict, doc: Document, *, yes: bool = False) -> SweepSpec:
         c.add(f"expected a non-negative integer seed, got {seed!r}", ("seed",))
     prices = _prices(data.get("price_per_hour", base.pop("price_per_hour", None)), c)
     columns = {*job_columns(job, True), *(a.name for a in axes)}
-    objectives = _objectives(data.get("objectives", {}), columns, c)
+    numeric = {name for name in columns if job.outputs.get(name, "float") == "float"
+               and all(isinstance(v, (int, float)) for a in axes if a.name == name for v in a.values)}
+    objectives = _objectives(data.get("objectives", {}), numeric, c)
     constraints = _constraints(data.get("constraints", []), columns, c)
     if "cost_per_mtok" in objectives and not prices:
         c.add("the objective cost_per_mtok needs 'price_per_hour' (per device or system id, or one number)",
