@@ -1,10 +1,11 @@
 """The resumable result store: ``DIR/results.parquet``, appended in small atomic batches.
 
 ``results.parquet`` is a Parquet dataset (a folder of part files, as Spark and Dask write them;
-``pandas.read_parquet`` reads it whole). Each batch of rows becomes one part, written to a hidden
+``pandas.read_parquet`` reads it whole). The rows of each finished task (a few dozen points, see
+:func:`sweeps.points.chunk_size`) become one part, written to a hidden
 temporary name and renamed into place (``os.replace`` is atomic), so a sweep killed at any
-moment (SIGKILL included) leaves only whole parts: it loses at most the rows not yet written and
-never stores a row twice, because a resumed sweep skips every key already stored.
+moment (SIGKILL included) leaves only whole parts: it loses at most the tasks in flight and never
+stores a row twice, because a resumed sweep skips every key already stored.
 ``DIR/spec.json`` holds the spec's canonical form: resuming with a different spec is refused,
 with the difference named.
 """
@@ -21,8 +22,6 @@ from hwmodels.errors import InputError
 
 RESULTS = "results.parquet"
 SPEC = "spec.json"
-BATCH_ROWS = 32        # a part is written at least every this many rows ...
-BATCH_SECONDS = 1.0    # ... or after this long, whichever comes first
 
 
 def _pyarrow():
@@ -60,7 +59,6 @@ class ResultStore:
         self.parts = self.folder / RESULTS
         self.columns = columns
         self._pending: list[dict] = []
-        self._last_flush = time.monotonic()
 
     def open(self, canonical: dict, *, resume: bool, extra: dict | None = None) -> set[str]:
         """Prepare the folder for ``canonical`` (the spec's canonical form; ``extra``: what is kept
@@ -79,6 +77,8 @@ class ResultStore:
             if diff:
                 raise InputError(f"{self.folder} holds a sweep of a different spec; not resuming it: "
                                  + "; ".join(diff[:5]) + (" ..." if len(diff) > 5 else ""), path="out")
+            for partial in self.parts.glob(".part-*.tmp"):   # a part a kill interrupted mid-write
+                partial.unlink()
             keys = self.keys()
         else:
             self.parts.mkdir(parents=True, exist_ok=True)
@@ -93,10 +93,10 @@ class ResultStore:
         return set(frame["key"]) if len(frame) else set()
 
     def add(self, rows: list[dict]) -> None:
-        """Queue rows; write a part when the batch is full or old enough."""
+        """Store the rows of one finished task as one part (a task holds at most a few dozen
+        points, or one vectorized batch), so a kill loses only the tasks still running."""
         self._pending += rows
-        if len(self._pending) >= BATCH_ROWS or time.monotonic() - self._last_flush >= BATCH_SECONDS:
-            self.flush()
+        self.flush()
 
     def flush(self) -> None:
         """Write the queued rows as one part (atomically)."""
@@ -110,7 +110,6 @@ class ResultStore:
         pa.parquet.write_table(table, tmp)
         os.replace(tmp, self.parts / name)
         self._pending = []
-        self._last_flush = time.monotonic()
 
     def read(self, columns: list[str] | None = None):
         """Every stored row as a DataFrame (parts in the order they were written)."""
