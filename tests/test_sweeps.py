@@ -243,3 +243,12 @@ def test_python_api_run_pareto_plot(tmp_path):
     fig = sweep.plot("latency_s", "throughput_tok_s", color="batch")
     fig.savefig(tmp_path / "sweep.png")
     assert (tmp_path / "sweep.png").stat().st_size > 10_000
+
+
+def test_dask_local_cluster_gives_the_process_pool_rows(tmp_path):
+    pytest.importorskip("distributed")
+    sweep = Sweep(BASE, {"hw.memory.hbm.bandwidth": ["2 TB/s", "4 TB/s"], "batch": [1, 8]})
+    local = sweep.run(workers=1).sort_values("key").reset_index(drop=True)
+    on_dask = sweep.run(dask="local:1", out=tmp_path / "out").sort_values("key").reset_index(drop=True)
+    columns = ["key", "status", "latency_s", "energy_j", "dominant"]
+    pd.testing.assert_frame_equal(local[columns], on_dask[columns])
