@@ -45,6 +45,7 @@ def _points(analysis):
 def plot_rooflines(analyses, *, title: str | None = None, figsize=None, annotate: int = 5):
     """A figure with one hierarchical roofline per analysis (side by side). ``annotate``: label
     that many operators with the largest time share on each panel. Returns the Figure."""
+    # matplotlib on first use: it would add ~1 s to every CLI start
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .simulate import STREAMS
+from .engine import STREAMS
 
 LATENCY = "latency"
 # How many of the resources owning most of the critical path get a 2x what-if.
@@ -228,7 +228,7 @@ class SimResult:
     # ------------------------------------------------------------------ pictures and traces
     def plot(self, ax=None, max_rows: int = 64):
         """A Gantt chart: one row per device stream, operators coloured by bound."""
-        import matplotlib
+        import matplotlib  # on first use: it would add ~1 s to every CLI start
 
         matplotlib.use("Agg", force=False)
         import matplotlib.pyplot as plt
