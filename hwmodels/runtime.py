@@ -84,6 +84,18 @@ class RuntimeProfile:
         """CPU time of one step that schedules ``sequences`` sequences."""
         return self.step_cpu_s + self.per_sequence_cpu_s * sequences
 
+    # -- what a serving simulator asks of an engine profile (the same object) ----------------
+    def gpu_time(self, gpu_s: float) -> float:
+        """The GPU time of a step the cost model gives ``gpu_s``, as the engine was measured."""
+        return gpu_s * self.gpu_time_scale
+
+    def step_time(self, gpu_s: float, seqs: int) -> float:
+        """Wall time of a step whose GPU work takes ``gpu_s`` with ``seqs`` scheduled requests:
+        the CPU work overlaps the GPU's with ``async_scheduling``, else adds to it."""
+        cpu = self.step_cpu_total_s(seqs)
+        gpu = self.gpu_time(gpu_s)
+        return max(gpu, cpu) if self.async_scheduling else gpu + cpu
+
     def to_dict(self) -> dict:
         return {"name": self.name, "step_cpu_s": self.step_cpu_s, "per_sequence_cpu_s": self.per_sequence_cpu_s,
                 "async_scheduling": self.async_scheduling, "sync_s": self.sync_s, "launch_s": self.launch_s,

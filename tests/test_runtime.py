@@ -129,3 +129,11 @@ def test_a_device_is_unchanged_by_a_runtime():
     dev = hwmodels.load_device("h100-sxm")
     simulate(chain(), dev, runtime="vllm-v0.6")
     assert dev.launch_overhead_s == H100_LAUNCH_S
+
+
+def test_serving_asks_the_same_profile_for_a_step_time():
+    prof = RuntimeProfile("s", step_cpu_s=1e-3, per_sequence_cpu_s=10 * US, gpu_time_scale=0.9)
+    # serial: 0.9 x 20 ms + 1 ms + 100 x 10 us = 20 ms
+    assert prof.step_time(20e-3, 100) == pytest.approx(20e-3)
+    overlapped = RuntimeProfile("a", step_cpu_s=1e-3, per_sequence_cpu_s=10 * US, async_scheduling=True)
+    assert overlapped.step_time(1.5e-3, 100) == pytest.approx(2e-3)   # CPU 2 ms > GPU 1.5 ms
