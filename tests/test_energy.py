@@ -171,3 +171,28 @@ def test_fit_is_exact_on_its_row(tmp_path):
     row = load_rows()[FIT_ROW]
     f = fit_fraction(row, tmp_path)
     assert predict_row(row, f, tmp_path).energy_per_token_j == pytest.approx(0.4548, rel=1e-6)
+
+
+@settings(max_examples=15, deadline=None)
+@given(times=st.tuples(*[st.floats(1e-4, 5e-3)] * 3), energy=st.floats(0.05, 5.0),
+       memory_share=st.floats(0.0, 0.9))
+def test_a_power_capped_device_draws_at_most_its_tdp_and_is_never_faster(times, energy, memory_share):
+    """Physics of the cap: a device never averages more than its TDP when its clock can help, the
+    capped step is never faster than the uncapped one, and the energy of the work is unchanged."""
+    def cost(op, device):
+        t = dict(zip("abc", times))[op.name]
+        # part of each op's time is memory work, which the clock does not slow
+        return Demands(op.name, {"compute:tensor": t * 1e12, "memory:hbm": memory_share * t * 1e12},
+                       {"compute:tensor": 1e12, "memory:hbm": 1e12}, 0.0, energy, op.kind)
+
+    dev = hwmodels.load_device("h100-sxm")
+    free = simulate(_chain_with_gap(), dev, cost_fn=cost, power_cap=False)
+    capped = simulate(_chain_with_gap(), dev, cost_fn=cost)
+    assert capped.latency_s >= free.latency_s * (1 - 1e-12)
+    assert capped.dynamic_energy_j == pytest.approx(free.dynamic_energy_j)
+    for node, power in capped.avg_power_w.items():
+        if node in capped.power_cap:
+            assert power <= capped.tdp_w[node] * (1 + 2e-3)
+            assert 0 < capped.power_cap[node]["clock_fraction"] < 1
+        elif node not in capped.over_tdp:
+            assert power <= capped.tdp_w[node] * (1 + 1e-9)
