@@ -17,7 +17,7 @@ from typing import Any
 from . import catalog as _catalog_pkg
 from .device import Device, device_from_raw
 from .errors import InputError, Problem, unknown_name
-from .schema import DEVICE_KINDS
+from .kinds import HARDWARE_KINDS
 from .yamlio import Document, load
 
 CATALOG_DIR = Path(_catalog_pkg.__file__).resolve().parent
@@ -233,8 +233,8 @@ def load_hardware(ref: str | Path):
 
 def catalog_ids(kind: str | None = None) -> list[str]:
     """The bundled catalog's ids (``host`` included), optionally only those of ``kind``."""
-    if kind is not None and kind not in (*DEVICE_KINDS, "system"):
-        raise unknown_name("hardware kind", kind, (*DEVICE_KINDS, "system"))
+    if kind is not None and kind not in HARDWARE_KINDS:
+        raise unknown_name("hardware kind", kind, HARDWARE_KINDS)
     ids = []
     for stem, path in _catalog_files().items():
         if kind is None or _peek_kind(stem, path) == kind:

@@ -26,6 +26,7 @@ from typing import Generic, TypeVar
 from .errors import unknown_name
 
 T = TypeVar("T")
+_MISSING = object()
 
 
 class Registry(Generic[T]):
@@ -60,16 +61,26 @@ class Registry(Generic[T]):
 
         return add if obj is None else add(obj)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` if it is registered (a test's or a session's temporary entry)."""
+        if self._entries.pop(name, None) is not None:
+            self._help.pop(name, None)
+            for callback in self._on_change:
+                callback()
+
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every later registration."""
         self._on_change.append(callback)
 
     # -- looking up ----------------------------------------------------------------------------
-    def get(self, name: str, *, path: str | None = None, file=None, line=None) -> T:
-        """The implementation registered as ``name``; an InputError naming the choices if none."""
+    def get(self, name: str, default=_MISSING, *, path: str | None = None, file=None, line=None) -> T:
+        """The implementation registered as ``name``; if none, ``default`` when given (as
+        ``dict.get``), else an InputError naming the choices."""
         try:
             return self._entries[name]
         except (KeyError, TypeError):
+            if default is not _MISSING:
+                return default
             raise unknown_name(self.what, str(name), self._entries, path=path, file=file, line=line) from None
 
     def check(self, name: str, *, path: str | None = None) -> str:

@@ -17,11 +17,10 @@ import networkx as nx
 
 from .device import Device, Link, in_file_order, link_from_spec, validate_spec
 from .errors import InputError, Problem, did_you_mean
+from .kinds import ACCELERATOR_KINDS
 from .loader import load_device, load_raw, resolve_ref
 from .schema import EdgeSpec, SystemSpec
 from .yamlio import Document, dotted
-
-ACCELERATOR_KINDS = ("gpu", "npu", "fpga")
 
 
 @dataclass

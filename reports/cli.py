@@ -1,28 +1,23 @@
 """The ``ridgeline`` command: one entry point, subcommands registered by modules.
 
-Each ``reports.cli_*`` module exposes ``register(subparsers)``, adding its subcommands
-with a ``func(args) -> int`` default. Input errors become one line per problem on
-stderr and exit code 2, never a traceback.
+Each ``reports/cli_*.py`` module registers its commands in :data:`reports.commands.COMMANDS`
+(a function filling the command's parser, with a ``func(args) -> int`` default); this module
+imports them all and builds the parser from the registry. Input errors become one line per
+problem on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import re
 import sys
 
+import reports
 from hwmodels.errors import InputError, did_you_mean
 
-# Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES = [
-    "reports.cli_hw",
-    "reports.cli_workload",
-    "reports.cli_roofline",
-    "reports.cli_simulate",
-    "reports.cli_calibrate",
-    "reports.cli_sweep",
-]
+from .commands import COMMANDS
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,9 +42,19 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ridgeline", description="Hardware performance simulator and roofline analyzer.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    import_command_modules()
+    for name, fill in COMMANDS.items():
+        fill(sub.add_parser(name, help=COMMANDS.help(name)))
     return parser
+
+
+def import_command_modules() -> None:
+    """Import every ``reports/cli_*.py`` module: importing one registers its commands. Their
+    module-level imports are kept light (heavy ones live in the command functions) so that
+    start-up stays about half a second."""
+    for module in pkgutil.iter_modules(reports.__path__):
+        if module.name.startswith("cli_"):
+            importlib.import_module(f"reports.{module.name}")
 
 
 def main(argv: list[str] | None = None) -> int:

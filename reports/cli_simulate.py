@@ -11,13 +11,13 @@ from hwmodels.units import format_quantity
 from roofline.collectives import ALGORITHMS
 
 from .cli_workload import add_workload_arguments, workload_from_args
+from .commands import COMMANDS
 from .output import format_fields, format_table, print_json, warn
 
 
-def register(subparsers) -> None:
-    """Add ``simulate``."""
-    p = subparsers.add_parser("simulate", help="simulate a workload over hardware in time (contention, "
-                                               "parallelism, collectives, energy, bottleneck)")
+@COMMANDS.register("simulate", help="simulate a workload over hardware in time (contention, "
+                                   "parallelism, collectives, energy, bottleneck)")
+def simulate_command(p) -> None:
     p.add_argument("--hw", required=True, metavar="ID|FILE", help="device or system (catalog id or YAML)")
     p.add_argument("--model", required=True, metavar="ID|config.json|workload.yaml|model.onnx")
     add_workload_arguments(p)

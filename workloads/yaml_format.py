@@ -36,6 +36,7 @@ from hwmodels import yamlio
 from hwmodels.errors import InputError, Problem, did_you_mean
 
 from .graph import Graph
+from .importers import IMPORTERS
 from .operators import OPERATORS, Operator, make_operator
 from .options import StepOptions
 
@@ -59,6 +60,18 @@ class _Spec:
 def load_yaml_workload(path: str | Path) -> Graph:
     """The graph of a workload YAML file (validated; all problems reported together)."""
     return parse_workload(yamlio.load(path))
+
+
+@IMPORTERS.register(".yaml", help="workload YAML: operators and their dependencies")
+def import_yaml_workload(path: Path, **knobs) -> Graph:
+    """:func:`load_yaml_workload` as an importer: the file says everything, so no build options."""
+    if knobs:
+        raise InputError(f"a workload YAML file takes no build options (got {', '.join(sorted(knobs))})",
+                         file=str(path))
+    return load_yaml_workload(path)
+
+
+IMPORTERS.register(".yml", import_yaml_workload, help="workload YAML (as .yaml)")
 
 
 def loads_workload(text: str, file: str = "<string>") -> Graph:
