@@ -13,11 +13,13 @@ import importlib
 import pkgutil
 import re
 import sys
+import warnings
 
 import reports
-from hwmodels.errors import InputError, did_you_mean
+from hwmodels.errors import InputError, RidgelineWarning, did_you_mean
 
 from .commands import COMMANDS
+from .output import warn
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,6 +59,14 @@ def import_command_modules() -> None:
             importlib.import_module(f"reports.{module.name}")
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A :class:`RidgelineWarning` as ``warning: ...`` on stderr (others as Python shows them)."""
+    if issubclass(category, RidgelineWarning):
+        warn(str(message))
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -64,7 +74,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", RidgelineWarning)   # each distinct one once
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         return 0
     except InputError as err:

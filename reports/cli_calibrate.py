@@ -15,6 +15,8 @@ from reports.output import format_table, print_json, warn
 
 from .commands import COMMANDS
 
+# calibration (pandas, the timers) is imported inside the commands: CLI start-up.
+
 EXIT_TOO_NOISY = 3
 
 

@@ -17,8 +17,9 @@ from pathlib import Path
 
 from hwmodels.errors import InputError
 from roofline.collectives import ALGORITHMS
-from workloads.operators import COLLECTIVES, GROUPS, OPERATORS
+from workloads.operators import COLLECTIVES, GROUPS, OPERATORS, make_operator
 
+# roofline, matplotlib and the hardware loader are imported inside the commands: CLI start-up.
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .output import format_fields, format_table, print_json
@@ -131,8 +132,7 @@ def op_report(op, device, demands) -> dict:
 
 
 def cmd_op(args) -> int:
-    from roofline import cost
-    from workloads import OPERATORS, make_operator
+    from roofline.costs import cost, cost_collective
 
     OPERATORS.check(args.kind, path="kind")
     fields = {k[len("field_"):]: v for k, v in vars(args).items() if k.startswith("field_") and v is not None}
@@ -141,7 +141,6 @@ def cmd_op(args) -> int:
     device = compute_device(args.hw)
     op = make_operator(args.kind, name=args.kind, **fields)
     if args.algorithm is not None:
-        from roofline.costs import cost_collective
         demands = cost_collective(op, device, algorithm=args.algorithm)
     else:
         demands = cost(op, device)

@@ -7,12 +7,15 @@ Perfetto trace. ``ridgeline op`` stays the single-operator path.
 
 from __future__ import annotations
 
+from hwmodels.errors import InputError
 from hwmodels.units import format_quantity
 from roofline.collectives import ALGORITHMS
 
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .output import format_fields, format_table, print_json, warn
+
+# The simulator and the hardware loader are imported inside the command: CLI start-up.
 
 
 @COMMANDS.register("simulate", help="simulate a workload over hardware in time (contention, "
@@ -69,14 +72,17 @@ HEADLINE = {"prefill": "processed_tok_s", "decode": "throughput_tok_s", "chunked
 _OTHER = {"latency_s": "makespan of the workload graph", "tokens": "tokens the workload says it produces",
           "throughput_tok_s": "tokens per second of makespan",
           "tokens_processed": "tokens the workload says run through it",
-          "processed_tok_s": "processed tokens per second of makespan"}
+          "processed_tok_s": "processed tokens per second of makespan",
+          "samples": "samples (images, items) the workload says a step completes",
+          "throughput_samples_s": "samples per second of makespan"}
 
 
 def figures(res) -> dict:
     """What the result's latency, token and throughput numbers mean for its phase, and which
     throughput is the step's headline figure."""
     phase = res.meta.get("phase")
-    return {"phase": phase, "headline": HEADLINE.get(phase, "throughput_tok_s"),
+    default = "throughput_samples_s" if res.samples else "throughput_tok_s"
+    return {"phase": phase, "headline": HEADLINE.get(phase, default),
             **FIGURES.get(phase, _OTHER), **_COMMON}
 
 
@@ -88,7 +94,6 @@ def load_inputs(args):
 
 
 def cmd_simulate(args) -> int:
-    from hwmodels.errors import InputError
     from simulator import simulate
 
     if args.top < 0:
@@ -96,8 +101,6 @@ def cmd_simulate(args) -> int:
     graph, hardware = load_inputs(args)
     res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm,
                    spill=args.spill)
-    for message in res.memory.warnings:
-        warn(message)
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:
@@ -154,7 +157,8 @@ def render(res, top: int = 10) -> str:
 
 
 def _token_lines(res) -> list[tuple[str, str]]:
-    """Token counts and rates, labelled by what they are for the phase."""
+    """Token (or, for a graph that is not a language model, sample) counts and rates, labelled
+    by what they are for the phase."""
     phase = res.meta.get("phase")
     lines = []
     if phase == "prefill":
@@ -171,6 +175,8 @@ def _token_lines(res) -> list[tuple[str, str]]:
     if res.processed_tok_s and res.tokens_processed != res.tokens:
         lines.append(("processed", f"{res.tokens_processed:g} tokens through the model, "
                                    f"{res.processed_tok_s:.4g} tok/s"))
+    if res.throughput_samples_s:
+        lines.append(("samples", f"{res.samples:g}, {res.throughput_samples_s:.4g} samples/s"))
     return lines
 
 

@@ -137,6 +137,17 @@ class SimResult:
         return n / self.latency_s if n and self.latency_s > 0 else None
 
     @property
+    def samples(self) -> float | None:
+        """Samples (images, items) a step of a graph that is not a language model completes,
+        from the workload's ``meta``; such a graph reports samples/s instead of tokens/s."""
+        value = self.meta.get("samples")
+        return float(value) if value else None
+
+    @property
+    def throughput_samples_s(self) -> float | None:
+        return self.samples / self.latency_s if self.samples and self.latency_s > 0 else None
+
+    @property
     def energy_per_token_j(self) -> float | None:
         return self.energy_j / self.tokens if self.tokens else None
 
@@ -167,6 +178,7 @@ class SimResult:
         """Headline numbers (no timeline)."""
         return {
             "latency_s": self.latency_s, "tokens": self.tokens, "throughput_tok_s": self.throughput_tok_s,
+            "samples": self.samples, "throughput_samples_s": self.throughput_samples_s,
             "tokens_processed": self.tokens_processed, "processed_tok_s": self.processed_tok_s,
             "energy_j": self.energy_j, "dynamic_energy_j": self.dynamic_energy_j,
             "static_energy_j": self.static_energy_j, "active_energy_j": self.active_energy_j,
