@@ -154,7 +154,7 @@ def format_quantity_exact(value: float, kind: str) -> str:
         text = format_quantity(value, kind, digits)
         if parse_quantity(text, kind, allow_zero=True) == value:
             return text
-    return text
+    return f"{value!r} {_UNIT[kind]}"   # no prefix scales back exactly: the number as it is
 
 
 def format_quantity(value: float, kind: str, digits: int = 4) -> str:
