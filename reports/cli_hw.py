@@ -125,7 +125,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from hwmodels.schema import json_schema
+    from hwmodels.schema import json_schema  # pydantic, only for this command: CLI start-up
 
     print_json(json_schema())
     return 0

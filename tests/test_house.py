@@ -13,6 +13,7 @@ from pathlib import Path
 import networkx as nx
 import pytest
 import yaml
+from clitools import run
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +28,6 @@ from reports.cli import build_parser, main
 from reports.commands import COMMANDS
 from roofline.costs import COSTS
 from simulator import simulate
-from tests.clitools import run
 from workloads import OPERATORS, load_workload
 from workloads.graph import Graph
 from workloads.importers import IMPORTERS
