@@ -17,14 +17,9 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .dtypes import normalize_dtype
 from .errors import InputError
-from .kinds import (  # noqa: F401 - the kind tuples are also read from here
+from .kinds import (
     COMPUTE_KINDS,
-    DEVICE_KINDS,
-    ENGINE_KINDS,
-    LINK_KINDS,
-    MEMORY_KINDS,
     ON_CHIP_MEMORY,
-    TOPOLOGIES,
     CurveAxis,
     DeviceKind,
     EngineKind,
