@@ -23,18 +23,12 @@ from .output import warn
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with exit code 2 and a suggestion for misspelled subcommands."""
+    """argparse with exit code 2 and a suggestion for a misspelled choice (a subcommand, --kind)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        if "invalid choice" in message:
-            # argparse says: invalid choice: 'x' (choose from 'a', 'b'); a subcommand's choices
-            # are the subparsers'
-            bad = message.split("'")[1] if "'" in message else ""
-            if self._subparsers is not None:
-                choices = [c for a in self._subparsers._group_actions for c in (a.choices or {})]
-            else:
-                choices = re.findall(r"'([^']*)'", message.partition("choose from")[2])
-            hint = did_you_mean(bad, choices)
+        invalid = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if invalid:
+            hint = did_you_mean(invalid[1], re.findall(r"'([^']*)'", invalid[2]))
             if hint:
                 message += f" (did you mean '{hint}'?)"
         self.print_usage(sys.stderr)

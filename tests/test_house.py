@@ -104,7 +104,7 @@ def test_docs_extending_is_generated_from_the_current_registries():
 
 
 # ------------------------------------------------------------------ each word list once
-def test_kinds_are_written_once_and_used_by_schema_cli_and_docs():
+def test_kinds_are_written_once_and_used_by_schema_cli_and_docs(capsys):
     assert typing.get_args(DeviceSpec.model_fields["kind"].annotation) == DEVICE_KINDS
     assert typing.get_args(EngineSpec.model_fields["kind"].annotation) == ENGINE_KINDS
     assert typing.get_args(MemoryLevelSpec.model_fields["kind"].annotation) == MEMORY_KINDS
@@ -112,6 +112,9 @@ def test_kinds_are_written_once_and_used_by_schema_cli_and_docs():
     hw = build_parser()._subparsers._group_actions[0].choices["hw"]
     kind = next(a for a in hw._subparsers._group_actions[0].choices["list"]._actions if a.dest == "kind")
     assert tuple(kind.choices) == HARDWARE_KINDS == (*DEVICE_KINDS, "system")
+    with pytest.raises(SystemExit) as stop:
+        main(["hw", "list", "--kind", "gpx"])
+    assert stop.value.code == 2 and "did you mean 'gpu'" in capsys.readouterr().err
     internals = (ROOT / "docs" / "internals.md").read_text(encoding="utf-8")
     for words in (DEVICE_KINDS, ENGINE_KINDS, MEMORY_KINDS, LINK_KINDS):
         assert f"`{' '.join(words)}`" in internals
