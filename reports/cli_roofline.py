@@ -15,14 +15,16 @@ import argparse
 import dataclasses
 from pathlib import Path
 
+import hwmodels  # the package is light: its models load on first use
 from hwmodels.errors import InputError
 from roofline.collectives import ALGORITHMS
 from workloads.operators import COLLECTIVES, GROUPS, OPERATORS, make_operator
 
-# roofline, matplotlib and the hardware loader are imported inside the commands: CLI start-up.
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .output import format_fields, format_table, print_json
+
+# roofline and matplotlib are imported inside the commands: CLI start-up.
 
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
 # Fields whose names come from one list (checked by the operator, with a did-you-mean).
@@ -107,10 +109,8 @@ def roofline_command(rl) -> None:
 
 def compute_device(ref: str):
     """The device that runs operators for ``--hw``: a device, or a system's first accelerator."""
-    from hwmodels import Device, load_hardware
-
-    hw = load_hardware(ref)
-    if isinstance(hw, Device):
+    hw = hwmodels.load_hardware(ref)
+    if isinstance(hw, hwmodels.Device):
         return hw
     return hw.first_accelerator()
 

@@ -7,6 +7,7 @@ Perfetto trace. ``ridgeline op`` stays the single-operator path.
 
 from __future__ import annotations
 
+import hwmodels  # the package is light: its models load on first use
 from hwmodels.errors import InputError
 from hwmodels.units import format_quantity
 from roofline.collectives import ALGORITHMS
@@ -15,7 +16,7 @@ from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .output import format_fields, format_table, print_json, warn
 
-# The simulator and the hardware loader are imported inside the command: CLI start-up.
+# The simulator is imported inside the command: CLI start-up.
 
 
 @COMMANDS.register("simulate", help="simulate a workload over hardware in time (contention, "
@@ -88,9 +89,7 @@ def figures(res) -> dict:
 
 def load_inputs(args):
     """(graph, hardware) from the command's options."""
-    from hwmodels import load_hardware
-
-    return workload_from_args(args, args.model), load_hardware(args.hw)
+    return workload_from_args(args, args.model), hwmodels.load_hardware(args.hw)
 
 
 def cmd_simulate(args) -> int:
