@@ -151,9 +151,7 @@ def _import_graph() -> nx.DiGraph:
 def test_no_import_cycles_and_no_import_against_the_layers():
     graph = _import_graph()
     cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
-    # simulator.result reads STREAMS from simulator.simulate, which builds SimResult: being untied
-    # on the branch that owns simulate.py; any other cycle fails here.
-    assert cycles in ([], [["simulator.result", "simulator.simulate"]])
+    assert cycles == []
     upward = [(a, b) for a, b in graph.edges
               if LAYERS.index(a.split(".")[0]) < LAYERS.index(b.split(".")[0])]
     assert upward == []
