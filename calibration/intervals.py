@@ -22,6 +22,8 @@ import math
 from importlib import resources
 from pathlib import Path
 
+from .public import validate_public
+
 LEVEL = 0.80
 MIN_GROUP = 5
 TABLE_FILE = "intervals.json"
@@ -167,8 +169,6 @@ def op_intervals(report: dict, kind: str, regime: str, table: dict | None = None
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .public import validate_public
-
     rows = validate_public()
     doc = table_document(rows)
     path = Path(__file__).parent / "data" / TABLE_FILE

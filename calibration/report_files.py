@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from hwmodels.jsonable import to_jsonable
+
 from .store import atomic_write, atomic_write_text
 
 SECTIONS = (("kernels", "1) held-out kernels (s)"), ("end_to_end", "2) end to end (s)"),
@@ -55,8 +57,6 @@ def plot_predicted_vs_measured(report, path: Path) -> Path:
 
 def write_validation(report, out_dir: Path, text: str) -> list[Path]:
     """validation.json, validation.csv, validation.md and validation.png in ``out_dir``."""
-    from reports.output import to_jsonable
-
     out_dir.mkdir(parents=True, exist_ok=True)
     doc = json.dumps(to_jsonable(report.to_dict()), indent=2, allow_nan=False) + "\n"
     paths = [atomic_write_text(out_dir / "validation.json", doc)]

@@ -7,23 +7,21 @@ Perfetto trace. ``ridgeline op`` stays the single-operator path.
 
 from __future__ import annotations
 
+import hwmodels  # the package is light: its models load on first use
+from hwmodels.errors import InputError
+from hwmodels.runtime import RUNTIMES
 from hwmodels.units import format_quantity
 from roofline.collectives import ALGORITHMS
 
 from .cli_workload import add_workload_arguments, workload_from_args
+from .commands import COMMANDS
 from .output import format_fields, format_table, print_json, warn
 
+# The simulator is imported inside the command: CLI start-up.
 
-def _runtime_names() -> list[str]:
-    from hwmodels.runtime import RUNTIMES
-
-    return RUNTIMES.names()
-
-
-def register(subparsers) -> None:
-    """Add ``simulate``."""
-    p = subparsers.add_parser("simulate", help="simulate a workload over hardware in time (contention, "
-                                               "parallelism, collectives, energy, bottleneck)")
+@COMMANDS.register("simulate", help="simulate a workload over hardware in time (contention, "
+                                   "parallelism, collectives, energy, bottleneck)")
+def simulate_command(p) -> None:
     p.add_argument("--hw", required=True, metavar="ID|FILE", help="device or system (catalog id or YAML)")
     p.add_argument("--model", required=True, metavar="ID|config.json|workload.yaml|model.onnx")
     add_workload_arguments(p)
@@ -36,7 +34,7 @@ def register(subparsers) -> None:
     p.add_argument("--runtime", default="none", metavar="NAME|FILE",
                    help="the inference engine around the kernels (launch costs, CUDA graphs, unfused kernels, "
                         "per-step CPU work and sync), a bundled profile or a YAML file: "
-                        + ", ".join(_runtime_names()) + " (default none: the kernels alone)")
+                        + ", ".join(RUNTIMES.names()) + " (default none: the kernels alone)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jitter", type=float, default=0.0,
                    help="relative spread of each operator's work (stragglers), seeded")
@@ -79,26 +77,26 @@ HEADLINE = {"prefill": "processed_tok_s", "decode": "throughput_tok_s", "chunked
 _OTHER = {"latency_s": "makespan of the workload graph", "tokens": "tokens the workload says it produces",
           "throughput_tok_s": "tokens per second of makespan",
           "tokens_processed": "tokens the workload says run through it",
-          "processed_tok_s": "processed tokens per second of makespan"}
+          "processed_tok_s": "processed tokens per second of makespan",
+          "samples": "samples (images, items) the workload says a step completes",
+          "throughput_samples_s": "samples per second of makespan"}
 
 
 def figures(res) -> dict:
     """What the result's latency, token and throughput numbers mean for its phase, and which
     throughput is the step's headline figure."""
     phase = res.meta.get("phase")
-    return {"phase": phase, "headline": HEADLINE.get(phase, "throughput_tok_s"),
+    default = "throughput_samples_s" if res.samples else "throughput_tok_s"
+    return {"phase": phase, "headline": HEADLINE.get(phase, default),
             **FIGURES.get(phase, _OTHER), **_COMMON}
 
 
 def load_inputs(args):
     """(graph, hardware) from the command's options."""
-    from hwmodels import load_hardware
-
-    return workload_from_args(args, args.model), load_hardware(args.hw)
+    return workload_from_args(args, args.model), hwmodels.load_hardware(args.hw)
 
 
 def cmd_simulate(args) -> int:
-    from hwmodels.errors import InputError
     from simulator import simulate
 
     if args.top < 0:
@@ -106,8 +104,6 @@ def cmd_simulate(args) -> int:
     graph, hardware = load_inputs(args)
     res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm,
                    spill=args.spill, runtime=args.runtime)
-    for message in res.memory.warnings:
-        warn(message)
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:
@@ -190,7 +186,8 @@ def render(res, top: int = 10) -> str:
 
 
 def _token_lines(res) -> list[tuple[str, str]]:
-    """Token counts and rates, labelled by what they are for the phase."""
+    """Token (or, for a graph that is not a language model, sample) counts and rates, labelled
+    by what they are for the phase."""
     phase = res.meta.get("phase")
     lines = []
     if phase == "prefill":
@@ -207,6 +204,8 @@ def _token_lines(res) -> list[tuple[str, str]]:
     if res.processed_tok_s and res.tokens_processed != res.tokens:
         lines.append(("processed", f"{res.tokens_processed:g} tokens through the model, "
                                    f"{res.processed_tok_s:.4g} tok/s"))
+    if res.throughput_samples_s:
+        lines.append(("samples", f"{res.samples:g}, {res.throughput_samples_s:.4g} samples/s"))
     return lines
 
 

@@ -6,43 +6,19 @@ warnings and progress go to stderr.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def to_jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays, dataclasses, paths and non-finite floats made JSON-safe."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [to_jsonable(v) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if hasattr(obj, "model_dump"):
-        return to_jsonable(obj.model_dump(mode="json"))
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+from hwmodels.jsonable import dumps_json, to_jsonable  # noqa: F401 - to_jsonable is offered here too
 
 
 def print_json(obj: Any, stream=None) -> None:
     """Print ``obj`` as one JSON document."""
     stream = stream or sys.stdout
-    json.dump(to_jsonable(obj), stream, indent=2, allow_nan=False)
-    stream.write("\n")
+    stream.write(dumps_json(obj) + "\n")
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None, floatfmt: str = ".4g") -> str:

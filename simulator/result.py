@@ -9,7 +9,10 @@ from pathlib import Path
 
 import pandas as pd
 
+from roofline.demands import regime_of
+
 from .engine import STREAMS
+from .memory import tiers
 
 LATENCY = "latency"
 # How many of the resources owning most of the critical path get a 2x what-if.
@@ -124,8 +127,6 @@ class SimResult:
     def regime(self) -> str:
         """``compute-bound``, ``memory-bound`` or ``overhead-bound``: the class of resources owning
         most of the critical path (:func:`roofline.demands.regime_of`)."""
-        from roofline.demands import regime_of
-
         return regime_of(_owners(self.critical_path))
 
     @property
@@ -155,6 +156,17 @@ class SimResult:
         """``tokens_processed`` per second of makespan (prefill throughput in prompt tokens/s)."""
         n = self.tokens_processed
         return n / self.latency_s if n and self.latency_s > 0 else None
+
+    @property
+    def samples(self) -> float | None:
+        """Samples (images, items) a step of a graph that is not a language model completes,
+        from the workload's ``meta``; such a graph reports samples/s instead of tokens/s."""
+        value = self.meta.get("samples")
+        return float(value) if value else None
+
+    @property
+    def throughput_samples_s(self) -> float | None:
+        return self.samples / self.latency_s if self.samples and self.latency_s > 0 else None
 
     @property
     def energy_per_token_j(self) -> float | None:
@@ -199,6 +211,7 @@ class SimResult:
         """Headline numbers (no timeline)."""
         return {
             "latency_s": self.latency_s, "tokens": self.tokens, "throughput_tok_s": self.throughput_tok_s,
+            "samples": self.samples, "throughput_samples_s": self.throughput_samples_s,
             "tokens_processed": self.tokens_processed, "processed_tok_s": self.processed_tok_s,
             "energy_j": self.energy_j, "dynamic_energy_j": self.dynamic_energy_j,
             "static_energy_j": self.static_energy_j, "active_energy_j": self.active_energy_j,
@@ -424,8 +437,6 @@ def _critical_path(res, infos) -> list[dict]:
 def tier_paths(plan) -> dict[str, tuple[str, ...]]:
     """The resource paths of the devices ``plan`` uses: each lower memory tier (host, CXL) with the
     link in front of it, as ``{"memory:host+link:pcie": ("memory:host", "link:pcie")}``."""
-    from .memory import tiers
-
     out: dict[str, tuple[str, ...]] = {}
     for node in plan.used_nodes():
         for tier in tiers(plan.device(node)):

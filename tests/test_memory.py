@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hwmodels
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, RidgelineWarning
 from simulator import simulate
 from simulator.memory import place, tiers
 from workloads import build_llm
@@ -134,7 +134,8 @@ def test_llama2_7b_fits_on_one_h100():
 
 
 def test_llama2_70b_bf16_on_one_h100_spills_weights_to_host():
-    res = simulate(build_llm("llama-2-70b", "decode", batch=1, context=1024), "h100-sxm")
+    with pytest.warns(RidgelineWarning, match="weights 138 GB do not fit"):
+        res = simulate(build_llm("llama-2-70b", "decode", batch=1, context=1024), "h100-sxm")
     d = res.memory.devices["gpu0"]
     weights = 2 * llama2_70b_params()
     assert weights == pytest.approx(137.95e9, rel=1e-3)       # does not fit in 80 GB
@@ -160,7 +161,8 @@ def test_kv_overflow_goes_to_host_and_the_step_slows_down():
     kv = kv_bytes(32, 4096, 64, 4097)
     per_layer = kv_bytes(1, 4096, 64, 4097)
     weights = 2 * llama2_7b_params()
-    spilled = simulate(graph, "h100-sxm")
+    with pytest.warns(RidgelineWarning, match="KV cache 137 GB does not fit"):
+        spilled = simulate(graph, "h100-sxm")
     d = spilled.memory.devices["gpu0"]
     act = d.footprint_bytes["activations"]
     # only whole layers that overflow move: 137.4 + 13.5 + act - 80 = 70.9 GB + act -> 17 layers
@@ -198,7 +200,8 @@ def test_llama31_8b_batch_512_spills_three_layers_of_kv_not_all():
     weights = 2 * params                                   # 16.06 GB bf16
     per_layer = kv_bytes(1, 1024, 512, 1025)               # 2.15 GB
     kv = 32 * per_layer                                    # 68.8 GB
-    res = simulate(build_llm("llama-3.1-8b", "decode", batch=512, context=1024), "h100-sxm")
+    with pytest.warns(RidgelineWarning, match="the KV cache of 3 of 32 layers"):
+        res = simulate(build_llm("llama-3.1-8b", "decode", batch=512, context=1024), "h100-sxm")
     d = res.memory.devices["gpu0"]
     assert d.footprint_bytes["weights"] == weights
     act = d.footprint_bytes["activations"]

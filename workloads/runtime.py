@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import copy
 
+from hwmodels.runtime import load_runtime
+
 from .graph import Graph
 from .operators import Elementwise, RuntimeWork
 from .tensors import Tensor
@@ -49,8 +51,6 @@ def _needs_quantize(op) -> bool:
 def with_runtime(graph: Graph, profile) -> Graph:
     """``graph`` as ``profile`` (a :class:`~hwmodels.runtime.RuntimeProfile`, a name or a file)
     runs it (see the module docstring); the graph itself when the profile adds nothing."""
-    from hwmodels.runtime import load_runtime
-
     profile = load_runtime(profile)
     if profile.is_none:
         return graph
