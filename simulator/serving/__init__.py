@@ -1,0 +1,1 @@
+"""Serving simulation: requests over time on replicas (see docs/serving.md)."""

@@ -1,0 +1,102 @@
+"""One serving step's operator graph: a mix of prefill chunks and decodes in one forward pass.
+
+A continuous-batching engine (Orca, vLLM, Sarathi-Serve) runs, in each step, some prefill chunks
+(``tokens`` new prompt tokens of a request that already has ``cached`` tokens in its KV cache) and
+some decodes (one new token of a request whose context is ``context`` tokens). All of them share
+the linear layers (``T`` = the step's tokens, stacked), each runs its own attention:
+
+* a prefill chunk is one attention segment (1 sequence, ``tokens`` queries over ``cached +
+  tokens`` keys);
+* the decodes are one segment of ``n`` sequences at their mean context rounded up to a whole
+  token: a varlen decode kernel (FlashAttention's, FlashInfer's) reads every sequence's K/V once,
+  ``sum(context)`` tokens in all, which ``n x mean`` matches; one kernel launch, as in the engines.
+
+The LM head runs on one row per scheduled request (vLLM v1 computes the logits of every
+scheduled request's last token, and drops the sample of a chunk that does not end its prompt).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
+from hwmodels.errors import InputError
+
+from .configs import ModelConfig, load_config
+from .graph import Graph
+from .llm import DEFAULT_GROUP_SIZE, Segment, _Builder, _check_parallel, _positive_int
+from .tensors import QUANTIZED_DTYPES
+
+
+@dataclass(frozen=True)
+class PrefillChunk:
+    """``tokens`` prompt tokens of one request on top of ``cached`` tokens already in its cache;
+    ``last``: the chunk ends the prompt (so the step samples the request's first token)."""
+
+    tokens: int
+    cached: int = 0
+    last: bool = True
+
+
+def step_knobs(cfg: ModelConfig, *, tp: int = 1, pp: int = 1, dtype: str = "bf16",
+               weight_dtype: str | None = None, kv_dtype: str | None = None,
+               group_size: int | None = None, fused_attention: bool = True) -> dict:
+    """The builder knobs of a serving step (checked: dtypes, parallelism that divides the model)."""
+    _positive_int("tp", tp)
+    _positive_int("pp", pp)
+    dtype = normalize_dtype(dtype, path="dtype")
+    weight_dtype = normalize_dtype(weight_dtype or dtype, path="weight_dtype")
+    kv_dtype = normalize_dtype(kv_dtype or dtype, path="kv_dtype")
+    quantized = weight_dtype in QUANTIZED_DTYPES and weight_dtype != dtype
+    if group_size is not None and not quantized:
+        raise InputError("group_size applies to int4/int8 weights dequantized to the activation dtype",
+                         path="group_size")
+    if cfg.family == "mamba":
+        raise InputError(f"{cfg.id} (Mamba) has no KV cache to page; serving models attention LLMs",
+                         path="model")
+    _check_parallel(cfg, tp, pp, 1)
+    return {"tp": tp, "pp": pp, "ep": 1, "dtype": dtype, "weight_dtype": weight_dtype, "kv_dtype": kv_dtype,
+            "group_size": DEFAULT_GROUP_SIZE if group_size is None else _positive_int("group_size", group_size),
+            "kv_placement": "device", "kv_fraction": 1.0, "fused_attention": fused_attention,
+            "moe_imbalance": 1.0}
+
+
+def step_segments(prefills: Sequence[PrefillChunk], decodes: Sequence[int]) -> tuple[list[Segment], int]:
+    """(attention segments, LM-head rows) of a step; see the module docstring."""
+    segments = []
+    for i, p in enumerate(prefills):
+        _positive_int(f"prefills[{i}].tokens", p.tokens)
+        _positive_int(f"prefills[{i}].cached", p.cached, 0)
+        segments.append(Segment(1, p.tokens, p.cached + p.tokens))
+    if decodes:
+        if min(decodes) < 1:
+            raise InputError(f"a decode's context must be >= 1 token, got {min(decodes)}", path="decodes")
+        mean = math.ceil(sum(decodes) / len(decodes))
+        segments.append(Segment(len(decodes), 1, mean + 1))
+    if not segments:
+        raise InputError("a step needs at least one prefill chunk or decode", path="batch")
+    return segments, len(decodes) + len(prefills)
+
+
+def build_step(model: str | ModelConfig, prefills: Sequence[PrefillChunk] = (), decodes: Sequence[int] = (),
+               *, knobs: dict | None = None, **kw) -> Graph:
+    """The operator graph of one mixed step of ``model`` (per TP rank and pipeline stage).
+
+    ``prefills``: :class:`PrefillChunk` entries; ``decodes``: the context (tokens cached) of each
+    decoding request. ``knobs`` from :func:`step_knobs` (or its keyword arguments in ``kw``).
+    """
+    cfg = model if isinstance(model, ModelConfig) else load_config(model)
+    knobs = knobs or step_knobs(cfg, **kw)
+    segments, rows = step_segments(prefills, decodes)
+    tokens = sum(s.batch * s.q_len for s in segments)
+    graph = Graph(f"{cfg.id}-step", meta={
+        "model": cfg.id, "family": cfg.family, "phase": "mixed", "batch": len(prefills) + len(decodes),
+        "tokens": float(len(decodes) + sum(1 for p in prefills if p.last)), "tokens_processed": tokens,
+        "tp": knobs["tp"], "pp": knobs["pp"], "ep": 1, "microbatches": 1, "dtype": knobs["dtype"],
+        "weight_dtype": knobs["weight_dtype"], "kv_dtype": knobs["kv_dtype"], "kv_placement": "device",
+        "warnings": [], "kv_bytes_per_token": cfg.kv_bytes_per_token(DTYPE_BYTES[knobs["kv_dtype"]]),
+    })
+    _Builder(cfg, graph, knobs).build(segments, rows)
+    return graph
