@@ -1,0 +1,188 @@
+"""A replica: one model instance (``tp`` x ``pp`` devices) running steps on the SimPy clock.
+
+Its process loops: ask the scheduler for a batch, ask the step-time model what it costs, add the
+engine profile's runtime overhead (and any swap transfer the step waits for), sleep that long,
+then hand out the tokens the step produced. With nothing to run it sleeps until a request arrives.
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import deque
+
+from workloads.batch import PrefillChunk
+
+# columns of the per-step record
+STEP_COLUMNS = ("start_s", "duration_s", "running", "waiting", "kv_blocks_used", "prefill_tokens",
+                "prefills", "decodes", "tokens_out", "energy_j")
+
+
+class Link:
+    """One transfer path (host link for swaps, device link for disaggregated KV moves): transfers
+    queue in order (first come, first served), so concurrent ones contend for its bandwidth."""
+
+    __slots__ = ("name", "bandwidth_bytes_s", "latency_s", "free_at", "bytes_moved", "busy_s")
+
+    def __init__(self, name: str, bandwidth_bytes_s: float, latency_s: float = 0.0):
+        self.name, self.bandwidth_bytes_s, self.latency_s = name, bandwidth_bytes_s, latency_s
+        self.free_at = 0.0
+        self.bytes_moved = 0.0
+        self.busy_s = 0.0
+
+    def transfer(self, now: float, nbytes: float) -> float:
+        """Queue ``nbytes`` at ``now``; the time the transfer ends."""
+        start = max(now, self.free_at)
+        duration = self.latency_s + nbytes / self.bandwidth_bytes_s
+        self.free_at = start + duration
+        self.bytes_moved += nbytes
+        self.busy_s += duration
+        return self.free_at
+
+
+class Replica:
+    """Requests waiting and running on one model instance, its KV blocks and its step loop.
+
+    ``role``: ``"both"``, or ``"prefill"`` / ``"decode"`` in a disaggregated cluster (a prefill
+    replica hands each request to the cluster after its first token).
+    """
+
+    def __init__(self, index: int, cluster, scheduler, kv, *, role: str = "both", host_link: Link | None = None):
+        self.index, self.cluster, self.scheduler, self.kv = index, cluster, scheduler, kv
+        self.env = cluster.env
+        self.role = role
+        self.host_link = host_link
+        self.waiting: deque = deque()
+        self.running: list = []
+        self.running_set: set = set()
+        self.preemptions = self.swaps = 0
+        self.swap_bytes_pending = 0.0
+        self.wake = None
+        self.steps = {c: array("d") for c in STEP_COLUMNS}
+        self.busy_s = 0.0
+        self.energy_j = 0.0
+
+    # -- what schedulers call ----------------------------------------------------------------------
+    def submit(self, req) -> None:
+        req.replica = self.index
+        self.waiting.append(req)
+        if self.wake is not None and not self.wake.triggered:
+            self.wake.succeed()
+
+    def admit(self, req) -> None:
+        self.running.append(req)
+        self.running_set.add(req)
+        if req.scheduled_s is None:
+            req.scheduled_s = self.env.now
+
+    def preempt(self, req) -> None:
+        """Take ``req`` off the replica: recompute (its cache is dropped, its prompt and output so
+        far are prefilled again later) or swap (its blocks go to host memory over the host link)."""
+        self.running_set.discard(req)
+        if self.cluster.preemption == "swap":
+            self.swap_bytes_pending += req.blocks * self.cluster.block_bytes
+            req.swapped = True
+            self.swaps += 1
+        else:
+            req.computed = 0
+        self.kv.release(req)
+        req.preemptions += 1
+        self.preemptions += 1
+        self.waiting.appendleft(req)
+
+    def resume(self, req) -> bool:
+        """Ready ``req`` to run again: a swapped request needs its blocks back (and the transfer)."""
+        if not req.swapped:
+            return True
+        if not self.kv.grow(req, req.computed):
+            return False
+        self.swap_bytes_pending += req.blocks * self.cluster.block_bytes
+        req.swapped = False
+        return True
+
+    # -- the step loop -----------------------------------------------------------------------------
+    def run(self):
+        env, cluster = self.env, self.cluster
+        model, profile = cluster.step_model, cluster.profile
+        idle_rounds = 0
+        while True:
+            if not self.waiting and not self.running:
+                self.wake = env.event()
+                yield self.wake
+                self.wake = None
+                continue
+            batch = self.scheduler.schedule(self)
+            if batch is None:
+                idle_rounds += 1
+                if idle_rounds > 2:
+                    # nothing can run until something changes elsewhere (a transfer, an arrival)
+                    self.wake = env.event()
+                    yield self.wake
+                    self.wake = None
+                continue
+            idle_rounds = 0
+            now = env.now
+            context = 0
+            for r in batch.decodes:
+                context += r.computed
+            chunks = [PrefillChunk(n, r.computed, r.computed + n >= r.tokens) for r, n in batch.prefills]
+            cost = model.step(chunks, len(batch.decodes), context)
+            seqs = len(chunks) + len(batch.decodes)
+            duration = profile.step_time(cost.time_s, seqs)
+            if self.swap_bytes_pending:
+                duration += self.host_link.transfer(now, self.swap_bytes_pending) - now
+                self.swap_bytes_pending = 0.0
+            energy = cost.energy_j + model.static_w * max(0.0, duration - cost.time_s)
+            self._record(now, duration, batch, energy, len(batch.decodes) + sum(c.last for c in chunks))
+            yield env.timeout(duration)
+            self._apply(batch, env.now)
+
+    def _record(self, now: float, duration: float, batch, energy: float, tokens_out: int) -> None:
+        s = self.steps
+        s["start_s"].append(now)
+        s["duration_s"].append(duration)
+        s["running"].append(len(self.running))
+        s["waiting"].append(len(self.waiting))
+        s["kv_blocks_used"].append(self.kv.used)
+        s["prefill_tokens"].append(sum(n for _, n in batch.prefills))
+        s["prefills"].append(len(batch.prefills))
+        s["decodes"].append(len(batch.decodes))
+        s["tokens_out"].append(tokens_out)
+        s["energy_j"].append(energy)
+        self.busy_s += duration
+        self.energy_j += energy
+
+    def _apply(self, batch, now: float) -> None:
+        done = False
+        itl = self.cluster.itl
+        for req, n in batch.prefills:
+            req.computed += n
+            if req.computed >= req.tokens:
+                done |= self._token(req, now, itl)
+        for req in batch.decodes:
+            req.computed += 1
+            done |= self._token(req, now, itl)
+        if done:
+            self.running = [r for r in self.running if r in self.running_set]
+
+    def _token(self, req, now: float, itl) -> bool:
+        """``req`` produced a token at ``now``; True when it leaves the replica."""
+        req.generated += 1
+        if req.first_token_s is None:
+            req.first_token_s = now
+        else:
+            itl.append(now - req.last_token_s)
+        req.last_token_s = now
+        if req.generated >= req.output:
+            req.finish_s = now
+            self._leave(req)
+            self.cluster.finished(req)
+            return True
+        if self.role == "prefill":
+            self._leave(req)
+            self.cluster.hand_off(req)
+            return True
+        return False
+
+    def _leave(self, req) -> None:
+        self.kv.release(req)
+        self.running_set.discard(req)

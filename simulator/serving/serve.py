@@ -1,0 +1,161 @@
+"""``serve(...)``: play a stream of requests over replicas of a model on some hardware."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from hwmodels.errors import InputError
+
+from .cluster import Cluster
+from .kvcache import KVCache, kv_budget
+from .metrics import request_arrays, serving_metrics
+from .profile import load_profile
+from .replica import STEP_COLUMNS, Link, Replica
+from .requests import make_requests
+from .result import ServeResult
+from .router import ROUTERS
+from .schedulers import SCHEDULERS, SchedulerConfig
+from .steptime import StepTimeModel
+
+PREEMPTION = ("recompute", "swap")
+
+
+def _positive(name: str, value, integer: bool = True, allow_inf: bool = False):
+    if value is None:
+        return None
+    ok = isinstance(value, int) if integer else isinstance(value, (int, float))
+    if isinstance(value, bool) or not ok or not (value > 0) or (math.isinf(value) and not allow_inf):
+        kind = "a positive integer" if integer else "a positive number"
+        raise InputError(f"{name} must be {kind}, got {value!r}", path=name)
+    return value
+
+
+def _link(device, kinds: tuple[str, ...], what: str) -> Link:
+    for kind in kinds:
+        for name, link in device.links.items():
+            if link.kind == kind:
+                return Link(name, link.bandwidth_bytes_s, link.latency_s)
+    if "host" in kinds:
+        for name, level in device.memory.items():
+            if level.kind == "host":
+                return Link(name, level.bandwidth_bytes_s, level.latency_s)
+    raise InputError(f"{device.id} has no {' or '.join(kinds)} link for {what}", path="hw")
+
+
+def serve(model, hardware, *, requests: str | None = None, num_requests: int | None = None,
+          rate: float = math.inf, burstiness: float = 1.0, concurrency: int | None = None,
+          input_len="512", output_len="128", tp: int = 1, pp: int = 1, replicas: int = 1,
+          prefill_replicas: int | None = None, dtype: str = "bf16", weight_dtype: str | None = None,
+          kv_dtype: str | None = None, scheduler: str = "vllm", router: str = "round_robin",
+          max_num_seqs: int = 256, max_num_batched_tokens: int | None = None, chunk_size: int = 512,
+          block_size: int = 16, gpu_memory_utilization: float = 0.9, kv_blocks: int | None = None,
+          preemption: str = "recompute", slo_ttft: float | None = None, slo_tpot: float | None = None,
+          slo_e2e: float | None = None, seed: int = 0, profile: str = "vllm-v1",
+          max_model_len: int | None = None) -> ServeResult:
+    """Simulate serving: requests (a trace, or ``num_requests`` drawn at ``rate``/``concurrency``)
+    over ``replicas`` copies of ``model`` (``tp`` x ``pp`` devices each) on ``hardware``.
+
+    See docs/serving.md for the model, the schedulers and the metrics' definitions.
+    """
+    from workloads.configs import ModelConfig, load_config
+
+    cfg = model if isinstance(model, ModelConfig) else load_config(model)
+    sched_cls = SCHEDULERS.get(scheduler, path="scheduler")
+    route = ROUTERS.get(router, path="router")
+    if preemption not in PREEMPTION:
+        from hwmodels.errors import unknown_name
+
+        raise unknown_name("preemption mode", preemption, PREEMPTION, path="preemption")
+    for name, value in (("replicas", replicas), ("block_size", block_size), ("max_num_seqs", max_num_seqs)):
+        _positive(name, value)
+    _positive("kv_blocks", kv_blocks)
+    _positive("concurrency", concurrency)
+    _positive("rate", rate, integer=False, allow_inf=True)
+    for name, value in (("slo_ttft", slo_ttft), ("slo_tpot", slo_tpot), ("slo_e2e", slo_e2e)):
+        _positive(name, value, integer=False)
+    if max_num_batched_tokens is None:
+        max_num_batched_tokens = 8192 if scheduler != "sarathi" else chunk_size
+    sconf = SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+                            chunk_size=chunk_size)
+    if scheduler == "disaggregated":
+        if replicas < 2:
+            raise InputError("disaggregated serving needs at least 2 replicas (a prefill and a decode pool)",
+                             path="replicas")
+        prefill_replicas = prefill_replicas or max(1, replicas // 2)
+        if not 1 <= prefill_replicas < replicas:
+            raise InputError(f"prefill_replicas must be in 1..{replicas - 1}", path="prefill_replicas")
+    reqs = make_requests(trace=requests, num_requests=num_requests, rate=rate, burstiness=burstiness,
+                         input_len=input_len, output_len=output_len, seed=seed,
+                         closed_loop=concurrency is not None)
+
+    eng = load_profile(profile)
+    step_model = StepTimeModel(cfg, hardware, tp=tp, pp=pp, dtype=dtype, weight_dtype=weight_dtype,
+                               kv_dtype=kv_dtype)
+    system = step_model.system
+    if len(system.accelerators) > tp * pp and len(system.accelerators) < replicas * tp * pp:
+        raise InputError(f"{replicas} replicas of {tp * pp} devices need {replicas * tp * pp} accelerators; "
+                         f"{system.id} has {len(system.accelerators)}", path="replicas")
+    device = step_model.device
+    budget = kv_budget(cfg, step_model.knobs, device, block_size=block_size,
+                       gpu_memory_utilization=gpu_memory_utilization,
+                       max_num_batched_tokens=max_num_batched_tokens, reserve_bytes=eng.runtime_reserve_bytes)
+    blocks = kv_blocks or budget.blocks
+    per_token = budget.block_bytes / block_size
+    cluster = Cluster(reqs, step_model=step_model, profile=eng, router=route, preemption=preemption,
+                      block_bytes=budget.block_bytes, kv_bytes_per_token=per_token,
+                      max_model_len=max_model_len or cfg.max_positions, concurrency=concurrency)
+    for i in range(replicas):
+        role = "both"
+        if scheduler == "disaggregated":
+            role = "prefill" if i < prefill_replicas else "decode"
+        host = _link(device, ("pcie", "cxl", "host"), "swapping KV blocks") if preemption == "swap" else None
+        cluster.replicas.append(Replica(i, cluster, sched_cls(sconf), KVCache(blocks, block_size), role=role,
+                                        host_link=host))
+    if scheduler == "disaggregated":
+        cluster.decode_pool = [r for r in cluster.replicas if r.role == "decode"]
+        cluster.kv_link = _link(device, ("nvlink", "infinity_fabric", "ici", "pcie", "ethernet", "cxl"),
+                                "moving the KV cache between replicas")
+    cluster.run()
+    return _result(cluster, reqs, budget, blocks, step_model, dict(
+        model=cfg.id, hardware=system.id, tp=tp, pp=pp, replicas=replicas, scheduler=scheduler, router=router,
+        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, block_size=block_size,
+        preemption=preemption, profile=eng.name, seed=seed, kv_budget=budget.to_dict()),
+        {"ttft_s": slo_ttft, "tpot_s": slo_tpot, "e2e_s": slo_e2e})
+
+
+def _result(cluster, reqs, budget, blocks, step_model, config, slo) -> ServeResult:
+    lost = [r for r in reqs if r.finish_s is None and r.rejected is None]
+    if lost:      # an invariant of the simulation, not an input problem
+        raise RuntimeError(f"{len(lost)} requests neither finished nor were rejected (first: {lost[0]})")
+    arrays = request_arrays(reqs)
+    metrics = serving_metrics(arrays, np.frombuffer(cluster.itl, dtype=float) if len(cluster.itl) else [],
+                              slo=slo)
+    frames = []
+    for r in cluster.replicas:
+        df = pd.DataFrame({c: np.frombuffer(r.steps[c], dtype=float) if len(r.steps[c]) else np.zeros(0)
+                           for c in STEP_COLUMNS})
+        df["replica"] = r.index
+        frames.append(df)
+    steps = pd.concat(frames, ignore_index=True).sort_values("start_s", kind="stable").reset_index(drop=True)
+    duration = metrics["duration_s"]
+    busy = sum(r.busy_s for r in cluster.replicas)
+    idle_j = step_model.static_w * max(0.0, duration * len(cluster.replicas) - busy)
+    total_j = sum(r.energy_j for r in cluster.replicas) + idle_j
+    out_tokens = int(arrays["output_tokens"].sum())
+    peak = max(r.kv.peak_used for r in cluster.replicas)
+    metrics.update({
+        "energy": {"total_j": total_j, "j_per_output_token": total_j / out_tokens if out_tokens else 0.0},
+        "kv": {"blocks_total": blocks, "block_size": cluster.replicas[0].kv.block_size,
+               "peak_used_fraction": peak / blocks, "blocks_derived": budget.blocks},
+        "preemptions": sum(r.preemptions for r in cluster.replicas),
+        "completed": int(arrays["id"].size),
+        "rejected": sum(1 for r in reqs if r.rejected),
+    })
+    links = [lk for lk in ([cluster.kv_link] + [r.host_link for r in cluster.replicas]) if lk is not None]
+    if links:
+        metrics["transfers"] = {"bytes": sum(lk.bytes_moved for lk in links), "busy_s": sum(lk.busy_s for lk in links)}
+    rejected = [(r.id, r.rejected) for r in reqs if r.rejected]
+    return ServeResult(metrics, arrays, steps, rejected, config)
