@@ -89,13 +89,15 @@ class Replica:
         self.preemptions += 1
         self.waiting.appendleft(req)
 
-    def resume(self, req) -> bool:
-        """Ready ``req`` to run again: a swapped request needs its blocks back (and the transfer)."""
+    def resume(self, req, tokens: int) -> bool:
+        """Give ``req`` (waiting) the blocks for ``tokens`` tokens, all or none; a swapped request
+        also gets its blocks' contents back over the host link."""
         if not req.swapped:
-            return True
-        if not self.kv.grow(req, req.computed):
+            return self.kv.grow(req, tokens)
+        if not self.kv.can_hold(req, max(tokens, req.computed)):
             return False
-        self.swap_bytes_pending += req.blocks * self.cluster.block_bytes
+        self.kv.grow(req, max(tokens, req.computed))
+        self.swap_bytes_pending += self.kv.blocks_for(req.computed) * self.cluster.block_bytes
         req.swapped = False
         return True
 

@@ -257,14 +257,32 @@ def load_trace(ref: str) -> list[tuple[float, int, int]]:
     return [(t - t0, p, o) for t, p, o in rows]
 
 
-def make_requests(*, trace: str | None = None, num_requests: int | None = None, rate: float = math.inf,
+def _rows(rows) -> list[tuple[float, int, int]]:
+    """(arrival s, prompt, output) rows given in Python, checked like a trace's lines."""
+    out = []
+    for i, row in enumerate(rows):
+        try:
+            t, p, o = row
+        except (TypeError, ValueError):
+            raise InputError("expected (arrival_s, input_toks, output_toks)", path=f"requests[{i}]") from None
+        out.append((_time(t, "<requests>", i + 1, "arrival_s"), _tokens(p, "<requests>", i + 1, "input_toks"),
+                    _tokens(o, "<requests>", i + 1, "output_toks")))
+    if not out:
+        raise InputError("no requests", path="requests")
+    out.sort(key=lambda r: r[0])
+    t0 = out[0][0]
+    return [(t - t0, p, o) for t, p, o in out]
+
+
+def make_requests(*, trace=None, num_requests: int | None = None, rate: float = math.inf,
                   burstiness: float = 1.0, input_len: str | int = 512, output_len: str | int = 128,
                   seed: int = 0, closed_loop: bool = False) -> list[Request]:
-    """The requests of a run: from ``trace`` (its first ``num_requests`` if given), or
+    """The requests of a run: from ``trace`` (a file, a bundled id or a list of (arrival_s,
+    input_toks, output_toks); its first ``num_requests`` if given), or
     ``num_requests`` drawn (arrivals at ``rate``, lengths from ``input_len`` / ``output_len``).
     ``closed_loop``: arrival times are left at 0 (the replica admits them by concurrency)."""
     if trace is not None:
-        rows = load_trace(trace)
+        rows = load_trace(trace) if isinstance(trace, (str, Path)) else _rows(trace)
         if num_requests is not None:
             rows = rows[:_count(num_requests)]
         return [Request(i, t, p, o) for i, (t, p, o) in enumerate(rows)]

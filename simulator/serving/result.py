@@ -61,8 +61,10 @@ class ServeResult:
         return out.reset_index(drop=True)
 
     def to_dict(self, requests: bool = True) -> dict:
-        """The JSON form (the CLI's ``--format json``)."""
-        out = dict(self.metrics)
+        """The JSON form (the CLI's ``--format json``): ``metrics``, ``config``, ``rejected`` (id and
+        reason of each refused request) and, with ``requests``, one object per completed request."""
+        out = {"metrics": dict(self.metrics), "config": dict(self.config),
+               "rejected": [{"id": int(i), "reason": why} for i, why in self.rejected]}
         if requests:
             df = self.to_frame()
             out["requests"] = [

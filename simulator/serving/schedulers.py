@@ -108,12 +108,10 @@ class VLLMScheduler:
             waiting = replica.waiting
             while waiting and budget > 0 and len(replica.running) < cfg.max_num_seqs:
                 req = waiting[0]
-                if not replica.resume(req):
-                    break
                 new = min(req.tokens - req.computed, budget)
                 if cfg.reserve_full_prompt and not kv.can_hold(req, req.tokens):
                     break
-                if not kv.grow(req, req.computed + new):
+                if not replica.resume(req, req.computed + new):
                     break
                 replica.admit(waiting.popleft())
                 batch.add(req, new)
@@ -146,13 +144,13 @@ class OrcaScheduler:
         self.config = config
 
     def schedule(self, replica) -> Batch | None:
-        cfg, kv, waiting = self.config, replica.kv, replica.waiting
+        cfg, waiting = self.config, replica.waiting
         batch = Batch()
         budget = cfg.max_num_batched_tokens
         while waiting and len(replica.running) < cfg.max_num_seqs:
             req = waiting[0]
             need = req.tokens - req.computed
-            if (batch.prefills and need > budget) or not replica.resume(req) or not kv.grow(req, req.tokens):
+            if (batch.prefills and need > budget) or not replica.resume(req, req.tokens):
                 break
             replica.admit(waiting.popleft())
             batch.add(req, need)
@@ -177,14 +175,13 @@ class StaticScheduler:
         self.config = config
 
     def schedule(self, replica) -> Batch | None:
-        cfg, kv, waiting = self.config, replica.kv, replica.waiting
+        cfg, waiting = self.config, replica.waiting
         batch = Batch()
         if not replica.running:
             while waiting and len(replica.running) < cfg.max_num_seqs:
                 req = waiting[0]
-                if not replica.resume(req) or not kv.can_hold(req, req.prompt + req.output):
+                if not replica.resume(req, req.prompt + req.output):
                     break
-                kv.grow(req, req.prompt + req.output)
                 replica.admit(waiting.popleft())
                 batch.add(req, req.tokens - req.computed)
             return batch or None

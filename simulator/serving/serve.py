@@ -45,7 +45,7 @@ def _link(device, kinds: tuple[str, ...], what: str) -> Link:
     raise InputError(f"{device.id} has no {' or '.join(kinds)} link for {what}", path="hw")
 
 
-def serve(model, hardware, *, requests: str | None = None, num_requests: int | None = None,
+def serve(model, hardware, *, requests=None, num_requests: int | None = None,
           rate: float = math.inf, burstiness: float = 1.0, concurrency: int | None = None,
           input_len="512", output_len="128", tp: int = 1, pp: int = 1, replicas: int = 1,
           prefill_replicas: int | None = None, dtype: str = "bf16", weight_dtype: str | None = None,
@@ -120,7 +120,7 @@ def serve(model, hardware, *, requests: str | None = None, num_requests: int | N
                                 "moving the KV cache between replicas")
     cluster.run()
     return _result(cluster, reqs, budget, blocks, step_model, dict(
-        model=cfg.id, hardware=system.id, tp=tp, pp=pp, replicas=replicas, scheduler=scheduler, router=router,
+        model=cfg.id, hardware=hardware if isinstance(hardware, str) else system.id, tp=tp, pp=pp, replicas=replicas, scheduler=scheduler, router=router,
         max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, block_size=block_size,
         preemption=preemption, profile=eng.name, seed=seed, kv_budget=budget.to_dict()),
         {"ttft_s": slo_ttft, "tpot_s": slo_tpot, "e2e_s": slo_e2e})
@@ -130,6 +130,9 @@ def _result(cluster, reqs, budget, blocks, step_model, config, slo) -> ServeResu
     lost = [r for r in reqs if r.finish_s is None and r.rejected is None]
     if lost:      # an invariant of the simulation, not an input problem
         raise RuntimeError(f"{len(lost)} requests neither finished nor were rejected (first: {lost[0]})")
+    if all(r.rejected for r in reqs):
+        raise InputError(f"every request was rejected ({len(reqs)}); the first: {reqs[0].rejected}",
+                         path="requests")
     arrays = request_arrays(reqs)
     metrics = serving_metrics(arrays, np.frombuffer(cluster.itl, dtype=float) if len(cluster.itl) else [],
                               slo=slo)
