@@ -9,7 +9,9 @@
    when torch is installed), timed for real, against the same model as a workloads graph played
    by the simulator on the device under test.
 3. **Public measurements**: every row of the bundled ``public_measurements.csv`` predicted from
-   the catalog (:mod:`calibration.public`), with the row's source.
+   the catalog (:mod:`calibration.public`), with the row's source; and the serving runs
+   (:mod:`calibration.serving_validation`): a real vLLM run replayed request by request, and
+   offline throughput rows.
 
 Errors are signed relative errors ``predicted / measured - 1``; MAPE is the mean of their
 absolute values.
@@ -197,6 +199,7 @@ class ValidationReport:
     kernels: list[dict] = field(default_factory=list)
     end_to_end: list[dict] = field(default_factory=list)
     public: list[dict] = field(default_factory=list)
+    serving: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # e.g. a busy machine during the local runs
 
@@ -217,6 +220,10 @@ class ValidationReport:
             if summary["mape"] is not None:
                 out["public_held_out_mape"] = {"value": summary["mape"], "median": summary["median_abs_error"],
                                                "n": summary["n"], "over": summary["over"]}
+        if self.serving:
+            from .serving_validation import serving_targets
+
+            out.update(serving_targets(self.serving))
         return out
 
     def to_dict(self) -> dict:
@@ -227,10 +234,11 @@ class ValidationReport:
                            "by_metric": summarize([r for r in self.public if r.get("role") != "fit"],
                                                   "family"),
                            "groups": public_groups(self.public) if self.public else None},
+                "serving": {"rows": self.serving},
                 "targets": self.targets(), "notes": self.notes, "warnings": self.warnings}
 
     def rows(self) -> list[dict]:
-        return [*self.kernels, *self.end_to_end, *self.public]
+        return [*self.kernels, *self.end_to_end, *self.public, *self.serving]
 
 
 def validate(hw: str | None = None, *, public: bool = False, local: bool = True, quick: bool = False,
@@ -270,5 +278,8 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
         if busy:
             report.warnings.append(busy)
     if public:
+        from .serving_validation import validate_serving
+
         report.public = validate_public()
+        report.serving = validate_serving(quick=quick)
     return report

@@ -151,6 +151,10 @@ def render(report) -> str:
                        f"listed with role 'fit' above): MAPE {s['mape']:.1%}, median |error| "
                        f"{s['median_abs_error']:.1%}, worst {s['worst']:.1%} ({s['worst_case']})")
         out.append(_public_groups_text(report.public))
+    if report.serving:
+        out.append("\n4) serving: a real vLLM run replayed request by request, offline throughput rows")
+        out.append(_table(report.serving, ["name", "measured", "predicted", "unit", "error"]))
+        out.append("   sources: " + "; ".join(dict.fromkeys(r["source"] for r in report.serving)))
     targets = report.targets()
     if targets:
         out.append("\ntargets")

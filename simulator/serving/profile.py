@@ -48,8 +48,10 @@ class EngineProfile:
         return max(gpu, cpu) if self.async_scheduling else gpu + cpu
 
 
-def load_profile(ref: str = "vllm-v1") -> EngineProfile:
-    """A bundled profile by name, or a YAML file."""
+def load_profile(ref: str | EngineProfile = "vllm-v1") -> EngineProfile:
+    """A bundled profile by name, a YAML file, or an EngineProfile (returned as it is)."""
+    if isinstance(ref, EngineProfile):
+        return ref
     path = Path(ref)
     if path.suffix in (".yaml", ".yml") and path.exists():
         doc = yamlio.load(path)
