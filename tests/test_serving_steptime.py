@@ -1,7 +1,5 @@
 """The serving step-time model against playing the step's graph through the engine."""
 
-import math
-
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -9,7 +7,7 @@ from hypothesis import strategies as st
 from hwmodels.errors import InputError
 from simulator import simulate
 from simulator.serving.steptime import StepTimeModel
-from workloads.batch import PrefillChunk, build_step, step_segments
+from workloads.batch import PrefillChunk, build_step, decode_context, step_segments
 
 MODEL = "llama-3.1-8b"
 _MODELS: dict = {}
@@ -34,7 +32,7 @@ def test_step_time_matches_the_engine_within_one_percent(prefills, ctx, where):
         ctx = [17]
     hw, kw = where
     cost = _model(hw, **kw).step(prefills, len(ctx), sum(ctx))
-    mean = math.ceil(sum(ctx) / len(ctx)) if ctx else 0
+    mean = decode_context(len(ctx), sum(ctx)) if ctx else 0
     played = simulate(build_step(MODEL, prefills, [mean] * len(ctx), **kw), hw)
     assert cost.time_s == pytest.approx(played.latency_s, rel=0.01)
     assert cost.energy_j == pytest.approx(played.energy_j, rel=0.01)
@@ -49,9 +47,10 @@ def test_pipelined_replica_takes_the_whole_graph():
 
 def test_segments_of_a_mixed_step():
     segs, rows = step_segments([PrefillChunk(256, 512, last=False)], [100, 201])
-    # the chunk: 1 sequence, 256 queries over 512 + 256 keys; the decodes: 2 at ceil(301 / 2) = 151,
-    # each attending to its context plus the new token (152); one sampled row per request
-    assert [(s.batch, s.q_len, s.kv_len) for s in segs] == [(1, 256, 768), (2, 1, 152)]
+    # the chunk: 1 sequence, 256 queries over 512 + 256 keys; the decodes: 2 at their mean 150.5
+    # rounded up to a multiple of 16 (160), each attending to it plus the new token (161); one
+    # sampled row per request
+    assert [(s.batch, s.q_len, s.kv_len) for s in segs] == [(1, 256, 768), (2, 1, 161)]
     assert rows == 3
 
 

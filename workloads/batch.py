@@ -7,9 +7,12 @@ the linear layers (``T`` = the step's tokens, stacked), each runs its own attent
 
 * a prefill chunk is one attention segment (1 sequence, ``tokens`` queries over ``cached +
   tokens`` keys);
-* the decodes are one segment of ``n`` sequences at their mean context rounded up to a whole
-  token: a varlen decode kernel (FlashAttention's, FlashInfer's) reads every sequence's K/V once,
-  ``sum(context)`` tokens in all, which ``n x mean`` matches; one kernel launch, as in the engines.
+* the decodes are one segment of ``n`` sequences at their mean context, rounded up to a multiple
+  of :data:`DECODE_CONTEXT_GRANULE` (16 tokens, vLLM's default KV block): a varlen decode kernel
+  (FlashAttention's, FlashInfer's) reads every sequence's K/V once, ``sum(context)`` tokens in all,
+  which ``n x mean`` matches; one kernel launch, as in the engines. The rounding (at most 15
+  tokens a sequence) keeps the number of distinct decode shapes a serving run asks the cost
+  model about small.
 
 The LM head runs on one row per scheduled request (vLLM v1 computes the logits of every
 scheduled request's last token, and drops the sample of a chunk that does not end its prompt).
@@ -28,6 +31,8 @@ from .configs import ModelConfig, load_config
 from .graph import Graph
 from .llm import DEFAULT_GROUP_SIZE, Segment, _Builder, _check_parallel, _positive_int
 from .tensors import QUANTIZED_DTYPES
+
+DECODE_CONTEXT_GRANULE = 16
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,13 @@ def step_knobs(cfg: ModelConfig, *, tp: int = 1, pp: int = 1, dtype: str = "bf16
             "moe_imbalance": 1.0}
 
 
+def decode_context(n: int, total: int) -> int:
+    """The context a step's ``n`` decodes run at: their mean (``total`` / n), rounded up to a
+    multiple of :data:`DECODE_CONTEXT_GRANULE`."""
+    g = DECODE_CONTEXT_GRANULE
+    return -(-total // (n * g)) * g
+
+
 def step_segments(prefills: Sequence[PrefillChunk], decodes: Sequence[int]) -> tuple[list[Segment], int]:
     """(attention segments, LM-head rows) of a step; see the module docstring."""
     segments = []
@@ -73,7 +85,7 @@ def step_segments(prefills: Sequence[PrefillChunk], decodes: Sequence[int]) -> t
     if decodes:
         if min(decodes) < 1:
             raise InputError(f"a decode's context must be >= 1 token, got {min(decodes)}", path="decodes")
-        mean = math.ceil(sum(decodes) / len(decodes))
+        mean = decode_context(len(decodes), sum(decodes))
         segments.append(Segment(len(decodes), 1, mean + 1))
     if not segments:
         raise InputError("a step needs at least one prefill chunk or decode", path="batch")

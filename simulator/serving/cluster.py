@@ -36,6 +36,19 @@ class Cluster:
         self.itl = array("d")
         self.done = 0
         self._next = 0
+        self._arrived = 0
+        # decode runs may be played at once when every outside event that can reach a replica
+        # (an arrival) is known in advance; a hand-off between replicas or another replica's
+        # finish (closed loop) is not
+        self.fast_forward = True
+
+    def next_arrival_s(self) -> float:
+        """When the next request arrives from outside (inf: none is due)."""
+        if self.concurrency:
+            return float("inf")
+        if self._arrived < len(self.requests):
+            return self.requests[self._arrived].arrival_s
+        return float("inf")
 
     def entry_pool(self) -> list:
         return [r for r in self.replicas if r.role != "decode"]
@@ -50,6 +63,7 @@ class Cluster:
         for req in self.requests:
             if req.arrival_s > env.now:
                 yield env.timeout(req.arrival_s - env.now)
+            self._arrived += 1
             self._arrive(req)
 
     def _release_next(self) -> None:
@@ -88,6 +102,8 @@ class Cluster:
         self.router(self.decode_pool, req, self.router_state.setdefault("decode", {})).submit(req)
 
     def run(self) -> None:
+        if self.decode_pool or (self.concurrency and len(self.replicas) > 1):
+            self.fast_forward = False
         self.env.process(self._arrivals())
         for r in self.replicas:
             self.env.process(r.run())

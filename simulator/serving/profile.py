@@ -41,6 +41,9 @@ class EngineProfile:
     fitted: str = ""
     source: dict = field(default_factory=dict, compare=False)
 
+    def gpu_time(self, gpu_s: float) -> float:
+        return gpu_s * self.gpu_time_scale
+
     def step_time(self, gpu_s: float, seqs: int) -> float:
         """Wall time of a step whose GPU work takes ``gpu_s`` with ``seqs`` scheduled requests."""
         cpu = self.step_cpu_s + self.per_seq_cpu_s * seqs

@@ -10,7 +10,9 @@ from __future__ import annotations
 from array import array
 from collections import deque
 
-from workloads.batch import PrefillChunk
+import numpy as np
+
+from workloads.batch import DECODE_CONTEXT_GRANULE, PrefillChunk
 
 # columns of the per-step record
 STEP_COLUMNS = ("start_s", "duration_s", "running", "waiting", "kv_blocks_used", "prefill_tokens",
@@ -112,6 +114,12 @@ class Replica:
                 yield self.wake
                 self.wake = None
                 continue
+            if cluster.fast_forward and not self.waiting:
+                run = self._decode_run(env.now)
+                if run is not None:
+                    yield env.timeout(run[0][-1] - env.now)
+                    self._take_run(*run)
+                    continue
             batch = self.scheduler.schedule(self)
             if batch is None:
                 idle_rounds += 1
@@ -133,10 +141,98 @@ class Replica:
             if self.swap_bytes_pending:
                 duration += self.host_link.transfer(now, self.swap_bytes_pending) - now
                 self.swap_bytes_pending = 0.0
-            energy = cost.energy_j + model.static_w * max(0.0, duration - cost.time_s)
+            energy = model.energy_j(cost, profile.gpu_time(cost.time_s), duration)
             self._record(now, duration, batch, energy, len(batch.decodes) + sum(c.last for c in chunks))
             yield env.timeout(duration)
             self._apply(batch, env.now)
+
+    def _decode_run(self, now: float):
+        """Play, at once, the decode-only steps that follow while nothing arrives: every running
+        request decodes each step (no waiting request, the scheduler lets all decode), until a
+        request finishes, an arrival is due, or the free blocks run out. The same steps, the
+        same step times as one at a time; only the Python per step is saved. Returns the step
+        end times, or None (fewer than two such steps: the ordinary path takes them)."""
+        running = self.running
+        n = len(running)
+        alone = getattr(self.scheduler, "decodes_alone", None)
+        if n == 0 or alone is None or not alone(n):
+            return None
+        bs = self.kv.block_size
+        starts = [0] * bs           # requests whose next new block falls on step j (mod bs)
+        context, left = 0, 1 << 62
+        for r in running:
+            c = r.computed
+            if r.tokens - c != 1 or r.swapped:
+                return None
+            context += c
+            left = min(left, r.output - r.generated)
+            first = r.blocks * bs - c       # the step at which it needs a new block
+            if first < bs:
+                starts[first] += 1
+            elif first < r.output - r.generated:
+                return None
+        if left < 2:
+            return None
+        cluster = self.cluster
+        model, profile = cluster.step_model, cluster.profile
+        # step j decodes with contexts summing to context + j n; its cost depends on that only
+        # through the rounded mean (workloads.batch.decode_context), so cost each distinct one once
+        j = np.arange(left)
+        g = DECODE_CONTEXT_GRANULE
+        means = -(-(context + j * n) // (n * g)) * g
+        keys, index = np.unique(means, return_inverse=True)
+        durs, energy = np.empty(keys.size), np.empty(keys.size)
+        for i, mean in enumerate(keys):
+            cost = model.step((), n, int(mean) * n)
+            durs[i] = profile.step_time(cost.time_s, n)
+            energy[i] = model.energy_j(cost, profile.gpu_time(cost.time_s), durs[i])
+        durations, energies = durs[index], energy[index]
+        # new blocks taken at step j, and the steps before the free ones run out
+        kv_used = self.kv.used + np.cumsum(np.asarray(starts)[j % bs])
+        k = int(np.searchsorted(kv_used, self.kv.blocks_total, side="right"))
+        ends = now + np.cumsum(durations[:k])
+        # stop at the step during which the next request arrives (it joins the step after)
+        k = min(k, int(np.searchsorted(ends, cluster.next_arrival_s(), side="left")) + 1)
+        if k < 2:
+            return None
+        durations, energies, kv_used, ends = durations[:k], energies[:k], kv_used[:k], ends[:k]
+        free, used = self.kv.blocks_total - int(kv_used[-1]), int(kv_used[-1])
+        s = self.steps
+        s["start_s"].extend((ends - durations).tolist())
+        s["duration_s"].extend(durations.tolist())
+        for col, value in (("running", n), ("waiting", 0), ("prefill_tokens", 0), ("prefills", 0),
+                           ("decodes", n), ("tokens_out", n)):
+            s[col].extend([value] * k)
+        s["kv_blocks_used"].extend(kv_used.tolist())
+        s["energy_j"].extend(energies.tolist())
+        self.busy_s += float(ends[-1] - now)
+        self.energy_j += float(energies.sum())
+        self.kv.peak_used = max(self.kv.peak_used, used)
+        return ends, free
+
+    def _take_run(self, ends, free: int) -> None:
+        """Hand out the tokens of ``k`` decode steps ending at ``ends`` to every running request."""
+        bs = self.kv.block_size
+        k = len(ends)
+        gaps = array("d", np.diff(ends))
+        last = float(ends[-1])
+        itl = self.cluster.itl
+        self.kv.free = free
+        done = False
+        for r in self.running:
+            r.computed += k
+            r.generated += k
+            r.blocks = max(r.blocks, -(-r.computed // bs))
+            itl.append(float(ends[0]) - r.last_token_s)
+            itl.extend(gaps)
+            r.last_token_s = last
+            if r.generated >= r.output:
+                r.finish_s = last
+                self._leave(r)
+                self.cluster.finished(r)
+                done = True
+        if done:
+            self.running = [r for r in self.running if r in self.running_set]
 
     def _record(self, now: float, duration: float, batch, energy: float, tokens_out: int) -> None:
         s = self.steps

@@ -89,6 +89,10 @@ class VLLMScheduler:
     def order(self, running: list) -> list:
         return list(running)
 
+    def decodes_alone(self, n: int) -> bool:
+        """With nothing waiting and ``n`` requests all decoding, every one decodes each step."""
+        return n <= self.budget
+
     def schedule(self, replica) -> Batch | None:
         cfg, kv = self.config, replica.kv
         batch = Batch()
@@ -143,6 +147,9 @@ class OrcaScheduler:
     def __init__(self, config: SchedulerConfig):
         self.config = config
 
+    def decodes_alone(self, n: int) -> bool:
+        return True
+
     def schedule(self, replica) -> Batch | None:
         cfg, waiting = self.config, replica.waiting
         batch = Batch()
@@ -173,6 +180,9 @@ class StaticScheduler:
 
     def __init__(self, config: SchedulerConfig):
         self.config = config
+
+    def decodes_alone(self, n: int) -> bool:
+        return True
 
     def schedule(self, replica) -> Batch | None:
         cfg, waiting = self.config, replica.waiting

@@ -54,11 +54,12 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
           block_size: int = 16, gpu_memory_utilization: float = 0.9, kv_blocks: int | None = None,
           preemption: str = "recompute", slo_ttft: float | None = None, slo_tpot: float | None = None,
           slo_e2e: float | None = None, seed: int = 0, profile: str = "vllm-v1",
-          max_model_len: int | None = None) -> ServeResult:
+          max_model_len: int | None = None, fast_forward: bool = True) -> ServeResult:
     """Simulate serving: requests (a trace, or ``num_requests`` drawn at ``rate``/``concurrency``)
     over ``replicas`` copies of ``model`` (``tp`` x ``pp`` devices each) on ``hardware``.
 
     See docs/serving.md for the model, the schedulers and the metrics' definitions.
+    ``fast_forward=False`` plays every decode step one at a time (same result, slower; for checking).
     """
     from workloads.configs import ModelConfig, load_config
 
@@ -118,6 +119,7 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
         cluster.decode_pool = [r for r in cluster.replicas if r.role == "decode"]
         cluster.kv_link = _link(device, ("nvlink", "infinity_fabric", "ici", "pcie", "ethernet", "cxl"),
                                 "moving the KV cache between replicas")
+    cluster.fast_forward = fast_forward
     cluster.run()
     return _result(cluster, reqs, budget, blocks, step_model, dict(
         model=cfg.id, hardware=hardware if isinstance(hardware, str) else system.id, tp=tp, pp=pp, replicas=replicas, scheduler=scheduler, router=router,

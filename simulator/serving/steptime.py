@@ -23,10 +23,11 @@ devices' active power over the step (idle power between steps is the replica's b
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
 
-from workloads.batch import PrefillChunk, build_step, step_knobs, step_segments
+import numpy as np
+
+from workloads.batch import PrefillChunk, build_step, decode_context, step_knobs, step_segments
 from workloads.configs import ModelConfig, load_config
 from workloads.graph import Graph
 from workloads.llm import Segment, _Builder
@@ -36,10 +37,12 @@ HEAD_OPS = ("model.norm", "lm_head", "lm_head.all_gather")
 
 @dataclasses.dataclass(frozen=True)
 class StepCost:
-    """``time_s`` of one step on its replica and the ``energy_j`` its devices spend meanwhile."""
+    """``time_s`` of one step on its replica, the ``energy_j`` its devices spend meanwhile, and
+    the dynamic part of it (``dynamic_j``: the operators' own energy on every rank)."""
 
     time_s: float
     energy_j: float
+    dynamic_j: float = 0.0
 
 
 class StepTimeModel:
@@ -67,6 +70,9 @@ class StepTimeModel:
         self._attn: dict[tuple[int, int, int], tuple[float, float]] = {}
         self._slow: dict[tuple, tuple[float, float]] = {}
         self._attn_probe = None
+        self._plan = None          # the templates of :meth:`_dense_plan`, or False (probe per T)
+        self._gemm_t = np.zeros(0)  # summed GEMM time / energy per rank for T = 1..len
+        self._gemm_e = np.zeros(0)
 
     # -- parts ---------------------------------------------------------------------------------
     def _cost(self, ops) -> tuple[float, float]:
@@ -90,6 +96,11 @@ class StepTimeModel:
         """(time, energy per rank) of everything but attention and the LM head for ``tokens``."""
         hit = self._dense.get(tokens)
         if hit is None:
+            if self._plan is None:
+                self._plan = self._dense_plan()
+            if self._plan:
+                hit = self._dense[tokens] = self._dense_from_plan(tokens)
+                return hit
             g = self._probe(tokens, 1)
             layer = [op for op in g.ops if op.name.startswith("model.layers.0.") and op.kind != "attention"]
             base = [op for op in g.ops if not op.name.startswith("model.layers.") and op.name not in HEAD_OPS]
@@ -98,6 +109,78 @@ class StepTimeModel:
             (lt, le), (bt, be) = self._cost(layer), self._cost(base)
             hit = self._dense[tokens] = (bt + self.cfg.layers * lt, be + self.cfg.layers * le)
         return hit
+
+    # -- the dense part without a graph per T -------------------------------------------------------
+    def _split(self, g: Graph):
+        """(operator, multiplicity) of a one-layer probe's dense operators (not attention or head)."""
+        out = []
+        for op in g.ops:
+            if op.kind == "attention" or op.name in HEAD_OPS:
+                continue
+            out.append((op, self.cfg.layers if op.name.startswith("model.layers.") else 1))
+        return out
+
+    def _dense_plan(self):
+        """Templates of the dense operators as functions of T: plain GEMMs (m = T) costed for many T
+        at once by :func:`roofline.batch.cost_matmul_batch`, the others rebuilt with their
+        T-proportional fields scaled. Checked against probes at T = 2 and 3 (operator signatures
+        equal); False when a model's operators do not follow that pattern (then a probe per T)."""
+        from roofline.costs import op_signature
+
+        ones, twos = self._split(self._probe(1, 1)), dict((op.name, op) for op, _ in self._split(self._probe(2, 1)))
+        gemms, others = {}, []
+        for op, mult in ones:
+            other = twos.get(op.name)
+            if other is None:
+                return False
+            if op.kind == "matmul" and op.batch == 1 and op.experts == 1 and not op.bias and op.imbalance == 1:
+                key = (op.n, op.k, op.dtype, op.weight_dtype, op.group_size, op.weight_placement)
+                gemms[key] = gemms.get(key, 0) + mult
+                continue
+            names = [f.name for f in dataclasses.fields(op) if f.name not in ("name", "inputs", "outputs")]
+            scaled = [f for f in names if getattr(op, f) != getattr(other, f)]
+            others.append((op, scaled, mult))
+        plan = (gemms, others)
+        for tokens in (2, 3):
+            want = sorted(repr(op_signature(op)) for op, _ in self._split(self._probe(tokens, 1))
+                          if op.kind != "matmul" or op.bias)
+            have = sorted(repr(op_signature(op)) for op, _ in self._template_ops(plan, tokens))
+            want_gemms = sum(1 for op, _ in self._split(self._probe(tokens, 1)) if op.kind == "matmul" and not op.bias)
+            if want != have or want_gemms != len([1 for op, _ in ones if op.kind == "matmul" and not op.bias]):
+                return False
+        return plan
+
+    @staticmethod
+    def _template_ops(plan, tokens: int):
+        for op, scaled, mult in plan[1]:
+            fields = {f: type(getattr(op, f))(getattr(op, f) * tokens) for f in scaled}
+            yield dataclasses.replace(op, inputs=[], outputs=[], **fields), mult
+
+    def _gemm_table(self, tokens: int) -> None:
+        """Extend the GEMM sums to cover ``tokens`` (in blocks of 1024 values of T)."""
+        from roofline.batch import cost_matmul_batch
+
+        n0 = self._gemm_t.size
+        n1 = max(tokens, n0 + 1024)
+        m = np.arange(n0 + 1, n1 + 1, dtype=float)
+        t, e = np.zeros(m.size), np.zeros(m.size)
+        for (n, k, dtype, wdt, gs, place), mult in self._plan[0].items():
+            d = cost_matmul_batch(m, n, k, self.device, dtype=dtype, weight_dtype=wdt, group_size=gs,
+                                  weight_placement=place)
+            t += mult * d.time_s
+            e += mult * d.energy_j
+        self._gemm_t = np.concatenate([self._gemm_t, t])
+        self._gemm_e = np.concatenate([self._gemm_e, e])
+
+    def _dense_from_plan(self, tokens: int) -> tuple[float, float]:
+        if tokens > self._gemm_t.size:
+            self._gemm_table(tokens)
+        t, e = float(self._gemm_t[tokens - 1]), float(self._gemm_e[tokens - 1])
+        for op, mult in self._template_ops(self._plan, tokens):
+            ot, oe = self._cost([op])
+            t += mult * ot
+            e += mult * oe
+        return t, e
 
     def head(self, rows: int) -> tuple[float, float]:
         """(time, energy per rank) of the final norm and LM head over ``rows`` sampled rows."""
@@ -113,7 +196,7 @@ class StepTimeModel:
         hit = self._attn.get(key)
         if hit is None:
             if self._attn_probe is None:
-                self.dense(1)
+                self._attn_probe = next(op for op in self._probe(1, 1).ops if op.kind == "attention")
             op = dataclasses.replace(self._attn_probe, batch=batch, q_len=q_len, kv_len=kv_len,
                                      inputs=[], outputs=[])
             t, e = self._cost([op])
@@ -121,11 +204,11 @@ class StepTimeModel:
         return hit
 
     # -- a step --------------------------------------------------------------------------------
-    def step(self, prefills: Sequence[PrefillChunk] = (), decodes: int = 0, decode_context: int = 0) -> StepCost:
+    def step(self, prefills: Sequence[PrefillChunk] = (), decodes: int = 0, context: int = 0) -> StepCost:
         """Cost of a step running ``prefills`` and ``decodes`` decodes whose contexts sum to
-        ``decode_context`` tokens (the decodes run as one segment at the mean, rounded up)."""
+        ``context`` tokens (the decodes run as one segment, see :func:`workloads.batch.decode_context`)."""
         if not self.fast:
-            return self._slow_step(prefills, decodes, decode_context)
+            return self._slow_step(prefills, decodes, context)
         tokens = decodes + sum(p.tokens for p in prefills)
         t, e = self.dense(tokens)
         ht, he = self.head(decodes + len(prefills))
@@ -134,12 +217,12 @@ class StepTimeModel:
             at, ae = self.attention(1, p.tokens, p.cached + p.tokens)
             t, e = t + at, e + ae
         if decodes:
-            at, ae = self.attention(decodes, 1, math.ceil(decode_context / decodes) + 1)
+            at, ae = self.attention(decodes, 1, decode_context(decodes, context) + 1)
             t, e = t + at, e + ae
-        return StepCost(t, e * self.ranks + self._power_j(t))
+        return StepCost(t, e * self.ranks + self._power_j(t), e * self.ranks)
 
-    def _slow_step(self, prefills, decodes: int, decode_context: int) -> StepCost:
-        mean = math.ceil(decode_context / decodes) if decodes else 0
+    def _slow_step(self, prefills, decodes: int, context: int) -> StepCost:
+        mean = decode_context(decodes, context) if decodes else 0
         key = (tuple(prefills), decodes, mean)
         hit = self._slow.get(key)
         if hit is None:
@@ -148,7 +231,13 @@ class StepTimeModel:
             hit = self._slow[key] = self._cost(g.ops)
         t, e = hit
         # one rank's operators per stage: a stage's ranks are alike, stages run one after the other
-        return StepCost(t, e * self.knobs["tp"] + self._power_j(t))
+        return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"])
+
+    def energy_j(self, cost: StepCost, gpu_s: float, wall_s: float) -> float:
+        """Energy of a step whose GPU work took ``gpu_s`` (the cost model's time, maybe scaled by
+        the engine profile) within ``wall_s`` on the clock: dynamic energy, the active baseline
+        while the GPU works, idle power for the rest."""
+        return cost.dynamic_j + self._power_j(gpu_s) + self.static_w * max(0.0, wall_s - gpu_s)
 
     def _power_j(self, time_s: float) -> float:
         """Idle power of every device over the step, plus the active baseline of the stage that
