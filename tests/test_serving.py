@@ -254,3 +254,15 @@ def test_perfetto_trace(tmp_path):
     assert {"queued", "prefill", "decode", "kv_blocks_used", "requests"} <= names
     steps = [e for e in trace if e["ph"] == "X"]
     assert len(steps) == len(res.steps)
+
+
+@pytest.mark.parametrize("scheduler, kv_blocks", [("vllm", 400), ("static", None), ("orca", 600)])
+def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_blocks):
+    kw = dict(num_requests=60, rate=4, input_len="uniform:100,900", output_len="uniform:20,200", seed=5,
+              scheduler=scheduler, kv_blocks=kv_blocks)
+    fast, slow = serve(MODEL, HW, **kw), serve(MODEL, HW, fast_forward=False, **kw)
+    assert len(fast.steps) == len(slow.steps)
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        assert fast.metrics[key] == pytest.approx(slow.metrics[key], rel=1e-9)
+    assert fast.metrics["preemptions"] == slow.metrics["preemptions"]
+    assert fast.metrics["energy"]["total_j"] == pytest.approx(slow.metrics["energy"]["total_j"], rel=1e-9)

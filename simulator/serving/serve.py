@@ -21,6 +21,8 @@ from .schedulers import SCHEDULERS, SchedulerConfig
 from .steptime import StepTimeModel
 
 PREEMPTION = ("recompute", "swap")
+# per-step counts kept as float32 (exact below 2^24): a long run has millions of steps
+COUNT_COLUMNS = ("running", "waiting", "kv_blocks_used", "prefill_tokens", "prefills", "decodes", "tokens_out")
 
 
 def _positive(name: str, value, integer: bool = True, allow_inf: bool = False):
@@ -140,11 +142,12 @@ def _result(cluster, reqs, budget, blocks, step_model, config, slo) -> ServeResu
                               slo=slo)
     frames = []
     for r in cluster.replicas:
-        df = pd.DataFrame({c: np.frombuffer(r.steps[c], dtype=float) if len(r.steps[c]) else np.zeros(0)
-                           for c in STEP_COLUMNS})
-        df["replica"] = r.index
-        frames.append(df)
-    steps = pd.concat(frames, ignore_index=True).sort_values("start_s", kind="stable").reset_index(drop=True)
+        cols = {c: np.array(r.steps[c], dtype=np.float32 if c in COUNT_COLUMNS else float) for c in STEP_COLUMNS}
+        r.steps = None          # the arrays above are the copies kept
+        cols["replica"] = np.full(len(cols["start_s"]), r.index, dtype=np.int32)
+        frames.append(pd.DataFrame(cols, copy=False))
+    steps = frames[0] if len(frames) == 1 else (
+        pd.concat(frames, ignore_index=True).sort_values("start_s", kind="stable").reset_index(drop=True))
     duration = metrics["duration_s"]
     busy = sum(r.busy_s for r in cluster.replicas)
     idle_j = step_model.static_w * max(0.0, duration * len(cluster.replicas) - busy)
