@@ -20,7 +20,6 @@ scheduled request's last token, and drops the sample of a chunk that does not en
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
