@@ -23,13 +23,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
+from hwmodels.dtypes import DTYPE_BYTES
 from hwmodels.errors import InputError
 
 from .configs import ModelConfig, load_config
 from .graph import Graph
-from .llm import DEFAULT_GROUP_SIZE, Segment, _Builder, _check_parallel, _positive_int
-from .tensors import QUANTIZED_DTYPES
+from .llm import Segment, _Builder, _check_parallel, builder_knobs
+from .options import StepOptions
 
 DECODE_CONTEXT_GRANULE = 16
 
@@ -47,24 +47,22 @@ class PrefillChunk:
 def step_knobs(cfg: ModelConfig, *, tp: int = 1, pp: int = 1, dtype: str = "bf16",
                weight_dtype: str | None = None, kv_dtype: str | None = None,
                group_size: int | None = None, fused_attention: bool = True) -> dict:
-    """The builder knobs of a serving step (checked: dtypes, parallelism that divides the model)."""
-    _positive_int("tp", tp)
-    _positive_int("pp", pp)
-    dtype = normalize_dtype(dtype, path="dtype")
-    weight_dtype = normalize_dtype(weight_dtype or dtype, path="weight_dtype")
-    kv_dtype = normalize_dtype(kv_dtype or dtype, path="kv_dtype")
-    quantized = weight_dtype in QUANTIZED_DTYPES and weight_dtype != dtype
-    if group_size is not None and not quantized:
-        raise InputError("group_size applies to int4/int8 weights dequantized to the activation dtype",
-                         path="group_size")
+    """The builder knobs of a serving step, checked as :class:`~workloads.options.StepOptions`
+    checks them (dtypes, a group size only for int4/int8 weights) and against the model
+    (parallelism that divides it; an attention model, since serving pages a KV cache)."""
+    opts = StepOptions(phase="prefill", tp=tp, pp=pp, dtype=dtype, weight_dtype=weight_dtype,
+                       kv_dtype=kv_dtype, group_size=group_size, fused_attention=fused_attention)
     if cfg.family == "mamba":
         raise InputError(f"{cfg.id} (Mamba) has no KV cache to page; serving models attention LLMs",
                          path="model")
     _check_parallel(cfg, tp, pp, 1)
-    return {"tp": tp, "pp": pp, "ep": 1, "dtype": dtype, "weight_dtype": weight_dtype, "kv_dtype": kv_dtype,
-            "group_size": DEFAULT_GROUP_SIZE if group_size is None else _positive_int("group_size", group_size),
-            "kv_placement": "device", "kv_fraction": 1.0, "fused_attention": fused_attention,
-            "moe_imbalance": 1.0}
+    return builder_knobs(opts)
+
+
+def _count(name: str, value, minimum: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InputError(f"{name} must be an integer >= {minimum}, got {value!r}", path=name)
+    return value
 
 
 def decode_context(n: int, total: int) -> int:
@@ -78,8 +76,8 @@ def step_segments(prefills: Sequence[PrefillChunk], decodes: Sequence[int]) -> t
     """(attention segments, LM-head rows) of a step; see the module docstring."""
     segments = []
     for i, p in enumerate(prefills):
-        _positive_int(f"prefills[{i}].tokens", p.tokens)
-        _positive_int(f"prefills[{i}].cached", p.cached, 0)
+        _count(f"prefills[{i}].tokens", p.tokens)
+        _count(f"prefills[{i}].cached", p.cached, 0)
         segments.append(Segment(1, p.tokens, p.cached + p.tokens))
     if decodes:
         if min(decodes) < 1:
