@@ -63,3 +63,23 @@ def test_more_decodes_or_longer_contexts_never_take_less_time():
 def test_empty_step_is_refused():
     with pytest.raises(InputError):
         build_step(MODEL, [], [])
+
+
+def test_kernels_and_cuda_graph_launches():
+    import dataclasses
+
+    from simulator.serving.profile import load_profile
+
+    m = _model("h100-sxm")
+    cost = m.step((), 32, 32 * 1000)
+    graph = build_step(MODEL, [], [1000] * 32)
+    assert cost.kernels == len(graph.ops) and cost.decode_only
+    graphs = dataclasses.replace(load_profile("ideal"), cuda_graph_max_tokens=512)
+    # one graph launch instead of one per kernel: (kernels - 1) launch overheads saved
+    assert graphs.gpu_time(cost) == pytest.approx(cost.time_s - (cost.kernels - 1) * cost.launch_s)
+    mixed = m.step([PrefillChunk(100, 0)], 4, 4000)
+    # piecewise: each attention kernel and each of the layers + 1 pieces between them launch
+    launches = mixed.attention_kernels + m.cfg.layers + 1
+    assert graphs.gpu_time(mixed) == pytest.approx(mixed.time_s - (mixed.kernels - launches) * mixed.launch_s)
+    big = m.step([PrefillChunk(600, 0)], 0, 0)
+    assert graphs.gpu_time(big) == big.time_s          # over 512 tokens: no graph

@@ -9,8 +9,12 @@ on a real run, not a constant in code. A profile says:
   async scheduling), so a step takes the larger of the two; otherwise their sum;
 * ``runtime_reserve_bytes``: device memory the runtime keeps beyond weights, activations and the
   KV cache (CUDA context, allocator slack, CUDA-graph pools), used to derive the KV blocks;
-* ``gpu_time_scale``: the ratio measured/predicted of the GPU time of steps, a calibration of
-  the device model against the run (1 = none).
+* ``cuda_graph_max_tokens``: steps of at most this many tokens replay CUDA graphs (vLLM's
+  ``max_cudagraph_capture_size``): a decode-only step is one graph (one launch instead of one per
+  kernel), a mixed step a graph per piece between attention kernels (vLLM v1's piecewise graphs);
+  the launches saved are the device's ``launch_overhead`` per kernel that the cost model charges;
+* ``gpu_time_scale``: the ratio of the engine's GPU time to the cost model's for the same step
+  (fused kernels, clocks), fitted on a real run (1 = none).
 * ``fitted``: which of these numbers were fitted, on what.
 """
 
@@ -27,7 +31,8 @@ from hwmodels.registry import Registry
 PROFILES: Registry[str] = Registry("serving-engine profile")
 for _name in ("vllm-v1", "ideal"):
     PROFILES.register(_name, f"{_name}.yaml")
-FIELDS = ("step_cpu_s", "per_seq_cpu_s", "async_scheduling", "runtime_reserve_bytes", "gpu_time_scale")
+FIELDS = ("step_cpu_s", "per_seq_cpu_s", "async_scheduling", "runtime_reserve_bytes", "cuda_graph_max_tokens",
+          "gpu_time_scale")
 
 
 @dataclass(frozen=True)
@@ -37,18 +42,25 @@ class EngineProfile:
     per_seq_cpu_s: float = 0.0
     async_scheduling: bool = True
     runtime_reserve_bytes: float = 0.0
+    cuda_graph_max_tokens: int = 0
     gpu_time_scale: float = 1.0
     fitted: str = ""
     source: dict = field(default_factory=dict, compare=False)
 
-    def gpu_time(self, gpu_s: float) -> float:
-        return gpu_s * self.gpu_time_scale
+    def gpu_time(self, cost) -> float:
+        """The GPU time of a step (a :class:`~simulator.serving.steptime.StepCost`) under this engine:
+        launches saved by CUDA graphs, then ``gpu_time_scale``."""
+        t = cost.time_s
+        if cost.kernels and cost.tokens <= self.cuda_graph_max_tokens:
+            launches = 1 if cost.decode_only else cost.attention_kernels + cost.pieces
+            t -= max(0, cost.kernels - launches) * cost.launch_s
+        return t * self.gpu_time_scale
 
     def step_time(self, gpu_s: float, seqs: int) -> float:
-        """Wall time of a step whose GPU work takes ``gpu_s`` with ``seqs`` scheduled requests."""
+        """Wall time of a step whose GPU work takes ``gpu_s`` (from :meth:`gpu_time`) with ``seqs``
+        scheduled requests."""
         cpu = self.step_cpu_s + self.per_seq_cpu_s * seqs
-        gpu = gpu_s * self.gpu_time_scale
-        return max(gpu, cpu) if self.async_scheduling else gpu + cpu
+        return max(gpu_s, cpu) if self.async_scheduling else gpu_s + cpu
 
 
 def load_profile(ref: str | EngineProfile = "vllm-v1") -> EngineProfile:

@@ -137,11 +137,12 @@ class Replica:
             chunks = [PrefillChunk(n, r.computed, r.computed + n >= r.tokens) for r, n in batch.prefills]
             cost = model.step(chunks, len(batch.decodes), context)
             seqs = len(chunks) + len(batch.decodes)
-            duration = profile.step_time(cost.time_s, seqs)
+            gpu = profile.gpu_time(cost)
+            duration = profile.step_time(gpu, seqs)
             if self.swap_bytes_pending:
                 duration += self.host_link.transfer(now, self.swap_bytes_pending) - now
                 self.swap_bytes_pending = 0.0
-            energy = model.energy_j(cost, profile.gpu_time(cost.time_s), duration)
+            energy = model.energy_j(cost, gpu, duration)
             self._record(now, duration, batch, energy, len(batch.decodes) + sum(c.last for c in chunks))
             yield env.timeout(duration)
             self._apply(batch, env.now)
@@ -184,8 +185,9 @@ class Replica:
         durs, energy = np.empty(keys.size), np.empty(keys.size)
         for i, mean in enumerate(keys):
             cost = model.step((), n, int(mean) * n)
-            durs[i] = profile.step_time(cost.time_s, n)
-            energy[i] = model.energy_j(cost, profile.gpu_time(cost.time_s), durs[i])
+            gpu = profile.gpu_time(cost)
+            durs[i] = profile.step_time(gpu, n)
+            energy[i] = model.energy_j(cost, gpu, durs[i])
         durations, energies = durs[index], energy[index]
         # new blocks taken at step j, and the steps before the free ones run out
         kv_used = self.kv.used + np.cumsum(np.asarray(starts)[j % bs])

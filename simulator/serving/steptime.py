@@ -38,11 +38,20 @@ HEAD_OPS = ("model.norm", "lm_head", "lm_head.all_gather")
 @dataclasses.dataclass(frozen=True)
 class StepCost:
     """``time_s`` of one step on its replica, the ``energy_j`` its devices spend meanwhile, and
-    the dynamic part of it (``dynamic_j``: the operators' own energy on every rank)."""
+    the dynamic part of it (``dynamic_j``: the operators' own energy on every rank). What a
+    runtime's CUDA graphs change: the step's ``tokens``, whether it is ``decode_only``, its
+    ``kernels`` (operators, each paying the device's ``launch_s`` in ``time_s``), how many of
+    them are attention (``attention_kernels``) and the ``pieces`` a graph split at attention has."""
 
     time_s: float
     energy_j: float
     dynamic_j: float = 0.0
+    tokens: int = 0
+    decode_only: bool = False
+    kernels: int = 0
+    attention_kernels: int = 0
+    pieces: int = 1
+    launch_s: float = 0.0
 
 
 class StepTimeModel:
@@ -70,6 +79,7 @@ class StepTimeModel:
         self._attn: dict[tuple[int, int, int], tuple[float, float]] = {}
         self._slow: dict[tuple, tuple[float, float]] = {}
         self._attn_probe = None
+        self._kernels = None
         self._plan = None          # the templates of :meth:`_dense_plan`, or False (probe per T)
         self._gemm_t = np.zeros(0)  # summed GEMM time / energy per rank for T = 1..len
         self._gemm_e = np.zeros(0)
@@ -209,6 +219,8 @@ class StepTimeModel:
         ``context`` tokens (the decodes run as one segment, see :func:`workloads.batch.decode_context`)."""
         if not self.fast:
             return self._slow_step(prefills, decodes, context)
+        if self._kernels is None:
+            self._kernels = self._count_kernels()
         tokens = decodes + sum(p.tokens for p in prefills)
         t, e = self.dense(tokens)
         ht, he = self.head(decodes + len(prefills))
@@ -219,7 +231,14 @@ class StepTimeModel:
         if decodes:
             at, ae = self.attention(decodes, 1, decode_context(decodes, context) + 1)
             t, e = t + at, e + ae
-        return StepCost(t, e * self.ranks + self._power_j(t), e * self.ranks)
+        attn = self.cfg.layers * (len(prefills) + (1 if decodes else 0))
+        return StepCost(t, e * self.ranks + self._power_j(t), e * self.ranks, tokens, not prefills,
+                        self._kernels + attn, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
+
+    def _count_kernels(self) -> int:
+        """Operators of a step besides attention: the dense ones (every layer) and the head."""
+        g = self._probe(1, 1)
+        return sum(m for _, m in self._split(g)) + sum(1 for op in g.ops if op.name in HEAD_OPS)
 
     def _slow_step(self, prefills, decodes: int, context: int) -> StepCost:
         mean = decode_context(decodes, context) if decodes else 0
@@ -228,10 +247,13 @@ class StepTimeModel:
         if hit is None:
             step_segments(prefills, [mean] * decodes)     # checks the batch
             g = build_step(self.cfg, prefills, [mean] * decodes, knobs=self.knobs)
-            hit = self._slow[key] = self._cost(g.ops)
-        t, e = hit
+            attn = sum(1 for op in g.ops if op.kind == "attention")
+            hit = self._slow[key] = (*self._cost(g.ops), len(g.ops), attn)
+        t, e, kernels, attn = hit
+        tokens = decodes + sum(p.tokens for p in prefills)
         # one rank's operators per stage: a stage's ranks are alike, stages run one after the other
-        return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"])
+        return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"], tokens, not prefills,
+                        kernels, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
 
     def energy_j(self, cost: StepCost, gpu_s: float, wall_s: float) -> float:
         """Energy of a step whose GPU work took ``gpu_s`` (the cost model's time, maybe scaled by
