@@ -122,13 +122,16 @@ def test_metrics_follow_vllm_definitions():
 trace_rows = st.lists(st.tuples(st.floats(0, 5), st.integers(1, 400), st.integers(1, 60)), min_size=1, max_size=25)
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(trace_rows, st.sampled_from(["vllm", "sarathi", "orca", "static"]), st.sampled_from(["recompute", "swap"]),
-       st.integers(4, 40))
-def test_random_traces_never_lose_a_request(rows, scheduler, preemption, kv_blocks):
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(trace_rows, st.sampled_from(["vllm", "sarathi", "orca", "static", "disaggregated"]),
+       st.sampled_from(["recompute", "swap"]), st.integers(4, 40), st.integers(1, 2),
+       st.sampled_from(["round_robin", "least_outstanding"]))
+def test_random_traces_never_lose_a_request(rows, scheduler, preemption, kv_blocks, replicas, router):
+    replicas = 2 if scheduler == "disaggregated" else replicas
     try:
         res = serve(MODEL, HW, requests=rows, scheduler=scheduler, preemption=preemption, kv_blocks=kv_blocks,
-                    max_num_seqs=8, max_num_batched_tokens=256, profile="ideal")
+                    max_num_seqs=8, max_num_batched_tokens=256, profile="ideal", replicas=replicas,
+                    router=router)
     except InputError as err:      # every request too long for this KV cache
         assert "every request was rejected" in str(err)
         return
@@ -193,6 +196,17 @@ def test_offline_throughput_rises_with_max_num_seqs_and_saturates():
     assert tput == sorted(tput)
     assert tput[1] / tput[0] > 2.5          # small batches: decode is weight-bound, 4x batch ~ 4x tokens
     assert tput[3] / tput[2] < tput[1] / tput[0]
+
+
+def test_profile_yaml_errors_name_the_line(tmp_path):
+    from simulator.serving.profile import load_profile
+
+    f = tmp_path / "p.yaml"
+    f.write_text("name: mine\nstep_cpu_s: 0.001\nstep_gpu_s: 2\n")
+    with pytest.raises(InputError) as err:
+        load_profile(str(f))
+    p = err.value.problems[0]
+    assert (p.line, p.path) == (3, "step_gpu_s")
 
 
 def test_schedulers_are_a_registry():
