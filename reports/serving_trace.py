@@ -2,7 +2,8 @@
 
 Process "requests": each request an async slice in three parts (queued, prefill, decode; a
 preempted request's prefill includes its re-prefill). One process per replica: its steps on the
-"steps" track, each slice named by its batch composition, and counters for KV blocks in use,
+"steps" track, each slice named by its batch composition (``2P (1024 tok) + 31D``: two prefill
+chunks of 1,024 tokens in all and 31 decodes), and counters for KV blocks in use,
 running and waiting requests.
 """
 
@@ -38,7 +39,9 @@ def serving_trace(res) -> dict:
         events.append({"ph": "M", "name": "thread_name", "pid": pid, "tid": 1, "args": {"name": "steps"}})
         part = steps[steps["replica"] == rep]
         for s in part.itertuples(index=False):
-            name = f"{int(s.prefills)}P({int(s.prefill_tokens)} tok) + {int(s.decodes)}D"
+            parts = ([f"{int(s.prefills)}P ({int(s.prefill_tokens)} tok)"] if s.prefills else []) + (
+                [f"{int(s.decodes)}D"] if s.decodes else [])
+            name = " + ".join(parts)
             events.append({"ph": "X", "name": name, "pid": pid, "tid": 1, "ts": s.start_s * US,
                            "dur": s.duration_s * US,
                            "args": {"prefill_tokens": int(s.prefill_tokens), "prefills": int(s.prefills),
