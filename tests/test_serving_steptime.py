@@ -83,3 +83,15 @@ def test_kernels_and_cuda_graph_launches():
     assert graphs.gpu_time(mixed) == pytest.approx(mixed.time_s - (mixed.kernels - launches) * mixed.launch_s)
     big = m.step([PrefillChunk(600, 0)], 0, 0)
     assert graphs.gpu_time(big) == big.time_s          # over 512 tokens: no graph
+
+
+@pytest.mark.parametrize("prefills, ctx", [([PrefillChunk(300, 0)], []), ([PrefillChunk(200, 50)], [700, 900]),
+                                           ([], [1200] * 5)])
+def test_mla_with_leading_dense_layer_matches_the_engine(prefills, ctx):
+    model = "deepseek-v2-lite"
+    m = _MODELS.setdefault(("mla",), StepTimeModel(model, "h100-sxm"))
+    cost = m.step(prefills, len(ctx), sum(ctx))
+    mean = decode_context(len(ctx), sum(ctx)) if ctx else 0
+    played = simulate(build_step(model, prefills, [mean] * len(ctx)), "h100-sxm")
+    assert cost.time_s == pytest.approx(played.latency_s, rel=0.01)
+    assert cost.kernels == len(build_step(model, prefills, [mean] * len(ctx)).ops)

@@ -13,8 +13,10 @@ along what each operator depends on, and each part is remembered:
 * attention depends on its segment ``(sequences, queries, keys)``: the same operator in every layer.
 
 Nothing here computes a cost: every number comes from ``roofline.costs.shared_cost`` on the very
-operators the step's graph holds. Models whose layers differ (MLA's two attention forms, leading
-dense layers, pipeline stages) take the slow road: the whole graph, summed.
+operators the step's graph holds. Where the layers are not all alike (leading dense layers of an
+MoE model, pipeline stages with their sends) the dense part comes from a whole-model graph per
+``T`` instead of a one-layer one; MLA's two attention forms (a prefill from scratch decompresses
+K and V, a step with cached tokens runs the absorbed form) are two sets of parts.
 
 Energy follows the simulator's model: dynamic energy of every operator on every rank, plus the
 devices' active power over the step (idle power between steps is the replica's business).
@@ -77,8 +79,9 @@ class StepTimeModel:
         self._dense: dict[int, tuple[float, float]] = {}
         self._head: dict[int, tuple[float, float]] = {}
         self._attn: dict[tuple[int, int, int], tuple[float, float]] = {}
-        self._slow: dict[tuple, tuple[float, float]] = {}
+        self._whole: dict[tuple[int, bool], tuple[float, float, int]] = {}
         self._attn_probe = None
+        self._attn_probes: dict[bool, object] = {}
         self._kernels = None
         self._plan = None          # the templates of :meth:`_dense_plan`, or False (probe per T)
         self._gemm_t = np.zeros(0)  # summed GEMM time / energy per rank for T = 1..len
@@ -200,17 +203,35 @@ class StepTimeModel:
             hit = self._head[rows] = self._cost([op for op in g.ops if op.name in HEAD_OPS])
         return hit
 
-    def attention(self, batch: int, q_len: int, kv_len: int) -> tuple[float, float]:
-        """(time, energy per rank) of one attention segment in every layer."""
-        key = (batch, q_len, kv_len)
+    def attention(self, batch: int, q_len: int, kv_len: int, fresh: bool = False) -> tuple[float, float]:
+        """(time, energy per rank) of one attention segment in every layer (``fresh``: MLA's
+        decompressed form of a step of prefills from scratch)."""
+        key = (batch, q_len, kv_len, fresh)
         hit = self._attn.get(key)
         if hit is None:
-            if self._attn_probe is None:
-                self._attn_probe = next(op for op in self._probe(1, 1).ops if op.kind == "attention")
-            op = dataclasses.replace(self._attn_probe, batch=batch, q_len=q_len, kv_len=kv_len,
-                                     inputs=[], outputs=[])
+            probe = self._attn_probes.get(fresh) if not self.fast else self._attn_probe
+            if probe is None:
+                if self.fast:
+                    probe = self._attn_probe = next(op for op in self._probe(1, 1).ops if op.kind == "attention")
+                else:
+                    self.dense_whole(1, fresh)
+                    probe = self._attn_probes[fresh]
+            op = dataclasses.replace(probe, batch=batch, q_len=q_len, kv_len=kv_len, inputs=[], outputs=[])
             t, e = self._cost([op])
             hit = self._attn[key] = (t * self.cfg.layers, e * self.cfg.layers)
+        return hit
+
+    def dense_whole(self, tokens: int, fresh: bool) -> tuple[float, float, int]:
+        """(time, energy per rank, operators) of the dense part from the whole model's step graph
+        of one ``tokens``-token prefill chunk (from scratch if ``fresh``, else on one cached token)."""
+        key = (tokens, fresh)
+        hit = self._whole.get(key)
+        if hit is None:
+            g = build_step(self.cfg, [PrefillChunk(tokens, 0 if fresh else 1)], knobs=self.knobs)
+            ops = [op for op in g.ops if op.kind != "attention" and op.name not in HEAD_OPS]
+            if fresh not in self._attn_probes:
+                self._attn_probes[fresh] = next(op for op in g.ops if op.kind == "attention")
+            hit = self._whole[key] = (*self._cost(ops), len(ops))
         return hit
 
     # -- a step --------------------------------------------------------------------------------
@@ -241,19 +262,24 @@ class StepTimeModel:
         return sum(m for _, m in self._split(g)) + sum(1 for op in g.ops if op.name in HEAD_OPS)
 
     def _slow_step(self, prefills, decodes: int, context: int) -> StepCost:
-        mean = decode_context(decodes, context) if decodes else 0
-        key = (tuple(prefills), decodes, mean)
-        hit = self._slow.get(key)
-        if hit is None:
-            step_segments(prefills, [mean] * decodes)     # checks the batch
-            g = build_step(self.cfg, prefills, [mean] * decodes, knobs=self.knobs)
-            attn = sum(1 for op in g.ops if op.kind == "attention")
-            hit = self._slow[key] = (*self._cost(g.ops), len(g.ops), attn)
-        t, e, kernels, attn = hit
+        step_segments(prefills, [1] * decodes)     # checks the batch
+        fresh = self.cfg.family == "mla" and not decodes and all(p.cached == 0 for p in prefills)
         tokens = decodes + sum(p.tokens for p in prefills)
+        t, e, kernels = self.dense_whole(tokens, fresh)
+        head = self.head(decodes + len(prefills))
+        t, e = t + head[0], e + head[1]
+        for p in prefills:
+            at, ae = self.attention(1, p.tokens, p.cached + p.tokens, fresh)
+            t, e = t + at, e + ae
+        if decodes:
+            at, ae = self.attention(decodes, 1, decode_context(decodes, context) + 1)
+            t, e = t + at, e + ae
+        if self._kernels is None:
+            self._kernels = sum(1 for op in self._probe(1, 1).ops if op.name in HEAD_OPS)
+        attn = self.cfg.layers * (len(prefills) + (1 if decodes else 0))
         # one rank's operators per stage: a stage's ranks are alike, stages run one after the other
         return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"], tokens, not prefills,
-                        kernels, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
+                        kernels + self._kernels + attn, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
 
     def energy_j(self, cost: StepCost, gpu_s: float, wall_s: float) -> float:
         """Energy of a step whose GPU work took ``gpu_s`` (the cost model's time, maybe scaled by
