@@ -86,6 +86,11 @@ class VLLMScheduler:
         self.config = config
         self.budget = config.max_num_batched_tokens
 
+    @staticmethod
+    def step_tokens(config: SchedulerConfig) -> int:
+        """The largest step it runs (the KV budget's activation peak is taken there)."""
+        return config.max_num_batched_tokens
+
     def order(self, running: list) -> list:
         return list(running)
 
@@ -132,6 +137,11 @@ class SarathiScheduler(VLLMScheduler):
     def __init__(self, config: SchedulerConfig):
         super().__init__(config)
         self.budget = config.chunk_size
+
+    @staticmethod
+    def step_tokens(config: SchedulerConfig) -> int:
+        """The largest step it runs (the KV budget's activation peak is taken there)."""
+        return config.chunk_size
 
     def order(self, running: list) -> list:
         return sorted(running, key=lambda r: r.computed < r.tokens - 1)   # decodes first (stable)
@@ -205,4 +215,7 @@ class StaticScheduler:
 class DisaggregatedScheduler(VLLMScheduler):
     """On each replica of a disaggregated cluster: vLLM's policy. The cluster makes the split: a
     prefill replica hands every request on after its first token, and its KV cache travels over
-    the link to a decode replica (see :class:`~simulator.serving.cluster.Cluster`)."""
+    the link to a decode replica (see :class:`~simulator.serving.cluster.Cluster`). A scheduler
+    class with ``disaggregated = True`` gets that split."""
+
+    disaggregated = True

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, unknown_name
 
 from .cluster import Cluster
 from .kvcache import KVCache, kv_budget
@@ -68,66 +68,86 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     cfg = model if isinstance(model, ModelConfig) else load_config(model)
     sched_cls = SCHEDULERS.get(scheduler, path="scheduler")
     route = ROUTERS.get(router, path="router")
-    if preemption not in PREEMPTION:
-        from hwmodels.errors import unknown_name
-
-        raise unknown_name("preemption mode", preemption, PREEMPTION, path="preemption")
-    for name, value in (("replicas", replicas), ("block_size", block_size), ("max_num_seqs", max_num_seqs)):
-        _positive(name, value)
-    _positive("kv_blocks", kv_blocks)
-    _positive("concurrency", concurrency)
-    _positive("rate", rate, integer=False, allow_inf=True)
-    for name, value in (("slo_ttft", slo_ttft), ("slo_tpot", slo_tpot), ("slo_e2e", slo_e2e)):
-        _positive(name, value, integer=False)
-    if max_num_batched_tokens is None:
-        max_num_batched_tokens = 8192 if scheduler != "sarathi" else chunk_size
-    sconf = SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens,
+    _check(preemption=preemption, replicas=replicas, block_size=block_size, max_num_seqs=max_num_seqs,
+           kv_blocks=kv_blocks, concurrency=concurrency, rate=rate, slo_ttft=slo_ttft, slo_tpot=slo_tpot,
+           slo_e2e=slo_e2e)
+    sconf = SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens or 8192,
                             chunk_size=chunk_size)
-    if scheduler == "disaggregated":
-        if replicas < 2:
-            raise InputError("disaggregated serving needs at least 2 replicas (a prefill and a decode pool)",
-                             path="replicas")
-        prefill_replicas = prefill_replicas or max(1, replicas // 2)
-        if not 1 <= prefill_replicas < replicas:
-            raise InputError(f"prefill_replicas must be in 1..{replicas - 1}", path="prefill_replicas")
+    split = getattr(sched_cls, "disaggregated", False)
+    prefill_replicas = _pools(split, replicas, prefill_replicas)
     reqs = make_requests(trace=requests, num_requests=num_requests, rate=rate, burstiness=burstiness,
                          input_len=input_len, output_len=output_len, seed=seed,
                          closed_loop=concurrency is not None)
-
     eng = load_profile(profile)
     step_model = StepTimeModel(cfg, hardware, tp=tp, pp=pp, dtype=dtype, weight_dtype=weight_dtype,
                                kv_dtype=kv_dtype)
     system = step_model.system
-    if len(system.accelerators) > tp * pp and len(system.accelerators) < replicas * tp * pp:
+    if tp * pp < len(system.accelerators) < replicas * tp * pp:
         raise InputError(f"{replicas} replicas of {tp * pp} devices need {replicas * tp * pp} accelerators; "
                          f"{system.id} has {len(system.accelerators)}", path="replicas")
-    device = step_model.device
-    budget = kv_budget(cfg, step_model.knobs, device, block_size=block_size,
+    budget = kv_budget(cfg, step_model.knobs, step_model.device, block_size=block_size,
                        gpu_memory_utilization=gpu_memory_utilization,
-                       max_num_batched_tokens=max_num_batched_tokens, reserve_bytes=eng.runtime_reserve_bytes)
+                       max_num_batched_tokens=_largest_step(sched_cls, sconf), reserve_bytes=eng.runtime_reserve_bytes)
     blocks = kv_blocks or budget.blocks
-    per_token = budget.block_bytes / block_size
     cluster = Cluster(reqs, step_model=step_model, profile=eng, router=route, preemption=preemption,
-                      block_bytes=budget.block_bytes, kv_bytes_per_token=per_token,
+                      block_bytes=budget.block_bytes, kv_bytes_per_token=budget.block_bytes / block_size,
                       max_model_len=max_model_len or cfg.max_positions, concurrency=concurrency)
+    _add_replicas(cluster, sched_cls, sconf, replicas, prefill_replicas if split else 0,
+                  KVCache(blocks, block_size), preemption)
+    cluster.fast_forward = fast_forward
+    cluster.run()
+    config = dict(model=cfg.id, hardware=hardware if isinstance(hardware, str) else system.id, tp=tp, pp=pp,
+                  replicas=replicas, scheduler=scheduler, router=router, max_num_seqs=max_num_seqs,
+                  max_num_batched_tokens=sconf.max_num_batched_tokens, block_size=block_size,
+                  preemption=preemption, profile=eng.name, seed=seed, kv_budget=budget.to_dict())
+    return _result(cluster, reqs, budget, blocks, step_model, config,
+                   {"ttft_s": slo_ttft, "tpot_s": slo_tpot, "e2e_s": slo_e2e})
+
+
+def _largest_step(sched_cls, sconf: SchedulerConfig) -> int:
+    """Tokens of the largest step the scheduler runs (its ``step_tokens``, else the token budget)."""
+    step_tokens = getattr(sched_cls, "step_tokens", None)
+    return step_tokens(sconf) if step_tokens else sconf.max_num_batched_tokens
+
+
+def _check(*, preemption, replicas, block_size, max_num_seqs, kv_blocks, concurrency, rate, **slos) -> None:
+    """The run's numbers and names (InputError naming the argument)."""
+    if preemption not in PREEMPTION:
+        raise unknown_name("preemption mode", preemption, PREEMPTION, path="preemption")
+    for name, value in (("replicas", replicas), ("block_size", block_size), ("max_num_seqs", max_num_seqs),
+                        ("kv_blocks", kv_blocks), ("concurrency", concurrency)):
+        _positive(name, value)
+    _positive("rate", rate, integer=False, allow_inf=True)
+    for name, value in slos.items():
+        _positive(name, value, integer=False)
+
+
+def _pools(split: bool, replicas: int, prefill_replicas: int | None) -> int | None:
+    """Replicas in the prefill pool of a disaggregated deployment (default half)."""
+    if not split:
+        return None
+    if replicas < 2:
+        raise InputError("disaggregated serving needs at least 2 replicas (a prefill and a decode pool)",
+                         path="replicas")
+    prefill_replicas = prefill_replicas or max(1, replicas // 2)
+    if not 1 <= prefill_replicas < replicas:
+        raise InputError(f"prefill_replicas must be in 1..{replicas - 1}", path="prefill_replicas")
+    return prefill_replicas
+
+
+def _add_replicas(cluster, sched_cls, sconf, replicas: int, prefill: int, kv: KVCache, preemption: str) -> None:
+    """``replicas`` replicas (the first ``prefill`` of them a prefill pool), each with its own
+    scheduler and blocks; the links swaps and KV hand-offs take."""
+    device = cluster.step_model.device
     for i in range(replicas):
-        role = "both"
-        if scheduler == "disaggregated":
-            role = "prefill" if i < prefill_replicas else "decode"
+        role = "both" if not prefill else "prefill" if i < prefill else "decode"
         host = _link(device, ("pcie", "cxl", "host"), "swapping KV blocks") if preemption == "swap" else None
-        cluster.replicas.append(Replica(i, cluster, sched_cls(sconf), KVCache(blocks, block_size), role=role,
-                                        host_link=host))
-    if scheduler == "disaggregated":
+        cluster.replicas.append(Replica(i, cluster, sched_cls(sconf), KVCache(kv.blocks_total, kv.block_size),
+                                        role=role, host_link=host))
+    if prefill:
         cluster.decode_pool = [r for r in cluster.replicas if r.role == "decode"]
         cluster.kv_link = _link(device, ("nvlink", "infinity_fabric", "ici", "pcie", "ethernet", "cxl"),
                                 "moving the KV cache between replicas")
-    cluster.fast_forward = fast_forward
-    cluster.run()
-    return _result(cluster, reqs, budget, blocks, step_model, dict(
-        model=cfg.id, hardware=hardware if isinstance(hardware, str) else system.id, tp=tp, pp=pp, replicas=replicas, scheduler=scheduler, router=router,
-        max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens, block_size=block_size,
-        preemption=preemption, profile=eng.name, seed=seed, kv_budget=budget.to_dict()),
-        {"ttft_s": slo_ttft, "tpot_s": slo_tpot, "e2e_s": slo_e2e})
 
 
 def _result(cluster, reqs, budget, blocks, step_model, config, slo) -> ServeResult:
