@@ -187,13 +187,24 @@ def _tokens(value, file: str, line: int, field: str) -> int:
     return int(value)
 
 
+def _timestamp(text: str) -> float:
+    """Seconds of an ISO date-time; the Azure traces give 7 fractional digits (100 ns), which
+    ``fromisoformat`` takes only from Python 3.11, so the fraction is cut to microseconds."""
+    text = text.strip()
+    head, dot, frac = text.partition(".")
+    if dot:
+        digits = len(frac) - len(frac.lstrip("0123456789"))
+        text = f"{head}.{frac[:min(digits, 6)].ljust(6, '0')}{frac[digits:]}"
+    return datetime.fromisoformat(text).timestamp()
+
+
 def _time(value, file: str, line: int, field: str) -> float:
     if isinstance(value, str):
         try:
             value = float(value)
         except ValueError:
             try:
-                value = datetime.fromisoformat(value.strip()).timestamp()
+                value = _timestamp(value)
             except ValueError:
                 raise InputError(f"'{value}' is neither seconds nor a timestamp", file=file, line=line,
                                  path=field) from None
