@@ -5,7 +5,8 @@
    in ``simulator/serving/data/README.md``): its requests are replayed at their measured arrival
    times, once with the 2,588 KV blocks vLLM resolved and once with the blocks Ridgeline derives;
    TTFT, TPOT and E2E (mean, median, p99) predicted vs measured, computed from the per-request
-   timestamps as the run's README defines them.
+   timestamps as the run's README defines them; and the means of the run's per-second log
+   (running, waiting, KV cache use, token throughputs) against the replay's.
 2. The offline throughput rows (TensorRT-LLM on one H100 SXM, Llama-3.1-8B FP8, fixed lengths,
    all requests at once): output tokens/s predicted vs measured. The engine's batch limits are not
    stated there; :data:`OFFLINE_ASSUMED` fixes them a priori. Each row is replayed with at most
@@ -74,6 +75,8 @@ def replay_rows() -> list[dict]:
                     max_num_batched_tokens=conf["max_num_batched_tokens"], block_size=conf["block_size"],
                     gpu_memory_utilization=conf["gpu_memory_utilization"], kv_blocks=blocks, profile="vllm-v1")
         m = res.metrics
+        if blocks is not None:
+            rows += timeseries_rows(res, label)
         for metric in ("ttft_s", "tpot_s", "e2e_s"):
             for stat in ("mean", "median", "p99"):
                 predicted, truth = m[metric][stat], measured[metric][stat]
@@ -82,6 +85,25 @@ def replay_rows() -> list[dict]:
                              "family": f"{metric}.{stat}", "measured": truth, "predicted": predicted,
                              "unit": "s", "error": rel_error(predicted, truth), "source": SOURCE_RUN,
                              "preemptions": m["preemptions"]})
+    return rows
+
+
+def timeseries_rows(res, label: str) -> list[dict]:
+    """The run's per-second log (vLLM's own: running, waiting, KV cache %, generation and prompt
+    tokens/s) averaged over the run, measured vs the replay's :meth:`ServeResult.timeseries`.
+    vLLM counts the re-prefill of a preempted request as prompt tokens, at prefix-cache speed
+    (its blocks are often still cached); the replay recomputes them."""
+    import pandas as pd
+
+    measured = pd.read_csv(io.StringIO(_data(f"{RUN_FILES}-timeseries.csv")))
+    predicted = res.timeseries()
+    rows = []
+    for col, unit in (("running", "requests"), ("waiting", "requests"), ("kv_cache_pct", "%"),
+                      ("gen_throughput", "tok/s"), ("prompt_throughput", "tok/s")):
+        truth, value = float(measured[col].mean()), float(predicted[col].mean())
+        rows.append({"section": "serving", "name": f"per-second {col}, mean ({label})", "family": f"timeseries.{col}",
+                     "measured": truth, "predicted": value, "unit": unit, "error": rel_error(value, truth),
+                     "source": SOURCE_RUN})
     return rows
 
 
