@@ -40,12 +40,12 @@ def register(subparsers) -> None:
     p.add_argument("--requests", metavar="FILE|ID", help="trace file (JSONL or CSV) or a bundled trace: "
                                                          "azure-conv, azure-code, vllm-rtx4090")
     p.add_argument("--num-requests", type=int, help="requests to draw (or the first N of --requests)")
-    p.add_argument("--rate", type=str, default="inf", help="requests/s (Poisson; 'inf': all at once)")
-    p.add_argument("--burstiness", type=float, default=1.0, help="gamma shape of the gaps (1: Poisson)")
+    p.add_argument("--rate", type=str, help="requests/s (Poisson; default 'inf': all at once)")
+    p.add_argument("--burstiness", type=float, help="gamma shape of the gaps (default 1: Poisson)")
     p.add_argument("--concurrency", type=int, help="closed loop: keep this many requests in flight")
-    p.add_argument("--input-len", default="512", metavar="L",
-                   help="N, uniform:LO,HI, normal:MEAN,STD, lognormal:MEDIAN,SIGMA or empirical:FILE")
-    p.add_argument("--output-len", default="128", metavar="L", help="as --input-len")
+    p.add_argument("--input-len", metavar="L", help="N (default 512), uniform:LO,HI, normal:MEAN,STD, "
+                                                    "lognormal:MEDIAN,SIGMA or empirical:FILE")
+    p.add_argument("--output-len", metavar="L", help="as --input-len (default 128)")
     p.add_argument("--dtype", default="bf16")
     p.add_argument("--weight-dtype")
     p.add_argument("--kv-dtype")
@@ -72,16 +72,13 @@ def register(subparsers) -> None:
 
 
 def cmd_serve(args) -> int:
-    from hwmodels.errors import InputError
     from simulator.serving import serve
 
-    if args.requests is None and args.num_requests is None:
-        raise InputError("give --requests FILE or --num-requests N", path="requests")
-    if args.concurrency is not None and args.rate != "inf":
-        raise InputError("--rate and --concurrency exclude each other (open or closed loop)", path="concurrency")
+    _check_workload(args)
     res = serve(args.model, args.hw, requests=args.requests, num_requests=args.num_requests,
-                rate=_rate(args.rate), burstiness=args.burstiness, concurrency=args.concurrency,
-                input_len=args.input_len, output_len=args.output_len, tp=args.tp, pp=args.pp,
+                rate=_rate(args.rate or "inf"), burstiness=1.0 if args.burstiness is None else args.burstiness,
+                concurrency=args.concurrency, input_len=args.input_len or "512",
+                output_len=args.output_len or "128", tp=args.tp, pp=args.pp,
                 replicas=args.replicas, prefill_replicas=args.prefill_replicas, dtype=args.dtype,
                 weight_dtype=args.weight_dtype, kv_dtype=args.kv_dtype, scheduler=args.scheduler,
                 router=args.router, max_num_seqs=args.max_num_seqs,
@@ -101,6 +98,25 @@ def cmd_serve(args) -> int:
         return 0
     print(render(res))
     return 0
+
+
+def _check_workload(args) -> None:
+    """The request options that go together: a trace brings its own arrivals and lengths; an open
+    loop (--rate, --burstiness) and a closed one (--concurrency) exclude each other."""
+    from hwmodels.errors import InputError
+
+    if args.requests is None and args.num_requests is None:
+        raise InputError("give --requests FILE or --num-requests N", path="requests")
+    drawn = {"--rate": args.rate, "--burstiness": args.burstiness, "--input-len": args.input_len,
+             "--output-len": args.output_len}
+    if args.requests is not None:
+        given = [k for k, v in drawn.items() if v is not None]
+        if given:
+            raise InputError(f"{', '.join(given)} apply to drawn requests; the trace {args.requests} has its own "
+                             "arrivals and lengths", path=given[0].lstrip("-"))
+    if args.concurrency is not None and (args.rate is not None or args.burstiness is not None):
+        raise InputError("--rate/--burstiness (open loop) and --concurrency (closed loop) exclude each other",
+                         path="concurrency")
 
 
 def render(res) -> str:

@@ -280,3 +280,10 @@ def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_block
         assert fast.metrics[key] == pytest.approx(slow.metrics[key], rel=1e-9)
     assert fast.metrics["preemptions"] == slow.metrics["preemptions"]
     assert fast.metrics["energy"]["total_j"] == pytest.approx(slow.metrics["energy"]["total_j"], rel=1e-9)
+
+
+def test_cli_refuses_options_a_trace_would_ignore(capsys):
+    assert main(["serve", "--hw", HW, "--model", MODEL, "--requests", "azure-code", "--rate", "3"]) == 2
+    assert "--rate apply to drawn requests" in capsys.readouterr().err
+    assert main(["serve", "--hw", HW, "--model", MODEL, "--num-requests", "3", "--rate", "3",
+                 "--concurrency", "2"]) == 2
