@@ -58,6 +58,9 @@ def register(subparsers) -> None:
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--kv-blocks", type=int, help="KV blocks per replica (default: derived as vLLM does)")
     p.add_argument("--preemption", default="recompute", choices=("recompute", "swap"))
+    p.add_argument("--no-prefix-caching", dest="prefix_caching", action="store_false",
+                   help="a request preempted by recompute prefills everything again (default: it takes "
+                        "back what of its blocks is still untouched, as vLLM v1's prefix cache does)")
     p.add_argument("--profile", default="vllm-v1", metavar="NAME|FILE", help="serving-engine profile")
     p.add_argument("--slo-ttft", type=float, metavar="S")
     p.add_argument("--slo-tpot", type=float, metavar="S")
@@ -84,7 +87,7 @@ def cmd_serve(args) -> int:
                 router=args.router, max_num_seqs=args.max_num_seqs,
                 max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=args.chunk_size,
                 block_size=args.block_size, gpu_memory_utilization=args.gpu_memory_utilization,
-                kv_blocks=args.kv_blocks, preemption=args.preemption, slo_ttft=args.slo_ttft,
+                kv_blocks=args.kv_blocks, preemption=args.preemption, prefix_caching=args.prefix_caching, slo_ttft=args.slo_ttft,
                 slo_tpot=args.slo_tpot, slo_e2e=args.slo_e2e, seed=args.seed, profile=args.profile)
     if res.metrics["rejected"]:
         first = res.rejected[0]

@@ -166,6 +166,28 @@ def test_kv_blocks_cap_the_batch_and_preemptions_appear():
     assert res.steps["running"].max() <= 15
     assert res.metrics["preemptions"] > 0
     assert res.metrics["completed"] == 100
+    # the log counts each prompt once (100 x 1000 tokens); the preempted ones were prefilled again
+    assert res.steps["prompt_tokens"].sum() == 100 * 1000
+    assert res.steps["prefill_tokens"].sum() > 100 * 1000
+    assert res.timeseries()["prompt_throughput"].sum() == 100 * 1000      # 1 s intervals
+
+
+def test_prefix_caching_saves_recompute():
+    kw = dict(num_requests=100, rate=math.inf, input_len=1000, output_len=200, kv_blocks=1000, profile="ideal")
+    cached, plain = serve(MODEL, HW, **kw), serve(MODEL, HW, prefix_caching=False, **kw)
+    assert cached.steps["prefill_tokens"].sum() < plain.steps["prefill_tokens"].sum()
+    assert cached.metrics["duration_s"] < plain.metrics["duration_s"]
+
+
+def test_kv_blocks_kept_after_preemption_come_back_as_a_prefix():
+    kv = KVCache(10, 16)
+    a, b = Request(0, 0.0, 64, 5), Request(1, 0.0, 64, 5)
+    kv.grow(a, 64)                       # 4 blocks
+    kv.release(a, keep=True)             # kept, queued after the 6 never used
+    kv.grow(b, 112)                      # 7 blocks: the 6 unused, then a's last block is evicted
+    assert kv.free == 3
+    assert kv.reclaim(a, 63) == 3 * 16   # 3 of a's 4 blocks survive: its first 48 tokens
+    assert a.blocks == 3 and kv.free == 0
 
 
 def test_chunked_prefill_lowers_p99_itl_and_raises_ttft():

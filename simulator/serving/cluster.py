@@ -20,12 +20,14 @@ class Cluster:
     """Replicas behind a router, fed by ``requests`` (see the module docstring)."""
 
     def __init__(self, requests, *, step_model, profile, router, preemption: str, block_bytes: float,
-                 kv_bytes_per_token: float, max_model_len: int | None, concurrency: int | None = None):
+                 kv_bytes_per_token: float, max_model_len: int | None, concurrency: int | None = None,
+                 prefix_caching: bool = True):
         self.env = simpy.Environment()
         self.requests = requests
         self.step_model, self.profile = step_model, profile
         self.router, self.router_state = router, {}
         self.preemption = preemption
+        self.prefix_caching = prefix_caching
         self.block_bytes = block_bytes
         self.kv_bytes_per_token = kv_bytes_per_token
         self.max_model_len = max_model_len

@@ -12,6 +12,7 @@ serving-engine profile), divided by the bytes of one block across the layers a r
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from hwmodels.dtypes import DTYPE_BYTES
@@ -19,14 +20,23 @@ from hwmodels.errors import InputError
 
 
 class KVCache:
-    """``blocks_total`` blocks of ``block_size`` tokens; counts what is used and its peak."""
+    """``blocks_total`` blocks of ``block_size`` tokens; counts what is used and its peak.
 
-    __slots__ = ("blocks_total", "block_size", "free", "peak_used")
+    Free blocks are taken oldest-freed first (vLLM's free block queue, LRU). With prefix caching,
+    the blocks a preempted request gives back keep their contents until they are taken again
+    (``release(req, keep=True)``): if some are still untouched when the request resumes,
+    :meth:`reclaim` hands them back and that much of its prefill is skipped. A request's blocks
+    enter the queue last-block first (as vLLM frees them), so what survives is a prefix.
+    """
+
+    __slots__ = ("blocks_total", "block_size", "free", "peak_used", "_queue", "_kept")
 
     def __init__(self, blocks_total: int, block_size: int = 16):
         self.blocks_total, self.block_size = blocks_total, block_size
         self.free = blocks_total
         self.peak_used = 0
+        self._queue = deque([[None, blocks_total]])   # [owner whose contents they keep, count], oldest first
+        self._kept: dict = {}
 
     @property
     def used(self) -> int:
@@ -45,16 +55,55 @@ class KVCache:
         if need > self.free:
             return False
         if need > 0:
-            self.free -= need
+            self.take(need)
             req.blocks += need
-            used = self.blocks_total - self.free
-            if used > self.peak_used:
-                self.peak_used = used
         return True
 
-    def release(self, req) -> None:
-        self.free += req.blocks
+    def take(self, n: int) -> None:
+        """Take ``n`` free blocks, oldest-freed first (evicting what they kept)."""
+        self.free -= n
+        used = self.blocks_total - self.free
+        if used > self.peak_used:
+            self.peak_used = used
+        queue = self._queue
+        while n > 0:
+            head = queue[0]
+            k = min(head[1], n)
+            head[1] -= k
+            n -= k
+            if head[1] == 0:
+                queue.popleft()
+                if head[0] is not None:
+                    self._kept.pop(head[0], None)
+
+    def release(self, req, keep: bool = False) -> None:
+        """Return ``req``'s blocks (``keep``: their contents stay until the blocks are taken)."""
+        if req.blocks:
+            self.free += req.blocks
+            tail = self._queue[-1] if self._queue else None
+            if not keep and tail is not None and tail[0] is None:
+                tail[1] += req.blocks
+            else:
+                entry = [req if keep else None, req.blocks]
+                self._queue.append(entry)
+                if keep:
+                    self._kept[req] = entry
         req.blocks = 0
+
+    def reclaim(self, req, max_tokens: int) -> int:
+        """Tokens of ``req``'s prefix still in blocks it gave back (whole blocks, at most
+        ``max_tokens``); those blocks are its again."""
+        entry = self._kept.pop(req, None)
+        if entry is None or entry[1] == 0:
+            return 0
+        blocks = min(entry[1], max_tokens // self.block_size)
+        entry[0], entry[1] = None, entry[1] - blocks    # the rest stays free, no longer of use
+        self.free -= blocks
+        req.blocks = blocks
+        used = self.blocks_total - self.free
+        if used > self.peak_used:
+            self.peak_used = used
+        return blocks * self.block_size
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ from workloads.batch import DECODE_CONTEXT_GRANULE, PrefillChunk
 
 # columns of the per-step record
 STEP_COLUMNS = ("start_s", "duration_s", "running", "waiting", "kv_blocks_used", "prefill_tokens",
-                "prefills", "decodes", "tokens_out", "energy_j")
+                "prompt_tokens", "prefills", "decodes", "tokens_out", "energy_j")
 
 
 class Link:
@@ -78,30 +78,41 @@ class Replica:
 
     def preempt(self, req) -> None:
         """Take ``req`` off the replica: recompute (its cache is dropped, its prompt and output so
-        far are prefilled again later) or swap (its blocks go to host memory over the host link)."""
+        far are prefilled again later, less what prefix caching still holds of it) or swap (its
+        blocks go to host memory over the host link)."""
         self.running_set.discard(req)
         if self.cluster.preemption == "swap":
             self.swap_bytes_pending += req.blocks * self.cluster.block_bytes
             req.swapped = True
             self.swaps += 1
+            self.kv.release(req)
         else:
             req.computed = 0
-        self.kv.release(req)
+            self.kv.release(req, keep=self.cluster.prefix_caching)
         req.preemptions += 1
         self.preemptions += 1
         self.waiting.appendleft(req)
 
-    def resume(self, req, tokens: int) -> bool:
-        """Give ``req`` (waiting) the blocks for ``tokens`` tokens, all or none; a swapped request
-        also gets its blocks' contents back over the host link."""
-        if not req.swapped:
-            return self.kv.grow(req, tokens)
-        if not self.kv.can_hold(req, max(tokens, req.computed)):
-            return False
-        self.kv.grow(req, max(tokens, req.computed))
-        self.swap_bytes_pending += self.kv.blocks_for(req.computed) * self.cluster.block_bytes
-        req.swapped = False
-        return True
+    def resume(self, req, budget: int | None = None, reserve: int = 0) -> int | None:
+        """Ready waiting ``req`` to run: the tokens it will compute this step (all it needs, or at
+        most ``budget``), its blocks grown for them (and for ``reserve`` tokens), or None and
+        nothing changed when the blocks are not there. A swapped request gets its blocks' contents
+        back over the host link; a recomputed one first takes back what prefix caching kept."""
+        kv = self.kv
+        hits = 0
+        if not req.swapped and req.computed == 0 and self.cluster.prefix_caching:
+            hits = req.computed = kv.reclaim(req, req.tokens - 1)
+        new = req.tokens - req.computed if budget is None else min(req.tokens - req.computed, budget)
+        target = max(req.computed + new, reserve)
+        if not kv.grow(req, target):
+            if hits:
+                kv.release(req, keep=True)
+                req.computed = 0
+            return None
+        if req.swapped:
+            self.swap_bytes_pending += kv.blocks_for(req.computed) * self.cluster.block_bytes
+            req.swapped = False
+        return new
 
     # -- the step loop -----------------------------------------------------------------------------
     def run(self):
@@ -202,7 +213,7 @@ class Replica:
         s = self.steps
         s["start_s"].extend((ends - durations).tolist())
         s["duration_s"].extend(durations.tolist())
-        for col, value in (("running", n), ("waiting", 0), ("prefill_tokens", 0), ("prefills", 0),
+        for col, value in (("running", n), ("waiting", 0), ("prefill_tokens", 0), ("prompt_tokens", 0), ("prefills", 0),
                            ("decodes", n), ("tokens_out", n)):
             s[col].extend([value] * k)
         s["kv_blocks_used"].extend(kv_used.tolist())
@@ -219,7 +230,7 @@ class Replica:
         gaps = array("d", np.diff(ends))
         last = float(ends[-1])
         itl = self.cluster.itl
-        self.kv.free = free
+        self.kv.take(self.kv.free - free)
         done = False
         for r in self.running:
             r.computed += k
@@ -244,6 +255,15 @@ class Replica:
         s["waiting"].append(len(self.waiting))
         s["kv_blocks_used"].append(self.kv.used)
         s["prefill_tokens"].append(sum(n for _, n in batch.prefills))
+        # prompt tokens prefilled for the first time (vLLM's log counts a prompt once, not its
+        # re-prefill after a preemption)
+        fresh = 0
+        for req, n in batch.prefills:
+            reach = min(req.computed + n, req.prompt)
+            if reach > req.prompt_seen:
+                fresh += reach - req.prompt_seen
+                req.prompt_seen = reach
+        s["prompt_tokens"].append(fresh)
         s["prefills"].append(len(batch.prefills))
         s["decodes"].append(len(batch.decodes))
         s["tokens_out"].append(tokens_out)

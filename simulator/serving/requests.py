@@ -52,11 +52,11 @@ class Request:
 
     __slots__ = ("id", "arrival_s", "prompt", "output", "computed", "generated", "first_token_s",
                  "last_token_s", "finish_s", "preemptions", "blocks", "replica", "rejected", "swapped",
-                 "scheduled_s")
+                 "scheduled_s", "prompt_seen")
 
     def __init__(self, rid: int, arrival_s: float, prompt: int, output: int):
         self.id, self.arrival_s, self.prompt, self.output = rid, arrival_s, prompt, output
-        self.computed = self.generated = self.preemptions = self.blocks = 0
+        self.computed = self.generated = self.preemptions = self.blocks = self.prompt_seen = 0
         self.first_token_s = self.last_token_s = self.finish_s = self.scheduled_s = None
         self.replica = -1
         self.rejected: str | None = None

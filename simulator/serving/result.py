@@ -34,9 +34,11 @@ class ServeResult:
         return df
 
     def timeseries(self, interval_s: float = 1.0) -> pd.DataFrame:
-        """Per-``interval_s`` rows like vLLM's own logging: prompt and generation throughput (tok/s),
-        running and waiting requests and KV-cache usage (%) at the interval's last step, and
-        the interval's preemption-free energy (J), summed over replicas."""
+        """Per-``interval_s`` rows like vLLM's own logging: prompt throughput (tok/s; each prompt
+        token counted once, as vLLM counts it, not again when a preempted request is prefilled
+        anew: ``steps.prefill_tokens`` has every token prefilled), generation throughput, running
+        and waiting requests and KV-cache use (%) at the interval's last step, and the interval's
+        energy (J), summed over replicas."""
         s = self.steps
         if s.empty:
             return pd.DataFrame(columns=["t", "prompt_throughput", "gen_throughput", "running", "waiting",
@@ -51,7 +53,7 @@ class ServeResult:
         state = per_rep.groupby(level="bucket")[["running", "waiting", "kv_blocks_used"]].sum()
         out = pd.DataFrame({
             "t": (last.index + 1) * interval_s,
-            "prompt_throughput": g["prefill_tokens"].sum().to_numpy() / interval_s,
+            "prompt_throughput": g["prompt_tokens"].sum().to_numpy() / interval_s,
             "gen_throughput": g["tokens_out"].sum().to_numpy() / interval_s,
             "running": state["running"].to_numpy(),
             "waiting": state["waiting"].to_numpy(),

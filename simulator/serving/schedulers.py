@@ -2,8 +2,10 @@
 
 A scheduler looks at its replica (``waiting``: arrived requests not running, oldest first;
 ``running``: admitted requests, oldest first; ``kv``: the block pool) and returns a
-:class:`Batch`; it takes KV blocks as it admits and grows requests and, when blocks run out,
-preempts through ``replica.preempt`` (recompute or swap, the replica's choice). It never works
+:class:`Batch`; it admits a waiting request with ``replica.resume`` (which takes its blocks and
+says how many tokens it computes now) and ``replica.admit``, grows running ones with ``kv.grow``
+and, when blocks run out, preempts through ``replica.preempt`` (recompute or swap, the
+replica's choice). It never works
 out a time: the replica asks the step-time model what the batch costs.
 
 Register your own with ``@SCHEDULERS.register("name", help=...)`` on a class whose constructor
@@ -117,10 +119,10 @@ class VLLMScheduler:
             waiting = replica.waiting
             while waiting and budget > 0 and len(replica.running) < cfg.max_num_seqs:
                 req = waiting[0]
-                new = min(req.tokens - req.computed, budget)
                 if cfg.reserve_full_prompt and not kv.can_hold(req, req.tokens):
                     break
-                if not replica.resume(req, req.computed + new):
+                new = replica.resume(req, budget)
+                if new is None:
                     break
                 replica.admit(waiting.popleft())
                 batch.add(req, new)
@@ -166,8 +168,10 @@ class OrcaScheduler:
         budget = cfg.max_num_batched_tokens
         while waiting and len(replica.running) < cfg.max_num_seqs:
             req = waiting[0]
-            need = req.tokens - req.computed
-            if (batch.prefills and need > budget) or not replica.resume(req, req.tokens):
+            if batch.prefills and req.tokens - req.computed > budget:
+                break
+            need = replica.resume(req)
+            if need is None:
                 break
             replica.admit(waiting.popleft())
             batch.add(req, need)
@@ -200,10 +204,11 @@ class StaticScheduler:
         if not replica.running:
             while waiting and len(replica.running) < cfg.max_num_seqs:
                 req = waiting[0]
-                if not replica.resume(req, req.prompt + req.output):
+                need = replica.resume(req, reserve=req.prompt + req.output)
+                if need is None:
                     break
                 replica.admit(waiting.popleft())
-                batch.add(req, req.tokens - req.computed)
+                batch.add(req, need)
             return batch or None
         for req in replica.running:
             batch.add(req, req.tokens - req.computed)

@@ -22,7 +22,8 @@ from .steptime import StepTimeModel
 
 PREEMPTION = ("recompute", "swap")
 # per-step counts kept as float32 (exact below 2^24): a long run has millions of steps
-COUNT_COLUMNS = ("running", "waiting", "kv_blocks_used", "prefill_tokens", "prefills", "decodes", "tokens_out")
+COUNT_COLUMNS = ("running", "waiting", "kv_blocks_used", "prefill_tokens", "prompt_tokens", "prefills", "decodes",
+                 "tokens_out")
 
 
 def _positive(name: str, value, integer: bool = True, allow_inf: bool = False):
@@ -56,12 +57,15 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
           block_size: int = 16, gpu_memory_utilization: float = 0.9, kv_blocks: int | None = None,
           preemption: str = "recompute", slo_ttft: float | None = None, slo_tpot: float | None = None,
           slo_e2e: float | None = None, seed: int = 0, profile: str = "vllm-v1",
-          max_model_len: int | None = None, fast_forward: bool = True) -> ServeResult:
+          max_model_len: int | None = None, prefix_caching: bool = True,
+          fast_forward: bool = True) -> ServeResult:
     """Simulate serving: requests (a trace, or ``num_requests`` drawn at ``rate``/``concurrency``)
     over ``replicas`` copies of ``model`` (``tp`` x ``pp`` devices each) on ``hardware``.
 
     See docs/serving.md for the model, the schedulers and the metrics' definitions.
-    ``fast_forward=False`` plays every decode step one at a time (same result, slower; for checking).
+    ``prefix_caching`` (vLLM v1's default): a request preempted by recompute finds what is left of
+    its blocks when it resumes. ``fast_forward=False`` plays every decode step one at a time (same
+    result, slower; for checking).
     """
     from workloads.configs import ModelConfig, load_config
 
@@ -91,7 +95,8 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     blocks = kv_blocks or budget.blocks
     cluster = Cluster(reqs, step_model=step_model, profile=eng, router=route, preemption=preemption,
                       block_bytes=budget.block_bytes, kv_bytes_per_token=budget.block_bytes / block_size,
-                      max_model_len=max_model_len or cfg.max_positions, concurrency=concurrency)
+                      max_model_len=max_model_len or cfg.max_positions, concurrency=concurrency,
+                      prefix_caching=prefix_caching)
     _add_replicas(cluster, sched_cls, sconf, replicas, prefill_replicas if split else 0,
                   KVCache(blocks, block_size), preemption)
     cluster.fast_forward = fast_forward
@@ -99,7 +104,7 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     config = dict(model=cfg.id, hardware=hardware if isinstance(hardware, str) else system.id, tp=tp, pp=pp,
                   replicas=replicas, scheduler=scheduler, router=router, max_num_seqs=max_num_seqs,
                   max_num_batched_tokens=sconf.max_num_batched_tokens, block_size=block_size,
-                  preemption=preemption, profile=eng.name, seed=seed, kv_budget=budget.to_dict())
+                  preemption=preemption, prefix_caching=prefix_caching, profile=eng.name, seed=seed, kv_budget=budget.to_dict())
     return _result(cluster, reqs, budget, blocks, step_model, config,
                    {"ttft_s": slo_ttft, "tpot_s": slo_tpot, "e2e_s": slo_e2e})
 
