@@ -149,7 +149,7 @@ def kv_budget(cfg, knobs: dict, device, *, block_size: int, gpu_memory_utilizati
                          f"({gpu_memory_utilization:g} of {memory / 2**30:.2f} GiB) minus weights "
                          f"{weights / 2**30:.2f} GiB, activations {acts / 2**30:.2f} GiB and runtime reserve "
                          f"{reserve_bytes / 2**30:.2f} GiB leaves {left / 2**30:.2f} GiB, "
-                         f"{short / 2**30:.2f} GiB short of one KV block", path="model",
-                         suggestion="more tensor/pipeline parallelism, a lower weight dtype, or a larger "
-                                    "gpu_memory_utilization")
+                         f"{short / 2**30:.2f} GiB short of one KV block; more tensor or pipeline "
+                         f"parallelism, a smaller weight dtype or a larger gpu_memory_utilization would help",
+                         path="model")
     return KVBudget(memory, usable, weights, acts, reserve_bytes, block, int(left // block))
