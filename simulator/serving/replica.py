@@ -117,7 +117,6 @@ class Replica:
     # -- the step loop -----------------------------------------------------------------------------
     def run(self):
         env, cluster = self.env, self.cluster
-        model, profile = cluster.step_model, cluster.profile
         idle_rounds = 0
         while True:
             if not self.waiting and not self.running:
@@ -141,22 +140,26 @@ class Replica:
                     self.wake = None
                 continue
             idle_rounds = 0
-            now = env.now
-            context = 0
-            for r in batch.decodes:
-                context += r.computed
-            chunks = [PrefillChunk(n, r.computed, r.computed + n >= r.tokens) for r, n in batch.prefills]
-            cost = model.step(chunks, len(batch.decodes), context)
-            seqs = len(chunks) + len(batch.decodes)
-            gpu = profile.gpu_time(cost)
-            duration = profile.step_time(gpu, seqs)
-            if self.swap_bytes_pending:
-                duration += self.host_link.transfer(now, self.swap_bytes_pending) - now
-                self.swap_bytes_pending = 0.0
-            energy = model.energy_j(cost, gpu, duration)
-            self._record(now, duration, batch, energy, len(batch.decodes) + sum(c.last for c in chunks))
-            yield env.timeout(duration)
+            yield env.timeout(self._begin(batch, env.now))
             self._apply(batch, env.now)
+
+    def _begin(self, batch, now: float) -> float:
+        """Cost ``batch`` (step-time model, engine profile, a swap it waits for), record the step,
+        and return how long it takes."""
+        model, profile = self.cluster.step_model, self.cluster.profile
+        context = 0
+        for r in batch.decodes:
+            context += r.computed
+        chunks = [PrefillChunk(n, r.computed, r.computed + n >= r.tokens) for r, n in batch.prefills]
+        cost = model.step(chunks, len(batch.decodes), context)
+        gpu = profile.gpu_time(cost)
+        duration = profile.step_time(gpu, len(chunks) + len(batch.decodes))
+        if self.swap_bytes_pending:
+            duration += self.host_link.transfer(now, self.swap_bytes_pending) - now
+            self.swap_bytes_pending = 0.0
+        energy = model.energy_j(cost, gpu, duration)
+        self._record(now, duration, batch, energy, len(batch.decodes) + sum(c.last for c in chunks))
+        return duration
 
     def _decode_run(self, now: float):
         """Play, at once, the decode-only steps that follow while nothing arrives: every running
