@@ -125,13 +125,14 @@ trace_rows = st.lists(st.tuples(st.floats(0, 5), st.integers(1, 400), st.integer
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(trace_rows, st.sampled_from(["vllm", "sarathi", "orca", "static", "disaggregated"]),
        st.sampled_from(["recompute", "swap"]), st.integers(4, 40), st.integers(1, 2),
-       st.sampled_from(["round_robin", "least_outstanding"]))
-def test_random_traces_never_lose_a_request(rows, scheduler, preemption, kv_blocks, replicas, router):
+       st.sampled_from(["round_robin", "least_outstanding"]), st.sampled_from([16, 256]), st.booleans())
+def test_random_traces_never_lose_a_request(rows, scheduler, preemption, kv_blocks, replicas, router, budget,
+                                            prefix_caching):
     replicas = 2 if scheduler == "disaggregated" else replicas
     try:
         res = serve(MODEL, HW, requests=rows, scheduler=scheduler, preemption=preemption, kv_blocks=kv_blocks,
-                    max_num_seqs=8, max_num_batched_tokens=256, profile="ideal", replicas=replicas,
-                    router=router)
+                    max_num_seqs=8, max_num_batched_tokens=budget, chunk_size=budget, profile="ideal",
+                    replicas=replicas, router=router, prefix_caching=prefix_caching)
     except InputError as err:      # every request too long for this KV cache
         assert "every request was rejected" in str(err)
         return
@@ -292,10 +293,11 @@ def test_perfetto_trace(tmp_path):
     assert len(steps) == len(res.steps)
 
 
-@pytest.mark.parametrize("scheduler, kv_blocks", [("vllm", 400), ("static", None), ("orca", 600)])
-def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_blocks):
+@pytest.mark.parametrize("scheduler, kv_blocks, budget", [("vllm", 400, 8192), ("static", None, 8192),
+                                                         ("orca", 600, 8192), ("sarathi", 300, 16)])
+def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_blocks, budget):
     kw = dict(num_requests=60, rate=4, input_len="uniform:100,900", output_len="uniform:20,200", seed=5,
-              scheduler=scheduler, kv_blocks=kv_blocks)
+              scheduler=scheduler, kv_blocks=kv_blocks, max_num_batched_tokens=budget, chunk_size=budget)
     fast, slow = serve(MODEL, HW, **kw), serve(MODEL, HW, fast_forward=False, **kw)
     assert len(fast.steps) == len(slow.steps)
     for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):

@@ -177,7 +177,7 @@ class Replica:
         context, left = 0, 1 << 62
         for r in running:
             c = r.computed
-            if r.tokens - c != 1 or r.swapped:
+            if r.tokens - c != 1 or r.generated == 0 or r.swapped:   # a decode (not a prompt's last token)
                 return None
             context += c
             left = min(left, r.output - r.generated)
