@@ -26,7 +26,7 @@ from importlib import resources
 
 import numpy as np
 
-from .validate import rel_error
+from .fit import rel_error
 
 RUN = "vllm-rtx4090"
 RUN_FILES = "vllm-rtx4090-llama-3.1-8b"

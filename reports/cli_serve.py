@@ -7,6 +7,7 @@ per request (``--no-requests`` leaves them out), ``--trace`` a Perfetto trace, `
 
 from __future__ import annotations
 
+from .commands import COMMANDS
 from .output import format_fields, format_table, print_json, warn
 
 
@@ -22,13 +23,11 @@ def _rate(text: str) -> float:
     return value
 
 
-def register(subparsers) -> None:
-    """Add ``serve``."""
-    from simulator.serving.router import ROUTERS
-    from simulator.serving.schedulers import SCHEDULERS
-
-    p = subparsers.add_parser("serve", help="simulate serving: requests over time, schedulers, KV blocks, "
-                                            "TTFT/TPOT/ITL/E2E, throughput, goodput, energy")
+@COMMANDS.register("serve", help="simulate serving: requests over time, schedulers, KV blocks, "
+                                "TTFT/TPOT/ITL/E2E, throughput, goodput, energy")
+def serve_command(p) -> None:
+    # scheduler and router names are checked when the command runs (did-you-mean from their
+    # registries): importing the simulator here would slow every ridgeline call
     p.add_argument("--hw", required=True, metavar="ID|FILE", help="device or system (catalog id or YAML)")
     p.add_argument("--model", required=True, metavar="ID|config.json")
     p.add_argument("--tp", type=int, default=1)
@@ -36,7 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--replicas", type=int, default=1, help="data-parallel replicas behind the router")
     p.add_argument("--prefill-replicas", type=int, help="disaggregated: replicas in the prefill pool "
                                                         "(default half)")
-    p.add_argument("--router", default="round_robin", metavar="NAME", help="one of: " + ", ".join(ROUTERS.names()))
+    p.add_argument("--router", default="round_robin", metavar="NAME",
+                   help="a registered router (simulator.serving.ROUTERS; default round_robin)")
     p.add_argument("--requests", metavar="FILE|ID", help="trace file (JSONL or CSV) or a bundled trace: "
                                                          "azure-conv, azure-code, vllm-rtx4090")
     p.add_argument("--num-requests", type=int, help="requests to draw (or the first N of --requests)")
@@ -49,7 +49,8 @@ def register(subparsers) -> None:
     p.add_argument("--dtype", default="bf16")
     p.add_argument("--weight-dtype")
     p.add_argument("--kv-dtype")
-    p.add_argument("--scheduler", default="vllm", metavar="NAME", help="one of: " + ", ".join(SCHEDULERS.names()))
+    p.add_argument("--scheduler", default="vllm", metavar="NAME",
+                   help="a registered scheduler (simulator.serving.SCHEDULERS, see docs/serving.md; default vllm)")
     p.add_argument("--max-num-seqs", type=int, default=256)
     p.add_argument("--max-num-batched-tokens", type=int, help="token budget per step (default 8192; "
                                                               "sarathi: --chunk-size)")

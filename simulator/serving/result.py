@@ -78,13 +78,20 @@ class ServeResult:
         return out
 
     def plot(self):
-        """Latency CDFs, throughput and KV usage over time (see reports.serving_plots)."""
-        from reports.serving_plots import plot_serving
+        """Latency CDFs, throughput, requests and KV use over time (:mod:`.plot`), as
+        :meth:`SimResult.plot <simulator.result.SimResult.plot>` draws a simulation."""
+        from .plot import plot_serving
 
         return plot_serving(self)
 
+    def trace(self) -> dict:
+        """Perfetto/Chrome trace events of the run (:mod:`.trace`)."""
+        from .trace import serving_trace
+
+        return serving_trace(self)
+
     def write_trace(self, path):
-        """A Perfetto/Chrome trace of the run (see reports.serving_trace)."""
-        from reports.serving_trace import write_serving_trace
+        """Write :meth:`trace` as JSON to ``path``."""
+        from .trace import write_serving_trace
 
         return write_serving_trace(self, path)
