@@ -64,16 +64,20 @@ def hold(point: str) -> None:
 
 @contextlib.contextmanager
 def interrupts_deferred():
-    """Ctrl-C (SIGINT) is held back during the block and delivered after it, so a swap once
-    begun is finished (POSIX main thread; elsewhere the block runs as is)."""
-    if not hasattr(signal, "pthread_sigmask") or threading.current_thread() is not threading.main_thread():
+    """Ctrl-C (SIGINT) during the block is held back and raised after it, so a swap once begun
+    is finished. (A handler that records it, rather than a blocked signal mask: the BLAS
+    library's threads would receive a signal the main thread blocks.)"""
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def check_out_dir(path: str | Path) -> Path:

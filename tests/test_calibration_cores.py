@@ -99,3 +99,25 @@ def test_empty_and_impossible_arguments_exit_2_before_measuring(argv, fragment, 
     assert main(argv) == 2
     assert fragment in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []       # nothing written here, nor into the current folder
+
+
+def test_validate_times_with_the_calibrations_thread_count_and_warns_on_another(monkeypatch):
+    from types import SimpleNamespace
+
+    from calibration import fingerprint
+
+    validate = importlib.import_module("calibration.validate")   # the module, not the function
+    monkeypatch.setattr(fingerprint, "physical_cores", lambda: 2)
+    monkeypatch.setattr(cores, "physical_cores", lambda: 2)
+    monkeypatch.setattr(cores, "blas_threads", lambda: 2)
+
+    def threads_for(asked, calibrated):
+        report = validate.ValidationReport("cal/host.yaml", "host-calibrated")
+        return validate._threads_for(asked, SimpleNamespace(threads=calibrated), {}, report), report.warnings
+
+    assert threads_for(None, 1) == (1, [])               # the overlay's own count
+    threads, (warning,) = threads_for(2, 1)               # asked for another: allowed, said so
+    assert threads == 2 and "calibrated with 1" in warning
+    threads, (warning,) = threads_for(None, 8)            # an overlay of a bigger machine
+    assert threads == 2 and "calibrated with 8" in warning
+    assert threads_for(None, None) == (2, [])            # no calibration: numpy's count
