@@ -113,6 +113,11 @@ class CoreGate:
     waited_s: float = 0.0
     warnings: list[str] = field(default_factory=list)
 
+    def __post_init__(self):
+        if self.if_busy not in IF_BUSY:
+            raise InputError(f"unknown choice '{self.if_busy}' (choose from {', '.join(IF_BUSY)})",
+                             path="--if-busy")
+
     def __call__(self) -> None:
         while True:
             share = (self.probe or core_share)(self.threads)
