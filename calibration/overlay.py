@@ -1,30 +1,38 @@
 """From measurements to a hardware overlay: empirical ceilings and efficiency curves.
 
 The fit inverts the cost model rather than re-deriving it, so that what is written is exactly
-what ``roofline.cost`` needs to reproduce the measurements:
+what ``roofline.cost`` needs to reproduce the measurements. Each step is one function, run in
+this order by :func:`fit_overlay` on an :class:`OverlayParts` (the overlay so far, and the
+reference device the next step costs kernels on):
 
-1. **Fixed cost.** ``launch_overhead`` is the measured time of a one-element numpy add.
-2. **Memory ceilings.** STREAM bandwidth plateaus per level (:func:`calibration.fit.stream_ceilings`),
-   with the fixed cost of each call taken out, become each level's ``bandwidth`` (an achieved
-   rate, so ``efficiency: 1.0`` for cache levels).
-3. **Main-memory curve.** Each fitted single-pass STREAM kernel is costed on the device with
-   every efficiency at 1; ``t_memory(e=1) / (t_measured - fixed)`` versus log10 bytes makes the
-   level's ``efficiency_curve`` (:func:`calibration.fit.median_curve`, one vote per kernel
-   family). Multi-pass numpy operators (softmax, LayerNorm, GELU) do not enter it: the same
-   curve prices every GEMM's operand traffic.
-4. **Compute.** Each fitted GEMM is costed with the memory as fitted and its engine at
-   efficiency 1 (shape effects such as wave quantization and tile padding stay in the model):
-   the efficiency it needs is ``t_compute(e=1) / (t_measured - fixed)``. Where the best GEMM runs
-   faster than the detected peak allows (a boost clock the OS does not report), the peak is
-   raised to the empirical ceiling, as ERT does. The curve is then refined until the model
-   reproduces the fitted GEMMs (:func:`_refine`: a GEMM's tile choice depends on the efficiency).
-5. **Transcendental functions.** GELU and softmax set the curve of the engine their exp/tanh
-   run on when no GEMM ran there (a special-function unit; the detected host has one, ``sfu``):
-   their passes without a transcendental are predicted and taken out of the measured time
-   (:func:`_fit_special`). On a device whose transcendentals share the GEMM engine they are
-   validated, not fitted.
-6. **Host<->device copies** (GPU) set the empirical bandwidth of the link they cross.
+1. **Fixed cost** (:func:`fit_launch_overhead`). ``launch_overhead`` is the measured time of a
+   one-element numpy add.
+2. **Memory ceilings** (:func:`fit_memory_ceilings`). STREAM bandwidth plateaus per level
+   (:func:`calibration.fit.stream_ceilings`), with the fixed cost of each call taken out,
+   become each level's ``bandwidth`` (an achieved rate, so ``efficiency: 1.0`` for cache
+   levels). Every level the STREAM runs reach is fitted; a main memory they reach but never
+   measured is refused.
+3. **Main-memory curve** (:func:`fit_main_memory_curve`). Each fitted single-pass STREAM kernel
+   is costed on the device with every efficiency at 1; ``t_memory(e=1) / (t_measured - fixed)``
+   versus log10 bytes makes the level's ``efficiency_curve`` (:func:`calibration.fit.median_curve`,
+   one vote per kernel family). Multi-pass numpy operators (softmax, LayerNorm, GELU) do not
+   enter it: the same curve prices every GEMM's operand traffic.
+4. **Compute** (:func:`fit_gemm_engines`). Each fitted GEMM is costed with the memory as fitted
+   and its engine at efficiency 1 (shape effects such as wave quantization and tile padding stay
+   in the model): the efficiency it needs is ``t_compute(e=1) / (t_measured - fixed)``. Where
+   the best GEMM runs faster than the detected peak allows (a boost clock the OS does not
+   report), the peak is raised to the empirical ceiling, as ERT does. The curve is then refined
+   until the model reproduces the fitted GEMMs (:func:`_refine`: a GEMM's tile choice depends on
+   the efficiency).
+5. **Transcendental functions** (:func:`fit_special_engines`). GELU and softmax set the curve of
+   the engine their exp/tanh run on when no GEMM ran there (a special-function unit; the
+   detected host has one, ``sfu``): their passes without a transcendental are predicted and
+   taken out of the measured time. On a device whose transcendentals share the GEMM engine they
+   are validated, not fitted.
+6. **Host<->device copies** (:func:`fit_copies`, GPU) set the empirical bandwidth of the link
+   they cross.
 
+:func:`assemble_overlay` then writes the YAML form, with the BLAS thread count measured with.
 Curves are fitted with :func:`calibration.fit.fit_curve` (binned medians, made non-decreasing,
 clamped). Nothing is fitted to the public measurements, and no formula changes.
 """
@@ -149,9 +157,8 @@ def fit_overlay(frame: pd.DataFrame, base, *, base_ref: str, fingerprint: dict,
     fit_main_memory_curve(rows[rows.kernel.isin(MEMORY_FAMILIES) & (rows.backend == "numpy")], parts)
     memory_as_fitted = parts.reference_device()
     fit_gemm_engines(rows[(rows.kernel == "gemm") & (rows.backend == backend)], parts)
-    _fit_special(rows[rows.kernel.isin(OTHER_COMPUTE_KERNELS) & (rows.backend == backend)],
-                 parts.reference_device(), caches, parts.report, parts.engines)
-    _fit_copies(rows, base, memory_as_fitted, parts.report, parts.memory, parts.links)
+    fit_special_engines(rows[rows.kernel.isin(OTHER_COMPUTE_KERNELS) & (rows.backend == backend)], parts)
+    fit_copies(rows[rows.kernel.isin(COPY_KERNELS)], parts, memory_as_fitted)
     return assemble_overlay(parts, base_ref, fingerprint), parts.report
 
 
@@ -324,18 +331,20 @@ def assemble_overlay(parts: OverlayParts, base_ref: str, fingerprint: dict) -> d
     return overlay
 
 
-def _fit_special(rows, fitted, caches, report: FitReport, overlay_engines: dict) -> None:
-    """The curve of the engine transcendental functions run on, from the kernels that evaluate
-    them (numpy's GELU and softmax), when no GEMM ran on that engine (a special-function unit).
+def fit_special_engines(rows: pd.DataFrame, parts: OverlayParts) -> None:
+    """Step 5: the curve of the engine transcendental functions run on, from the kernels that
+    evaluate them (numpy's GELU and softmax), when no GEMM ran on that engine (a special-function
+    unit).
 
-    A kernel is several numpy passes (:mod:`calibration.passes`); on ``fitted`` (the device as
-    fitted so far, the special engine at efficiency 1) the passes without a transcendental are
-    predicted and their time taken from the measured time; what is left is the time of the
-    passes that evaluate one, and their engine's efficiency is its time at efficiency 1 over that.
+    A kernel is several numpy passes (:mod:`calibration.passes`); on the device as fitted so far
+    (the special engine at efficiency 1) the passes without a transcendental are predicted and
+    their time taken from the measured time; what is left is the time of the passes that
+    evaluate one, and their engine's efficiency is its time at efficiency 1 over that.
     """
     from roofline.costs import cost
     from roofline.hardware import device_info
 
+    fitted, caches, report = parts.reference_device(), parts.caches, parts.report
     info = device_info(fitted)
     fitted_engines = {k.split(":")[0] for k in report.curves}
     samples: dict[tuple[str, str], tuple[list, list]] = {}
@@ -362,23 +371,25 @@ def _fit_special(rows, fitted, caches, report: FitReport, overlay_engines: dict)
         points = fit_curve(xs, effs)
         report.curves[f"{engine}:{dtype}"] = points
         report.fitted[f"{engine}:{dtype}"] = len(effs)
-        overlay_engines.setdefault(engine, {}).setdefault("efficiency_curve", {})[dtype] = {
+        parts.engines.setdefault(engine, {}).setdefault("efficiency_curve", {})[dtype] = {
             "x": "log10_flops", "points": points}
 
 
 COPY_KERNELS = ("copy_h2d", "copy_d2h")
 
 
-def _fit_copies(fit_rows, base, flat, report: FitReport, overlay_memory: dict, overlay_links: dict) -> None:
-    """Host<->device copies set the empirical bandwidth of the link (and host memory) they cross.
+def fit_copies(rows: pd.DataFrame, parts: OverlayParts, flat) -> None:
+    """Step 6: host<->device copies set the empirical bandwidth of the link (and host memory)
+    they cross.
 
-    The fastest large copy is costed on the device; the link gets the bandwidth that makes its
-    time equal the measured time (the model's framing efficiency stays in the formula), and any
-    other resource the model finds slower than the measurement is raised to match it.
+    The fastest large copy is costed on ``flat`` (memory as fitted, engines at efficiency 1);
+    the link gets the bandwidth that makes its time equal the measured time (the model's framing
+    efficiency stays in the formula), and any other resource the model finds slower than the
+    measurement is raised to match it.
     """
     from roofline.costs import cost
 
-    rows = fit_rows[fit_rows.kernel.isin(COPY_KERNELS)]
+    base, report = parts.base, parts.report
     if rows.empty:
         return
     rows = rows.assign(rate=rows.bytes_moved / rows.median_s).sort_values("rate", ascending=False)
@@ -392,11 +403,11 @@ def _fit_copies(fit_rows, base, flat, report: FitReport, overlay_memory: dict, o
         kind, name = key.split(":", 1)
         if kind == "link":
             bw = base.links[name].bandwidth_bytes_s * seconds / available
-            overlay_links.setdefault(name, {})["bandwidth"] = f"{bw:.6g} B/s"
+            parts.links.setdefault(name, {})["bandwidth"] = f"{bw:.6g} B/s"
             report.ceilings_bytes_s[f"link:{name}"] = bw
         elif kind == "memory" and seconds > available and not base.memory[name].on_chip:
             bw = d.peak_rates[key] * seconds / available
-            overlay_memory.setdefault(name, {})["bandwidth"] = f"{bw:.6g} B/s"
+            parts.memory.setdefault(name, {})["bandwidth"] = f"{bw:.6g} B/s"
             report.ceilings_bytes_s[name] = bw
 
 
