@@ -206,11 +206,12 @@ GEMM_HOLDOUT_QUICK = [(96, 96, 96), (192, 192, 192), (384, 384, 384), (768, 768,
                       (512, 128, 768), (128, 768, 512)]
 
 # STREAM working sets in bytes (the sum of the arrays): powers of two from 16 KiB up to twice the
-# last cache (the cache levels and the spill past the last one), then main memory at 4, 8 and 16
+# last cache (the cache levels and the spill past the last one), then main memory at 3, 4 and 6
 # times the last cache: its band starts at twice the last cache (calibration.fit.BAND_MARGIN), so
-# three sizes lie well inside it, the middle one held out.
+# three sizes lie inside it, the middle one held out (small multiples: each is allocated anew in
+# every pass).
 STREAM_MIN_WS = 2**14
-MAIN_MEMORY_WS = (4, 8, 16)            # multiples of the last cache
+MAIN_MEMORY_WS = (3, 4, 6)             # multiples of the last cache
 DEFAULT_LAST_CACHE = 32 * 2**20        # where the OS does not tell
 MAX_WS_FRACTION = 1 / 8                # of the machine's memory, at most, for one working set
 

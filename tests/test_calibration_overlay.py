@@ -179,9 +179,9 @@ def test_stream_sweep_reaches_main_memory_with_a_held_out_size():
 
     mib = 2**20
     # last cache 1 MiB: powers of 4 from 16 KiB up to 2 MiB (16K, 64K, 256K, 1M; the second held
-    # out), then main memory at 4, 8 and 16 MiB, the middle one held out
+    # out), then main memory at 3, 4 and 6 MiB, the middle one held out
     assert stream_working_sets(True, 1 * mib, 2**30) == [
         (16 * 1024, "fit"), (64 * 1024, "holdout"), (256 * 1024, "fit"), (mib, "fit"),
-        (4 * mib, "fit"), (8 * mib, "holdout"), (16 * mib, "fit")]
-    # 40 MiB of memory: one working set may take 5 MiB, so main memory gets 4 MiB only (fitted)
-    assert stream_working_sets(True, 1 * mib, 40 * mib)[-2:] == [(mib, "fit"), (4 * mib, "fit")]
+        (3 * mib, "fit"), (4 * mib, "holdout"), (6 * mib, "fit")]
+    # 40 MiB of memory: one working set may take 5 MiB, so main memory gets 3 and 4 MiB (fitted)
+    assert stream_working_sets(True, 1 * mib, 40 * mib)[-3:] == [(mib, "fit"), (3 * mib, "fit"), (4 * mib, "fit")]
