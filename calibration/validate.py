@@ -9,7 +9,9 @@
    when torch is installed), timed for real, against the same model as a workloads graph played
    by the simulator on the device under test.
 3. **Public measurements**: every row of the bundled ``public_measurements.csv`` predicted from
-   the catalog (:mod:`calibration.public`), with the row's source.
+   the catalog (:mod:`calibration.public`), with the row's source; and the serving runs
+   (:mod:`calibration.serving_validation`): a real vLLM run replayed request by request, and
+   offline throughput rows.
 
 Errors are signed relative errors ``predicted / measured - 1``; MAPE is the mean of their
 absolute values.
@@ -159,6 +161,25 @@ def _fingerprint_notes(fp: dict) -> list[str]:
     return []
 
 
+def _threads_for(asked: int | None, device, fp: dict, report) -> int:
+    """BLAS threads for the local runs: ``asked``, else the count the overlay was calibrated with
+    (at most this machine's CPUs), else what numpy uses. A count other than the calibration's is
+    warned: the overlay's rates hold for its own count, so the error would measure the difference."""
+    from .cores import resolve_threads
+    from .fingerprint import physical_cores
+
+    calibrated = device.threads or fp.get("threads_pinned")
+    if asked:
+        threads = resolve_threads(asked)
+    else:
+        threads = min(int(calibrated), physical_cores()) if calibrated else resolve_threads(None)
+    if calibrated and threads != int(calibrated):
+        report.warnings.append(f"timing with {threads} BLAS thread(s), but '{report.hw}' was calibrated with "
+                               f"{int(calibrated)}: its rates hold for {int(calibrated)}, so part of the error "
+                               "is the thread count alone")
+    return threads
+
+
 def operator_breakdown(model, graph, device, passes: int = 2) -> list[dict]:
     """Each numpy (or torch) step of ``model`` timed alone against the analytic cost of its operators (one
     per numpy call; where the end-to-end error comes from). ``bound``: that of the step's
@@ -198,6 +219,7 @@ class ValidationReport:
     kernels: list[dict] = field(default_factory=list)
     end_to_end: list[dict] = field(default_factory=list)
     public: list[dict] = field(default_factory=list)
+    serving: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # e.g. a busy machine during the local runs
 
@@ -224,6 +246,10 @@ class ValidationReport:
                     "value": cov["coverage"], "n": cov["n"], "level": LEVEL, "target_range": [0.75, 0.90],
                     "met": 0.75 <= cov["coverage"] <= 0.90,
                     "over": "held-out rows, leave-one-out (each row against the interval built without it)"}
+        if self.serving:
+            from .serving_validation import serving_targets
+
+            out.update(serving_targets(self.serving))
         return out
 
     def to_dict(self) -> dict:
@@ -235,10 +261,11 @@ class ValidationReport:
                                                   "family"),
                            "groups": public_groups(self.public) if self.public else None,
                            "interval_coverage": _coverage(self.public)},
+                "serving": {"rows": self.serving},
                 "targets": self.targets(), "notes": self.notes, "warnings": self.warnings}
 
     def rows(self) -> list[dict]:
-        return [*self.kernels, *self.end_to_end, *self.public]
+        return [*self.kernels, *self.end_to_end, *self.public, *self.serving]
 
 
 def _coverage(rows: list[dict]) -> dict | None:
@@ -251,7 +278,8 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
     """Run the validation parts asked for (``public`` only: part 3 alone, no local measurement).
 
     Local runs pin ``threads`` BLAS threads; by default the count the overlay was calibrated
-    with (its fingerprint), since its rates hold for that count, else all cores.
+    with (its ``threads``, else its fingerprint's), since its rates hold for that count, else the
+    count numpy uses (:func:`_threads_for`).
     """
     ref = hw or "host"
     device = hwmodels.load_device(ref)
@@ -265,7 +293,7 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
     if local:
         load_before = fingerprint.load_average()
         fp = _fingerprint_beside(path)
-        threads = threads or fp.get("threads_pinned")
+        threads = _threads_for(threads, device, fp, report)
         frame, origin = holdout_frame(path, quick=quick, progress=progress, threads=threads)
         report.notes.append(f"held-out kernels {origin}")
         report.notes += _fingerprint_notes(fp)
@@ -274,7 +302,7 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
         if device.kind == "cpu":
             report.end_to_end = validate_end_to_end(device, quick=quick, progress=progress, threads=threads,
                                                     caches=caches)
-            report.notes.append(f"end to end with {threads or 'all'} BLAS thread(s)")
+            report.notes.append(f"end to end with {threads} BLAS thread(s)")
         else:
             report.notes.append("end to end: the numpy model runs on the CPU; skipped for a GPU overlay")
         busy = fingerprint.busy_warning({"cores_usable": fingerprint.physical_cores(),
@@ -283,5 +311,8 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
         if busy:
             report.warnings.append(busy)
     if public:
+        from .serving_validation import validate_serving
+
         report.public = validate_public()
+        report.serving = validate_serving(quick=quick)
     return report

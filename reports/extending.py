@@ -41,6 +41,7 @@ the registry, and an unknown name is an input error with a did-you-mean.
 | workload file type | a module in `workloads/` with `@IMPORTERS.register(".ext")` on `fn(path, **knobs) -> Graph`, imported by `workloads/loader.py` | `tests/test_workloads_*.py` |
 | CLI command or output format | a module `reports/cli_<name>.py` with `@COMMANDS.register("name", help=...)` on a function that fills the command's parser (arguments, `set_defaults(func=...)`); `reports/cli.py` finds every `cli_*` module itself. Print with `reports.output` (`print_json` for `--format json`, `format_table`); keep heavy imports inside the command function (CLI start-up). | `tests/test_<area>_cli.py` via `reports.cli.main([...])`: exit codes, `--format json` |
 | hardware | a YAML file in `hwmodels/catalog/` with its sources | `tests/test_hw_models.py` |
+| serving scheduler, router or engine profile | `@SCHEDULERS.register(name, help=...)` on a class taking a `SchedulerConfig` with `schedule(replica) -> Batch or None` (`simulator/serving/schedulers.py`), `@ROUTERS.register(name)` on `route(replicas, request, state)`, a profile YAML in `simulator/serving/profiles/` registered in `PROFILES` (or `--profile FILE`); `ridgeline serve --scheduler/--router/--profile` take them | `tests/test_serving.py` |
 
 Warnings a user should see (a spill, a knob without effect) are `warnings.warn(message,
 hwmodels.errors.RidgelineWarning)`: the Python API shows them and the CLI prints each once.
