@@ -9,14 +9,17 @@ property of the engine, not of the hardware or the model. A runtime profile
   GPU work of the step (the step takes the longer of the two) instead of preceding it;
 * ``sync``: the host-device synchronisation at the end of a step (sampled tokens copied back);
 * ``launch`` / ``graph_launch``: the GPU-side cost of launching one kernel eagerly and inside a
-  CUDA graph (replacing the device's ``launch_overhead``), and ``graph_batch_sizes``: the decode
-  batch sizes the engine captures graphs for (prefill and larger batches run eagerly);
+  CUDA graph (replacing the device's ``launch_overhead``), and ``cuda_graph_max_tokens``: the
+  largest step the engine replays as a CUDA graph (vLLM's largest capture size; a decode step of
+  up to that many sequences is padded to a captured size and replayed; 0: no graphs);
   ``dispatch_cpu``: the host's time to issue one kernel eagerly (a Python framework's operator
   dispatch), which runs ahead of the GPU and bounds the step only when the kernels are shorter;
 * ``unfused``: kernels the engine runs separately that the model graph would otherwise not
   have (``fp8_quantize``: a quantize kernel in front of every fp8 GEMM's activation input);
-* for the serving simulator: ``runtime_reserve`` (device memory kept beyond weights, activations
-  and KV cache) and ``gpu_time_scale`` (measured / predicted GPU time of a run it was fitted on).
+* for the serving simulator (:mod:`simulator.serving`, which takes the same profile as its
+  engine profile): ``runtime_reserve`` (device memory kept beyond weights, activations and KV
+  cache) and ``gpu_time_scale`` (measured / predicted GPU time of a run it was fitted on);
+  :meth:`RuntimeProfile.gpu_time` and :meth:`RuntimeProfile.step_time` are its questions.
 
 Every figure carries its source or says it is an estimate, and ``fitted`` says what was fitted on
 which rows. :data:`RUNTIMES` is the registry of bundled profiles; ``none`` adds nothing (the bare
@@ -36,16 +39,18 @@ from .registry import Registry
 from .units import parse_quantity
 
 RUNTIMES: Registry[str] = Registry("runtime profile")
-for _name, _help in (("none", "no runtime: the kernels alone at the device's launch overhead (default)"),
+for _name, _help in (("none", "no runtime: the kernels alone at the device's launch overhead (simulate's default)"),
                      ("vllm-v0.6", "vLLM 0.5/0.6 (V0 engine): Python scheduler, CUDA graphs for decode <= 256"),
-                     ("vllm-v1", "vLLM V1 engine (0.8+): persistent batch, CUDA graphs for decode <= 512"),
+                     ("vllm-v1", "vLLM V1 engine (0.8+; serve's default): async scheduling, CUDA graphs up to 512 "
+                                 "tokens; serving figures fitted on the bundled vLLM 0.19 RTX 4090 run"),
                      ("trtllm", "TensorRT-LLM C++ runtime (gptSessionBenchmark / trtllm-bench)"),
                      ("sglang", "SGLang 0.3/0.4: CUDA graphs for decode <= 160")):
     RUNTIMES.register(_name, f"{_name}.yaml", help=_help)
 
 UNFUSED_KINDS = ("fp8_quantize",)
 TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
-FIELDS = (*TIME_FIELDS, "async_scheduling", "graph_batch_sizes", "unfused", "runtime_reserve", "gpu_time_scale")
+FIELDS = (*TIME_FIELDS, "async_scheduling", "cuda_graph_max_tokens", "unfused", "runtime_reserve",
+          "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
 
 
@@ -61,7 +66,7 @@ class RuntimeProfile:
     sync_s: float = 0.0
     launch_s: float | None = None
     graph_launch_s: float | None = None
-    graph_batch_sizes: tuple[int, ...] = ()
+    cuda_graph_max_tokens: int = 0
     dispatch_cpu_s: float = 0.0
     unfused: tuple[str, ...] = ()
     runtime_reserve_bytes: float = 0.0
@@ -78,28 +83,36 @@ class RuntimeProfile:
     def graphed(self, phase: str, batch: int) -> bool:
         """Whether a step of ``phase`` with ``batch`` sequences replays a captured CUDA graph
         (the engine pads the batch to the next captured size, so any batch up to the largest)."""
-        return phase == "decode" and bool(self.graph_batch_sizes) and batch <= max(self.graph_batch_sizes)
+        return phase == "decode" and batch <= self.cuda_graph_max_tokens
 
     def step_cpu_total_s(self, sequences: int) -> float:
         """CPU time of one step that schedules ``sequences`` sequences."""
         return self.step_cpu_s + self.per_sequence_cpu_s * sequences
 
-    # -- what a serving simulator asks of an engine profile (the same object) ----------------
-    def gpu_time(self, gpu_s: float) -> float:
-        """The GPU time of a step the cost model gives ``gpu_s``, as the engine was measured."""
-        return gpu_s * self.gpu_time_scale
+    # -- what the serving simulator asks of its engine profile (this same object) -------------
+    def gpu_time(self, cost) -> float:
+        """The GPU time of a serving step (a :class:`~simulator.serving.steptime.StepCost`: its
+        ``time_s``, ``kernels``, ``tokens``, ``decode_only``, ``attention_kernels``, ``pieces``,
+        ``launch_s``) under this engine: a step of at most ``cuda_graph_max_tokens`` tokens replays
+        CUDA graphs (a decode-only step one graph, a mixed step one per piece between attention
+        kernels, vLLM v1's piecewise graphs), each saved launch costing ``graph_launch`` instead
+        of the device's; then ``gpu_time_scale``."""
+        t = cost.time_s
+        if cost.kernels and cost.tokens <= self.cuda_graph_max_tokens:
+            launches = 1 if cost.decode_only else cost.attention_kernels + cost.pieces
+            t -= max(0, cost.kernels - launches) * max(cost.launch_s - (self.graph_launch_s or 0.0), 0.0)
+        return t * self.gpu_time_scale
 
     def step_time(self, gpu_s: float, seqs: int) -> float:
-        """Wall time of a step whose GPU work takes ``gpu_s`` with ``seqs`` scheduled requests:
-        the CPU work overlaps the GPU's with ``async_scheduling``, else adds to it."""
+        """Wall time of a step whose GPU work takes ``gpu_s`` (from :meth:`gpu_time`) with ``seqs``
+        scheduled requests: the CPU work overlaps the GPU's with ``async_scheduling``, else adds."""
         cpu = self.step_cpu_total_s(seqs)
-        gpu = self.gpu_time(gpu_s)
-        return max(gpu, cpu) if self.async_scheduling else gpu + cpu
+        return max(gpu_s, cpu) if self.async_scheduling else gpu_s + cpu
 
     def to_dict(self) -> dict:
         return {"name": self.name, "step_cpu_s": self.step_cpu_s, "per_sequence_cpu_s": self.per_sequence_cpu_s,
                 "async_scheduling": self.async_scheduling, "sync_s": self.sync_s, "launch_s": self.launch_s,
-                "graph_launch_s": self.graph_launch_s, "graph_batch_sizes": list(self.graph_batch_sizes),
+                "graph_launch_s": self.graph_launch_s, "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
                 "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
                 "source": self.source, "fitted": self.fitted}
@@ -127,11 +140,10 @@ def _parse(doc, key: str, value):
         if not isinstance(value, bool):
             raise doc.error("expected true or false", (key,))
         return value
-    if key == "graph_batch_sizes":
-        if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0
-                                                  for v in value):
-            raise doc.error("expected a list of positive integers (the captured decode batch sizes)", (key,))
-        return tuple(sorted(set(value)))
+    if key == "cuda_graph_max_tokens":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise doc.error(f"expected a whole number of tokens >= 0, got {value!r}", (key,))
+        return value
     if key == "unfused":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise doc.error(f"expected a list of: {', '.join(UNFUSED_KINDS)}", (key,))

@@ -62,7 +62,9 @@ def serve_command(p) -> None:
     p.add_argument("--no-prefix-caching", dest="prefix_caching", action="store_false",
                    help="a request preempted by recompute prefills everything again (default: it takes "
                         "back what of its blocks is still untouched, as vLLM v1's prefix cache does)")
-    p.add_argument("--profile", default="vllm-v1", metavar="NAME|FILE", help="serving-engine profile")
+    p.add_argument("--runtime", "--profile", dest="profile", default="vllm-v1", metavar="NAME|FILE",
+                   help="the engine around the kernels (the runtime profile, as simulate --runtime): a bundled "
+                        "profile (none, vllm-v0.6, vllm-v1, trtllm, sglang) or a YAML file (default vllm-v1)")
     p.add_argument("--slo-ttft", type=float, metavar="S")
     p.add_argument("--slo-tpot", type=float, metavar="S")
     p.add_argument("--slo-e2e", type=float, metavar="S")

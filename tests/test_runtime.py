@@ -35,10 +35,10 @@ def test_bundled_profiles_load_and_none_adds_nothing():
         assert load_runtime(name).name == name
     assert load_runtime("none").is_none and not load_runtime("vllm-v0.6").is_none
     v06 = load_runtime("vllm-v0.6")
-    # vLLM V0 model_runner: [1, 2, 4] + [8 * i for i in range(1, 33)]
-    assert v06.graph_batch_sizes == (1, 2, 4, *range(8, 257, 8))
+    # vLLM V0 model_runner: [1, 2, 4] + [8 * i for i in range(1, 33)]: the largest is 8 x 32
+    assert v06.cuda_graph_max_tokens == 8 * 32
     assert v06.graphed("decode", 256) and not v06.graphed("decode", 257) and not v06.graphed("prefill", 1)
-    assert max(load_runtime("vllm-v1").graph_batch_sizes) == 512
+    assert load_runtime("vllm-v1").cuda_graph_max_tokens == 512
     g = chain()
     assert with_runtime(g, "none") is g
 
@@ -47,7 +47,7 @@ def test_serial_step_cpu_graph_launch_and_sync_add_up():
     g = chain(batch=4)
     bare = simulate(g, "h100-sxm").latency_s
     prof = RuntimeProfile("t", step_cpu_s=1e-3, per_sequence_cpu_s=100 * US, sync_s=50 * US,
-                          graph_launch_s=1 * US, graph_batch_sizes=(8,))
+                          graph_launch_s=1 * US, cuda_graph_max_tokens=8)
     res = simulate(g, "h100-sxm", runtime=prof)
     # step CPU 1 ms + 4 x 100 us before the kernels, each kernel launches at 1 us instead of 4 us,
     # then 50 us of sync: bare + 1.4 ms - 2 x 3 us + 50 us
@@ -69,7 +69,7 @@ def test_async_scheduling_overlaps_the_step_cpu_with_the_kernels():
 
 def test_eager_step_is_bounded_by_the_host_dispatching_every_kernel():
     g = chain(batch=16, n=3, numel=1024)   # tiny kernels: 4 us of launch each dominates
-    prof = RuntimeProfile("e", dispatch_cpu_s=20 * US, graph_launch_s=1 * US, graph_batch_sizes=(8,))
+    prof = RuntimeProfile("e", dispatch_cpu_s=20 * US, graph_launch_s=1 * US, cuda_graph_max_tokens=8)
     res = simulate(g, "h100-sxm", runtime=prof)
     # batch 16 > 8: no graph; the host issues 3 kernels at 20 us = 60 us, longer than the GPU's
     assert res.meta["cuda_graph"] is False
@@ -103,7 +103,7 @@ def test_framework_column_names_the_profile():
     ("sync: '2 GB'\n", r"rt.yaml:1: sync: "),
     ("step_cpus: '1 ms'\n", r"unknown field 'step_cpus'.*did you mean 'step_cpu'"),
     ("unfused: [swiglu2]\n", r"rt.yaml:1: unfused\[0\]: unknown unfused kernel 'swiglu2'"),
-    ("graph_batch_sizes: [0, 8]\n", r"graph_batch_sizes: expected a list of positive integers"),
+    ("cuda_graph_max_tokens: -8\n", r"cuda_graph_max_tokens: expected a whole number of tokens >= 0"),
     ("async_scheduling: 1\n", r"async_scheduling: expected true or false"),
 ])
 def test_bad_profile_files_name_file_line_and_field(tmp_path, text, match):
@@ -132,8 +132,11 @@ def test_a_device_is_unchanged_by_a_runtime():
 
 
 def test_serving_asks_the_same_profile_for_a_step_time():
-    prof = RuntimeProfile("s", step_cpu_s=1e-3, per_sequence_cpu_s=10 * US, gpu_time_scale=0.9)
-    # serial: 0.9 x 20 ms + 1 ms + 100 x 10 us = 20 ms
-    assert prof.step_time(20e-3, 100) == pytest.approx(20e-3)
+    from simulator.serving.profile import load_profile
+
+    assert load_profile("vllm-v1") is not None and load_profile("vllm-v1") == load_runtime("vllm-v1")
+    prof = RuntimeProfile("s", step_cpu_s=1e-3, per_sequence_cpu_s=10 * US)
+    # serial: 18 ms of GPU + 1 ms + 100 x 10 us = 20 ms
+    assert prof.step_time(18e-3, 100) == pytest.approx(20e-3)
     overlapped = RuntimeProfile("a", step_cpu_s=1e-3, per_sequence_cpu_s=10 * US, async_scheduling=True)
     assert overlapped.step_time(1.5e-3, 100) == pytest.approx(2e-3)   # CPU 2 ms > GPU 1.5 ms

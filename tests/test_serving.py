@@ -86,7 +86,7 @@ def test_kv_blocks_grow_and_release():
 
 def test_kv_blocks_are_derived_the_vllm_way():
     res = serve(MODEL, HW, num_requests=1, input_len=16, output_len=2, max_num_batched_tokens=2048,
-                profile="ideal")
+                profile="none")
     b = res.config["kv_budget"]
     # one block: 16 tokens x 2 (K, V) x 32 layers x 8 KV heads x 128 dims x 2 B = 2,097,152 B
     assert b["block_bytes"] == 16 * 2 * 32 * 8 * 128 * 2
@@ -131,7 +131,7 @@ def test_random_traces_never_lose_a_request(rows, scheduler, preemption, kv_bloc
     replicas = 2 if scheduler == "disaggregated" else replicas
     try:
         res = serve(MODEL, HW, requests=rows, scheduler=scheduler, preemption=preemption, kv_blocks=kv_blocks,
-                    max_num_seqs=8, max_num_batched_tokens=budget, chunk_size=budget, profile="ideal",
+                    max_num_seqs=8, max_num_batched_tokens=budget, chunk_size=budget, profile="none",
                     replicas=replicas, router=router, prefix_caching=prefix_caching)
     except InputError as err:      # every request too long for this KV cache
         assert "every request was rejected" in str(err)
@@ -161,7 +161,7 @@ def test_littles_law_on_a_steady_window():
 
 def test_kv_blocks_cap_the_batch_and_preemptions_appear():
     res = serve(MODEL, HW, num_requests=100, rate=math.inf, input_len=1000, output_len=200, kv_blocks=1000,
-                max_num_seqs=256, max_num_batched_tokens=8192, profile="ideal")
+                max_num_seqs=256, max_num_batched_tokens=8192, profile="none")
     # a request holds ceil(1000 / 16) = 63 blocks after its prompt, growing to ceil(1200 / 16) = 75:
     # at most floor(1000 / 63) = 15 fit, far fewer than max_num_seqs
     assert res.steps["running"].max() <= 15
@@ -174,7 +174,7 @@ def test_kv_blocks_cap_the_batch_and_preemptions_appear():
 
 
 def test_prefix_caching_saves_recompute():
-    kw = dict(num_requests=100, rate=math.inf, input_len=1000, output_len=200, kv_blocks=1000, profile="ideal")
+    kw = dict(num_requests=100, rate=math.inf, input_len=1000, output_len=200, kv_blocks=1000, profile="none")
     cached, plain = serve(MODEL, HW, **kw), serve(MODEL, HW, prefix_caching=False, **kw)
     assert cached.steps["prefill_tokens"].sum() < plain.steps["prefill_tokens"].sum()
     assert cached.metrics["duration_s"] < plain.metrics["duration_s"]
@@ -193,7 +193,7 @@ def test_kv_blocks_kept_after_preemption_come_back_as_a_prefix():
 
 def test_chunked_prefill_lowers_p99_itl_and_raises_ttft():
     kw = dict(num_requests=150, rate=8, input_len="lognormal:1500,0.6", output_len="uniform:50,300", seed=2,
-              max_num_batched_tokens=8192, profile="ideal")
+              max_num_batched_tokens=8192, profile="none")
     whole = serve(MODEL, HW, scheduler="orca", **kw).metrics
     chunked = serve(MODEL, HW, scheduler="sarathi", chunk_size=512, **kw).metrics
     assert chunked["itl_s"]["p99"] < 0.5 * whole["itl_s"]["p99"]
@@ -202,7 +202,7 @@ def test_chunked_prefill_lowers_p99_itl_and_raises_ttft():
 
 def test_disaggregation_removes_prefill_interference_and_moves_the_kv():
     kw = dict(num_requests=120, rate=8, input_len="lognormal:1500,0.6", output_len="uniform:50,300", seed=2,
-              replicas=2, max_num_batched_tokens=8192, profile="ideal")
+              replicas=2, max_num_batched_tokens=8192, profile="none")
     colocated = serve(MODEL, "hgx-h100", scheduler="vllm", **kw)
     split = serve(MODEL, "hgx-h100", scheduler="disaggregated", **kw)
     assert split.metrics["itl_s"]["p99"] < 0.5 * colocated.metrics["itl_s"]["p99"]
@@ -215,7 +215,7 @@ def test_disaggregation_removes_prefill_interference_and_moves_the_kv():
 
 def test_offline_throughput_rises_with_max_num_seqs_and_saturates():
     tput = [serve(MODEL, HW, num_requests=256, rate=math.inf, input_len=128, output_len=128, max_num_seqs=n,
-                  profile="ideal").metrics["throughput"]["output_tokens_per_s"] for n in (4, 16, 64, 256)]
+                  profile="none").metrics["throughput"]["output_tokens_per_s"] for n in (4, 16, 64, 256)]
     assert tput == sorted(tput)
     assert tput[1] / tput[0] > 2.5          # small batches: decode is weight-bound, 4x batch ~ 4x tokens
     assert tput[3] / tput[2] < tput[1] / tput[0]
@@ -225,11 +225,11 @@ def test_profile_yaml_errors_name_the_line(tmp_path):
     from simulator.serving.profile import load_profile
 
     f = tmp_path / "p.yaml"
-    f.write_text("name: mine\nstep_cpu_s: 0.001\nstep_gpu_s: 2\n")
+    f.write_text("name: mine\nstep_cpu: '1 ms'\nstep_gpu: 2\n")
     with pytest.raises(InputError) as err:
         load_profile(str(f))
     p = err.value.problems[0]
-    assert (p.line, p.path) == (3, "step_gpu_s")
+    assert (p.line, p.path) == (3, "step_gpu")
 
 
 def test_schedulers_are_a_registry():
