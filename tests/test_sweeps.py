@@ -92,6 +92,43 @@ def test_mode_and_constraint_errors():
         Sweep(BASE, {"batch": [1]}, objectives={"latency_s": "min", "cost_per_mtok": "min"})
 
 
+SERVE = {"job": "serve", "hw": "h100-sxm", "model": "llama-3.1-8b", "num_requests": 20}
+
+
+@pytest.mark.parametrize("base, axes, message", [
+    ({}, {"scheduler": ["vllm", "sarath"]}, r"axes.scheduler\[1\]: unknown scheduler 'sarath'.*did you mean 'sarathi'"),
+    ({"batch": 8}, {}, r"base.batch: unknown knob 'batch'"),      # a step knob: serving draws its own batches
+    ({"num_requests": None}, {"rate": [1]}, "the serve job needs num_requests"),
+    ({"requests": "azure-conv"}, {"rate": [1, 2]}, r"axes.rate\[0\]: rate: for drawn requests only"),
+    ({}, {"rate": [1, -2]}, r"axes.rate\[1\]: rate must be a number > 0, got -2"),
+    ({}, {"input_len": ["uniform:10"]}, "input_len"),
+    ({"preemption": "swp"}, {}, "did you mean 'swap'"),
+    ({}, {"max_num_seqs": [0]}, "max_num_seqs must be a positive integer"),
+])
+def test_serve_spec_errors(base, axes, message):
+    with pytest.raises(InputError, match=message):
+        Sweep({**SERVE, **base}, axes)
+
+
+def test_serve_sweep_of_a_bundled_trace_from_the_cli(tmp_path, capsys):
+    spec = _spec_file(tmp_path, """\
+        base: {job: serve, hw: h100-sxm, model: llama-3.1-8b, requests: vllm-rtx4090, num_requests: 30}
+        axes:
+          max_num_seqs: [1, 64]
+        objectives: {ttft_p99_s: min, throughput_tok_s: max}
+        constraints: ["ttft_p99_s <= 0.5"]
+        """)
+    code, out, err = run(capsys, "sweep", "run", str(spec), "--out", str(tmp_path / "o"), "--format", "json")
+    assert code == 0 and "Traceback" not in err
+    assert json.loads(out)["status"] == {"ok": 2}
+    frame = read_results(tmp_path / "o").set_index("max_num_seqs")
+    # one sequence at a time: the 30 requests queue behind each other, so TTFT and end-to-end
+    # latency are longer and throughput lower than with 64 running together
+    assert frame.loc[1, "ttft_p99_s"] > frame.loc[64, "ttft_p99_s"]
+    assert frame.loc[1, "throughput_tok_s"] < frame.loc[64, "throughput_tok_s"]
+    assert (frame.completed == 30).all() and (frame.preemptions == 0).all()
+
+
 # -- points and keys --------------------------------------------------------------------------------
 def test_key_is_a_hash_of_resolved_inputs(monkeypatch):
     a = Sweep(BASE, {"hw.memory.hbm.bandwidth": ["4 TB/s"]})
