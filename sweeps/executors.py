@@ -1,6 +1,6 @@
 """Where tasks run: executors in a registry (``serial``, ``process``, ``dask``).
 
-An executor takes the list of :class:`~sweeps.points.Task` and yields each task's rows as it
+An executor takes the list of :class:`~sweeps.task.Task` and yields each task's rows as it
 completes (in any order). ``process`` (the default) is a local process pool; ``dask`` submits the
 same function as ``distributed.Client`` futures, to a running scheduler (``tcp://host:8786``), to
 a ``LocalCluster`` it starts for the run (``local:N``) or to a client the caller passes.

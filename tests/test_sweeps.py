@@ -117,6 +117,7 @@ def test_serve_sweep_of_a_bundled_trace_from_the_cli(tmp_path, capsys):
           max_num_seqs: [1, 64]
         objectives: {ttft_p99_s: min, throughput_tok_s: max}
         constraints: ["ttft_p99_s <= 0.5"]
+        price_per_hour: 4
         """)
     code, out, err = run(capsys, "sweep", "run", str(spec), "--out", str(tmp_path / "o"), "--format", "json")
     assert code == 0 and "Traceback" not in err
@@ -127,6 +128,8 @@ def test_serve_sweep_of_a_bundled_trace_from_the_cli(tmp_path, capsys):
     assert frame.loc[1, "ttft_p99_s"] > frame.loc[64, "ttft_p99_s"]
     assert frame.loc[1, "throughput_tok_s"] < frame.loc[64, "throughput_tok_s"]
     assert (frame.completed == 30).all() and (frame.preemptions == 0).all()
+    # one replica of tp 1 on one accelerator at $4/h: dollars per million output tokens
+    assert frame.cost_per_mtok.tolist() == pytest.approx((4 / 3600 / frame.throughput_tok_s * 1e6).tolist())
 
 
 # -- points and keys --------------------------------------------------------------------------------
