@@ -235,7 +235,7 @@ JOBS.register("simulate", Job(run_simulate, knobs={"seed": 0, "algorithm": None}
 
 
 # -- serve ---------------------------------------------------------------------------------------
-# the knobs of simulator.serving.serve a point may set, with its defaults
+# the knobs of simulator.serving.serve a point may set, with serve()'s defaults (a test compares them)
 SERVE_KNOBS = {"requests": None, "num_requests": None, "rate": math.inf, "burstiness": 1.0, "concurrency": None,
                "input_len": "512", "output_len": "128", "replicas": 1, "prefill_replicas": None,
                "scheduler": "vllm", "router": "round_robin", "max_num_seqs": 256, "max_num_batched_tokens": None,
@@ -278,7 +278,7 @@ def check_serve(knobs: dict, base_dir: Path | None = None) -> None:
             raise InputError("the serve job needs num_requests (requests drawn at rate) or requests (a trace: "
                              "a bundled id or a file)", path="num_requests")
         for name in ("input_len", "output_len"):
-            draw_lengths(local_file(str(knobs[name]), base_dir), 1, np.random.default_rng(0), name)
+            draw_lengths(knobs[name], 1, np.random.default_rng(0), name)
     else:
         given = [k for k in _DRAWN if knobs[k] != SERVE_KNOBS[k]]
         if given:

@@ -1,8 +1,12 @@
 """sweeps: the spec and its errors, point keys, statuses, Pareto fronts, the store, the CLI."""
 
+import inspect
 import json
 import math
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +20,7 @@ from sweeps import Sweep, load_spec, pareto_mask
 from sweeps.points import plan, point_key
 from sweeps.store import read_results
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {"job": "analyze", "hw": "h100-sxm", "model": "llama-3.1-8b", "phase": "decode", "context": 512}
 
 
@@ -101,13 +106,21 @@ SERVE = {"job": "serve", "hw": "h100-sxm", "model": "llama-3.1-8b", "num_request
     ({"num_requests": None}, {"rate": [1]}, "the serve job needs num_requests"),
     ({"requests": "azure-conv"}, {"rate": [1, 2]}, r"axes.rate\[0\]: rate: for drawn requests only"),
     ({}, {"rate": [1, -2]}, r"axes.rate\[1\]: rate must be a number > 0, got -2"),
-    ({}, {"input_len": ["uniform:10"]}, "input_len"),
+    ({}, {"input_len": [512, "uniform:10"]}, r"axes.input_len\[1\]: '10': expected 2 comma-separated"),
     ({"preemption": "swp"}, {}, "did you mean 'swap'"),
     ({}, {"max_num_seqs": [0]}, "max_num_seqs must be a positive integer"),
 ])
 def test_serve_spec_errors(base, axes, message):
     with pytest.raises(InputError, match=message):
         Sweep({**SERVE, **base}, axes)
+
+
+def test_serve_job_knobs_default_as_serve_does():
+    from simulator.serving import serve
+    from sweeps.jobs import SERVE_KNOBS
+
+    params = inspect.signature(serve).parameters
+    assert {name: params[name].default for name in SERVE_KNOBS} == SERVE_KNOBS
 
 
 def test_serve_sweep_of_a_bundled_trace_from_the_cli(tmp_path, capsys):
@@ -292,3 +305,12 @@ def test_dask_local_cluster_gives_the_process_pool_rows(tmp_path):
     on_dask = sweep.run(dask="local:1", out=tmp_path / "out").sort_values("key").reset_index(drop=True)
     columns = ["key", "status", "latency_s", "energy_j", "dominant"]
     pd.testing.assert_frame_equal(local[columns], on_dask[columns])
+
+
+def test_cli_start_up_imports_neither_sweeps_nor_the_simulator():
+    # every ridgeline call builds the whole parser: sweeps/ (the cost model, workload builders) and
+    # the simulator load only when a sweep subcommand runs
+    code = ("import sys; from reports.cli import build_parser; build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sweeps', 'simulator'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
