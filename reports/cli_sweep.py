@@ -19,21 +19,29 @@ from hwmodels.errors import InputError
 from .commands import COMMANDS
 from .output import format_fields, format_table, print_json
 
-SHOWN_OUTPUTS = ("latency_s", "throughput_tok_s", "energy_j_per_token", "cost_per_mtok", "bound", "dominant")
-NOT_INPUTS = {"key", "status", "message", "job", "ridgeline_version", "energy_j", *SHOWN_OUTPUTS}
+# the outputs a table shows (those the job has): analyze/simulate, then serve
+SHOWN_OUTPUTS = ("latency_s", "throughput_tok_s", "energy_j_per_token", "cost_per_mtok", "bound", "dominant",
+                 "ttft_p99_s", "tpot_mean_s", "goodput_req_s", "j_per_output_token")
+
+
+def _not_inputs() -> set[str]:
+    """Columns that are not a point's inputs: the bookkeeping and every job's outputs."""
+    from sweeps.jobs import JOBS, job_columns
+
+    return {"key", "status", "message", "job", "ridgeline_version",
+            *(c for _, job in JOBS.items() for c in job_columns(job, True))}
 
 
 @COMMANDS.register("sweep", help="design-space sweeps: run a spec, Pareto fronts, summaries")
 def sweep_command(p) -> None:
-    """Fill ``sweep`` with ``run``, ``pareto`` and ``show``."""
-    from sweeps.executors import default_workers
-
+    """Fill ``sweep`` with ``run``, ``pareto`` and ``show`` (sweeps/ is imported when one runs: it
+    loads the cost model and the workload builders, too slow for every ridgeline call)."""
     sub = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND", parser_class=type(p))
     run = sub.add_parser("run", help="run every point of a sweep spec (resumable)")
     run.add_argument("spec", metavar="SPEC.yaml")
     run.add_argument("--out", required=True, metavar="DIR", help="folder for results.parquet and spec.json")
     run.add_argument("--workers", type=int, default=None,
-                     help=f"local worker processes (default: one per core, here {default_workers()})")
+                     help="local worker processes (default: one per core this process may use)")
     run.add_argument("--dask", metavar="ADDRESS", help="a Dask scheduler (tcp://host:8786) or local:N to start "
                                                        "a LocalCluster of N workers (needs ridgeline[distributed])")
     run.add_argument("--resume", action="store_true", help="continue a sweep in DIR, skipping stored points")
@@ -100,7 +108,8 @@ def _stored(folder: str):
 
 
 def _columns(frame, objectives) -> list[str]:
-    axes = [c for c in frame.columns if c not in NOT_INPUTS and c not in objectives]
+    not_inputs = _not_inputs()
+    axes = [c for c in frame.columns if c not in not_inputs and c not in objectives]
     outputs = [c for c in (*objectives, *SHOWN_OUTPUTS) if c in frame.columns]
     return [*axes, *dict.fromkeys(outputs)]
 
@@ -161,9 +170,10 @@ def _render_summary(summary: dict, axes, folder) -> str:
         head.append(("planned", f"{summary['planned']} (resume with ridgeline sweep run --resume)"))
     lines = [format_fields(head)]
     rows = []
+    not_inputs = _not_inputs()
     for objective, row in summary["best"].items():
         name = objective.split(":")[0]
-        inputs = {k: v for k, v in row.items() if k not in NOT_INPUTS and v is not None and v == v}
+        inputs = {k: v for k, v in row.items() if k not in not_inputs and v is not None and v == v}
         rows.append({"best": objective, "value": row[name],
                      "point": ", ".join(f"{k}={_short(v)}" for k, v in inputs.items())})
     if rows:
