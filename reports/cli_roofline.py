@@ -166,7 +166,7 @@ def cmd_roofline(args) -> int:
             raise InputError(f"--out must end in .png, .svg or .pdf, got '{args.out}'", path="out")
         import matplotlib
         matplotlib.use("Agg")
-        fig = plot_rooflines(analyses, title=graph.name)
+        fig = plot_rooflines(analyses)
         try:
             fig.savefig(args.out, dpi=130)
         except OSError as err:
