@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "reports.cli_roofline",
     "reports.cli_simulate",
     "reports.cli_calibrate",
+    "reports.cli_report",
 ]
 
 
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]   # the manifest repeats the command
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from hwmodels.errors import InputError
-from reports.output import format_table, print_json, warn
+from reports.output import add_result_arguments, emit_result, format_table, print_json, warn
 
 EXIT_TOO_NOISY = 3
 
@@ -53,6 +53,7 @@ def register(subparsers) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="also write validation.json, .csv, .md and a plot")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_result_arguments(p, out=False)
     p.set_defaults(func=cmd_validate)
 
 
@@ -191,8 +192,12 @@ def cmd_validate(args) -> int:
             print(f"wrote {path}", file=sys.stderr)
     for message in report.warnings:
         warn(message)
-    if args.format == "json":
-        print_json(report.to_dict())
-    else:
-        print(text)
+    emit_result(result_document(report, args), args, text, out="")
     return 0
+
+
+def result_document(report, args) -> dict:
+    """The JSON document of a validation: the report and the reproducibility manifest."""
+    from reports.manifest import manifest
+
+    return {"kind": "validate", **report.to_dict(), "manifest": manifest(args, hardware=[args.hw or "host"])}

@@ -93,9 +93,14 @@ def _system_view(system: hwmodels.System) -> dict:
     return out
 
 
+def hardware_view(hw) -> dict:
+    """What ``hw show`` prints: a device fully resolved (overlays applied, SI units), or a system
+    with its resolved nodes and edges."""
+    return _system_view(hw) if isinstance(hw, hwmodels.System) else hw.describe()
+
+
 def cmd_show(args) -> int:
-    hw = hwmodels.load_hardware(args.ref)
-    view = _system_view(hw) if isinstance(hw, hwmodels.System) else hw.describe()
+    view = hardware_view(hwmodels.load_hardware(args.ref))
     if args.format == "json":
         print_json(view)
     else:

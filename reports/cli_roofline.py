@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 from hwmodels.errors import InputError
 
 from .cli_workload import add_workload_arguments, workload_from_args
-from .output import format_fields, format_table, print_json
+from .output import add_result_arguments, emit_result, format_fields, format_table, print_json
 
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
 
@@ -82,9 +83,11 @@ def register(subparsers) -> None:
                     help="catalog id or YAML; repeat to compare devices side by side")
     rl.add_argument("--model", required=True, metavar="MODEL|config.json|workload.yaml|model.onnx")
     add_workload_arguments(rl)
-    rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf", help="write the roofline plot")
+    rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf|FILE.json",
+                    help="write the roofline plot (.png/.svg/.pdf) or the result's JSON document (.json)")
     rl.add_argument("--top", type=int, default=15, help="operators listed in the table (largest time first)")
     rl.add_argument("--format", choices=("table", "json"), default="table")
+    add_result_arguments(rl, out=False)
     rl.set_defaults(func=cmd_roofline)
 
 
@@ -160,10 +163,10 @@ def cmd_roofline(args) -> int:
 
     graph = workload_from_args(args, args.model)
     analyses = [analyze(graph, compute_device(ref)) for ref in args.hw]
-    if args.out:
-        suffix = Path(args.out).suffix.lower()
-        if suffix not in (".png", ".svg", ".pdf"):
-            raise InputError(f"--out must end in .png, .svg or .pdf, got '{args.out}'", path="out")
+    suffix = Path(args.out).suffix.lower() if args.out else ""
+    if args.out and suffix not in (".png", ".svg", ".pdf", ".json"):
+        raise InputError(f"--out must end in .png, .svg, .pdf or .json, got '{args.out}'", path="out")
+    if args.out and suffix != ".json":
         import matplotlib
         matplotlib.use("Agg")
         fig = plot_rooflines(analyses)
@@ -171,22 +174,37 @@ def cmd_roofline(args) -> int:
             fig.savefig(args.out, dpi=130)
         except OSError as err:
             raise InputError(f"cannot write the plot: {err.strerror}", path="out") from None
-    if args.format == "json":
-        docs = [a.to_dict() for a in analyses]
-        print_json(docs[0] if len(docs) == 1 else {"analyses": docs})
-        return 0
+        print(f"wrote {args.out}", file=sys.stderr)
+    json_out = args.out if suffix == ".json" else None
+    doc = result_document(analyses, graph, args) if args.format == "json" or json_out or args.html else None
+    emit_result(doc, args, render(analyses, graph, args.top) if args.format == "table" else None, out=json_out or "")
+    return 0
+
+
+def result_document(analyses, graph, args) -> dict:
+    """The JSON document of a roofline analysis (one device, or ``analyses`` for several): the
+    operator rows, the plot's data and the reproducibility manifest."""
+    from .manifest import manifest
+
+    docs = [{**a.to_dict(), "plot": a.plot_data()} for a in analyses]
+    body = docs[0] if len(docs) == 1 else {"analyses": docs}
+    return {"kind": "roofline", **body, "manifest": manifest(args, hardware=args.hw, meta=graph.meta)}
+
+
+def render(analyses, graph, top: int) -> str:
+    """The analyses as text: per device, the totals, time share by bound and the top operators."""
+    lines = []
     for a in analyses:
         summary = a.bound_summary()
-        print(f"{graph.name} on {a.device.id}: {a.total_time_s * 1e3:.4g} ms (operators back to back), "
-              f"dominant bound {summary['dominant']}")
-        print("  time share by bound: " + ", ".join(f"{k} {v:.1%}" for k, v in summary.items() if k != "dominant"))
-        rows = sorted(a.rows(), key=lambda r: -r["time_s"])[:args.top]
+        lines.append(f"{graph.name} on {a.device.id}: {a.total_time_s * 1e3:.4g} ms (operators back to back), "
+                     f"dominant bound {summary['dominant']}")
+        lines.append("  time share by bound: " + ", ".join(f"{k} {v:.1%}" for k, v in summary.items()
+                                                           if k != "dominant"))
+        rows = sorted(a.rows(), key=lambda r: -r["time_s"])[:top]
         main = f"intensity_memory_{a.device.main_memory}"
-        print(format_table([{"op": r["op"], "kind": r["kind"], "time_us": r["time_s"] * 1e6, "bound": r["bound"],
-                             "intensity": r[main], "attainable_TF": r["attainable_flops"] / 1e12,
-                             "achieved_TF": r["achieved_flops"] / 1e12} for r in rows],
-                           ["op", "kind", "time_us", "bound", "intensity", "attainable_TF", "achieved_TF"]))
-        print()
-    if args.out:
-        print(f"wrote {args.out}")
-    return 0
+        lines.append(format_table([{"op": r["op"], "kind": r["kind"], "time_us": r["time_s"] * 1e6, "bound": r["bound"],
+                                    "intensity": r[main], "attainable_TF": r["attainable_flops"] / 1e12,
+                                    "achieved_TF": r["achieved_flops"] / 1e12} for r in rows],
+                                  ["op", "kind", "time_us", "bound", "intensity", "attainable_TF", "achieved_TF"]))
+        lines.append("")
+    return "\n".join(lines)

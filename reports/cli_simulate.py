@@ -10,7 +10,7 @@ from __future__ import annotations
 from hwmodels.units import format_quantity
 
 from .cli_workload import add_workload_arguments, workload_from_args
-from .output import format_fields, format_table, print_json, warn
+from .output import add_result_arguments, emit_result, format_fields, format_table, warn
 
 
 def register(subparsers) -> None:
@@ -36,6 +36,7 @@ def register(subparsers) -> None:
                    help="leave the timeline table (one row per operator and device: op, device, resource, "
                         "bound, start, end) out of --format json")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_result_arguments(p)
     p.set_defaults(func=cmd_simulate)
 
 
@@ -103,11 +104,21 @@ def cmd_simulate(args) -> int:
         res.plot().savefig(args.plot)
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
-    if args.format == "json":
-        print_json({**res.to_dict(timeline=args.timeline), "figures": figures(res)})
-        return 0
-    print(render(res, args.top))
+    doc = result_document(res, graph, hardware, args) if args.format == "json" or args.out or args.html else None
+    emit_result(doc, args, render(res, args.top) if args.format == "table" else None)
     return 0
+
+
+def result_document(res, graph, hardware, args) -> dict:
+    """The JSON document of a simulation: the result, what its figures mean, the roofline of
+    its operators (for reports) and the reproducibility manifest."""
+    from roofline import analyze
+
+    from .manifest import manifest
+
+    return {"kind": "simulate", **res.to_dict(timeline=args.timeline), "figures": figures(res),
+            "roofline": analyze(graph, hardware).plot_data(),
+            "manifest": manifest(args, hardware=[args.hw], meta=graph.meta, seed=args.seed)}
 
 
 def render(res, top: int = 10) -> str:

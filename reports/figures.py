@@ -155,3 +155,37 @@ def sensitivity_figure(sensitivity: dict, latency_s: float, *, title: str):
     ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def validation_figure(sections: list[tuple[str, list[dict]]], *, title: str, band: float = 0.15):
+    """Predicted against measured, log-log, one panel per ``(title, rows)`` with predictions;
+    the diagonal is a perfect prediction, the shaded band +-``band``. Rows: measured, predicted,
+    family."""
+    plt = _pyplot()
+    panels = [(t, [r for r in rows if r.get("predicted") and r.get("measured")]) for t, rows in sections]
+    panels = [p for p in panels if p[1]] or [("no predictions", [])]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
+    for ax, (panel_title, rows) in zip(axes[0], panels):
+        if rows:
+            xs = [r["measured"] for r in rows]
+            ys = [r["predicted"] for r in rows]
+            families = sorted({str(r.get("family", "")) for r in rows})
+            for fam in families:
+                sel = [(r["measured"], r["predicted"]) for r in rows if str(r.get("family", "")) == fam]
+                ax.scatter(*zip(*sel), s=18, label=fam, zorder=3)
+            lo, hi = min(xs + ys) / 1.5, max(xs + ys) * 1.5
+            ax.plot([lo, hi], [lo, hi], "k--", lw=0.8, zorder=2)
+            ax.fill_between([lo, hi], [lo / (1 + band), hi / (1 + band)], [lo * (1 + band), hi * (1 + band)],
+                            color="0.9", lw=0, zorder=1)
+            ax.set_xscale("log")
+            ax.set_yscale("log")
+            ax.set_xlim(lo, hi)
+            ax.set_ylim(lo, hi)
+            if len(families) <= 12:
+                ax.legend(fontsize=6, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
+        ax.set_title(panel_title, fontsize=10)
+        ax.set_xlabel("measured (row units)")
+        ax.set_ylabel("predicted (row units)")
+    fig.suptitle(f"{title} (band: +-{band:.0%})", fontsize=10)
+    fig.tight_layout()
+    return fig

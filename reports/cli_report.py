@@ -1,0 +1,42 @@
+"""``ridgeline report RESULT``: a self-contained HTML page (or Markdown) of a saved result.
+
+RESULT is the JSON document a command wrote with ``--format json --out FILE`` (``simulate``,
+``roofline``, ``validate``; the kinds are in :data:`reports.html.REPORT_KINDS`).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from .output import print_json
+
+
+def register(subparsers) -> None:
+    """Add ``report``."""
+    p = subparsers.add_parser("report", help="HTML (or Markdown) report of a result saved with --format json --out",
+                              description="Turn a result's JSON document into one self-contained HTML file "
+                                          "(inline figures, CSS and script; no network) or Markdown.")
+    p.add_argument("result", metavar="RESULT.json", help="the JSON a command wrote with --format json --out FILE")
+    p.add_argument("--out", metavar="FILE", help="where to write (default: RESULT with .html, or .md with --markdown)")
+    p.add_argument("--markdown", action="store_true",
+                   help="Markdown instead of HTML (figures as PNG files in <stem>_figures/ beside it)")
+    p.add_argument("--format", choices=("table", "json"), default="table",
+                   help="json: print what was written as one JSON document")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args) -> int:
+    from .html import kind_of, write_report
+    from .html.render import read_result
+
+    doc = read_result(args.result)
+    kind = kind_of(doc, file=args.result)
+    out = Path(args.out) if args.out else Path(args.result).with_suffix(".md" if args.markdown else ".html")
+    paths = write_report(doc, out, markdown=args.markdown)
+    if args.format == "json":
+        print_json({"kind": kind, "written": [str(p) for p in paths]})
+    else:
+        for path in paths:
+            print(f"wrote {path}", file=sys.stderr)
+    return 0
