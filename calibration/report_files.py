@@ -53,12 +53,13 @@ def plot_predicted_vs_measured(report, path: Path) -> Path:
         plt.close(fig)
 
 
-def write_validation(report, out_dir: Path, text: str) -> list[Path]:
-    """validation.json, validation.csv, validation.md and validation.png in ``out_dir``."""
+def write_validation(report, out_dir: Path, text: str, doc: dict | None = None) -> list[Path]:
+    """validation.json (``doc``, by default the report's dict), validation.csv, validation.md and
+    validation.png in ``out_dir``."""
     from reports.output import to_jsonable
 
     out_dir.mkdir(parents=True, exist_ok=True)
-    doc = json.dumps(to_jsonable(report.to_dict()), indent=2, allow_nan=False) + "\n"
+    doc = json.dumps(to_jsonable(doc or report.to_dict()), indent=2, allow_nan=False) + "\n"
     paths = [atomic_write_text(out_dir / "validation.json", doc)]
     frame = pd.DataFrame(report.rows())
     paths.append(atomic_write(out_dir / "validation.csv", lambda tmp: frame.to_csv(tmp, index=False)))

@@ -185,14 +185,15 @@ def cmd_validate(args) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_TOO_NOISY
     text = render(report)
+    doc = result_document(report, args)
     if args.out:
         from calibration.report_files import write_validation
 
-        for path in write_validation(report, Path(args.out), text):
+        for path in write_validation(report, Path(args.out), text, doc):
             print(f"wrote {path}", file=sys.stderr)
     for message in report.warnings:
         warn(message)
-    emit_result(result_document(report, args), args, text, out="")
+    emit_result(doc, args, text, out="")
     return 0
 
 

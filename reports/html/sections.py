@@ -262,7 +262,10 @@ _PARTS = (("kernels", "1) held-out kernels on this machine (s)"), ("end_to_end",
 
 
 def _val_title(doc: dict) -> tuple[str, str]:
-    return f"Validation: {doc.get('hw', '')}", f"device {doc.get('device', '')}: predictions against measurements"
+    local = any((doc.get(k) or {}).get("rows") for k in ("kernels", "end_to_end"))
+    parts = [t.split(") ", 1)[1].split(" (")[0] for k, t in _PARTS if (doc.get(k) or {}).get("rows")]
+    what = f"this machine as {doc.get('hw', '')}" if local else "the catalog"
+    return f"Validation: {', '.join(parts) or 'nothing'}", f"predictions from {what} against measurements"
 
 
 def _val_headline(doc: dict) -> list[tuple[str, str]]:

@@ -1,0 +1,29 @@
+"""Result documents of each kind, written once per test session by the CLI (``--format json
+--out FILE``), for the report tests."""
+
+import contextlib
+import io
+from pathlib import Path
+
+from reports.cli import main
+
+# Small on purpose: a 2-layer-deep picture is not needed, only every section filled.
+SIMULATE = ["simulate", "--hw", "hgx-h100", "--tp", "2", "--model", "llama-2-7b", "--phase", "decode",
+            "--batch", "4", "--context", "256"]
+ROOFLINE = ["roofline", "--hw", "a100-sxm-80gb", "--hw", "mi300x", "--model", "llama-2-7b", "--phase", "prefill",
+            "--batch", "1", "--prompt-len", "256"]
+
+
+def quiet(*argv) -> int:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        return main(list(argv))
+
+
+def write_docs(folder: Path) -> dict[str, Path]:
+    """{kind: path of its JSON document} in ``folder``."""
+    paths = {"simulate": folder / "simulate.json", "roofline": folder / "roofline.json"}
+    assert quiet(*SIMULATE, "--format", "json", "--out", str(paths["simulate"])) == 0
+    assert quiet(*ROOFLINE, "--format", "json", "--out", str(paths["roofline"])) == 0
+    assert quiet("validate", "--public", "--no-progress", "--out", str(folder / "validation")) == 0
+    paths["validate"] = folder / "validation" / "validation.json"
+    return paths
