@@ -35,6 +35,8 @@ def register(subparsers) -> None:
     p.add_argument("--no-timeline", dest="timeline", action="store_false",
                    help="leave the timeline table (one row per operator and device: op, device, resource, "
                         "bound, start, end) out of --format json")
+    p.add_argument("--no-progress", dest="progress", action="store_false",
+                   help="no progress bar on stderr (it appears only when a run takes over 2 s)")
     p.add_argument("--format", choices=("table", "json"), default="table")
     add_result_arguments(p)
     p.set_defaults(func=cmd_simulate)
@@ -93,9 +95,17 @@ def cmd_simulate(args) -> int:
 
     if args.top < 0:
         raise InputError("--top must be >= 0", path="top")
+    from simulator.engine import progress
+
+    from .progress import DelayedProgress
+
     graph, hardware = load_inputs(args)
-    res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm,
-                   spill=args.spill)
+    with DelayedProgress(enabled=args.progress) as bar, progress(bar.update):
+        bar.phase("simulating")
+        res = simulate(graph, hardware, seed=args.seed, jitter=args.jitter, algorithm=args.algorithm,
+                       spill=args.spill)
+        bar.phase("2x what-ifs")
+        res.sensitivity  # noqa: B018 - the re-simulations run here, under the progress bar
     for message in res.memory.warnings:
         warn(message)
     if args.trace:

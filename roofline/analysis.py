@@ -139,6 +139,18 @@ class Analysis:
             out["ops"] = self.rows()
         return out
 
+    def __repr__(self) -> str:
+        summary = self.bound_summary()
+        dominant = summary["dominant"]
+        return (f"<Analysis {self.name or 'workload'} on {self.device.id}: {len(self.ops)} operators, "
+                f"{self.total_time_s * 1e3:.4g} ms back to back, {dominant}-bound "
+                f"{summary.get(dominant, 0.0):.0%} of the time>")
+
+    def _repr_html_(self) -> str:
+        from reports.notebook import analysis_html  # Jupyter's summary is drawn by reports/
+
+        return analysis_html(self)
+
     def plot_data(self) -> dict:
         """What the hierarchical roofline draws, as JSON-ready data: the device's ceilings (one per
         engine and distinct peak, naming its dtypes) and slopes (bandwidth of every memory level and

@@ -64,6 +64,14 @@ class SimResult:
     _sensitivity: dict | None = field(default=None, repr=False)
     _run: dict = field(default_factory=dict, repr=False)
 
+    def __repr__(self) -> str:
+        return f"<SimResult {self.title()}; {len(self.timeline)} timeline rows, {self.energy_j:.4g} J>"
+
+    def _repr_html_(self) -> str:
+        from reports.notebook import simulation_html  # Jupyter's summary is drawn by reports/
+
+        return simulation_html(self)
+
     # ------------------------------------------------------------------ building
     @classmethod
     def build(cls, plan, res, infos, *, seed: int, jitter: float, scale: dict) -> SimResult:
