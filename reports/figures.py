@@ -61,7 +61,7 @@ def _layer_window(rows: list[dict], lanes: list[tuple[str, str]]) -> tuple[float
     return min(r["start"] for r in layers[layer]), max(r["end"] for r in layers[layer]), layer
 
 
-def _draw_lanes(ax, rows: list[dict], lane_y: dict, t0: float, t1: float) -> set[str]:
+def _draw_lanes(ax, rows: list[dict], lane_y: dict, t0: float, t1: float, name_of=_short) -> set[str]:
     """Bars (ms) of ``rows`` within [t0, t1] s on their lanes, with names in bars wide enough to
     hold them; returns the bound classes drawn."""
     span_ms = (t1 - t0) * 1e3 or 1.0
@@ -72,7 +72,7 @@ def _draw_lanes(ax, rows: list[dict], lane_y: dict, t0: float, t1: float) -> set
             continue
         start, width = r["start"] * 1e3, max((r["end"] - r["start"]) * 1e3, span_ms * 1e-4)
         bars.setdefault((y, r["bound"]), []).append((start, width))
-        name = _short(r["op"])
+        name = name_of(r["op"])
         if width > span_ms * 0.0075 * max(len(name), 3):
             ax.text(start + width / 2, y, name, ha="center", va="center", fontsize=7, color="white",
                     clip_on=True)
@@ -112,7 +112,8 @@ def timeline_figure(timeline, *, title: str, max_lanes: int = 24, ax=None):
         t0, t1, layer = zoom
         ax.axvspan(t0 * 1e3, t1 * 1e3, color="gold", alpha=0.35, zorder=0)
         zax = axes[1][0]
-        bounds |= _draw_lanes(zax, rows, {lane: i for i, lane in enumerate(zoom_lanes)}, t0, t1)
+        bounds |= _draw_lanes(zax, rows, {lane: i for i, lane in enumerate(zoom_lanes)}, t0, t1,
+                              name_of=lambda op: op.rsplit(".", 1)[-1])
         zax.set_title(f"zoom: layer {layer} on {zoom_lanes[0][0]} (shaded above)", fontsize=9)
     present = [b for b in BOUND_COLOURS if b in bounds] + sorted(bounds - set(BOUND_COLOURS))
     handles = [plt.Rectangle((0, 0), 1, 1, color=BOUND_COLOURS.get(b, "tab:purple")) for b in present]

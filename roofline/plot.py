@@ -51,8 +51,9 @@ def _bound_color(key: str, seen: dict[str, str]) -> str:
     return seen[key]
 
 
-def plot_rooflines(analyses, *, title: str | None = None, figsize=None, annotate: int = 5):
-    """A figure with one hierarchical roofline per analysis (side by side): each an
+def plot_rooflines(analyses, *, title: str | None = None, figsize=None, annotate: int = 5, ncols: int | None = None):
+    """A figure with one hierarchical roofline per analysis (side by side, ``ncols`` per row;
+    default: all in one row up to 3, else 3 per row): each an
     :class:`~roofline.analysis.Analysis` or its ``plot_data()`` dict. ``annotate``: label that
     many operators with the largest time share on each panel. Returns the Figure."""
     import matplotlib.pyplot as plt
@@ -62,23 +63,29 @@ def plot_rooflines(analyses, *, title: str | None = None, figsize=None, annotate
     if not panels:
         raise ValueError("plot_rooflines needs at least one analysis")
     n = len(panels)
-    fig, axes = plt.subplots(1, n, figsize=figsize or (9.5 if n == 1 else 7.0 * n if n < 4 else 5.2 * n, 5.8), sharey=True,
+    cols = max(1, min(ncols or (n if n <= 3 else 3), n))
+    grid_rows = math.ceil(n / cols)
+    width = 9.5 if cols == 1 else 7.0 * cols
+    fig, axes = plt.subplots(grid_rows, cols, figsize=figsize or (width, 5.0 * grid_rows + 0.8), sharey=True,
                              squeeze=False)
     colors: dict[str, str] = {}
     markers: dict[str, str] = {}
-    for ax, data in zip(axes[0], panels):
+    for ax, data in zip(axes.flat, panels):
         _draw(ax, data, colors, markers, annotate)
-    axes[0][0].set_ylabel("attained FLOP/s")
+    for ax in list(axes.flat)[n:]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel("attained FLOP/s")
     handles = [Line2D([], [], marker="o", linestyle="", color=c, label=f"{k}-bound") for k, c in colors.items()]
     handles += [Line2D([], [], marker=m, linestyle="", color="0.4", markerfacecolor="none",
                        label=f"{k.split(':', 1)[1]} intensity") for k, m in markers.items()]
-    ncol = 4 if n == 1 else 6
+    ncol = 4 if cols == 1 else 6
     if handles:
         fig.legend(handles=handles, loc="lower center", ncol=min(len(handles), ncol), fontsize="small",
                    frameon=False)
     fig.suptitle(title or f"Roofline: {run_label(panels[0]['meta'], panels[0]['workload'])}", fontsize=12)
-    rows = math.ceil(len(handles) / ncol)
-    fig.tight_layout(rect=(0, 0.045 * rows + 0.02 if handles else 0, 1, 1))
+    legend_in = (0.25 * math.ceil(len(handles) / ncol) + 0.2) / fig.get_figheight() if handles else 0
+    fig.tight_layout(rect=(0, legend_in, 1, 1))
     return fig
 
 
