@@ -1,15 +1,20 @@
 """Part 3 of the validation: every row of the bundled public measurements, predicted from the catalog.
 
-Each row names a catalog device or system, a workload and a metric. Operator rows (GEMM, GELU,
-STREAM, pointer-chase latency, NVLink copy, all-reduce bus bandwidth) become one workloads
-operator costed by ``roofline.cost`` on the catalog device; LLM rows (time to first token,
-inter-token latency, output throughput, energy per token) are predicted by the simulator's
-public-row helper (:func:`simulator.public.predict_public_row`). A row the model cannot predict
-(a device missing from the catalog, an unknown workload) keeps ``predicted = None`` and says why,
-so the table always lists every row. Nothing here is tuned to these rows: sizes the sources do
-not state are fixed a priori and named in :data:`ASSUMED`. One row did fit a parameter (the energy model's active-power
-fraction, :data:`FIT_ROWS`); it is marked ``role: fit`` and the summary (:func:`public_summary`)
-is over the held-out rows only.
+Each row names a catalog device or system, a workload and a metric. Operator rows (GEMM,
+attention, GELU, STREAM, pointer-chase latency, NVLink copy, all-reduce bus bandwidth) become one
+workloads operator costed by ``roofline.cost`` on the catalog device; LLM rows (time to first
+token, inter-token latency, output throughput, energy per token, and prefill or decode tokens/s
+derived from the first two) are predicted by the simulator's public-row helper
+(:func:`simulator.public.predict_public_row`). A row the model cannot predict (a device missing
+from the catalog, an unknown workload, a serving run over a request mix) keeps ``predicted =
+None`` and says why, so the table always lists every row. Nothing here is tuned to these rows:
+sizes the sources do not state are fixed a priori and named in :data:`ASSUMED`.
+
+Every row carries a ``role`` in the CSV, set before any prediction of it was looked at: ``fit``
+rows may be used to fit parameters (at most a third of them; so far one has been, the energy
+model's active-power fraction, :data:`FIT_ROWS`), ``held-out`` rows never. The summaries are per
+role and per row class (:func:`row_class`): :func:`public_summary` over the held-out rows,
+:func:`public_groups` for both roles.
 """
 
 from __future__ import annotations
@@ -38,8 +43,57 @@ ASSUMED = {
 # listed with ``role: fit`` and left out of the summary, which is over held-out rows only.
 FIT_ROWS = {FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)"}
 
+# Row classes the summaries group by (:func:`row_class`).
+ROW_CLASSES = ("gemm", "attention", "prefill", "decode", "serving", "energy", "elementwise", "memory",
+               "collective")
+
+# LLM metrics derived from one the simulator predicts: metric -> (simulated metric, its value in
+# ms -> the row's value). A prefill's tokens/s is batch x prompt over the TTFT; a decode's is
+# batch over the step time at the mean context (llama.cpp's tg and pp figures).
+DERIVED_LLM_METRICS: dict[str, tuple[str, Callable[[dict, float], float]]] = {
+    "prefill_throughput": ("time_to_first_token",
+                           lambda row, ms: _count(row, "batch") * _count(row, "input_len") / (ms * 1e-3)),
+    "decode_throughput": ("median_inter_token_latency", lambda row, ms: _count(row, "batch") / (ms * 1e-3)),
+}
+
+# Metrics the model has no predictor for yet, with the reason the table shows.
+NOT_PREDICTED_YET = {
+    "serving_output_throughput": "not predicted yet: a serving run over a request mix (ShareGPT) needs the "
+                                 "serving simulator",
+    "serving_median_tpot": "not predicted yet: a serving run over a request mix (ShareGPT) needs the "
+                           "serving simulator",
+}
+
 UNIT_SCALE = {"TFLOP/s": 1e12, "GB/s": 1e9, "Gelem/s": 1e9, "ms": 1e-3, "ns": 1e-9, "s": 1.0,
               "tok/s": 1.0, "J/tok": 1.0}
+
+
+def _count(row: dict, key: str) -> int:
+    """A row's integer field (batch, input_len), 1 when empty."""
+    value = (row.get(key) or "").strip()
+    return int(float(value)) if value else 1
+
+
+def row_class(row: dict) -> str:
+    """The class a public row is summarised in (one of :data:`ROW_CLASSES`)."""
+    workload, metric = row["workload"], row["metric"]
+    if workload.startswith("matmul"):
+        return "gemm"
+    if workload.startswith("attention"):
+        return "attention"
+    if workload.startswith("gelu"):
+        return "elementwise"
+    if re.search(r"^all_reduce|device-to-device copy", workload):
+        return "collective"
+    if workload.startswith(("stream", "pointer chase")):
+        return "memory"
+    if metric.startswith("energy"):
+        return "energy"
+    if metric.startswith("serving_") or metric == "output_throughput":
+        return "serving"
+    if metric in ("time_to_first_token", "prefill_throughput"):
+        return "prefill"
+    return "decode"
 
 
 def load_rows() -> list[dict]:
@@ -97,6 +151,21 @@ def _stream(row, device, n_dev):
     return op.bytes_total / _time(op, device)
 
 
+def _attention(row, device, n_dev):
+    """An attention kernel alone (FlashAttention benchmarks): latency, or TFLOP/s as those
+    benchmarks count them, 4 x B x H x Q x KV x D, halved when causal. The operator also writes
+    the new K/V as a cache append, a small overcount for a standalone kernel."""
+    from workloads.operators import Attention
+
+    dims = {key: int(value) for key, value in re.findall(r"\b(B|H|KVH|Q|KV|D)=(\d+)", row["workload"])}
+    causal = not re.search(r"non-causal", row["workload"])
+    op = Attention(name="attention", batch=dims["B"], heads=dims["H"], kv_heads=dims["KVH"], q_len=dims["Q"],
+                   kv_len=dims["KV"], head_dim=dims["D"], causal=causal, dtype=row["dtype"])
+    t = _time(op, device)
+    counted = 4.0 * dims["B"] * dims["H"] * dims["Q"] * dims["KV"] * dims["D"] * (0.5 if causal else 1.0)
+    return {"throughput": counted / t, "latency": t}[row["metric"]]
+
+
 def _latency(row, device, n_dev):
     from workloads.operators import Elementwise
     from workloads.tensors import Tensor
@@ -126,6 +195,7 @@ def _collective(row, device, n_dev):
 
 OPERATOR_ROWS: list[tuple[str, Callable]] = [
     (r"^matmul ", _matmul),
+    (r"^attention ", _attention),
     (r"^gelu ", _gelu),
     (r"^stream ", _stream),
     (r"^pointer chase", _latency),
@@ -135,6 +205,8 @@ OPERATOR_ROWS: list[tuple[str, Callable]] = [
 
 def predict_row(row: dict) -> tuple[float | None, str]:
     """(predicted value in the row's unit, note) for one public row."""
+    if row["metric"] in NOT_PREDICTED_YET:
+        return None, NOT_PREDICTED_YET[row["metric"]]
     for pattern, fn in OPERATOR_ROWS:
         if re.search(pattern, row["workload"]):
             try:
@@ -145,8 +217,13 @@ def predict_row(row: dict) -> tuple[float | None, str]:
             return value_si / UNIT_SCALE[row["unit"]], "roofline.cost"
     from simulator.public import predict_public_row
 
+    simulated, convert = DERIVED_LLM_METRICS.get(row["metric"], (None, None))
     try:
-        value = predict_public_row(row)
+        if simulated is None:
+            value = predict_public_row(row)
+        else:
+            ms = predict_public_row({**row, "metric": simulated, "unit": "ms"})
+            value = None if ms is None else convert(row, ms)
     except InputError as err:
         return None, f"not predicted: {err.problems[0].message}"
     return (None if value is None else float(value)), "simulator"
@@ -163,7 +240,8 @@ def _resolve_source(source: str, previous: str) -> str:
 
 def validate_public(rows: list[dict] | None = None) -> list[dict]:
     """Part 3: one result row per public measurement (measured, predicted, error, source, and
-    ``role``: ``fit`` for the rows in :data:`FIT_ROWS`, ``held-out`` otherwise)."""
+    ``role`` from the CSV, ``fit`` for the rows in :data:`FIT_ROWS` in any case, and ``class``,
+    :func:`row_class`)."""
     out = []
     last_source = ""
     for row in rows if rows is not None else load_rows():
@@ -171,8 +249,9 @@ def validate_public(rows: list[dict] | None = None) -> list[dict]:
         last_source = source
         predicted, how = predict_row(row)
         measured = float(row["value"])
-        role = "fit" if row["id"] in FIT_ROWS else "held-out"
+        role = "fit" if row["id"] in FIT_ROWS else (row.get("role") or "held-out")
         out.append({"section": "public", "name": row["id"], "family": row["metric"], "role": role,
+                    "class": row_class(row),
                     "hardware": row["hardware"], "workload": row["workload"], "dtype": row["dtype"],
                     "measured": measured, "predicted": predicted, "unit": row["unit"],
                     "error": rel_error(predicted, measured), "how": how, "source": source,
@@ -194,3 +273,47 @@ def public_summary(rows: list[dict]) -> dict:
             "mape": float(np.mean(errs)) if errs else None,
             "median_abs_error": float(np.median(errs)) if errs else None,
             "worst": abs(worst["error"]) if worst else None, "worst_case": worst["name"] if worst else None}
+
+
+# Units whose larger value is better (rates); for the others (times, J/tok) smaller is better.
+HIGHER_IS_BETTER_UNITS = ("TFLOP/s", "GB/s", "Gelem/s", "tok/s")
+
+
+def optimism(row: dict) -> float | None:
+    """The row's error signed so that positive means optimistic (the model predicts a faster,
+    higher-throughput or less energy-hungry run than was measured), whatever the unit."""
+    if row["error"] is None:
+        return None
+    return row["error"] if row["unit"] in HIGHER_IS_BETTER_UNITS else -row["error"]
+
+
+def _error_stats(rows: list[dict]) -> dict:
+    """n, MAPE, median absolute error and signed mean error (:func:`optimism`) of the rows with
+    a prediction."""
+    import numpy as np
+
+    signed = [optimism(r) for r in rows if r["error"] is not None]
+    if not signed:
+        return {"n": 0, "mape": None, "median_abs_error": None, "signed_mean_error": None}
+    absolute = np.abs(signed)
+    return {"n": len(signed), "mape": float(np.mean(absolute)), "median_abs_error": float(np.median(absolute)),
+            "signed_mean_error": float(np.mean(signed))}
+
+
+def public_groups(rows: list[dict]) -> dict[str, dict[str, dict]]:
+    """Error statistics per role (``fit``, ``held-out``) and per row class, plus ``all`` classes
+    of each role: ``{"held-out": {"all": {...}, "gemm": {...}, ...}, "fit": {...}}``. Each entry
+    has n (rows with a prediction), MAPE, median |error|, signed mean error (:func:`optimism`:
+    positive = the model is optimistic) and ``not_predicted``."""
+    out: dict[str, dict[str, dict]] = {}
+    for role in ("held-out", "fit"):
+        mine = [r for r in rows if r.get("role", "held-out") == role]
+        groups = {"all": mine}
+        for cls in ROW_CLASSES:
+            members = [r for r in mine if r.get("class") == cls]
+            if members:
+                groups[cls] = members
+        out[role] = {name: {**_error_stats(members),
+                            "not_predicted": sum(r["error"] is None for r in members)}
+                     for name, members in groups.items()}
+    return out

@@ -234,14 +234,15 @@ class ValidationReport:
         return out
 
     def to_dict(self) -> dict:
-        from .public import public_summary
+        from .public import public_groups, public_summary
 
         return {"hw": self.hw, "device": self.device_id,
                 "kernels": {"rows": self.kernels, "summary": summarize(self.kernels, "family")},
                 "end_to_end": {"rows": self.end_to_end},
                 "public": {"rows": self.public, "summary": public_summary(self.public) if self.public else None,
                            "by_metric": summarize([r for r in self.public if r.get("role") != "fit"],
-                                                  "family")},
+                                                  "family"),
+                           "groups": public_groups(self.public) if self.public else None},
                 "targets": self.targets(), "notes": self.notes, "warnings": self.warnings}
 
     def rows(self) -> list[dict]:

@@ -131,6 +131,11 @@ class EngineSpec(Spec):
 
     With a derivation, a ``peak`` stated as well (the datasheet figure) must agree with the
     derived value within 1%; the derived value is used.
+
+    A dtype's peak is the rate with the accumulator frameworks use for it: fp32 for bf16, fp16
+    and fp8 MMA. Where a card runs that at a lower rate than its headline figure (a GeForce card's
+    fp32 accumulate is half its fp16-accumulate rate), the YAML gives the fp32-accumulate rate and
+    says so in a comment; see ``rtx-4090.yaml``.
     """
 
     kind: Literal["matrix", "vector", "scalar", "dsp"]

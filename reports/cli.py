@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import sys
 
 from hwmodels.errors import InputError, did_you_mean
@@ -28,9 +29,14 @@ class _Parser(argparse.ArgumentParser):
     """argparse with exit code 2 and a suggestion for misspelled subcommands."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        if "invalid choice" in message and self._subparsers is not None:
+        if "invalid choice" in message:
+            # argparse says: invalid choice: 'x' (choose from 'a', 'b'); a subcommand's choices
+            # are the subparsers'
             bad = message.split("'")[1] if "'" in message else ""
-            choices = [c for a in self._subparsers._group_actions for c in (a.choices or {})]
+            if self._subparsers is not None:
+                choices = [c for a in self._subparsers._group_actions for c in (a.choices or {})]
+            else:
+                choices = re.findall(r"'([^']*)'", message.partition("choose from")[2])
             hint = did_you_mean(bad, choices)
             if hint:
                 message += f" (did you mean '{hint}'?)"

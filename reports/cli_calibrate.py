@@ -144,9 +144,10 @@ def render(report) -> str:
 
         s = public_summary(report.public)
         if s["n"]:
-            out.append(f"\npublic summary over {s['n']} held-out rows (fit rows excluded: "
-                       f"{', '.join(s['fit_rows']) or 'none'}): MAPE {s['mape']:.1%}, median |error| "
+            out.append(f"\npublic summary over {s['n']} held-out rows ({len(s['fit_rows'])} fit rows excluded, "
+                       f"listed with role 'fit' above): MAPE {s['mape']:.1%}, median |error| "
                        f"{s['median_abs_error']:.1%}, worst {s['worst']:.1%} ({s['worst_case']})")
+        out.append(_public_groups_text(report.public))
     targets = report.targets()
     if targets:
         out.append("\ntargets")
@@ -161,6 +162,21 @@ def render(report) -> str:
     for note in report.notes:
         out.append(f"note: {note}")
     return "\n".join(out)
+
+
+def _public_groups_text(rows: list[dict]) -> str:
+    """The public rows' errors per role and row class, one table per role."""
+    from calibration.public import public_groups
+
+    parts = []
+    for role, groups in public_groups(rows).items():
+        table = [{"class": name, "n": g["n"], "not_predicted": g["not_predicted"], "mape": _fmt_abs(g["mape"]),
+                  "median_abs_error": _fmt_abs(g["median_abs_error"]),
+                  "signed_mean_error": "-" if g["signed_mean_error"] is None else f"{g['signed_mean_error']:+.1%}"}
+                 for name, g in groups.items()]
+        parts.append(f"\n{role} rows per class\n" + format_table(
+            table, ["class", "n", "not_predicted", "mape", "median_abs_error", "signed_mean_error"]))
+    return "\n".join(parts)
 
 
 def cmd_validate(args) -> int:

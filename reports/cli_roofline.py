@@ -17,11 +17,15 @@ import sys
 from pathlib import Path
 
 from hwmodels.errors import InputError
+from roofline.collectives import ALGORITHMS
+from workloads.operators import COLLECTIVES, GROUPS
 
 from .cli_workload import add_workload_arguments, workload_from_args
 from .output import add_result_arguments, emit_result, format_fields, format_table, print_json
 
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
+# Fields whose names come from one list (checked by the operator, with a did-you-mean).
+_FIELD_NAMES = {"collective": COLLECTIVES, "group": GROUPS}
 
 
 def _number(text: str) -> int | float:
@@ -33,6 +37,15 @@ def _number(text: str) -> int | float:
             return float(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a number, got '{text}'") from None
+
+
+def _size(text: str) -> int | float | str:
+    """A size in bytes: a plain number, or a quantity with a unit ("1 GB") that the operator
+    converts as YAML does (a bad one is the operator's input error, naming the field)."""
+    try:
+        return _number(text)
+    except argparse.ArgumentTypeError:
+        return text
 
 
 def _operator_fields() -> dict[str, tuple[object, set[str]]]:
@@ -47,6 +60,8 @@ def _operator_fields() -> dict[str, tuple[object, set[str]]]:
             annotation = str(f.type)
             if "bool" in annotation:
                 ftype = None
+            elif "bytes" in f.name:
+                ftype = _size
             elif "int" in annotation or "float" in annotation:
                 ftype = _number
             else:
@@ -73,8 +88,12 @@ def register(subparsers) -> None:
         if ftype is None:
             op.add_argument(flag, dest=f"field_{name}", action=argparse.BooleanOptionalAction, default=None)
         else:
-            op.add_argument(flag, dest=f"field_{name}", type=ftype, default=None, metavar=name.upper())
-    op.add_argument("--algorithm", help="collective algorithm: ring, tree or in_switch (default: as NCCL)")
+            names = _FIELD_NAMES.get(name)
+            op.add_argument(flag, dest=f"field_{name}", type=ftype, default=None, metavar=name.upper(),
+                            help=f"one of: {', '.join(names)}" if names else
+                            "bytes: a number, or a size with a unit ('1 GB', '64 MiB')" if ftype is _size else None)
+    op.add_argument("--algorithm", choices=ALGORITHMS.names(),
+                    help="collective algorithm (default: as NCCL picks for the link)")
     op.add_argument("--format", choices=("table", "json"), default="table")
     op.set_defaults(func=cmd_op)
 

@@ -8,6 +8,7 @@ Perfetto trace. ``ridgeline op`` stays the single-operator path.
 from __future__ import annotations
 
 from hwmodels.units import format_quantity
+from roofline.collectives import ALGORITHMS
 
 from .cli_workload import add_workload_arguments, workload_from_args
 from .output import add_result_arguments, emit_result, format_fields, format_table, warn
@@ -20,7 +21,7 @@ def register(subparsers) -> None:
     p.add_argument("--hw", required=True, metavar="ID|FILE", help="device or system (catalog id or YAML)")
     p.add_argument("--model", required=True, metavar="ID|config.json|workload.yaml|model.onnx")
     add_workload_arguments(p)
-    p.add_argument("--algorithm", choices=("ring", "tree", "in_switch"),
+    p.add_argument("--algorithm", choices=ALGORITHMS.names(),
                    help="collective algorithm, for the collectives it implements (default, and for the others: "
                         "in-switch where the switch reduces, else ring)")
     p.add_argument("--no-spill", dest="spill", action="store_false",

@@ -4,7 +4,9 @@
   (:func:`register_cost`); :class:`Demands` is what the simulator plays over time.
 * :func:`cost_matmul_batch`: the same GEMM cost, vectorized over shapes (numpy).
 * :func:`analyze` (``graph, device -> Analysis``): per-operator table, bound summary, plots.
-* :mod:`roofline.collectives`: collective algorithms (ring, tree, in-switch) as link-transfer steps.
+* :mod:`roofline.collectives`: collective algorithms (a registry: ring, tree, in-switch) as
+  link-transfer steps and peers; :func:`~roofline.collectives.plan_collective` chooses and describes
+  a collective for the cost model and the simulator alike.
 * :mod:`roofline.efficiency`: every efficiency assumption, in one place.
 """
 

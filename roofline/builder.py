@@ -61,6 +61,15 @@ class DemandsBuilder:
         self.flops_by_dtype[dtype] = self.flops_by_dtype.get(dtype, 0.0) + flops
         self.energy_j += flops * self.device.power.energy_j_per_flop.get(choice.dtype, 0.0)
 
+    def add_flops(self, flops: dict, matrix_util=1.0, matrix_ramp=1.0) -> None:
+        """An operator's ``flops()`` (``(class, dtype) -> FLOPs``); ``matrix_util`` and
+        ``matrix_ramp`` apply to its matrix FLOPs (see :meth:`compute`)."""
+        for (flop_class, dtype), amount in flops.items():
+            if flop_class == "matrix":
+                self.compute(flop_class, dtype, amount, matrix_util, matrix_ramp)
+            else:
+                self.compute(flop_class, dtype, amount)
+
     def memory(self, level: str, nbytes) -> None:
         """``nbytes`` read or written at memory level ``level``."""
         if self.xp is SCALAR and nbytes <= 0:

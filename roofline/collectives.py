@@ -2,9 +2,14 @@
 
 An algorithm turns ``(collective, payload_bytes, group_size)`` into a list of :class:`Step`: in
 each step every rank sends ``bytes_per_rank`` to a peer (and receives as much), after a latency.
-Steps of one entry run one after the other (``count`` times). The cost model sums them into link
-bytes and latency (:func:`link_bytes`, :func:`latency_s`); the simulator maps the same steps onto
-a system's topology. ``payload_bytes`` is the per-rank buffer as nccl-tests' "size" (for
+Steps of one entry run one after the other (``count`` times). An algorithm also says who sends
+to whom in each step (its *peers*), so that a new algorithm is one :class:`Algorithm` registered in
+:data:`ALGORITHMS` (a :class:`~hwmodels.registry.Registry`), in this file.
+
+:func:`plan_collective` is the one place that chooses the algorithm of a collective and describes
+it completely (:class:`CollectivePlan`: steps, per-hop link latency, link efficiency, fixed
+overhead and the local memory/compute demands). The cost model's ``cost_collective`` returns its
+``demands``; the simulator routes its steps over a system's topology with its peers and plays them. ``payload_bytes`` is the per-rank buffer as nccl-tests' "size" (for
 all-gather the gathered output, for reduce-scatter the input).
 
 Bytes per rank per direction (N ranks, payload P), the textbook figures:
@@ -32,8 +37,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hwmodels.errors import InputError, unknown_name
+from hwmodels.registry import Registry
+from workloads.operators import COLLECTIVES
 
-COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "all_to_all", "send_recv")
+from .builder import DemandsBuilder
+from .demands import Demands
+from .efficiency import link_efficiency
+
+REDUCING = ("all_reduce", "reduce_scatter")   # collectives that add up what the ranks send
 
 
 @dataclass(frozen=True)
@@ -50,6 +61,75 @@ class Step:
         return self.count * self.hops * link_latency_s
 
 
+@dataclass
+class Transfer:
+    """``bytes`` from node ``src`` to node ``dst`` in one step."""
+
+    src: str
+    dst: str
+    bytes: float
+
+
+# Peers of an algorithm: (collective, step index, members, bytes per rank, switch or None) ->
+# the transfers of that step, each a list of legs played one after the other (an in-switch
+# reduction goes up to the switch, then down).
+Peers = Callable[[str, int, list[str], float, "str | None"], list[list[Transfer]]]
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """A collective algorithm: which collectives it implements, its step decomposition
+    (``steps_fn(collective, payload_bytes, group_size)``) and who sends to whom in each step
+    (``peers``). ``in_network``: the network (a switch) reduces, so the ranks neither read their
+    local chunk to reduce it nor spend FLOPs on it. Registered by name in :data:`ALGORITHMS`."""
+
+    collectives: tuple[str, ...]
+    steps_fn: Callable[[str, float, int], list[Step]]
+    peers: Peers
+    in_network: bool = False
+
+
+ALGORITHMS: Registry[Algorithm] = Registry("collective algorithm")
+
+
+# -- peer patterns --------------------------------------------------------------------------------
+def _send(members: list[str], nbytes: float) -> list[list[Transfer]]:
+    # point to point: the first member sends to the second
+    return [[Transfer(members[0], members[1], nbytes)]]
+
+
+def _shifted(members: list[str], nbytes: float, shift: int) -> list[list[Transfer]]:
+    # every rank sends to the rank ``shift`` ahead
+    n = len(members)
+    return [[Transfer(members[i], members[(i + shift) % n], nbytes)] for i in range(n)]
+
+
+def _ring_peers(collective: str, index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
+    if collective == "send_recv":
+        return _send(members, nbytes)
+    if collective == "all_to_all":
+        # pairwise exchange: in step j every rank sends to the rank j+1 ahead
+        return _shifted(members, nbytes, 1 + index)
+    return _shifted(members, nbytes, 1)
+
+
+def _tree_peers(collective: str, index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
+    if collective == "send_recv":
+        return _send(members, nbytes)
+    # tree phases as recursive doubling: in level j every rank exchanges with the rank 2^j away
+    n = len(members)
+    return _shifted(members, nbytes, 1 << (index % max(1, (n - 1).bit_length())))
+
+
+def _in_switch_peers(collective: str, index: int, members: list[str], nbytes: float,
+                     switch) -> list[list[Transfer]]:
+    if switch is None:
+        raise InputError("in-switch reduction needs a switch with in_network_reduction joining the group",
+                         path="algorithm")
+    return [[Transfer(m, switch, nbytes), Transfer(switch, m, nbytes)] for m in members]
+
+
+# -- step decompositions --------------------------------------------------------------------------
 def _ring(collective: str, payload: float, n: int) -> list[Step]:
     if collective == "send_recv":
         return [Step(payload, 1)]
@@ -85,34 +165,22 @@ def _in_switch(collective: str, payload: float, n: int) -> list[Step]:
     return [Step(payload * (n - 1) / n, 1, hops=2)]
 
 
-@dataclass(frozen=True)
-class Algorithm:
-    """A collective algorithm: which collectives it implements and its step decomposition.
-    ``in_network``: the network (a switch) reduces, so the ranks neither read their local chunk
-    to reduce it nor spend FLOPs on it."""
-
-    name: str
-    collectives: tuple[str, ...]
-    steps_fn: Callable[[str, float, int], list[Step]]
-    description: str = ""
-    in_network: bool = False
+ALGORITHMS.register("ring", Algorithm(COLLECTIVES, _ring, _ring_peers),
+                    help="bandwidth-optimal ring / pairwise exchange")
+ALGORITHMS.register("tree", Algorithm(("all_reduce", "send_recv"), _tree, _tree_peers),
+                    help="double binary tree: log-depth latency, for small all-reduces")
+ALGORITHMS.register("in_switch", Algorithm(("all_reduce", "all_gather", "reduce_scatter"), _in_switch,
+                                           _in_switch_peers, in_network=True),
+                    help="reduction/multicast in the switch (NVLink SHARP, InfiniBand SHARP)")
 
 
-ALGORITHMS: dict[str, Algorithm] = {}
-
-
-def register_algorithm(algorithm: Algorithm) -> Algorithm:
-    """Add (or replace) an algorithm in the registry; returns it."""
-    ALGORITHMS[algorithm.name] = algorithm
-    return algorithm
-
-
-register_algorithm(Algorithm("ring", COLLECTIVES, _ring, "bandwidth-optimal ring / pairwise exchange"))
-register_algorithm(Algorithm("tree", ("all_reduce", "send_recv"), _tree,
-                             "double binary tree: log-depth latency, for small all-reduces"))
-register_algorithm(Algorithm("in_switch", ("all_reduce", "all_gather", "reduce_scatter"), _in_switch,
-                             "reduction/multicast in the switch (NVLink SHARP, InfiniBand SHARP)",
-                             in_network=True))
+def _implementing(algorithm: str, collective: str, path: str = "algorithm") -> Algorithm:
+    """The registered ``algorithm``, which must implement ``collective``."""
+    algo = ALGORITHMS.get(algorithm, path=path)
+    if collective not in algo.collectives:
+        raise InputError(f"algorithm '{algorithm}' does not implement {collective}; it implements "
+                         f"{', '.join(algo.collectives)}", path=path, suggestion="ring")
+    return algo
 
 
 def steps(collective: str, payload_bytes: float, group_size: int, algorithm: str = "ring") -> list[Step]:
@@ -120,12 +188,7 @@ def steps(collective: str, payload_bytes: float, group_size: int, algorithm: str
     ``group_size`` ranks with ``algorithm``."""
     if collective not in COLLECTIVES:
         raise unknown_name("collective", collective, COLLECTIVES, path="collective")
-    if algorithm not in ALGORITHMS:
-        raise unknown_name("collective algorithm", algorithm, ALGORITHMS, path="algorithm")
-    algo = ALGORITHMS[algorithm]
-    if collective not in algo.collectives:
-        raise InputError(f"algorithm '{algorithm}' does not implement {collective}; it implements "
-                         f"{', '.join(algo.collectives)}", path="algorithm", suggestion="ring")
+    algo = _implementing(algorithm, collective)
     if not (group_size >= 1 and int(group_size) == group_size):
         raise InputError(f"group_size must be a positive integer, got {group_size!r}", path="group_size")
     if not (payload_bytes >= 0 and math.isfinite(payload_bytes)):
@@ -153,9 +216,96 @@ def bus_factor(collective: str, group_size: int) -> float:
     return 1.0
 
 
-def choose_algorithm(collective: str, in_network_reduction: bool) -> str:
-    """The algorithm a library (NCCL) picks for large messages: in-switch reduction where the
-    switch offers it and implements the collective, else the ring."""
-    if in_network_reduction and collective in ALGORITHMS["in_switch"].collectives:
+def choose_algorithm(op, *, reducing_switch: bool, algorithm: str | None = None,
+                     preferred: str | None = None) -> str:
+    """The algorithm collective ``op`` runs, the one place it is chosen:
+
+    1. ``algorithm``, demanded by the caller (``ridgeline op --algorithm``): it must implement
+       the collective;
+    2. the operator's own ``algorithm`` attribute (a graph may pin one, e.g. a measurement taken
+       with NVLS off);
+    3. ``preferred`` (``simulate(algorithm=...)``) where it implements the collective;
+    4. what a library (NCCL) picks for large messages: in-switch reduction where a
+       ``reducing_switch`` joins the ranks and in-switch implements the collective, else the ring.
+    """
+    collective = op.collective
+    if algorithm:
+        _implementing(algorithm, collective)
+        return algorithm
+    pinned = getattr(op, "algorithm", None)
+    if pinned:
+        return pinned
+    if preferred and collective in ALGORITHMS.get(preferred, path="algorithm").collectives:
+        return preferred
+    if reducing_switch and "in_switch" in ALGORITHMS and collective in ALGORITHMS["in_switch"].collectives:
         return "in_switch"
     return "ring"
+
+
+# -- the plan -------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CollectivePlan:
+    """Everything a collective costs, for one rank, over a device's scale-up link.
+
+    ``steps`` (bytes per rank per step, count, hops) and ``peers`` say what crosses the links;
+    each hop waits ``link_latency_s`` and the link gives ``link_efficiency`` of its bandwidth.
+    ``overhead_s`` is the fixed time apart from the steps' hop latencies (kernel launch, the
+    largest access latency). ``demands`` is the analytic cost (:class:`~roofline.demands.Demands`:
+    link bytes, memory traffic, reduction FLOPs, ``overhead_s`` + every hop's latency, energy);
+    :attr:`local_work` is its part that stays on the rank (memory and compute)."""
+
+    collective: str
+    algorithm: str
+    group_size: int
+    steps: tuple[Step, ...]
+    link: str
+    link_latency_s: float
+    link_efficiency: float
+    overhead_s: float
+    demands: Demands
+
+    @property
+    def peers(self) -> Peers:
+        """Who sends to whom in each step (the algorithm's peer pattern)."""
+        return ALGORITHMS[self.algorithm].peers
+
+    @property
+    def local_work(self) -> dict[str, float]:
+        """Memory and compute work on each rank (resource key -> amount): the demands less links."""
+        return {k: w for k, w in self.demands.work.items() if w > 0 and not k.startswith("link:")}
+
+
+def plan_collective(op, device, *, reducing_switch: bool | None = None, algorithm: str | None = None,
+                    preferred: str | None = None) -> CollectivePlan:
+    """The :class:`CollectivePlan` of collective ``op`` on one rank of ``device``.
+
+    ``reducing_switch``: whether a switch with in-network reduction joins the ranks (the
+    simulator knows from the topology; ``None``: as the device's scale-up link declares).
+    ``algorithm`` and ``preferred``: see :func:`choose_algorithm`.
+
+    Memory traffic: every byte sent is read and every byte received written, and a reduction
+    reads the local chunk too, unless the network reduces.
+    """
+    b = DemandsBuilder(op.name, op.kind, device)
+    link_name = b.info.scale_up_link
+    if link_name is None:
+        raise InputError(f"device '{device.id}' has no link for a {op.collective} over "
+                         f"{op.group_size} ranks", path="links")
+    link = device.links[link_name]
+    if reducing_switch is None:
+        reducing_switch = bool(link.in_network_reduction)
+    chosen = choose_algorithm(op, reducing_switch=reducing_switch, algorithm=algorithm, preferred=preferred)
+    step_list = steps(op.collective, op.payload_bytes, op.group_size, chosen)
+    sent = link_bytes(step_list)
+    b.link(link_name, sent)
+    in_network = ALGORITHMS[chosen].in_network
+    reduce_reads = 0.0
+    if op.collective in REDUCING and not in_network:
+        reduce_reads = op.payload_bytes * (op.group_size - 1) / op.group_size
+    b.memory(b.info.main_memory, 2.0 * sent + reduce_reads)
+    if not in_network:
+        b.add_flops(op.flops())
+    overhead_s = b.fixed_s
+    b.fixed(latency_s(step_list, link.latency_s))
+    return CollectivePlan(op.collective, chosen, int(op.group_size), tuple(step_list), link_name,
+                          float(link.latency_s), link_efficiency(link), overhead_s, b.build())

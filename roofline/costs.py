@@ -63,8 +63,8 @@ from collections.abc import Callable
 from hwmodels.dtypes import DTYPE_BYTES
 from hwmodels.errors import InputError, unknown_name
 
-from . import collectives as coll
 from .builder import DemandsBuilder
+from .collectives import plan_collective
 from .demands import Demands
 from .efficiency import (
     ATTENTION_Q_TILE,
@@ -160,14 +160,6 @@ def cost(op, device) -> Demands:
     return shared_cost(op, device)[0].copy(op.name)
 
 
-def _add_flops(b: DemandsBuilder, flops: dict, matrix_util=1.0, matrix_ramp=1.0) -> None:
-    for (flop_class, dtype), amount in flops.items():
-        if flop_class == "matrix":
-            b.compute(flop_class, dtype, amount, matrix_util, matrix_ramp)
-        else:
-            b.compute(flop_class, dtype, amount)
-
-
 def _through_chip(b: DemandsBuilder, nbytes, resident: str | None = None) -> None:
     """Bytes that stream between memory and the units pass once through every on-chip cache
     level; the innermost of several is a scratchpad (shared memory, VMEM, L1) they bypass.
@@ -196,7 +188,7 @@ def cost_streaming(op, device) -> Demands:
     With ``op.resident`` naming a memory level (:func:`resident_level`), device-placed tensors are
     read and written there instead of main memory."""
     b = DemandsBuilder(op.name, op.kind, device)
-    _add_flops(b, op.flops())
+    b.add_flops(op.flops())
     resident = resident_level(op, device)
     total = near = 0.0
     for t in (*op.inputs, *op.outputs):
@@ -311,7 +303,7 @@ def _gemm_compute(b: DemandsBuilder, m, n, k, instances, flops, tm, tn, xp) -> N
     choice, _ = _matrix_engine(b, flops)
     units = float(choice.engine.units) if choice else 1.0
     util, splits = tiled_utilization(m, n, k, instances, units, tm, tn, xp)
-    _add_flops(b, flops, util, k_ramp(k / splits, xp))
+    b.add_flops(flops, util, k_ramp(k / splits, xp))
 
 
 def _gemm_traffic(b: DemandsBuilder, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp,
@@ -415,7 +407,7 @@ def cost_attention(op, device) -> Demands:
     units = float(choice.engine.units) if choice else 1.0
     tm = clamp_tile(rows, ATTENTION_Q_TILE, info.granule(choice)[0])
     util, splits = tiled_utilization(rows, 1.0, keys, instances, units, tm, 1.0)
-    _add_flops(b, flops, util, k_ramp(keys / splits))
+    b.add_flops(flops, util, k_ramp(keys / splits))
     q_tiles = SCALAR.ceil(rows / tm)
 
     q = op.inputs[0]
@@ -454,37 +446,11 @@ def _attention_mma_flops(op) -> dict:
 
 
 # -- collectives ----------------------------------------------------------------------------------
-def collective_steps(op, link, algorithm: str | None = None) -> tuple[str, list]:
-    """(algorithm, its :class:`~roofline.collectives.Step` list) of collective ``op`` over
-    ``link``: ``algorithm``, else the operator's ``algorithm`` attribute, else what NCCL picks
-    for the link (:func:`~roofline.collectives.choose_algorithm`)."""
-    algorithm = (algorithm or getattr(op, "algorithm", None)
-                 or coll.choose_algorithm(op.collective, link.in_network_reduction))
-    return algorithm, coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
-
-
 @register_cost("collective")
 def cost_collective(op, device, algorithm: str | None = None) -> Demands:
-    """A collective over the device's scale-up link: link bytes and per-step latency from
-    ``algorithm``, else the operator's ``algorithm`` attribute when it has one (a graph may pin
-    it, e.g. a measurement taken with NVLS off), else what NCCL picks: in-switch reduction where
-    the link's switch offers it, the ring otherwise. Memory traffic: every byte sent is read and
-    every byte received written, and a reduction reads the local chunk too."""
-    b = DemandsBuilder(op.name, op.kind, device)
-    link_name = b.info.scale_up_link
-    if link_name is None:
-        raise InputError(f"device '{device.id}' has no link for a {op.collective} over "
-                         f"{op.group_size} ranks", path="links")
-    link = device.links[link_name]
-    algorithm, steps = collective_steps(op, link, algorithm)
-    sent = coll.link_bytes(steps)
-    b.link(link_name, sent)
-    in_network = coll.ALGORITHMS[algorithm].in_network
-    reduce_reads = 0.0
-    if op.collective in ("all_reduce", "reduce_scatter") and not in_network:
-        reduce_reads = op.payload_bytes * (op.group_size - 1) / op.group_size
-    b.memory(b.info.main_memory, 2.0 * sent + reduce_reads)
-    if not in_network:
-        _add_flops(b, op.flops())
-    b.fixed(coll.latency_s(steps, link.latency_s))
-    return b.build()
+    """A collective over the device's scale-up link: the demands of its
+    :func:`~roofline.collectives.plan_collective` (link bytes and per-hop latency of its
+    algorithm's steps, memory traffic, reduction FLOPs). The algorithm is ``algorithm`` if
+    given, else the operator's pinned ``algorithm``, else what NCCL picks for the link
+    (:func:`~roofline.collectives.choose_algorithm`)."""
+    return plan_collective(op, device, algorithm=algorithm).demands

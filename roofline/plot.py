@@ -56,6 +56,7 @@ def plot_rooflines(analyses, *, title: str | None = None, figsize=None, annotate
     default: all in one row up to 3, else 3 per row): each an
     :class:`~roofline.analysis.Analysis` or its ``plot_data()`` dict. ``annotate``: label that
     many operators with the largest time share on each panel. Returns the Figure."""
+    # matplotlib on first use: it would add ~1 s to every CLI start
     import matplotlib.pyplot as plt
     from matplotlib.lines import Line2D
 

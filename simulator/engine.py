@@ -38,6 +38,9 @@ import simpy
 
 from hwmodels.errors import InputError
 
+# The in-order streams each device offers (compute, communication, copies), as CUDA has.
+STREAMS = ("compute", "comm", "copy")
+
 _FIXED_END = 0
 _FLOW_END = 1
 # Relative tolerance for rates that tie during progressive filling.

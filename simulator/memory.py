@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from hwmodels.errors import InputError
 from hwmodels.units import format_quantity
+from roofline.hardware import device_info
 from workloads.footprint import ROLES, Footprint, stage_footprints, with_placements
 
 LOWER_TIERS = ("host", "cxl")   # placements a spill may use, nearest first when both exist
@@ -119,8 +120,6 @@ class MemoryReport:
 def tiers(device) -> list[Tier]:
     """The lower tiers of ``device``: memory levels after main memory that a ``host`` or ``cxl``
     placement maps to (the cost model's own mapping, so spilled bytes are charged there)."""
-    from roofline.hardware import device_info
-
     info = device_info(device)
     names = list(device.memory)
     main = names.index(device.main_memory)
@@ -150,8 +149,6 @@ def _tier_name(tier: Tier) -> str:
 
 def _check_tier(device, placement: str, nbytes: float, who: str, model: str) -> None:
     """Raise when what the workload itself places in ``placement`` exceeds that tier's capacity."""
-    from roofline.hardware import device_info
-
     level, _ = device_info(device).placement(placement)
     cap = device.memory[level].capacity_bytes
     if nbytes > cap:

@@ -21,7 +21,11 @@ from __future__ import annotations
 
 import re
 
+import hwmodels
 from hwmodels.errors import InputError
+from workloads import build_llm, bundled_ids
+
+from .simulate import simulate
 
 ASSUMED = {
     # LMSYS-Chat-1M (Zheng et al., 2023, Table 1): 69.5 prompt tokens per turn on average; the
@@ -43,8 +47,6 @@ def _int(row: dict, key: str) -> int | None:
 
 
 def _model(row: dict) -> str:
-    from workloads import bundled_ids
-
     first = row["workload"].split()[0].lower()
     if first not in bundled_ids():
         raise InputError(f"unknown model '{first}' in workload '{row['workload']}'", path="workload")
@@ -67,8 +69,6 @@ def _lengths(row: dict) -> tuple[int, float]:
 
 
 def _hardware(row: dict):
-    import hwmodels
-
     hw = hwmodels.load_hardware(row["hardware"])
     devices = _int(row, "devices") or 1
     if hasattr(hw, "accelerators"):
@@ -78,10 +78,6 @@ def _hardware(row: dict):
 
 def simulate_row(row: dict):
     """The simulations behind one LLM row: a dict of step name -> SimResult."""
-    from workloads import build_llm
-
-    from .simulate import simulate
-
     metric = row["metric"]
     if metric not in LLM_METRICS:
         raise InputError(f"not an LLM metric: {metric}", path="metric")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .simulate import STREAMS
+from .engine import STREAMS
 
 LATENCY = "latency"
 # How many of the resources owning most of the critical path get a 2x what-if.

@@ -16,8 +16,11 @@ turns the graph into engine tasks and adds only what time adds:
   ep where wider). Every rank of every stage is simulated, so collectives of different groups
   contend for the links they share.
 * **Collectives** are gang tasks over their group (holding every member's communication
-  stream): the cost model's algorithm steps (:mod:`roofline.collectives`) are routed over the
-  topology by :mod:`simulator.topology`; their memory/compute work stays on each member.
+  stream). The cost model describes each completely
+  (:func:`roofline.collectives.plan_collective`: algorithm, steps, peers, link efficiency,
+  overhead, local work), told only whether a reducing switch joins the group; the simulator
+  routes the steps over the topology (:mod:`simulator.topology`) and plays them, and their
+  memory/compute work stays on each member.
 * **Micro-batches.** A pipelined graph describes one micro-batch; it is issued
   ``meta["microbatches"]`` times, in order, so stage ``s`` takes micro-batch ``i`` once stage
   ``s-1`` has sent it, and pipeline bubbles emerge.
@@ -25,20 +28,25 @@ turns the graph into engine tasks and adds only what time adds:
 
 from __future__ import annotations
 
-import copy
 import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
+import hwmodels
 from hwmodels.errors import InputError, unknown_name
+from roofline.collectives import ALGORITHMS, CollectivePlan, plan_collective
+from roofline.costs import op_signature, shared_cost
 
-from .engine import FluidEngine
-from .topology import Topology, group_members, link_kind_of, peer_pattern
+from .engine import STREAMS, FluidEngine
+from .memory import place
+from .result import SimResult
+from .topology import Topology, group_members, link_kind_of
+
+__all__ = ["STREAMS", "Plan", "TaskInfo", "simulate"]
 
 STREAM_OF_KIND = {"collective": "comm", "memcopy": "copy"}
-STREAMS = ("compute", "comm", "copy")
 
 
 @dataclass(frozen=True)
@@ -59,18 +67,14 @@ class TaskInfo:
     link_bytes: tuple = ()    # ((resource, bytes), ...) carried over the topology
 
 
-def _cost_fn():
+def _shared_cost(op, device):
     """``roofline.cost`` without the defensive copy: the simulator never modifies Demands, so
     identical operators (the layers of a model) share one object (bounded memory)."""
-    from roofline.costs import shared_cost
-
-    return lambda op, device: shared_cost(op, device)[0]
+    return shared_cost(op, device)[0]
 
 
 def _as_system(hardware, ranks: int):
     """A System for ``hardware`` (a Device is replicated to ``ranks`` copies on the fly)."""
-    import hwmodels
-
     if isinstance(hardware, (str, bytes)) or hasattr(hardware, "__fspath__"):
         hardware = hwmodels.load_hardware(hardware)
     if hasattr(hardware, "accelerators"):
@@ -90,10 +94,69 @@ def _meta_int(meta: Mapping, key: str, default: int = 1) -> int:
     return int(value)
 
 
-class Plan:
-    """A graph placed on a system: builds and plays engine tasks (re-playable for what-ifs)."""
+def _checked_scale(scale: Mapping[str, float] | None) -> dict[str, float]:
+    scale = dict(scale or {})
+    for k, v in scale.items():
+        if not (v > 0 and math.isfinite(v)):
+            raise InputError(f"rate scale for '{k}' must be positive and finite, got {v!r}", path="scale")
+    return scale
 
-    def __init__(self, graph, hardware, *, cost_fn: Callable | None = None, merge_steps: bool = True,
+
+class Playback:
+    """One play of a plan: the engine, the resources declared on it so far, the what-if rate
+    scales and the seeded noise. Work is in seconds of a resource at the rate the cost model
+    gives the operator (every resource has capacity 1)."""
+
+    def __init__(self, scale: Mapping[str, float] | None, seed: int, jitter: float):
+        self.scale = _checked_scale(scale)
+        self.latency_scale = self.scale.get("latency", 1.0)   # fixed times (launch, link latency) shrink
+        self.engine = FluidEngine()
+        self.infos: list[TaskInfo] = []
+        self._rng = np.random.default_rng(seed)
+        self._jitter = jitter
+        self._declared: set[str] = set()
+        self._scalable: set[str] = {"latency"}
+
+    def resource(self, key: str) -> str:
+        """Declare engine resource ``key`` (``<node>|<resource key>``) on first use."""
+        if key not in self._declared:
+            self.engine.add_resource(key, 1.0)
+            self._declared.add(key)
+            self._scalable.add(key.split("|", 1)[1])
+        return key
+
+    def seconds(self, key: str, amount: float, rate: float) -> float:
+        """``amount`` of work at ``rate``, sped up by the what-if scale of resource ``key``."""
+        return amount / (rate * self.scale.get(key, 1.0))
+
+    def local_work(self, node: str, work: Mapping[str, float], rates: Mapping[str, float]) -> dict[str, float]:
+        """``work`` (resource key -> amount) at ``rates`` as engine work on ``node``'s resources."""
+        return {self.resource(f"{node}|{k}"): self.seconds(k, w, rates[k]) for k, w in work.items() if w > 0}
+
+    def add(self, work: dict[str, float], fixed_s: float, deps, streams, info: TaskInfo) -> int:
+        """Add an engine task (its work perturbed by the jitter) and what it stands for."""
+        if self._jitter > 0:
+            work = {k: v * float(self._rng.lognormal(0.0, self._jitter)) for k, v in work.items()}
+        self.infos.append(info)
+        return self.engine.add(work, fixed_s, deps, streams)
+
+    def run(self):
+        """Run the engine; a scale naming no resource that was played is an input error."""
+        for k in self.scale:
+            if k not in self._scalable:
+                raise unknown_name("resource to scale", k, self._scalable, path="scale")
+        return self.engine.run(), self.infos
+
+
+class Plan:
+    """A graph placed on a system: builds and plays engine tasks (re-playable for what-ifs).
+
+    ``cost_fn(op, device) -> Demands`` replaces ``roofline.cost`` for operators other than
+    collectives, ``collective_fn`` replaces :func:`roofline.collectives.plan_collective` (tests
+    and calibration studies); ``algorithm`` is preferred for the collectives it implements."""
+
+    def __init__(self, graph, hardware, *, cost_fn: Callable | None = None,
+                 collective_fn: Callable[..., CollectivePlan] | None = None, merge_steps: bool = True,
                  algorithm: str | None = None):
         self.graph = graph
         meta = getattr(graph, "meta", {}) or {}
@@ -102,13 +165,8 @@ class Plan:
         self.ep = _meta_int(meta, "ep")
         self.microbatches = _meta_int(meta, "microbatches")
         self.width = max(self.tp, self.ep)
-        if algorithm is not None:
-            from roofline.collectives import ALGORITHMS
-
-            if algorithm not in ALGORITHMS:
-                raise unknown_name("collective algorithm", algorithm, ALGORITHMS, path="algorithm")
-        self.algorithm = algorithm
-        self.ops = [self._pinned(op) for op in graph.ops]
+        self.algorithm = None if algorithm is None else ALGORITHMS.check(algorithm, path="algorithm")
+        self.ops = list(graph.ops)
         if not self.ops:
             raise InputError("the workload graph has no operators", path="graph")
         stages = {op.stage for op in self.ops}
@@ -116,27 +174,14 @@ class Plan:
             raise InputError(f"an operator runs on stage {max(stages)} but the graph has pp={self.pp}",
                              path="meta.pp")
         self.system = _as_system(hardware, self.pp * self.width)
-        self.cost = cost_fn or _cost_fn()
+        self.cost = cost_fn or _shared_cost
+        self.plan_collective = collective_fn or plan_collective
         self.merge_steps = merge_steps
         self.topology = Topology(self.system.graph)
         self._demands: dict[tuple[str, int], object] = {}
         self._collectives: dict[tuple, tuple] = {}
         self.deps = {op.name: graph.deps(op.name) for op in self.ops}
         self.op_index = {op.name: i for i, op in enumerate(self.ops)}
-
-    def _pinned(self, op):
-        """``op``, or for a collective that the plan's ``algorithm`` implements (not pinned by the
-        graph; a send/recv is always one transfer) a copy pinned to it, so that the cost model
-        charges that algorithm's memory traffic and reduction FLOPs along with its link steps.
-        Collectives the algorithm does not implement (a tree all-gather) keep the default."""
-        from roofline.collectives import ALGORITHMS
-
-        if (op.kind != "collective" or not self.algorithm or getattr(op, "algorithm", None)
-                or op.collective == "send_recv" or op.collective not in ALGORITHMS[self.algorithm].collectives):
-            return op
-        pinned = copy.copy(op)
-        pinned.algorithm = self.algorithm
-        return pinned
 
     # ------------------------------------------------------------------ placement
     def node(self, stage: int, rank: int) -> str:
@@ -149,198 +194,136 @@ class Plan:
     def device(self, node: str):
         return self.system.devices[node]
 
-    def _as_played(self, op, members: list[str]):
-        """Collective ``op`` pinned to the algorithm the topology lets it play over ``members``
-        (in-switch where a reducing switch joins them, else the ring), so that the cost model
-        charges that algorithm's memory traffic, reduction FLOPs and latency even where a system
-        declares its switch and its devices' links differently. Pinned operators stay as they are."""
-        from roofline.collectives import choose_algorithm
+    def groups(self, op) -> list[tuple[list[int], list[str]]]:
+        """(ranks of the stage, member nodes) of every group that runs collective ``op``: blocks
+        of ``group_size`` consecutive ranks, or for a send/recv rank ``r`` of the operator's stage
+        with rank ``r`` of the peer stage (only the sender's rank is the operator's)."""
+        s = op.stage
+        if op.collective == "send_recv":
+            peer = op.peer_stage if op.peer_stage is not None else s + 1
+            if not 0 <= peer < self.pp:
+                raise InputError(f"{op.name}: peer stage {peer} is outside 0..{self.pp - 1}", path="peer_stage")
+            return [([r], [self.node(s, r), self.node(peer, r)]) for r in range(self.width)]
+        return [(ranks, [self.node(s, r) for r in ranks])
+                for ranks in (group_members(first, op.group_size, self.width)
+                              for first in range(0, self.width, op.group_size))]
 
-        if getattr(op, "algorithm", None) or op.collective == "send_recv":
-            return op
-        switch = self.topology.reduction_switch(members)
-        pinned = copy.copy(op)
-        pinned.algorithm = choose_algorithm(op.collective, switch is not None)
-        return pinned
-
+    # ------------------------------------------------------------------ costs (asked of roofline)
     def demands(self, op, node: str):
-        """The cost model's demands of ``op`` on ``node``'s device, asked once per operator,
-        algorithm and device model (the cost model itself shares them between identical operators)."""
+        """The cost model's demands of ``op`` on ``node``'s device, asked once per operator and
+        device model (the cost model itself shares them between identical operators)."""
         dev = self.device(node)
-        key = (op.name, getattr(op, "algorithm", None), id(dev))
+        key = (op.name, id(dev))
         d = self._demands.get(key)
         if d is None:
             d = self._demands[key] = self.cost(op, dev)
         return d
 
-    def _collective_phases(self, op, members: list[str], d) -> tuple[list, float, float]:
-        """(phases over the topology, fixed latency, the link efficiency the cost model gives it)
-        of collective ``op`` over ``members``, remembered: asked once per group and micro-batch."""
-        from roofline import collectives as coll
-        from roofline.costs import collective_steps
-
+    def collective(self, op, members: list[str]) -> tuple[CollectivePlan, list]:
+        """(the cost model's plan of collective ``op`` over ``members``, its steps routed over the
+        topology as phases), asked once per operator signature and group."""
         dev = self.device(members[0])
-        # The phases depend on the operator's pinned algorithm and on its demands (efficiency,
-        # fixed time), which identical operators share (one Demands object per signature).
-        key = (op.collective, float(op.payload_bytes), tuple(members), id(dev), getattr(op, "algorithm", None),
-               id(d))
-        if key in self._collectives:
-            return self._collectives[key]
-        link_keys = [k for k in d.work if k.startswith("link:")]
-        fixed = d.fixed_s
-        eff = 1.0
-        switch = self.topology.reduction_switch(members)
-        if link_keys:
-            name = link_keys[0].split(":", 1)[1]
-            link = dev.links[name]
-            peak = getattr(d, "peak_rates", {}).get(link_keys[0]) or link.bandwidth_bytes_s
-            eff = d.rates[link_keys[0]] / peak
-            # Replace the cost model's per-hop latency with the latency of the routes taken.
-            fixed -= coll.latency_s(collective_steps(op, link)[1], link.latency_s)
-        algorithm = getattr(op, "algorithm", None) or coll.choose_algorithm(op.collective, switch is not None)
-        if op.collective == "send_recv":
-            algorithm = "ring"
-        if algorithm == "in_switch" and switch is None:
-            raise InputError(f"{op.name}: in-switch reduction needs a switch with in_network_reduction "
-                             "joining the group", path="algorithm")
-        steps = coll.steps(op.collective, op.payload_bytes, op.group_size, algorithm)
-        phases = self.topology.phases(steps, peer_pattern(algorithm, op.collective), members, switch,
-                                      merge=self.merge_steps)
-        out = (phases, max(fixed, 0.0), eff)
-        self._collectives[key] = out
-        return out
+        key = (op_signature(op), id(dev), tuple(members))
+        found = self._collectives.get(key)
+        if found is None:
+            switch = self.topology.reduction_switch(members)
+            plan = self.plan_collective(op, dev, reducing_switch=switch is not None, preferred=self.algorithm)
+            phases = self.topology.phases(plan.steps, plan.peers, op.collective, members, switch,
+                                          merge=self.merge_steps)
+            found = self._collectives[key] = (plan, phases)
+        return found
 
     # ------------------------------------------------------------------ building and playing
     def play(self, scale: Mapping[str, float] | None = None, seed: int = 0, jitter: float = 0.0):
         """Build the engine tasks and run them. ``scale`` multiplies the rate of resource keys
         (``"memory:hbm"``, ``"compute:tensor"``, ``"link:nvlink"``) on every device and link, and
         ``"latency"`` divides every fixed time (launch overheads, latencies);
-        ``jitter`` (relative standard deviation) perturbs each task's work, seeded."""
-        scale = dict(scale or {})
-        for k, v in scale.items():
-            if not (v > 0 and math.isfinite(v)):
-                raise InputError(f"rate scale for '{k}' must be positive and finite, got {v!r}", path="scale")
-        lat_scale = scale.get("latency", 1.0)   # "latency": fixed times (launch, link latency) shrink
-        rng = np.random.default_rng(seed)
-        eng = FluidEngine()
-        infos: list[TaskInfo] = []
-        declared: set[str] = set()
-
-        seen: set[str] = {"latency"}
-
-        def res(key: str) -> str:
-            if key not in declared:
-                eng.add_resource(key, 1.0)
-                declared.add(key)
-                seen.add(key.split("|", 1)[1])
-            return key
-
-        def local_work(node: str, d, skip_links: bool = False) -> dict[str, float]:
-            out = {}
-            for k, w in d.work.items():
-                if w <= 0 or (skip_links and k.startswith("link:")):
-                    continue
-                out[res(f"{node}|{k}")] = w / (d.rates[k] * scale.get(k, 1.0))
-            return out
-
-        def noise() -> float:
-            return float(rng.lognormal(0.0, jitter)) if jitter > 0 else 1.0
-
+        ``jitter`` (relative standard deviation) perturbs each task's work, seeded.
+        Returns (the engine's result, a :class:`TaskInfo` per task)."""
+        playback = Playback(scale, seed, jitter)
         for mb in range(self.microbatches):
-            ids: dict[str, list[int]] = {}
+            task_ids: dict[str, list[int]] = {}   # op name -> the task ending it on each rank
             for op in self.ops:
-                deps = self.deps[op.name]
-                stream = STREAM_OF_KIND.get(op.kind, "compute")
-                s = op.stage
-                per_rank: list[int] = [0] * self.width
-                if op.kind == "collective":
-                    if op.collective == "send_recv":
-                        peer = op.peer_stage if op.peer_stage is not None else s + 1
-                        if not 0 <= peer < self.pp:
-                            raise InputError(f"{op.name}: peer stage {peer} is outside 0..{self.pp - 1}",
-                                             path="peer_stage")
-                        # Rank r of this stage sends to rank r of the peer stage.
-                        groups = [([r], [self.node(s, r), self.node(peer, r)]) for r in range(self.width)]
-                    else:
-                        groups = []
-                        for first in range(0, self.width, op.group_size):
-                            ranks = group_members(first, op.group_size, self.width)
-                            groups.append((ranks, [self.node(s, r) for r in ranks]))
-                    for ranks, members in groups:
-                        played = self._as_played(op, members)
-                        d = self.demands(played, members[0])
-                        phases, fixed, eff = self._collective_phases(played, members, d)
-                        dep_ids = {ids[x][r] for x in deps for r in ranks}
-                        streams = [("comm", m) for m in members]
-                        local = {}
-                        for m in members[:len(ranks)]:
-                            local.update(local_work(m, d, skip_links=True))
-                        prev = None
-                        for i, ph in enumerate(phases or [None]):
-                            work = dict(local) if i == 0 else {}
-                            lb = []
-                            if ph is not None:
-                                for rk, nbytes in ph.work.items():
-                                    k = link_kind_of(rk)
-                                    work[res(rk)] = nbytes / (self.topology.capacity[rk] * eff
-                                                              * scale.get(k, 1.0))
-                                    lb.append((rk, nbytes))
-                            f = ((fixed if i == 0 else 0.0) + (ph.latency_s if ph is not None else 0.0)) / lat_scale
-                            tid = eng.add({k: v * noise() for k, v in work.items()}, f,
-                                          dep_ids if prev is None else {prev}, streams)
-                            infos.append(TaskInfo(op.name, op.kind, tuple(members), s, mb, "comm", d, f,
-                                                  d.energy_j if i == 0 else 0.0,
-                                                  tuple(members[:len(ranks)]), tuple(lb)))
-                            prev = tid
-                        for r in ranks:
-                            per_rank[r] = prev
-                else:
-                    for r in range(self.width):
-                        node = self.node(s, r)
-                        d = self.demands(op, node)
-                        work = local_work(node, d)
-                        dep_ids = {ids[x][r] for x in deps}
-                        fixed = d.fixed_s / lat_scale
-                        tid = eng.add({k: v * noise() for k, v in work.items()}, fixed, dep_ids,
-                                      [(stream, node)])
-                        infos.append(TaskInfo(op.name, op.kind, (node,), s, mb, stream, d, fixed,
-                                              d.energy_j, (node,)))
-                        per_rank[r] = tid
-                ids[op.name] = per_rank
-        for k in scale:
-            if k not in seen:
-                raise unknown_name("resource to scale", k, seen, path="scale")
-        result = eng.run()
-        return result, infos
+                add = self._add_collective if op.kind == "collective" else self._add_local
+                task_ids[op.name] = add(playback, op, mb, task_ids)
+        return playback.run()
+
+    def _add_local(self, playback: Playback, op, mb: int, task_ids) -> list[int]:
+        """One task per rank of the operator's stage, on its stream, for the operator's demands."""
+        stream = STREAM_OF_KIND.get(op.kind, "compute")
+        out = []
+        for r in range(self.width):
+            node = self.node(op.stage, r)
+            d = self.demands(op, node)
+            fixed = d.fixed_s / playback.latency_scale
+            info = TaskInfo(op.name, op.kind, (node,), op.stage, mb, stream, d, fixed, d.energy_j, (node,))
+            deps = {task_ids[x][r] for x in self.deps[op.name]}
+            out.append(playback.add(playback.local_work(node, d.work, d.rates), fixed, deps, [(stream, node)], info))
+        return out
+
+    def _add_collective(self, playback: Playback, op, mb: int, task_ids) -> list[int]:
+        """For each group: a chain of gang tasks (one per phase) over the members' comm streams."""
+        out = [0] * self.width
+        for ranks, members in self.groups(op):
+            plan, phases = self.collective(op, members)
+            deps = {task_ids[x][r] for x in self.deps[op.name] for r in ranks}
+            last = self._add_phases(playback, op, mb, members, members[:len(ranks)], plan, phases, deps)
+            for r in ranks:
+                out[r] = last
+        return out
+
+    def _add_phases(self, playback: Playback, op, mb: int, members, workers, plan: CollectivePlan,
+                    phases, deps) -> int:
+        """The phases of one group's collective, one after the other: the first carries the
+        workers' local work and the plan's overhead; each carries its link bytes (at the link
+        efficiency the plan gives) and its routes' latency. Returns the last task."""
+        streams = [("comm", m) for m in members]
+        local: dict[str, float] = {}
+        for m in workers:
+            local.update(playback.local_work(m, plan.local_work, plan.demands.rates))
+        prev = None
+        for i, phase in enumerate(phases or [None]):
+            work = dict(local) if i == 0 else {}
+            carried = []
+            if phase is not None:
+                for rk, nbytes in phase.work.items():
+                    rate = self.topology.capacity[rk] * plan.link_efficiency
+                    work[playback.resource(rk)] = playback.seconds(link_kind_of(rk), nbytes, rate)
+                    carried.append((rk, nbytes))
+            fixed = ((plan.overhead_s if i == 0 else 0.0)
+                     + (phase.latency_s if phase is not None else 0.0)) / playback.latency_scale
+            info = TaskInfo(op.name, op.kind, tuple(members), op.stage, mb, "comm", plan.demands, fixed,
+                            plan.demands.energy_j if i == 0 else 0.0, tuple(workers), tuple(carried))
+            prev = playback.add(work, fixed, deps if prev is None else {prev}, streams, info)
+        return prev
 
 
 def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapping[str, float] | None = None,
              algorithm: str | None = None, merge_steps: bool = True, cost_fn: Callable | None = None,
-             spill: bool = True):
+             collective_fn: Callable | None = None, spill: bool = True):
     """Play ``graph`` over ``hardware`` (a Device, a System, or a catalog id / YAML path).
 
     ``seed`` and ``jitter`` (relative spread of each operator's work, 0 = none) make runs with
     stragglers reproducible; ``scale`` multiplies resource rates (what-ifs); ``algorithm`` forces
     a collective algorithm on the collectives it implements (the others, and by default all,
-    get the library's choice for the topology); ``cost_fn`` replaces
-    ``roofline.cost`` (for tests and calibration studies). Returns a :class:`SimResult`.
+    get the library's choice for the topology); ``cost_fn`` replaces ``roofline.cost`` and
+    ``collective_fn`` :func:`roofline.collectives.plan_collective` (for tests and calibration
+    studies). Returns a :class:`SimResult`.
 
     Memory capacity is checked first (:mod:`simulator.memory`): what does not fit in a device's
     main memory spills to its host or CXL tier (``SimResult.memory`` says what went where, its
     ``warnings`` say it in words), or, with ``spill=False`` or no tier to spill to, the call
     raises :class:`~hwmodels.errors.InputError`.
     """
-    from .result import SimResult
-
     if not (jitter >= 0 and math.isfinite(jitter)):
         raise InputError(f"jitter must be a finite non-negative number, got {jitter!r}", path="jitter")
-    from .memory import place
-
-    plan = Plan(graph, hardware, cost_fn=cost_fn, merge_steps=merge_steps, algorithm=algorithm)
+    options = {"cost_fn": cost_fn, "collective_fn": collective_fn, "merge_steps": merge_steps,
+               "algorithm": algorithm}
+    plan = Plan(graph, hardware, **options)
     stage_nodes = {s: [plan.node(s, r) for r in range(plan.width)] for s in range(plan.pp)}
     placed, memory = place(graph, stage_nodes, plan.system.devices, spill=spill)
     if placed is not graph:
-        plan = Plan(placed, plan.system, cost_fn=cost_fn, merge_steps=merge_steps, algorithm=algorithm)
+        plan = Plan(placed, plan.system, **options)
     engine_result, infos = plan.play(scale, seed, jitter)
     result = SimResult.build(plan, engine_result, infos, seed=seed, jitter=jitter, scale=dict(scale or {}))
     result.memory = memory

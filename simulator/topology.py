@@ -5,9 +5,9 @@ accelerator ``s * width + r`` (``width`` = tp, or ep when expert parallelism is 
 tensor parallelism). A group of ``g`` ranks (``tp``, ``ep``, ``dp``) is the block of ``g``
 consecutive ranks of a stage that contains the rank.
 
-A collective's *steps* come from the cost model's algorithm registry
-(:func:`roofline.collectives.steps`); this module only says who sends to whom in each step
-(the algorithm's peer pattern) and routes each transfer over the system graph (shortest path by
+A collective's steps and who sends to whom in each (its algorithm's peers) come from the cost
+model (:func:`roofline.collectives.plan_collective`); this module only routes each transfer over
+the system graph (shortest path by
 hops; every edge direction is a separate resource with the link's per-direction bandwidth).
 A step's latency is the longest route latency among its transfers. A route's latency adds one
 link latency per device-to-device hop; a (cut-through) switch does not add one of its own, so
@@ -16,12 +16,12 @@ GPU -> NVSwitch -> GPU pays one NVLink latency, as the device's link latency is 
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import networkx as nx
 
 from hwmodels.errors import InputError
+from roofline.collectives import Peers
 
 
 def link_resource(u: str, v: str, link_name: str) -> str:
@@ -41,15 +41,6 @@ def link_kind_of(resource: str) -> str:
 
 
 @dataclass
-class Transfer:
-    """``bytes`` from node ``src`` to node ``dst`` in one step."""
-
-    src: str
-    dst: str
-    bytes: float
-
-
-@dataclass
 class Phase:
     """Consecutive identical steps of a collective played as one gang task: ``work`` (bytes per
     directed-link resource, all steps together) and the summed step latencies ``latency_s``."""
@@ -57,6 +48,13 @@ class Phase:
     work: dict[str, float] = field(default_factory=dict)
     latency_s: float = 0.0
     steps: int = 0
+
+    def add(self, work: dict[str, float], latency_s: float) -> None:
+        """One more step loading the same links: its bytes and latency add."""
+        for r, b in work.items():
+            self.work[r] += b
+        self.latency_s += latency_s
+        self.steps += 1
 
 
 class Topology:
@@ -66,13 +64,9 @@ class Topology:
         self.graph = graph
         self._routes: dict[tuple[str, str], tuple[list[str], float]] = {}
         self.capacity: dict[str, float] = {}
-        self.energy_j_per_byte: dict[str, float] = {}
         for u, v, data in graph.edges(data=True):
-            link = data["link"]
             for a, b in ((u, v), (v, u)):
-                key = _edge_resource(a, b, data)
-                self.capacity[key] = float(link.bandwidth_bytes_s)
-                self.energy_j_per_byte[key] = float(getattr(link, "energy_j_per_byte", 0.0))
+                self.capacity[_edge_resource(a, b, data)] = float(data["link"].bandwidth_bytes_s)
 
     def route(self, src: str, dst: str) -> tuple[list[str], float]:
         """The directed-link resources from ``src`` to ``dst`` and the route's latency."""
@@ -107,98 +101,44 @@ class Topology:
                 best, best_hops = node, hops
         return best
 
-    def phases(self, steps, pattern: str, members: list[str], switch: str | None = None,
+    def phases(self, steps, peers: Peers, collective: str, members: list[str], switch: str | None = None,
                merge: bool = True) -> list[Phase]:
-        """Steps (``roofline.collectives.Step``) mapped onto links by peer ``pattern``.
+        """Steps (``roofline.collectives.Step``) of ``collective`` mapped onto links by the
+        algorithm's ``peers``.
 
         With ``merge``, consecutive steps that load exactly the same links become one phase (the
         same bytes over the same shared resources, one after the other; latencies add), which
         keeps a 2(N-1)-step ring to one or two tasks.
         """
-        peers = PEER_PATTERNS[pattern]
         out: list[Phase] = []
         last_sig = None
         index = 0
         for step in steps:
             for _ in range(step.count):
-                transfers = peers(index, members, step.bytes_per_rank, switch)
+                work, latency = self.load(peers(collective, index, members, step.bytes_per_rank, switch))
                 index += 1
-                work: dict[str, float] = {}
-                latency = 0.0
-                for legs in transfers:
-                    leg_lat = 0.0
-                    for t in legs:
-                        res, lat = self.route(t.src, t.dst)
-                        leg_lat += lat
-                        for r in res:
-                            work[r] = work.get(r, 0.0) + t.bytes
-                    latency = max(latency, leg_lat)
                 sig = tuple(sorted(work.items()))
                 if merge and out and sig == last_sig:
-                    ph = out[-1]
-                    for r, b in work.items():
-                        ph.work[r] += b
-                    ph.latency_s += latency
-                    ph.steps += 1
+                    out[-1].add(work, latency)
                 else:
                     out.append(Phase(work, latency, 1))
                 last_sig = sig
         return out
 
-
-# A peer pattern: (step index, members, bytes per rank, switch) -> transfers of the step, each
-# a list of legs played one after the other (an in-switch reduction goes up, then down).
-PeerPattern = Callable[[int, list[str], float, "str | None"], list[list[Transfer]]]
-
-
-def _ring(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
-    n = len(members)
-    return [[Transfer(members[i], members[(i + 1) % n], nbytes)] for i in range(n)]
-
-
-def _pairwise(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
-    # all-to-all as pairwise exchange: in step j every rank sends to the rank j+1 ahead.
-    n = len(members)
-    return [[Transfer(members[i], members[(i + 1 + index) % n], nbytes)] for i in range(n)]
-
-
-def _doubling(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
-    # Tree phases as recursive doubling: in level j every rank exchanges with the rank 2^j away.
-    n = len(members)
-    hop = 1 << (index % max(1, (n - 1).bit_length()))
-    return [[Transfer(members[i], members[(i + hop) % n], nbytes)] for i in range(n)]
-
-
-def _send(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
-    # point to point: the first member sends to the second
-    return [[Transfer(members[0], members[1], nbytes)]]
-
-
-def _in_switch(index: int, members: list[str], nbytes: float, switch) -> list[list[Transfer]]:
-    if switch is None:
-        raise InputError("in-switch reduction needs a switch with in_network_reduction on the route")
-    return [[Transfer(m, switch, nbytes), Transfer(switch, m, nbytes)] for m in members]
-
-
-PEER_PATTERNS: dict[str, PeerPattern] = {
-    "ring": _ring,
-    "send": _send,
-    "pairwise": _pairwise,
-    "tree": _doubling,
-    "in_switch": _in_switch,
-}
-
-
-def peer_pattern(algorithm: str, collective: str) -> str:
-    """Which peer pattern plays ``collective`` under ``algorithm``."""
-    if collective == "send_recv":
-        return "send"
-    if algorithm == "ring" and collective == "all_to_all":
-        return "pairwise"
-    if algorithm not in PEER_PATTERNS:
-        raise InputError(f"no peer pattern for collective algorithm '{algorithm}'; known: "
-                         f"{', '.join(PEER_PATTERNS)}", path="algorithm")
-    return algorithm
+    def load(self, transfers) -> tuple[dict[str, float], float]:
+        """(bytes per directed-link resource, latency) of one step's ``transfers``: each a list of
+        legs routed one after the other; the step waits for its slowest transfer."""
+        work: dict[str, float] = {}
+        latency = 0.0
+        for legs in transfers:
+            legs_latency = 0.0
+            for t in legs:
+                resources, route_latency = self.route(t.src, t.dst)
+                legs_latency += route_latency
+                for r in resources:
+                    work[r] = work.get(r, 0.0) + t.bytes
+            latency = max(latency, legs_latency)
+        return work, latency
 
 
 def group_members(rank: int, size: int, width: int) -> list[int]:

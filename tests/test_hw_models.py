@@ -15,8 +15,10 @@ from hwmodels.yamlio import loads
 
 ISSUE_DEVICES = {"a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h100-pcie", "h200-sxm", "l4", "mi300x",
                  "tpu-v4", "tpu-v5e", "gaudi2", "gaudi3", "alveo-u280", "alveo-v80", "cz120-cxl",
-                 "xeon-8480", "grace", "host"}
-ISSUE_SYSTEMS = {"dgx-a100", "hgx-h100", "hgx-h200", "tpu-v5e-8", "gaudi2-8", "h100-cxl"}
+                 "xeon-8480", "grace", "host",
+                 # the serving issue's devices
+                 "rtx-4090", "rtx-pro-6000-server", "l40s", "b200", "mi325x"}
+ISSUE_SYSTEMS = {"dgx-a100", "hgx-h100", "hgx-h200", "tpu-v5e-8", "gaudi2-8", "h100-cxl", "hgx-b200"}
 
 
 # ---------------------------------------------------------------- the catalog
@@ -30,7 +32,8 @@ def test_catalog_has_exactly_the_issue_ids():
     assert set(hwmodels.catalog_ids("cpu")) == {"xeon-8480", "grace", "host"}
     # overlays (extends:) have the kind of what they extend
     assert set(hwmodels.catalog_ids("gpu")) == {"a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h100-pcie",
-                                                "h200-sxm", "l4", "mi300x"}
+                                                "h200-sxm", "l4", "mi300x", "rtx-4090",
+                                                "rtx-pro-6000-server", "l40s", "b200", "mi325x"}
     with pytest.raises(InputError, match="did you mean 'gpu'"):
         hwmodels.catalog_ids("gpus")
 

@@ -68,7 +68,24 @@ def test_op_collective_json_ring_all_reduce_by_hand(capsys):
     assert doc["flops"] == pytest.approx(7 / 8 * 1e9 / 2)            # one add per bf16 element reduced
 
 
+@pytest.mark.parametrize("size", ["1 GB", "1e9", "1000000000", "0.931322574615478515625 GiB"])
+def test_op_collective_payload_bytes_takes_a_size_with_a_unit_or_a_number(capsys, size):
+    code, out, _ = run(capsys, "op", "collective", "--hw", "dgx-a100", "--collective", "all_gather",
+                       "--payload-bytes", size, "--group-size", "8", "--algorithm", "ring", "--format", "json")
+    assert code == 0
+    doc = json.loads(out)
+    assert doc["op"]["payload_bytes"] == pytest.approx(1e9)        # 1 GB = 1e9 B = 1e9 / 2^30 GiB
+    assert doc["link_bytes"]["nvlink"] == pytest.approx(7 / 8 * 1e9)   # ring all-gather: (N-1)/N P
+
+
 @pytest.mark.parametrize("argv,fragment", [
+    (["op", "collective", "--hw", "dgx-a100", "--collective", "all_reduse", "--payload-bytes", "1e9"],
+     "collective: 'all_reduse' is not one of: all_reduce, all_gather, reduce_scatter, all_to_all, send_recv "
+     "(did you mean 'all_reduce'?)"),
+    (["op", "collective", "--hw", "dgx-a100", "--collective", "all_reduce", "--payload-bytes", "1 GB/s"],
+     "payload_bytes: '1 GB/s' is a bandwidth"),
+    (["op", "collective", "--hw", "dgx-a100", "--collective", "all_reduce", "--payload-bytes", "lots"],
+     "payload_bytes: 'lots' is not a number followed by a unit"),
     (["op", "matmal", "--hw", "a100-sxm-80gb"], "did you mean 'matmul'"),
     (["op", "matmul", "--hw", "a100-sxm-80gb", "--m", "8", "--n", "8", "--k", "8", "--heads", "2"], "heads"),
     (["op", "matmul", "--hw", "a100-sxm-80gb", "--n", "8", "--k", "8"], "m"),
@@ -106,3 +123,17 @@ def test_roofline_table_with_two_devices(capsys, tmp_path):
     assert code == 0
     assert "a100-sxm-80gb" in out and "h100-sxm" in out and "dominant bound" in out
     assert svg.read_text().startswith("<?xml")
+
+
+@pytest.mark.parametrize("argv,hint", [
+    (["op", "collective", "--hw", "dgx-a100", "--collective", "all_reduce", "--payload-bytes", "1e9",
+      "--algorithm", "trea"], "(did you mean 'tree'?)"),
+    (["simulate", "--hw", "dgx-a100", "--model", "llama-3.1-8b", "--algorithm", "in-switch"],
+     "(did you mean 'in_switch'?)"),
+])
+def test_a_misspelled_algorithm_exits_2_with_a_suggestion(capsys, argv, hint):
+    with pytest.raises(SystemExit) as exit_info:
+        run(capsys, *argv)
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2
+    assert "invalid choice" in err and hint in err

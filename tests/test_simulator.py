@@ -1,5 +1,6 @@
 """simulate(): graphs over devices and systems, with times computed by hand in the tests."""
 
+import dataclasses
 import json
 import math
 
@@ -10,6 +11,7 @@ from hypothesis import strategies as st
 import hwmodels
 import workloads
 from hwmodels.errors import InputError
+from roofline.collectives import plan_collective
 from roofline.costs import cost
 from roofline.demands import Demands
 from simulator import simulate
@@ -76,10 +78,19 @@ edges:
 
 
 def _links_only(op, device):
-    """A cost with nothing but the topology: collectives have no local work and no fixed time."""
-    if op.kind == "collective":
-        return Demands(op.name, {}, {}, 0.0, 0.0, op.kind)
+    """A cost of 1 ms of tensor work per operator (collectives: see :func:`_links_only_plan`)."""
     return Demands(op.name, {"compute:tensor": 1.0}, {"compute:tensor": 1e3}, 0.0, 0.0, op.kind)
+
+
+def _links_only_plan(op, device, **choice):
+    """The cost model's plan of a collective with nothing but the topology: the algorithm's steps
+    over links at their full bandwidth, no local work and no fixed time."""
+    plan = plan_collective(op, device, **choice)
+    return dataclasses.replace(plan, link_efficiency=1.0, overhead_s=0.0,
+                               demands=Demands(op.name, {}, {}, 0.0, 0.0, op.kind))
+
+
+LINKS_ONLY = {"cost_fn": _links_only, "collective_fn": _links_only_plan}
 
 
 @pytest.mark.parametrize("n", [3, 4, 8])
@@ -89,7 +100,7 @@ def test_ring_all_reduce_matches_the_textbook_formula(tmp_path, n):
     g = one_op_graph(Collective(name="ar", collective="all_reduce", payload_bytes=payload, group="tp",
                                 group_size=n), tp=n)
     for merge in (True, False):
-        res = simulate(g, system, algorithm="ring", cost_fn=_links_only, merge_steps=merge)
+        res = simulate(g, system, algorithm="ring", **LINKS_ONLY, merge_steps=merge)
         expected = 2 * (n - 1) / n * payload / 100e9 + 2 * (n - 1) * 2e-6
         assert res.latency_s == pytest.approx(expected, rel=1e-9)
 
@@ -109,7 +120,7 @@ def test_communication_overlaps_compute_only_across_streams_and_without_a_depend
             g.add(MatMul(name="b", m=64, n=64, k=64), b_deps)
         g.add(Collective(name="ar", collective="all_reduce", payload_bytes=100e6, group="tp", group_size=4),
               ar_deps)
-        return simulate(g, system, algorithm="ring", cost_fn=_links_only).latency_s
+        return simulate(g, system, algorithm="ring", **LINKS_ONLY).latency_s
 
     assert play([]) == pytest.approx(max(1e-3, ar_s), rel=1e-9)
     assert play(["a"]) == pytest.approx(1e-3 + ar_s, rel=1e-9)
@@ -130,8 +141,8 @@ def test_in_switch_all_reduce_is_cheaper_than_the_ring_on_nvswitch():
     system = hwmodels.load_system("hgx-h100")
     g = one_op_graph(Collective(name="ar", collective="all_reduce", payload_bytes=256e6, group="tp",
                                 group_size=8), tp=8)
-    ring = simulate(g, system, algorithm="ring", cost_fn=_links_only).latency_s
-    nvls = simulate(g, system, cost_fn=_links_only).latency_s
+    ring = simulate(g, system, algorithm="ring", **LINKS_ONLY).latency_s
+    nvls = simulate(g, system, **LINKS_ONLY).latency_s
     link = system.link("gpu0", "nvswitch")
     # in-switch: P up and P down in parallel, two latencies; ring: 2(N-1)/N P, 14 latencies.
     assert nvls == pytest.approx(256e6 / link.bandwidth_bytes_s + 2 * link.latency_s, rel=1e-9)
@@ -150,7 +161,7 @@ def test_a_collective_pinned_to_another_algorithm_is_routed_by_its_own():
     link = system.link("gpu0", "nvswitch")
     nvls = 256e6 / link.bandwidth_bytes_s + 2 * link.latency_s
     ring = 2 * 7 / 8 * 256e6 / link.bandwidth_bytes_s + 14 * link.latency_s
-    assert simulate(g, system, cost_fn=_links_only).latency_s == pytest.approx(nvls + ring, rel=1e-9)
+    assert simulate(g, system, **LINKS_ONLY).latency_s == pytest.approx(nvls + ring, rel=1e-9)
 
 
 def test_the_algorithm_asked_for_is_the_one_the_cost_model_charges():
@@ -180,10 +191,10 @@ def test_a_forced_algorithm_applies_to_the_collectives_it_implements():
     link = system.link("gpu0", "nvswitch")
     tree = 2 * 240e6 / link.bandwidth_bytes_s + 6 * link.latency_s
     gather = 7 / 8 * 240e6 / link.bandwidth_bytes_s + 2 * link.latency_s
-    assert simulate(g, system, algorithm="tree", cost_fn=_links_only).latency_s == pytest.approx(tree + gather,
+    assert simulate(g, system, algorithm="tree", **LINKS_ONLY).latency_s == pytest.approx(tree + gather,
                                                                                                rel=1e-9)
     with pytest.raises(InputError, match="did you mean 'tree'"):
-        simulate(g, system, algorithm="trea", cost_fn=_links_only)
+        simulate(g, system, algorithm="trea", **LINKS_ONLY)
 
 
 def _stage_graph(p, m, t_s=1e-3):
@@ -217,7 +228,7 @@ def test_pipeline_send_recv_uses_the_link_between_stages(h100):
     send = g.add(Collective(name="send", collective="send_recv", payload_bytes=45e6, group="pp", group_size=2,
                             stage=0, peer_stage=1), [a])
     g.add(MatMul(name="b", m=64, n=64, k=64, stage=1), [send])
-    res = simulate(g, h100, cost_fn=_links_only)
+    res = simulate(g, h100, **LINKS_ONLY)
     link = h100.links["nvlink"]
     send_s = 45e6 / link.bandwidth_bytes_s + link.latency_s   # gpu0 -> nvswitch -> gpu1: one latency
     mm = 1e-3

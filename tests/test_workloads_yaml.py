@@ -151,3 +151,18 @@ def test_malformed(text, fragment):
 def test_workload_yaml_takes_no_knobs():
     with pytest.raises(InputError, match="no build options"):
         load_workload(EXAMPLES / "cnn.yaml", batch=4)
+
+
+def test_collective_payload_in_yaml_takes_a_size_with_a_unit():
+    g = loads_workload("ops:\n  - {name: ar, kind: collective, collective: all_reduce, payload_bytes: 64 MiB}\n"
+                       "  - {name: cp, kind: memcopy, bytes_moved: 2 GB, after: ar}\n")
+    assert g.op("ar").payload_bytes == 64 * 2**20
+    assert g.op("cp").bytes_moved == 2e9
+
+
+def test_misspelled_collective_in_yaml_gets_a_suggestion():
+    text = "ops:\n  - {name: ar, kind: collective, collective: all_gahter, payload_bytes: 1e6}\n"
+    with pytest.raises(InputError) as err:
+        loads_workload(text, "w.yaml")
+    assert "w.yaml:2: ops[0].collective: 'all_gahter' is not one of" in str(err.value)
+    assert "(did you mean 'all_gather'?)" in str(err.value)

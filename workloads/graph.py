@@ -10,7 +10,7 @@ cycles cannot be built through :meth:`Graph.add` (the YAML loader reports cycles
   decoding), ``tokens_processed``: tokens run through the model;
 * ``tp``, ``pp``, ``ep``: a partitioned graph holds the work of ONE tensor-parallel rank per
   pipeline stage (TP ranks are symmetric); each op's ``stage`` says which stage runs it, and stage
-  ``s``, TP rank ``r`` sits on accelerator ``s * tp + r``;
+  ``s``, rank ``r`` sits on accelerator ``s * width + r`` (``width`` = max(tp, ep));
 * ``microbatches``: the ops describe one microbatch of ``batch / microbatches`` sequences; the
   step pushes ``microbatches`` of them through the pipeline.
 """

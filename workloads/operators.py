@@ -29,6 +29,7 @@ from typing import ClassVar
 
 from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
 from hwmodels.errors import InputError, did_you_mean, unknown_name
+from hwmodels.units import parse_quantity
 
 from .tensors import PLACEMENTS, QUANTIZED_DTYPES, Tensor
 
@@ -99,7 +100,17 @@ class Operator:
     def _choice(self, attr: str, choices) -> None:
         value = getattr(self, attr)
         if value not in choices:
-            raise InputError(f"'{value}' is not one of: {', '.join(map(str, choices))}", path=attr)
+            names = [str(c) for c in choices]
+            raise InputError(f"'{value}' is not one of: {', '.join(names)}", path=attr,
+                             suggestion=did_you_mean(str(value), names))
+
+    def _bytes(self, *names: str) -> None:
+        """Sizes in bytes: a plain number, or a string with a unit as YAML hardware takes it
+        ("1 GB", "64 MiB"), converted to bytes."""
+        for attr in names:
+            value = getattr(self, attr)
+            if isinstance(value, str):
+                setattr(self, attr, parse_quantity(value, "capacity", path=attr))
 
     def param(self, suffix: str) -> str:
         """Name of this operator's parameter ``suffix`` (``weight``, ``bias``, ...)."""
@@ -782,6 +793,7 @@ class Collective(Operator):
     def check(self):
         self._choice("collective", COLLECTIVES)
         self._choice("group", GROUPS)
+        self._bytes("payload_bytes")
         self._require("payload_bytes", integer=False)
         self._require("group_size")
         self._dtype("dtype")
@@ -817,6 +829,7 @@ class MemCopy(Operator):
     role: str = "activation"
 
     def check(self):
+        self._bytes("bytes_moved")
         self._require("bytes_moved", integer=False)
         self._choice("src", PLACEMENTS)
         self._choice("dst", PLACEMENTS)

@@ -1,0 +1,112 @@
+"""The bundled public measurements: roles fixed in the CSV, row classes, the attention and derived
+LLM predictors checked by hand, and the per-role, per-class summary of ``validate --public``."""
+
+import json
+
+import pytest
+
+import hwmodels
+from calibration.public import (
+    FIT_ROWS,
+    ROW_CLASSES,
+    load_rows,
+    public_groups,
+    row_class,
+    validate_public,
+)
+from reports.cli import main
+from roofline.costs import cost
+from workloads.operators import Attention
+
+ROWS = {r["id"]: r for r in load_rows()}
+
+
+def test_every_row_is_marked_and_at_most_a_third_are_fit():
+    roles = [r["role"] for r in ROWS.values()]
+    assert set(roles) == {"fit", "held-out"}
+    assert roles.count("fit") <= len(roles) / 3
+    # a row a parameter was fitted on is marked fit in the CSV too
+    assert all(ROWS[name]["role"] == "fit" for name in FIT_ROWS)
+    assert all(r["source"] for r in ROWS.values())
+
+
+def test_row_classes_cover_the_issue_classes():
+    classes = {row_class(r) for r in ROWS.values()}
+    assert {"gemm", "attention", "prefill", "decode", "serving", "energy"} <= classes
+    assert classes <= set(ROW_CLASSES)
+    assert row_class(ROWS["ttft-a100-llama2-7b-128"]) == "prefill"
+    assert row_class(ROWS["itl-h100-llama31-8b-b8"]) == "decode"
+    assert row_class(ROWS["tput-a100-llama2-7b-b256"]) == "serving"
+
+
+def _predict(name):
+    (result,) = validate_public([ROWS[name]])
+    return result
+
+
+def test_attention_rows_are_the_cost_model_of_one_attention_operator():
+    # FlashAttention counts 4 x B x H x Q x KV x D FLOPs: 4 x 64 x 12 x 1024 x 1024 x 128
+    op = Attention(name="a", batch=64, heads=12, kv_heads=12, q_len=1024, kv_len=1024, head_dim=128,
+                   causal=False, dtype="fp16")
+    t = cost(op, hwmodels.load_device("rtx-4090")).time_s
+    result = _predict("attn-4090-fa2-s1024-d128-nc")
+    assert result["predicted"] == pytest.approx(4 * 64 * 12 * 1024 * 1024 * 128 / t / 1e12)
+    assert result["class"] == "attention" and result["how"] == "roofline.cost"
+    # causal: the benchmark halves its count; a latency row is the operator's time in ms
+    op = Attention(name="a", batch=16, heads=32, kv_heads=32, q_len=1024, kv_len=1024, head_dim=128,
+                   causal=True, dtype="fp16")
+    t = cost(op, hwmodels.load_device("a100-sxm-80gb")).time_s
+    assert _predict("attn-a100-fa2-b16-q1024-kv1024-kvh32-c")["predicted"] == pytest.approx(t * 1e3)
+
+
+def test_prefill_and_decode_rates_come_from_the_simulated_step_times():
+    from simulator.public import predict_public_row
+
+    pp = ROWS["pp-4090-llama3-8b-f16-512"]
+    ttft_ms = predict_public_row({**pp, "metric": "time_to_first_token", "unit": "ms"})
+    # 1 prompt of 512 tokens over the TTFT
+    assert _predict(pp["id"])["predicted"] == pytest.approx(512 / (ttft_ms * 1e-3))
+    tg = ROWS["tg-4090-llama3-8b-f16-512"]
+    step_ms = predict_public_row({**tg, "metric": "median_inter_token_latency", "unit": "ms"})
+    # one token per decode step at batch 1
+    assert _predict(tg["id"])["predicted"] == pytest.approx(1 / (step_ms * 1e-3))
+
+
+def test_serving_runs_are_listed_as_not_predicted_yet():
+    result = _predict("serve-a100-llama31-8b-vllm-tput")
+    assert result["predicted"] is None and result["error"] is None
+    assert result["how"].startswith("not predicted yet")
+    assert result["class"] == "serving" and result["role"] == "fit"
+
+
+def test_groups_by_role_and_class_by_hand():
+    rows = [{"role": "held-out", "class": "gemm", "unit": "TFLOP/s", "error": 0.10},
+            {"role": "held-out", "class": "gemm", "unit": "ms", "error": 0.20},
+            {"role": "held-out", "class": "decode", "unit": "ms", "error": None},
+            {"role": "fit", "class": "prefill", "unit": "tok/s", "error": -0.30}]
+    g = public_groups(rows)
+    # a rate 10% high is optimistic (+0.10); a time 20% high is pessimistic (-0.20):
+    # MAPE (0.10 + 0.20) / 2 = 0.15, signed mean (0.10 - 0.20) / 2 = -0.05
+    held = g["held-out"]
+    assert held["all"]["n"] == 2 and held["all"]["not_predicted"] == 1
+    assert held["gemm"]["mape"] == pytest.approx(0.15)
+    assert held["gemm"]["median_abs_error"] == pytest.approx(0.15)
+    assert held["gemm"]["signed_mean_error"] == pytest.approx(-0.05)
+    assert held["decode"] == {"n": 0, "mape": None, "median_abs_error": None, "signed_mean_error": None,
+                              "not_predicted": 1}
+    assert g["fit"]["prefill"]["signed_mean_error"] == pytest.approx(-0.30)
+    assert set(g["fit"]) == {"all", "prefill"}
+
+
+def test_validate_public_reports_fit_and_held_out_groups(capsys):
+    assert main(["validate", "--public", "--format", "json", "--no-progress"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    groups = doc["public"]["groups"]
+    assert set(groups) == {"held-out", "fit"}
+    held = [r for r in doc["public"]["rows"] if r["role"] == "held-out" and r["error"] is not None]
+    assert groups["held-out"]["all"]["n"] == len(held)
+    gemm = [abs(r["error"]) for r in held if r["class"] == "gemm"]
+    assert groups["held-out"]["gemm"]["mape"] == pytest.approx(sum(gemm) / len(gemm))
+    assert main(["validate", "--public", "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "held-out rows per class" in text and "fit rows per class" in text
