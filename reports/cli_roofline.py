@@ -21,7 +21,8 @@ from roofline.collectives import ALGORITHMS
 from workloads.operators import COLLECTIVES, GROUPS
 
 from .cli_workload import add_workload_arguments, workload_from_args
-from .output import add_result_arguments, emit_result, format_fields, format_table, print_json
+from .output import add_result_arguments, emit_result
+from .text import op_text, roofline_text
 
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
 # Fields whose names come from one list (checked by the operator, with a did-you-mean).
@@ -95,6 +96,7 @@ def register(subparsers) -> None:
     op.add_argument("--algorithm", choices=ALGORITHMS.names(),
                     help="collective algorithm (default: as NCCL picks for the link)")
     op.add_argument("--format", choices=("table", "json"), default="table")
+    op.add_argument("--out", metavar="FILE.json", help="write the result's JSON document to FILE")
     op.set_defaults(func=cmd_op)
 
     rl = subparsers.add_parser("roofline", help="per-operator roofline of a workload on devices, with a plot")
@@ -154,26 +156,7 @@ def cmd_op(args) -> int:
     else:
         demands = cost(op, device)
     report = op_report(op, device, demands)
-    if args.format == "json":
-        print_json(report)
-        return 0
-    shape = " ".join(f"{k}={v}" for k, v in op.fields().items()
-                     if v is not None and k not in ("name", "stage", "param_prefix"))
-    rows = [("operator", f"{op.kind} {shape}"), ("device", device.id),
-            ("latency", f"{report['latency_s'] * 1e6:.4g} us"), ("bound", report["bound"]),
-            ("FLOPs", f"{report['flops']:.4g}"),
-            *((f"bytes {k}", f"{v:.4g}") for k, v in report["bytes"].items()),
-            *((f"bytes link {k}", f"{v:.4g}") for k, v in report["link_bytes"].items()),
-            *((f"intensity {k}", f"{v:.4g} FLOP/B") for k, v in report["intensity"].items()),
-            ("peak FLOP/s", f"{report['peak_flops']:.4g}"),
-            ("attainable FLOP/s", f"{report['attainable_flops']:.4g}"),
-            ("achieved FLOP/s", f"{report['achieved_flops']:.4g}"),
-            ("fixed latency", f"{report['fixed_s'] * 1e6:.4g} us"),
-            ("energy", f"{report['energy_j']:.4g} J")]
-    print(format_fields(rows))
-    print()
-    print(format_table([{"resource": k, "work": demands.work[k], "rate": demands.rates[k], "time_s": t}
-                        for k, t in report["times_s"].items()], ["resource", "work", "rate", "time_s"]))
+    emit_result(report, args, op_text(op, device, demands, report) if args.format == "table" else None)
     return 0
 
 
@@ -196,7 +179,7 @@ def cmd_roofline(args) -> int:
         print(f"wrote {args.out}", file=sys.stderr)
     json_out = args.out if suffix == ".json" else None
     doc = result_document(analyses, graph, args) if args.format == "json" or json_out or args.html else None
-    emit_result(doc, args, render(analyses, graph, args.top) if args.format == "table" else None, out=json_out or "")
+    emit_result(doc, args, roofline_text(analyses, graph, args.top) if args.format == "table" else None, out=json_out or "")
     return 0
 
 
@@ -210,20 +193,3 @@ def result_document(analyses, graph, args) -> dict:
     return {"kind": "roofline", **body, "manifest": manifest(args, hardware=args.hw, meta=graph.meta)}
 
 
-def render(analyses, graph, top: int) -> str:
-    """The analyses as text: per device, the totals, time share by bound and the top operators."""
-    lines = []
-    for a in analyses:
-        summary = a.bound_summary()
-        lines.append(f"{graph.name} on {a.device.id}: {a.total_time_s * 1e3:.4g} ms (operators back to back), "
-                     f"dominant bound {summary['dominant']}")
-        lines.append("  time share by bound: " + ", ".join(f"{k} {v:.1%}" for k, v in summary.items()
-                                                           if k != "dominant"))
-        rows = sorted(a.rows(), key=lambda r: -r["time_s"])[:top]
-        main = f"intensity_memory_{a.device.main_memory}"
-        lines.append(format_table([{"op": r["op"], "kind": r["kind"], "time_us": r["time_s"] * 1e6, "bound": r["bound"],
-                                    "intensity": r[main], "attainable_TF": r["attainable_flops"] / 1e12,
-                                    "achieved_TF": r["achieved_flops"] / 1e12} for r in rows],
-                                  ["op", "kind", "time_us", "bound", "intensity", "attainable_TF", "achieved_TF"]))
-        lines.append("")
-    return "\n".join(lines)

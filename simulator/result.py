@@ -1,15 +1,13 @@
 """What a simulation says: latency, throughput, energy, utilisation, timeline, critical path,
-bottleneck, what-if sensitivity; as a table, a dict for JSON, a Gantt plot or a Perfetto trace."""
+bottleneck, what-if sensitivity and power/rate counters, as data (a DataFrame, a dict for JSON);
+``reports/`` draws it (Gantt chart, HTML) and writes it (Perfetto trace)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
-
-from .engine import STREAMS
 
 LATENCY = "latency"
 # How many of the resources owning most of the critical path get a 2x what-if.
@@ -36,7 +34,7 @@ class SimResult:
     key, or ``latency`` when its fixed time dominated), bound (compute/memory/link/latency),
     start, end, duration. ``critical_path`` lists the chain of operators that set the makespan
     (each with its time and share); ``bottleneck`` the resource and bound class owning most of
-    it; ``sensitivity`` the re-simulated makespan with each top resource 2x faster. ``memory``
+    it; ``sensitivity()`` the re-simulated makespan with each top resource 2x faster. ``memory``
     (:class:`simulator.memory.MemoryReport`) gives each device's capacity, footprint by role
     (weights, KV cache, state, peak activations), whether it fitted and what spilled where.
     """
@@ -148,11 +146,13 @@ class SimResult:
     def energy_per_token_j(self) -> float | None:
         return self.energy_j / self.tokens if self.tokens else None
 
-    @property
     def sensitivity(self) -> dict[str, dict]:
         """Makespan if each resource owning most of the critical path were 2x faster
         (re-simulated on every device and link of that kind, with the same seed); ``latency``
-        stands for every fixed time (kernel launches, link latencies) halved."""
+        stands for every fixed time (kernel launches, link latencies) halved.
+
+        An explicit call because it re-runs the simulation once per resource (up to
+        :data:`SENSITIVITY_TOP`); the answer is kept, so the table and the JSON ask once."""
         if self._sensitivity is None:
             owners = _owners(self.critical_path)
             top = sorted(owners, key=owners.get, reverse=True)[:SENSITIVITY_TOP]
@@ -190,7 +190,7 @@ class SimResult:
             **self.summary(),
             "utilisation": self.utilisation,
             "critical_path": self.critical_path,
-            "sensitivity": self.sensitivity,
+            "sensitivity": self.sensitivity(),
             "events": self.events,
             "memory": self.memory.to_dict() if self.memory is not None else None,
             "meta": self.meta,
@@ -215,33 +215,12 @@ class SimResult:
         return (f"{run_label(self.meta)} on {self.meta.get('system', '')}: {self.latency_s * 1e3:.4g} ms, "
                 f"bottleneck {self.bottleneck.get('resource')}")
 
-    def trace(self) -> dict:
-        """Chrome/Perfetto trace events: a process per device, a thread per stream (operators in
-        a stream never overlap, so their slices nest cleanly; bound, limiting resource, energy in
-        args), and a counter track per device resource (FLOP/s or B/s in use) and for power."""
-        devices = sorted(set(self.timeline["device"]))
-        pid = {d: i + 1 for i, d in enumerate(devices)}
-        tids = {s: i + 1 for i, s in enumerate(STREAMS)}
-        events: list[dict] = []
-        for d in devices:
-            events.append({"ph": "M", "name": "process_name", "pid": pid[d], "args": {"name": d}})
-            for s, t in tids.items():
-                events.append({"ph": "M", "name": "thread_name", "pid": pid[d], "tid": t, "args": {"name": s}})
-        tl = self.timeline
-        for row in tl.itertuples(index=False):
-            events.append({
-                "ph": "X", "name": row.op, "cat": row.kind, "pid": pid[row.device], "tid": tids[row.stream],
-                "ts": row.start * 1e6, "dur": max(row.end - row.start, 0.0) * 1e6,
-                "args": {"bound": row.bound, "resource": row.resource, "microbatch": int(row.microbatch),
-                         "stage": int(row.stage), "energy_j": float(row.energy_j)}})
-        events += self._counters(pid)
-        return {"traceEvents": events, "displayTimeUnit": "ns",
-                "otherData": {"latency_s": self.latency_s, "bottleneck": self.bottleneck}}
-
-    def _counters(self, pid: dict[str, int]) -> list[dict]:
-        """Power per device (idle, + the active baseline while busy, + each operator's dynamic
-        energy spread over its span), and the rate in use of every engine (FLOP/s), memory level and
-        link (B/s), piecewise constant: each operator's work spread evenly over its flow time."""
+    def counters(self) -> dict[tuple[str, str], list[tuple[float, float]]]:
+        """Piecewise-constant series per (device, name), as ``[(t_s, value from t_s on), ...]``:
+        ``power_w`` (idle, + the active baseline while busy, + each operator's dynamic energy
+        spread over its span; starts at t = 0 at idle power), and the rate in use of every engine
+        (``compute:tensor FLOP/s``), memory level and link (``... B/s``): each operator's work
+        spread evenly over its flow time. Only the devices the workload ran on."""
         changes: dict[tuple[str, str], dict[float, float]] = {}
 
         def add(dev: str, name: str, t0: float, t1: float, value: float) -> None:
@@ -251,7 +230,7 @@ class SimResult:
             c[t0] = c.get(t0, 0.0) + value
             c[t1] = c.get(t1, 0.0) - value
 
-        for info, (t0, t1, f0) in zip(self._infos, self._spans):
+        for info, (t0, t1, f0) in zip(self._infos, self._run["spans"]):
             for n in info.workers:
                 add(n, "power_w", t0, t1, info.energy_j / (t1 - t0) if t1 > t0 else 0.0)
             if info.demands is not None and t1 > f0:
@@ -268,29 +247,29 @@ class SimResult:
         for n, spans in self._run.get("busy", {}).items():
             for a, b in spans:
                 add(n, "power_w", a, b, devs[n].power.active_w - devs[n].power.static_w)
-        static = {n: devs[n].power.static_w for n in self.avg_power_w}
-        events = []
+        out = {}
         for (dev, name), c in sorted(changes.items()):
-            if dev not in pid:
+            if dev not in self.avg_power_w:
                 continue
-            level = static.get(dev, 0.0) if name == "power_w" else 0.0
-            if name == "power_w":
-                events.append({"ph": "C", "name": name, "pid": pid[dev], "ts": 0.0, "args": {name: level}})
+            level = devs[dev].power.static_w if name == "power_w" else 0.0
+            series = [(0.0, level)] if name == "power_w" else []
             for t in sorted(c):
                 level += c[t]
-                events.append({"ph": "C", "name": name, "pid": pid[dev], "ts": t * 1e6,
-                               "args": {name: max(level, 0.0)}})
-        return events
+                series.append((t, max(level, 0.0)))
+            out[(dev, name)] = series
+        return out
 
-    @property
-    def _spans(self):
-        return self._run["spans"]
+    def trace(self) -> dict:
+        """Chrome/Perfetto trace events (see :func:`reports.trace.perfetto_trace`)."""
+        from reports.trace import perfetto_trace
+
+        return perfetto_trace(self)
 
     def write_trace(self, path: str | Path) -> Path:
         """Write the Chrome/Perfetto trace JSON (opens in ui.perfetto.dev); returns the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.trace()))
-        return path
+        from reports.trace import write_trace
+
+        return write_trace(self, path)
 
 
 def _busy_intervals(res, infos, nodes) -> dict[str, list[tuple[float, float]]]:

@@ -10,6 +10,7 @@ from hwmodels.units import format_quantity
 from roofline.plot import run_label
 
 from .. import figures
+from ..text import memory_rows, memory_state
 from .blocks import Fields, Figure, Section, Table, Text
 from .kinds import REPORT_KINDS, REPORT_SECTIONS, ReportKind
 
@@ -22,32 +23,6 @@ def _time(seconds) -> str:
 
 def _meta(doc: dict) -> dict:
     return doc.get("meta") or {}
-
-
-def memory_rows(memory: dict) -> list[dict]:
-    """One row per distinct (stage, device) placement of a simulation's ``memory`` document:
-    capacity, footprint by role, use and what spilled where (shared by text and HTML)."""
-    rows, seen = [], set()
-    devices = memory.get("devices") or {}
-    for node, d in devices.items():
-        key = (d["stage"], d["device"], d["capacity_bytes"], tuple(d["footprint_bytes"].values()),
-               tuple(d["spilled_bytes"].items()))
-        if key in seen:
-            continue
-        seen.add(key)
-        same = [n for n, o in devices.items() if o["stage"] == d["stage"] and o["device"] == d["device"]]
-        spilled = ", ".join(f"{'KV cache' if r == 'kv_cache' else r} {format_quantity(v, 'capacity', 3)}"
-                            for r, v in d["spilled_bytes"].items() if v)
-        to = (d.get("spilled_to") or {}).get("level", "")
-        rows.append({"devices": node if len(same) == 1 else f"{same[0]}..{same[-1]}", "stage": d["stage"],
-                     "level": d["level"], "capacity": format_quantity(d["capacity_bytes"], "capacity", 3),
-                     **{r: format_quantity(v, "capacity", 3) for r, v in d["footprint_bytes"].items()},
-                     "used": f"{d['utilisation']:.1%}", "spilled": f"{spilled} -> {to}" if spilled else ""})
-    return rows
-
-
-def memory_state(memory: dict) -> str:
-    return "fits" if memory.get("fits") else "spilled to a lower tier" if memory.get("spilled") else "does NOT fit"
 
 
 def _table(rows: list[dict], caption: str = "", formats: dict | None = None, note: str = "") -> Table:
