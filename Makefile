@@ -15,9 +15,9 @@ demo: install
 	mkdir -p out
 	ridgeline hw list
 	ridgeline roofline --hw a100-sxm-80gb --hw h100-sxm --model llama-2-7b --phase decode --batch 1 --context 1024 --out out/roofline.png
-	ridgeline simulate --hw hgx-h100 --tp 8 --model llama-3.1-70b --phase decode --batch 64 --context 4096 --trace out/trace.json --plot out/timeline.png
+	ridgeline simulate --hw hgx-h100 --tp 8 --model llama-3.1-70b --phase decode --batch 64 --context 4096 --trace out/trace.json --plot out/timeline.png --html out/simulate.html
 	ridgeline validate --public --out out/validation
-	@echo "wrote out/roofline.png, out/trace.json (open in ui.perfetto.dev), out/timeline.png, out/validation/"
+	@echo "wrote out/roofline.png, out/trace.json (open in ui.perfetto.dev), out/timeline.png, out/simulate.html, out/validation/"
 
 test: install-dev
 	$(PYTHON) -m pytest -p no:cacheprovider

@@ -31,7 +31,11 @@ def hardware_entry(ref: str) -> dict:
 
     from .cli_hw import hardware_view
 
-    view = to_jsonable(hardware_view(hwmodels.load_hardware(ref)))
+    hw = hwmodels.load_hardware(ref)
+    view = hardware_view(hw)
+    if isinstance(hw, hwmodels.System):   # and every kind of device in it, resolved
+        view = {**view, "device_specs": {d.id: d.describe() for d in hw.devices.values()}}
+    view = to_jsonable(view)
     return {"ref": str(ref), "yaml": yaml.safe_dump(view, sort_keys=False, allow_unicode=True, width=100)}
 
 

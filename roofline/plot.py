@@ -142,15 +142,21 @@ def _draw(ax, data, colors: dict[str, str], markers: dict[str, str], annotate: i
         markers.setdefault(key, LEVEL_MARKERS[len(markers) % len(LEVEL_MARKERS)])
     _draw_roofs(ax, data, x_lo, x_hi)
     placed = []
+    # one scatter per (marker, colour): a few collections to draw, not one per point and level
+    groups: dict[tuple[str, str], tuple[list, list, list]] = {}
     for p in data["points"]:
         if p["flops"] <= 0 or p["time_s"] <= 0:
             continue
-        y = p["flops"] / p["time_s"]
         color = _bound_color(p["bound"], colors)
         for key, nbytes in p["bytes"].items():
-            ax.scatter([p["flops"] / nbytes], [y], s=15 + 400 * p["share"], marker=markers.get(key, "o"),
-                       color=color, alpha=0.7, edgecolors="black", linewidths=0.3, zorder=3)
+            xs, ys, sizes = groups.setdefault((markers.get(key, "o"), color), ([], [], []))
+            xs.append(p["flops"] / nbytes)
+            ys.append(p["flops"] / p["time_s"])
+            sizes.append(15 + 400 * p["share"])
         placed.append(p)
+    for (marker, color), (xs, ys, sizes) in groups.items():
+        ax.scatter(xs, ys, s=sizes, marker=marker, color=color, alpha=0.7, edgecolors="black", linewidths=0.3,
+                   zorder=3)
     top = data["ceilings"][0]["flops_s"] if data["ceilings"] else 1.0
     ax.set_xlim(x_lo, x_hi)
     ax.set_ylim(bottom=max(1e6, min([top * 1e-6, *[p["flops"] / p["time_s"] for p in placed]]) / 3), top=top * 2.5)
