@@ -24,6 +24,7 @@ def write_docs(folder: Path) -> dict[str, Path]:
     paths = {"simulate": folder / "simulate.json", "roofline": folder / "roofline.json"}
     assert quiet(*SIMULATE, "--format", "json", "--out", str(paths["simulate"])) == 0
     assert quiet(*ROOFLINE, "--format", "json", "--out", str(paths["roofline"])) == 0
-    assert quiet("validate", "--public", "--no-progress", "--out", str(folder / "validation")) == 0
+    assert quiet("validate", "--public", "--no-progress", "--out", str(folder / "validation"),
+                 "--html", str(folder / "validate_direct.html")) == 0
     paths["validate"] = folder / "validation" / "validation.json"
     return paths

@@ -62,6 +62,31 @@ def test_validation_report_lists_every_public_row(result_docs, result_reports):
     assert f">{err['error']:+.1%}<" in html   # signed relative error, as the table formats it
 
 
+def test_validate_writes_its_html_directly(result_docs):
+    html = (result_docs["validate"].parent.parent / "validate_direct.html").read_text()
+    assert 'data-kind="validate"' in html and '<section id="validation">' in html
+
+
+def test_manifest_fingerprints_the_calibration_beside_an_overlay(tmp_path):
+    import argparse
+    import hashlib
+
+    from reports.manifest import manifest
+
+    overlay = tmp_path / "host.yaml"
+    overlay.write_text("extends: h100-sxm\nname: calibrated H100\nmemory:\n  hbm:\n    bandwidth: 3 TB/s\n")
+    fingerprint = tmp_path / "fingerprint.json"
+    fingerprint.write_text('{"device": "cuda", "cpu_model": "test cpu", "threads_pinned": 2}')
+    args = argparse.Namespace(argv=["simulate", "--hw", str(overlay), "--seed", "7"])
+    m = manifest(args, hardware=[str(overlay)], meta={"model": "m", "batch": 2, "warnings": ["x"]}, seed=7)
+    assert m["calibration"]["sha256"] == hashlib.sha256(fingerprint.read_bytes()).hexdigest()
+    assert m["calibration"]["cpu_model"] == "test cpu" and m["seed"] == 7
+    assert m["workload"] == {"model": "m", "batch": 2}          # knobs, not warnings
+    assert m["command"] == f"ridgeline simulate --hw {overlay} --seed 7"
+    assert "bandwidth: 3 TB/s" in m["hardware"][0]["yaml"]      # the overlay, resolved
+    assert manifest(args, hardware=["h100-sxm"])["calibration"] is None
+
+
 def test_markdown_with_its_figures_beside_it(capsys, tmp_path, result_docs):
     out = tmp_path / "sim.md"
     code, _, _ = run(capsys, "report", str(result_docs["simulate"]), "--markdown", "--out", str(out))
