@@ -18,8 +18,11 @@ PARTS = (("kernels", "1) held-out kernels (s)"), ("end_to_end", "2) end to end (
 
 def validation_png(report) -> bytes:
     """The predicted-against-measured figure of a :class:`calibration.validate.ValidationReport`."""
+    from .html.sections import validation_source
+
     parts = [(title, getattr(report, key)) for key, title in PARTS]
-    return figures.png_bytes(figures.validation_figure(parts, title=f"ridgeline validate: {report.hw}"))
+    title = f"ridgeline validate: {validation_source(report.to_dict())} against measurements"
+    return figures.png_bytes(figures.validation_figure(parts, title=title))
 
 
 def write_validation(report, out_dir: Path, text: str, doc: dict | None = None) -> list[Path]:

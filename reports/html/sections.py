@@ -236,11 +236,15 @@ _PARTS = (("kernels", "1) held-out kernels on this machine (s)"), ("end_to_end",
           ("public", "3) public measurements (row units)"))
 
 
-def _val_title(doc: dict) -> tuple[str, str]:
+def validation_source(doc: dict) -> str:
+    """Whose predictions: this machine's (a local validation) or the catalog's."""
     local = any((doc.get(k) or {}).get("rows") for k in ("kernels", "end_to_end"))
+    return f"this machine as {doc.get('hw', '')}" if local else "the catalog"
+
+
+def _val_title(doc: dict) -> tuple[str, str]:
     parts = [t.split(") ", 1)[1].split(" (")[0] for k, t in _PARTS if (doc.get(k) or {}).get("rows")]
-    what = f"this machine as {doc.get('hw', '')}" if local else "the catalog"
-    return f"Validation: {', '.join(parts) or 'nothing'}", f"predictions from {what} against measurements"
+    return f"Validation: {', '.join(parts) or 'nothing'}", f"predictions from {validation_source(doc)} against measurements"
 
 
 def _val_headline(doc: dict) -> list[tuple[str, str]]:
@@ -261,7 +265,8 @@ def validation_section(doc: dict) -> Section | None:
     parts = [(t, rows) for t, rows in parts if rows]
     if not parts:
         return None
-    blocks = [Figure(figures.png_bytes(figures.validation_figure(parts, title=f"ridgeline validate: {doc.get('hw')}")),
+    title = f"ridgeline validate: {validation_source(doc)} against measurements"
+    blocks = [Figure(figures.png_bytes(figures.validation_figure(parts, title=title)),
                      "Predicted against measured; the dashed line is a perfect prediction.", "validation")]
     for title, rows in parts:
         keep = ("name", "family", "role", "hardware", "measured", "predicted", "unit", "error", "how", "source")
