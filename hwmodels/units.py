@@ -157,3 +157,20 @@ def format_quantity(value: float, kind: str, digits: int = 4) -> str:
             return f"{value / scale:.{digits}g} {prefix}{unit}"
     scale, prefix = table[-1]
     return f"{value / scale:.{digits}g} {prefix}{unit}"
+
+
+def si_text(value: float, kind: str) -> str:
+    """``value`` (SI) written exactly in the SI unit of ``kind`` ("2000000000000.0 B/s"):
+    :func:`parse_quantity` gives back the same float."""
+    return f"{float(value)!r} {_UNIT[kind]}"
+
+
+def kind_of(text: str) -> str | None:
+    """The kind (see :data:`KINDS`) whose dimension the quantity ``text`` has, or None."""
+    for kind in KINDS:
+        try:
+            parse_quantity(text, kind, allow_zero=True)
+        except InputError:
+            continue
+        return kind
+    return None

@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "reports.cli_roofline",
     "reports.cli_simulate",
     "reports.cli_calibrate",
+    "reports.cli_sweep",
     "reports.cli_report",
 ]
 

@@ -367,13 +367,19 @@ def _tensor_operand(t):
 def cost_matmul(op, device) -> Demands:
     """A (batched, MoE-expert) GEMM with the tiling model of the module docstring."""
     b = DemandsBuilder(op.name, op.kind, device)
+    matmul_into(b, op)
+    return b.build()
+
+
+def matmul_into(b: DemandsBuilder, op, xp=SCALAR) -> None:
+    """Describe MatMul ``op`` to builder ``b`` (``xp=VECTOR``: a builder whose device rates are
+    arrays, see :mod:`roofline.variants`)."""
     a_t, b_t = op.inputs[0], op.inputs[1]
     out = op.outputs[0]
     gemm_into(b, m=float(op.m * op.imbalance), n=float(op.n), k=float(op.k),
               instances=float(op.batch * op.experts), flops=op.flops(),
               a=_tensor_operand(a_t), bm=_tensor_operand(b_t), c=_tensor_operand(out),
-              others=[_tensor_operand(t) for t in op.inputs[2:]])
-    return b.build()
+              others=[_tensor_operand(t) for t in op.inputs[2:]], xp=xp)
 
 
 @register_cost("conv2d")
@@ -381,6 +387,12 @@ def cost_conv2d(op, device) -> Demands:
     """A convolution as an implicit GEMM: m = batch x out_h x out_w, n = out_channels / groups,
     k = in_channels / groups x kernel^2, one GEMM per group."""
     b = DemandsBuilder(op.name, op.kind, device)
+    conv2d_into(b, op)
+    return b.build()
+
+
+def conv2d_into(b: DemandsBuilder, op, xp=SCALAR) -> None:
+    """Describe Conv2d ``op`` to builder ``b`` (see :func:`matmul_into`)."""
     x, w = op.inputs[0], op.inputs[1]
     m = float(op.batch * op.out_h * op.out_w)
     n = float(op.out_channels // op.groups)
@@ -388,8 +400,7 @@ def cost_conv2d(op, device) -> Demands:
     # the im2col view of the input is k elements per output row; its bytes in memory are the input's
     gemm_into(b, m=m, n=n, k=k, instances=float(op.groups), flops=op.flops(),
               a=(x.bytes, x.bytes / (m * k * op.groups), x.placement), bm=_tensor_operand(w),
-              c=_tensor_operand(op.outputs[0]), others=[_tensor_operand(t) for t in op.inputs[2:]])
-    return b.build()
+              c=_tensor_operand(op.outputs[0]), others=[_tensor_operand(t) for t in op.inputs[2:]], xp=xp)
 
 
 # -- attention ------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ the same kind the one with the highest peak at the dtype wins.
 from __future__ import annotations
 
 from collections import OrderedDict
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from hwmodels.errors import InputError
@@ -190,3 +191,15 @@ def device_info(device) -> DeviceInfo:
     if len(_INFO) > _CACHE_SIZE:
         _INFO.popitem(last=False)
     return info
+
+
+@contextmanager
+def register_info(device, info: DeviceInfo):
+    """Within the block, :func:`device_info` of ``device`` is ``info`` (a view of a device whose
+    rates are arrays, see :mod:`roofline.variants`: its choices come from the base device)."""
+    key = id(device)
+    _INFO[key] = info
+    try:
+        yield info
+    finally:
+        _INFO.pop(key, None)
