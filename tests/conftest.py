@@ -17,6 +17,6 @@ def result_reports(result_docs):
     pytest.importorskip("jinja2")
     out = {}
     for kind, path in result_docs.items():
-        out[kind] = path.with_name(f"{kind}.html")
+        out[kind] = path.parent / f"{kind}.html" if path.is_dir() else path.with_name(f"{kind}.html")
         assert quiet("report", str(path), "--out", str(out[kind])) == 0
     return out

@@ -14,6 +14,15 @@ ROOFLINE = ["roofline", "--hw", "a100-sxm-80gb", "--hw", "mi300x", "--model", "l
             "--batch", "1", "--prompt-len", "256"]
 
 
+SWEEP_SPEC = """\
+base: {job: analyze, hw: h100-sxm, model: llama-3.1-8b, phase: decode, batch: 1, context: 512}
+axes:
+  hw.memory.hbm.bandwidth: [2 TB/s, 8 TB/s]
+  batch: [1, 64, 512]
+objectives: {latency_s: min, throughput_tok_s: max}
+"""
+
+
 def quiet(*argv) -> int:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         return main(list(argv))
@@ -27,4 +36,9 @@ def write_docs(folder: Path) -> dict[str, Path]:
     assert quiet("validate", "--public", "--no-progress", "--out", str(folder / "validation"),
                  "--html", str(folder / "validate_direct.html")) == 0
     paths["validate"] = folder / "validation" / "validation.json"
+    spec = folder / "sweep.yaml"
+    spec.write_text(SWEEP_SPEC)
+    assert quiet("sweep", "run", str(spec), "--out", str(folder / "sweep"), "--workers", "1",
+                 "--html", str(folder / "sweep_direct.html")) == 0
+    paths["sweep"] = folder / "sweep"            # a sweep's report is made from its folder
     return paths

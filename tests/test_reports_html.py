@@ -19,6 +19,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
     ("simulate", ["roofline", "timeline", "bottleneck", "memory", "energy", "manifest"]),
     ("roofline", ["roofline", "bounds", "manifest"]),
     ("validate", ["validation", "manifest"]),
+    ("sweep", ["pareto", "points", "spec", "manifest"]),
 ])
 def test_each_kind_is_one_self_contained_page_with_its_sections(result_reports, kind, sections):
     html = result_reports[kind].read_text()
@@ -60,6 +61,20 @@ def test_validation_report_lists_every_public_row(result_docs, result_reports):
     assert rows and all(f">{r['name']}<" in html for r in rows)
     err = next(r for r in rows if r["error"] is not None)
     assert f">{err['error']:+.1%}<" in html   # signed relative error, as the table formats it
+
+
+def test_sweep_report_draws_the_front_and_lists_every_point(result_docs, result_reports):
+    import pandas as pd
+
+    from sweeps.pareto import pareto_front
+
+    frame = pd.read_parquet(result_docs["sweep"] / "results.parquet")
+    html = result_reports["sweep"].read_text()
+    assert len(frame) == 2 * 3 and html.count("<tr><td data-sort=\"ok\">ok</td>") == len(frame)
+    front = pareto_front(frame, {"latency_s": "min", "throughput_tok_s": "max"})
+    assert f"{len(front)} non-dominated points" in html
+    direct = (result_docs["sweep"].parent / "sweep_direct.html").read_text()
+    assert 'data-kind="sweep"' in direct and "ridgeline sweep run " in direct   # the exact command
 
 
 def test_validate_writes_its_html_directly(result_docs):

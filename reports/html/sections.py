@@ -183,6 +183,8 @@ def manifest_section(doc: dict) -> Section | None:
               Text("Command", pre=False), Text(m.get("command", ""), pre=True)]
     if m.get("workload"):
         blocks += [Text("Workload knobs"), Fields([(k, str(v)) for k, v in m["workload"].items()])]
+    if m.get("spec"):
+        blocks += [Text("Sweep spec"), Text(m["spec"], pre=True)]
     for hw in m.get("hardware", []):
         blocks += [Text(f"Hardware '{hw['ref']}', fully resolved"), Text(hw["yaml"], pre=True)]
     if m.get("calibration"):
