@@ -13,7 +13,7 @@ import sys
 BOUND_COLOURS = {"compute": "tab:blue", "memory": "tab:orange", "link": "tab:green", "latency": "tab:gray"}
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     if "ipykernel" not in sys.modules:  # Jupyter keeps its inline backend: figures show in cells
@@ -27,7 +27,7 @@ def png_bytes(fig, dpi: int = 110) -> bytes:
     """The figure as PNG bytes (closed afterwards: a report draws many)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi)
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return buf.getvalue()
 
 
@@ -91,7 +91,7 @@ def timeline_figure(timeline, *, title: str, max_lanes: int = 24, ax=None):
     bound them and named inside the bars wide enough to hold a name. Below the whole step, one
     transformer layer on the first device is zoomed so its operators can be read. ``timeline``:
     a DataFrame or records with op, device, stream, bound, start, end (seconds)."""
-    plt = _pyplot()
+    plt = pyplot()
     rows = _records(timeline)
     lanes = sorted({(r["device"], r["stream"]) for r in rows})
     hidden = max(0, len(lanes) - max_lanes)
@@ -125,7 +125,7 @@ def timeline_figure(timeline, *, title: str, max_lanes: int = 24, ax=None):
 
 def power_figure(avg_power_w: dict, tdp_w: dict, *, title: str, max_devices: int = 16):
     """Average power per device against its TDP (a bar per device, the TDP as a tick mark)."""
-    plt = _pyplot()
+    plt = pyplot()
     devices = list(avg_power_w)[:max_devices]
     fig, ax = plt.subplots(figsize=(max(5.0, 0.55 * len(devices) + 3.5), 3.6))
     colours = ["tab:red" if avg_power_w[d] > tdp_w.get(d, float("inf")) > 0 else "tab:blue" for d in devices]
@@ -143,7 +143,7 @@ def power_figure(avg_power_w: dict, tdp_w: dict, *, title: str, max_devices: int
 
 def sensitivity_figure(sensitivity: dict, latency_s: float, *, title: str):
     """Latency now and with each top resource 2x faster (horizontal bars, ms)."""
-    plt = _pyplot()
+    plt = pyplot()
     names = ["as simulated", *[f"{k} 2x" for k in sensitivity]]
     values = [latency_s * 1e3, *[v["latency_s"] * 1e3 for v in sensitivity.values()]]
     fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.45 * len(names)))
@@ -162,7 +162,7 @@ def validation_figure(sections: list[tuple[str, list[dict]]], *, title: str, ban
     """Predicted against measured, log-log, one panel per ``(title, rows)`` with predictions;
     the diagonal is a perfect prediction, the shaded band +-``band``. Rows: measured, predicted,
     family."""
-    plt = _pyplot()
+    plt = pyplot()
     panels = [(t, [r for r in rows if r.get("predicted") and r.get("measured")]) for t, rows in sections]
     panels = [p for p in panels if p[1]] or [("no predictions", [])]
     fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.8), squeeze=False)
