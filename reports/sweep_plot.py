@@ -60,6 +60,7 @@ def plot_sweep(frame, x: str, y: str, *, color: str | None = None, front=None, a
     ax.grid(True, lw=0.3, alpha=0.5)
     # below the axes, so it never covers a point (a colour bar may take the right side)
     ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
-    ax.set_title(title or _default_title(frame, ok, x, y), fontsize=9)
+    what = _default_title(frame, ok, x, y)
+    ax.set_title(f"{title}\n{what}" if title else what, fontsize=9)
     fig.tight_layout()
     return fig
