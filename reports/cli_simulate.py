@@ -11,7 +11,7 @@ from roofline.collectives import ALGORITHMS
 
 from .cli_workload import add_workload_arguments, workload_from_args
 from .output import add_result_arguments, emit_result, warn
-from .text import figures, simulation_text
+from .text import figure_meanings, simulation_text
 
 
 def register(subparsers) -> None:
@@ -87,7 +87,7 @@ def result_document(res, graph, hardware, args) -> dict:
 
     from .manifest import manifest
 
-    return {"kind": "simulate", **res.to_dict(timeline=args.timeline), "figures": figures(res),
+    return {"kind": "simulate", **res.to_dict(timeline=args.timeline), "figures": figure_meanings(res),
             "roofline": analyze(graph, hardware).plot_data(),
             "manifest": manifest(args, hardware=[args.hw], meta=graph.meta, seed=args.seed)}
 

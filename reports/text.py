@@ -68,7 +68,7 @@ _OTHER = {"latency_s": "makespan of the workload graph", "tokens": "tokens the w
           "processed_tok_s": "processed tokens per second of makespan"}
 
 
-def figures(res) -> dict:
+def figure_meanings(res) -> dict:
     """What the result's latency, token and throughput numbers mean for its phase, and which
     throughput is the step's headline figure."""
     phase = res.meta.get("phase")
@@ -83,7 +83,7 @@ def simulation_text(res, top: int = 10) -> str:
             ("hardware", f"{meta['system']} ({meta['devices']} accelerator(s); tp={meta.get('tp', 1)} "
                          f"pp={meta.get('pp', 1)} ep={meta.get('ep', 1)}"
                          + (f" dp={meta['dp']}" if meta.get("dp", 1) > 1 else "") + ")"),
-            ("latency", f"{format_quantity(res.latency_s, 'time')} ({figures(res)['latency_s']})")]
+            ("latency", f"{format_quantity(res.latency_s, 'time')} ({figure_meanings(res)['latency_s']})")]
     head += _token_lines(res)
     head += [("energy", f"{res.energy_j:.4g} J (idle {res.static_energy_j:.4g}, active baseline "
                         f"{res.active_energy_j:.4g}, dynamic {res.dynamic_energy_j:.4g})")]
