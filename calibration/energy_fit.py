@@ -24,9 +24,16 @@ from pathlib import Path
 
 import yaml
 
+import hwmodels
 from hwmodels.defaults import NON_MATRIX_FLOP_ENERGY_RATIO, flop_energy_at_tdp_j
+from hwmodels.jsonable import dumps_json
+from simulator.public import simulate_row
+from simulator.simulate import simulate
+from workloads.llm import build_llm
 
-FIT_ROW = "energy-h100-llama31-8b-b8"
+from . import public
+
+FIT_ROW = public.ENERGY_FIT_ROW
 HELD_OUT_ROWS = ("energy-h100-llama31-8b-b256",)
 # Mean power (W) the ML.ENERGY rows state in their "framework" column (Zeus GPU energy / time).
 STATED_MEAN_POWER_W = {"energy-h100-llama31-8b-b8": 486.4, "energy-h100-llama31-8b-b256": 690.5}
@@ -61,8 +68,6 @@ def rule_power(device, fraction: float) -> dict:
 
 def _rule_hardware(ref: str, fraction: float, folder: Path) -> str:
     """Path of an overlay of catalog device ``ref`` with the rule's power section."""
-    import hwmodels
-
     device = hwmodels.load_device(ref)
     path = folder / f"{ref}-f{fraction!r}.yaml"
     path.write_text(yaml.safe_dump({"extends": ref, "id": f"{ref}-energy-fit",
@@ -72,9 +77,7 @@ def _rule_hardware(ref: str, fraction: float, folder: Path) -> str:
 
 def load_rows() -> dict[str, dict]:
     """The bundled public measurements (:func:`calibration.public.load_rows`) by row id."""
-    from .public import load_rows as public_rows
-
-    return {r["id"]: r for r in public_rows()}
+    return {r["id"]: r for r in public.load_rows()}
 
 
 @dataclass
@@ -88,8 +91,6 @@ class RowEnergy:
 def predict_row(row: dict, fraction: float, folder: Path) -> RowEnergy:
     """The row's energy per output token and power with the rule's power section at ``fraction``
     (the same simulation as ``ridgeline validate --public``)."""
-    from simulator.public import simulate_row
-
     steps, _ = simulate_row({**row, "hardware": _rule_hardware(row["hardware"], fraction, folder)})
     step = steps["decode"]
     return RowEnergy(step.energy_per_token_j, step.energy_j / step.latency_s)
@@ -113,9 +114,6 @@ def fit_fraction(row: dict, folder: Path) -> float:
 def tpu_v4_power_w(fraction: float, folder: Path) -> dict[str, float]:
     """Average power (W) of :data:`TPU_WORKLOAD` on a TPU v4 at ``fraction``: prefill alone,
     decode alone, and the whole chat turn (total energy over total time)."""
-    from simulator.simulate import simulate
-    from workloads import build_llm
-
     hw = _rule_hardware("tpu-v4", fraction, folder)
     w = TPU_WORKLOAD
     prefill = simulate(build_llm(w["model"], "prefill", batch=w["batch"], prompt_len=w["prompt_len"]), hw)
@@ -155,8 +153,6 @@ def report(fraction: float | None = None, digits: int = 2) -> dict:
 
 def catalog_table(fraction: float, refs: tuple[str, ...]) -> dict[str, dict]:
     """The rule's power section for each catalog device in ``refs`` (to write into the YAML)."""
-    import hwmodels
-
     return {ref: rule_power(hwmodels.load_device(ref), fraction) for ref in refs}
 
 
@@ -171,9 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.catalog:
         out["catalog"] = catalog_table(out["fraction"], tuple(args.catalog))
     if args.format == "json":
-        from reports.output import print_json
-
-        print_json(out)
+        print(dumps_json(out))
         return 0
     print(f"active fraction fitted on {out['fit_row']}: {out['fitted_fraction']:.4f} (used: {out['fraction']})")
     for rid, r in out["rows"].items():

@@ -17,6 +17,7 @@ The calibration only changes rates and efficiencies; the formulas stay those of
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -201,3 +202,10 @@ def stream_ceilings(sizes_bytes: Sequence[float], bandwidths: Sequence[float], k
             farther = max(raw[band.level], farther)
             out[band.level] = farther
     return {b.level: out[b.level] for b in bands if b.level in out}
+
+
+def rel_error(predicted: float | None, measured: float) -> float | None:
+    """``predicted / measured - 1`` (None when there is no prediction)."""
+    if predicted is None or not math.isfinite(predicted) or measured <= 0:
+        return None
+    return predicted / measured - 1.0

@@ -18,7 +18,12 @@ from functools import partial
 
 import numpy as np
 
+from workloads.graph import Graph
+from workloads.operators import Elementwise, LayerNorm, MatMul, Softmax
+from workloads.tensors import Tensor
+
 from .kernels import gelu_tanh, layernorm_rows, softmax_rows
+from .passes import gelu_passes, layernorm_passes, place_in_cache, softmax_passes
 
 # tanh-GELU as one fused kernel (a GPU's): x^3 (two multiplies), *0.044715, +x, *c, +1, *x, *0.5
 GELU_VECTOR_FLOPS = 8.0
@@ -141,9 +146,6 @@ class NumpyModel:
 def fused_ops(kind: str, name: str, rows: int, cols: int, dtype: str = "fp32") -> list:
     """One fused kernel (torch's ``layer_norm``, ``softmax``, ``gelu``): a single operator that
     reads its input (and the LayerNorm's gamma and beta) once and writes its output once."""
-    from workloads.operators import Elementwise, LayerNorm, Softmax
-    from workloads.tensors import Tensor
-
     if kind == "layernorm":
         return [LayerNorm(name=name, rows=rows, cols=cols, dtype=dtype)]
     if kind == "softmax":
@@ -162,10 +164,6 @@ def step_ops(cfg: TinyModel, fused: bool = False) -> list[tuple[str, list]]:
     (the torch model, :mod:`calibration.torchmodel`), a LayerNorm, softmax or GELU is one
     kernel, one operator (:func:`fused_ops`); the other steps are the same calls.
     """
-    from workloads.operators import Elementwise, MatMul
-
-    from .passes import gelu_passes, layernorm_passes, softmax_passes
-
     t, d, f, h, dh = cfg.tokens, cfg.hidden, cfg.ffn, cfg.heads, cfg.head_dim
     dt = "fp32"
     if fused:
@@ -200,10 +198,6 @@ def workload_graph(cfg: TinyModel, device=None, caches: dict[str, int] | None = 
     streaming operators are placed in the memory level that holds the step's arrays
     (:func:`calibration.passes.place_in_cache`; ``caches``: per-instance cache sizes).
     ``meta["steps"]`` maps each numpy step to its operators' names."""
-    from workloads.graph import Graph
-
-    from .passes import place_in_cache
-
     g = Graph(name=cfg.label, meta={"model": cfg.label, "phase": "prefill", "batch": 1,
                                     "tokens": cfg.tokens, "steps": {}})
     prev = ()

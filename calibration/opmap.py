@@ -12,6 +12,9 @@ computes a cost.
 
 from __future__ import annotations
 
+from roofline.costs import cost
+from workloads.operators import Attention, Elementwise, MatMul, MemCopy
+
 from .kernels import KernelCase
 from .passes import NumpyPasses, gelu_passes, layernorm_passes, place_in_cache, softmax_passes
 
@@ -43,8 +46,6 @@ def kernel_ops(case: KernelCase, device=None, caches: dict[str, int] | None = No
 
 
 def _ops(case: KernelCase) -> list:
-    from workloads.operators import Attention, Elementwise, MatMul, MemCopy
-
     s, dt, name = case.shape, case.dtype, case.kernel
     if name == "gemm":
         return [MatMul(name="gemm", m=s["m"], n=s["n"], k=s["k"], dtype=dt, b_role="activation")]
@@ -70,6 +71,4 @@ def _ops(case: KernelCase) -> list:
 
 def predict_case(case: KernelCase, device, caches: dict[str, int] | None = None) -> float:
     """Predicted seconds for one run of ``case`` on ``device`` (sum over its operators)."""
-    from roofline.costs import cost
-
     return sum(cost(op, device).time_s for op in kernel_ops(case, device, caches))

@@ -18,6 +18,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from roofline.costs import COSTS
+from workloads.operators import Elementwise
+from workloads.tensors import Tensor
+
+from .fit import level_capacities, resident_level
+
 
 @dataclass
 class NumpyPasses:
@@ -29,16 +35,12 @@ class NumpyPasses:
 
     def array(self, name: str, shape: tuple[int, ...], role: str = "activation"):
         """A numpy array of this kernel (a tensor of its operators)."""
-        from workloads.tensors import Tensor
-
         return Tensor(f"{self.prefix}.{name}", tuple(shape), self.dtype, role)
 
     def call(self, what: str, out, *reads, flops: float = 1.0, special: bool = False):
         """One numpy call writing ``out`` and reading the distinct arrays ``reads`` (an array
         passed twice, as in ``x * x``, is read once). ``flops``: vector FLOPs per element of the
         largest operand; ``special``: it also evaluates one transcendental per element."""
-        from workloads.operators import Elementwise
-
         numel = max(t.numel for t in (out, *reads))
         self.ops.append(Elementwise(name=f"{self.prefix}.{what}", numel=numel, flops_per_element=flops,
                                     special=special, dtype=self.dtype, inputs=list(reads), outputs=[out]))
@@ -109,10 +111,6 @@ def place_in_cache(ops, device, caches: dict[str, int] | None = None) -> str:
     not GEMMs, whose tiling model places their traffic) as ``resident`` in the level that holds
     the working set of all of ``ops`` (:func:`calibration.fit.resident_level`); returns it.
     ``caches``: per-instance cache sizes (one core's L1/L2), else the device's capacities."""
-    from roofline.costs import COSTS
-
-    from .fit import level_capacities, resident_level
-
     level = resident_level(working_set_bytes(ops), level_capacities(device, caches))
     if level != device.main_memory:
         for op in ops:

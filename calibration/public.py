@@ -24,10 +24,18 @@ import re
 from collections.abc import Callable
 from importlib import resources
 
-from hwmodels.errors import InputError
+import numpy as np
 
-from .energy_fit import FIT_ROW
-from .validate import rel_error
+import hwmodels
+from hwmodels.errors import InputError
+from roofline.collectives import bus_factor
+from roofline.costs import cost
+from simulator.public import predict_public_row
+from workloads.operators import Attention, Collective, Elementwise, MatMul
+from workloads.tensors import Tensor
+
+from .fit import rel_error
+from .npmodel import GELU_VECTOR_FLOPS
 
 PUBLIC_CSV = "public_measurements.csv"
 
@@ -41,7 +49,9 @@ ASSUMED = {
 
 # Rows a model parameter was fitted on (row id -> what was fitted, by which command). They are
 # listed with ``role: fit`` and left out of the summary, which is over held-out rows only.
-FIT_ROWS = {FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)"}
+# The one row the energy model's active-power fraction is fitted on (calibration.energy_fit).
+ENERGY_FIT_ROW = "energy-h100-llama31-8b-b8"
+FIT_ROWS = {ENERGY_FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)"}
 
 # Row classes the summaries group by (:func:`row_class`).
 ROW_CLASSES = ("gemm", "attention", "prefill", "decode", "serving", "energy", "elementwise", "memory",
@@ -104,8 +114,6 @@ def load_rows() -> list[dict]:
 
 def _device_of(ref: str):
     """(device, devices in the system) for a catalog device or system id."""
-    import hwmodels
-
     hw = hwmodels.load_hardware(ref)
     if hasattr(hw, "accelerators"):
         return hw.first_accelerator(), len(hw.accelerators)
@@ -113,14 +121,10 @@ def _device_of(ref: str):
 
 
 def _time(op, device) -> float:
-    from roofline.costs import cost
-
     return cost(op, device).time_s
 
 
 def _matmul(row, device, n_dev):
-    from workloads.operators import MatMul
-
     dims = dict(re.findall(r"([MNK])=(\d+)", row["workload"]))
     m, n, k = (int(dims[x]) for x in "MNK")
     t = _time(MatMul(name="gemm", m=m, n=n, k=k, dtype=row["dtype"], b_role="activation"), device)
@@ -128,10 +132,6 @@ def _matmul(row, device, n_dev):
 
 
 def _gelu(row, device, n_dev):
-    from workloads.operators import Elementwise
-
-    from .npmodel import GELU_VECTOR_FLOPS
-
     base, exp = re.search(r"(\d+)\^(\d+) elements", row["workload"]).groups()
     numel = int(base) ** int(exp)
     op = Elementwise(name="gelu", numel=numel, flops_per_element=GELU_VECTOR_FLOPS, special=True,
@@ -140,9 +140,6 @@ def _gelu(row, device, n_dev):
 
 
 def _stream(row, device, n_dev):
-    from workloads.operators import Elementwise
-    from workloads.tensors import Tensor
-
     n, dt = ASSUMED["stream_elements"], row["dtype"]
     if "triad" in row["workload"]:
         op = Elementwise(name="triad", numel=n, flops_per_element=2.0, operands=2, dtype=dt)
@@ -155,8 +152,6 @@ def _attention(row, device, n_dev):
     """An attention kernel alone (FlashAttention benchmarks): latency, or TFLOP/s as those
     benchmarks count them, 4 x B x H x Q x KV x D, halved when causal. The operator also writes
     the new K/V as a cache append, a small overcount for a standalone kernel."""
-    from workloads.operators import Attention
-
     dims = {key: int(value) for key, value in re.findall(r"\b(B|H|KVH|Q|KV|D)=(\d+)", row["workload"])}
     causal = not re.search(r"non-causal", row["workload"])
     op = Attention(name="attention", batch=dims["B"], heads=dims["H"], kv_heads=dims["KVH"], q_len=dims["Q"],
@@ -167,18 +162,12 @@ def _attention(row, device, n_dev):
 
 
 def _latency(row, device, n_dev):
-    from workloads.operators import Elementwise
-    from workloads.tensors import Tensor
-
     # one dependent 8-byte load: the model's time for it, less the kernel launch it does not pay
     op = Elementwise(name="load", numel=1, inputs=[Tensor("load.in", (1,), "fp64")], outputs=[], dtype="fp64")
     return _time(op, device) - device.launch_overhead_s
 
 
 def _collective(row, device, n_dev):
-    from roofline.collectives import bus_factor
-    from workloads.operators import Collective
-
     wl = row["workload"]
     if "all_reduce" in wl:
         size = float(re.search(r"(\d+) GiB", wl).group(1)) * 2**30
@@ -215,8 +204,6 @@ def predict_row(row: dict) -> tuple[float | None, str]:
             except InputError as err:
                 return None, f"not predicted: {err.problems[0].message}"
             return value_si / UNIT_SCALE[row["unit"]], "roofline.cost"
-    from simulator.public import predict_public_row
-
     simulated, convert = DERIVED_LLM_METRICS.get(row["metric"], (None, None))
     try:
         if simulated is None:
@@ -262,8 +249,6 @@ def validate_public(rows: list[dict] | None = None) -> list[dict]:
 def public_summary(rows: list[dict]) -> dict:
     """Error over the held-out public rows with a prediction: count, MAPE, median absolute
     error, worst; rows a parameter was fitted on (``role: fit``) are counted apart, not in it."""
-    import numpy as np
-
     held = [r for r in rows if r.get("role") != "fit" and r["error"] is not None]
     errs = [abs(r["error"]) for r in held]
     worst = max(held, key=lambda r: abs(r["error"]), default=None)
@@ -290,8 +275,6 @@ def optimism(row: dict) -> float | None:
 def _error_stats(rows: list[dict]) -> dict:
     """n, MAPE, median absolute error and signed mean error (:func:`optimism`) of the rows with
     a prediction."""
-    import numpy as np
-
     signed = [optimism(r) for r in rows if r["error"] is not None]
     if not signed:
         return {"n": 0, "mape": None, "median_abs_error": None, "signed_mean_error": None}

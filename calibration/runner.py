@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable
+from dataclasses import replace
 
 import pandas as pd
 
@@ -149,6 +150,5 @@ def policy_for(quick: bool, max_spread: float | None = None) -> TimingPolicy:
     base = QUICK_POLICY if quick else FULL_POLICY
     if max_spread is None:
         return base
-    from dataclasses import replace
 
     return replace(base, max_spread=max_spread)

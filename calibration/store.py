@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from hwmodels.errors import InputError
+from hwmodels.jsonable import to_jsonable
 
 MEASUREMENTS_STEM = "measurements"
 FINGERPRINT_NAME = "fingerprint.json"
@@ -125,8 +126,6 @@ def read_measurements(path: str | Path) -> pd.DataFrame:
 
 
 def write_json(path: Path, obj: Any) -> Path:
-    from reports.output import to_jsonable
-
     return atomic_write_text(path, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 

@@ -78,10 +78,6 @@ class Timing:
     inner: int = 1                     # kernel calls per sample
     attempts: int = 1
 
-    @property
-    def min_s(self) -> float:
-        return min(self.samples_s)
-
 
 class Timer:
     """Measures one sample: ``start()`` then ``stop() -> seconds``. Host clock by default."""

@@ -9,7 +9,9 @@
    when torch is installed), timed for real, against the same model as a workloads graph played
    by the simulator on the device under test.
 3. **Public measurements**: every row of the bundled ``public_measurements.csv`` predicted from
-   the catalog (:mod:`calibration.public`), with the row's source.
+   the catalog (:mod:`calibration.public`), with the row's source; and the serving runs
+   (:mod:`calibration.serving_validation`): a real vLLM run replayed request by request, and
+   offline throughput rows.
 
 Errors are signed relative errors ``predicted / measured - 1``; MAPE is the mean of their
 absolute values.
@@ -18,7 +20,7 @@ absolute values.
 from __future__ import annotations
 
 import contextlib
-import math
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,14 +28,22 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import hwmodels
 from hwmodels.errors import InputError
+from roofline.costs import cost
+from simulator import simulate
 
+from . import fingerprint
+from .fit import rel_error
 from .npmodel import MODELS, QUICK_MODELS, NumpyModel, workload_graph
 from .opmap import predict_case
 from .progress import Progress
+from .public import public_groups, public_summary, validate_public
 from .runner import case_from_row, plan, policy_for, run_cases
 from .store import FINGERPRINT_NAME, measurements_file, read_measurements
 from .timing import MeasurementRefused, TimingPolicy, measure_best, pinned_threads
+from .torch_kernels import torch_available
+from .torchmodel import TorchModel, torch_graph, torch_threads  # imports torch only when used
 
 GEMM_FP32_MAPE_TARGET = 0.10
 END_TO_END_TARGET = 0.15
@@ -42,13 +52,6 @@ E2E_POLICY = TimingPolicy(warmup=2, repeats=9, min_sample_s=0.02, max_spread=0.2
 E2E_QUICK_POLICY = TimingPolicy(warmup=1, repeats=5, min_sample_s=0.01, max_spread=0.25, retries=1)
 # One step of it, for the per-operator breakdown (explanatory, so a looser limit).
 STEP_POLICY = TimingPolicy(warmup=1, repeats=5, min_sample_s=1e-3, max_spread=0.3, retries=1)
-
-
-def rel_error(predicted: float | None, measured: float) -> float | None:
-    """``predicted / measured - 1`` (None when there is no prediction)."""
-    if predicted is None or not math.isfinite(predicted) or measured <= 0:
-        return None
-    return predicted / measured - 1.0
 
 
 def summarize(rows: list[dict], by: str) -> dict[str, dict]:
@@ -99,11 +102,8 @@ def _backends(threads: int | None) -> list[tuple[str, Callable, Callable, Callab
     """(backend, model class, graph builder, thread pinning) for part 2: numpy always, torch
     when it imports (same model, its fused kernels as single operators)."""
     out = [("numpy", NumpyModel, workload_graph, pinned_threads)]
-    from .torch_kernels import torch_available
 
     if torch_available():
-        from .torchmodel import TorchModel, torch_graph, torch_threads
-
         @contextlib.contextmanager
         def both(n):
             with pinned_threads(n), torch_threads(n) as pinned:
@@ -117,8 +117,6 @@ def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | N
                         caches: dict[str, int] | None = None, models=None) -> list[dict]:
     """Part 2: the numpy models (and the torch ones, when torch imports) timed for real against
     the simulator on ``device``; ``models``: the shapes (default: those of ``quick``)."""
-    from simulator import simulate
-
     rows = []
     models = models or (QUICK_MODELS if quick else MODELS)
     backends = _backends(threads)
@@ -147,8 +145,6 @@ def validate_end_to_end(device, *, quick: bool, progress: bool, threads: int | N
 
 def _fingerprint_beside(path: Path | None) -> dict:
     """The fingerprint a calibration wrote beside the overlay at ``path`` ({} if none)."""
-    import json
-
     if path is None or not (path.parent / FINGERPRINT_NAME).is_file():
         return {}
     try:
@@ -159,10 +155,8 @@ def _fingerprint_beside(path: Path | None) -> dict:
 
 def _fingerprint_notes(fp: dict) -> list[str]:
     """A note when the overlay was measured on a machine other than this one."""
-    from .fingerprint import cpu_model
-
-    if fp.get("cpu_model") and fp["cpu_model"] != cpu_model():
-        return [f"the overlay was measured on '{fp['cpu_model']}', this machine is '{cpu_model()}'"]
+    if fp.get("cpu_model") and fp["cpu_model"] != fingerprint.cpu_model():
+        return [f"the overlay was measured on '{fp['cpu_model']}', this machine is '{fingerprint.cpu_model()}'"]
     return []
 
 
@@ -170,8 +164,6 @@ def operator_breakdown(model, graph, device, passes: int = 2) -> list[dict]:
     """Each numpy (or torch) step of ``model`` timed alone against the analytic cost of its operators (one
     per numpy call; where the end-to-end error comes from). ``bound``: that of the step's
     slowest operator; ``ops``: how many operators (numpy calls) the step is."""
-    from roofline.costs import cost
-
     out = []
     for name, step in model.steps:
         demands = [cost(graph.op(op_name), device) for op_name in graph.meta["steps"][name]]
@@ -191,12 +183,10 @@ def machine_caches(device, fp: dict) -> dict[str, int] | None:
     """Per-instance cache sizes of the machine the local parts run on: those the calibration
     recorded in its fingerprint, else this machine's when ``device`` is the detected host (or an
     overlay of it); None otherwise (the device's own capacities are used)."""
-    from .fingerprint import cpu_caches
-
     if fp.get("cpu_caches_bytes"):
         return {k: int(v) for k, v in fp["cpu_caches_bytes"].items()}
     if device.id.split("-")[0] == "host":
-        return cpu_caches() or None
+        return fingerprint.cpu_caches() or None
     return None
 
 
@@ -209,6 +199,7 @@ class ValidationReport:
     kernels: list[dict] = field(default_factory=list)
     end_to_end: list[dict] = field(default_factory=list)
     public: list[dict] = field(default_factory=list)
+    serving: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)   # e.g. a busy machine during the local runs
 
@@ -223,19 +214,19 @@ class ValidationReport:
             out["end_to_end_worst_error"] = {"value": max(e2e), "target": END_TO_END_TARGET,
                                              "met": max(e2e) <= END_TO_END_TARGET}
         if self.public:
-            from .public import public_summary
-
             predicted = sum(r["predicted"] is not None for r in self.public)
             out["public_rows_predicted"] = {"value": predicted, "of": len(self.public)}
             summary = public_summary(self.public)
             if summary["mape"] is not None:
                 out["public_held_out_mape"] = {"value": summary["mape"], "median": summary["median_abs_error"],
                                                "n": summary["n"], "over": summary["over"]}
+        if self.serving:
+            from .serving_validation import serving_targets
+
+            out.update(serving_targets(self.serving))
         return out
 
     def to_dict(self) -> dict:
-        from .public import public_groups, public_summary
-
         return {"hw": self.hw, "device": self.device_id,
                 "kernels": {"rows": self.kernels, "summary": summarize(self.kernels, "family")},
                 "end_to_end": {"rows": self.end_to_end},
@@ -243,10 +234,11 @@ class ValidationReport:
                            "by_metric": summarize([r for r in self.public if r.get("role") != "fit"],
                                                   "family"),
                            "groups": public_groups(self.public) if self.public else None},
+                "serving": {"rows": self.serving},
                 "targets": self.targets(), "notes": self.notes, "warnings": self.warnings}
 
     def rows(self) -> list[dict]:
-        return [*self.kernels, *self.end_to_end, *self.public]
+        return [*self.kernels, *self.end_to_end, *self.public, *self.serving]
 
 
 def validate(hw: str | None = None, *, public: bool = False, local: bool = True, quick: bool = False,
@@ -256,10 +248,6 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
     Local runs pin ``threads`` BLAS threads; by default the count the overlay was calibrated
     with (its fingerprint), since its rates hold for that count, else all cores.
     """
-    import hwmodels
-
-    from .public import validate_public
-
     ref = hw or "host"
     device = hwmodels.load_device(ref)
     report = ValidationReport(str(ref), device.id)
@@ -270,9 +258,7 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
                          "--out DIR) or a host device; --public runs the public measurements alone",
                          path="--hw")
     if local:
-        from .fingerprint import busy_warning, load_average, physical_cores
-
-        load_before = load_average()
+        load_before = fingerprint.load_average()
         fp = _fingerprint_beside(path)
         threads = threads or fp.get("threads_pinned")
         frame, origin = holdout_frame(path, quick=quick, progress=progress, threads=threads)
@@ -286,10 +272,14 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
             report.notes.append(f"end to end with {threads or 'all'} BLAS thread(s)")
         else:
             report.notes.append("end to end: the numpy model runs on the CPU; skipped for a GPU overlay")
-        busy = busy_warning({"cores_usable": physical_cores(), "load_before": load_before,
-                             "load_after": load_average()}, again="validate")
+        busy = fingerprint.busy_warning({"cores_usable": fingerprint.physical_cores(),
+                                         "load_before": load_before, "load_after": fingerprint.load_average()},
+                                        again="validate")
         if busy:
             report.warnings.append(busy)
     if public:
+        from .serving_validation import validate_serving
+
         report.public = validate_public()
+        report.serving = validate_serving(quick=quick)
     return report

@@ -13,7 +13,7 @@ from .lazy import lazy_exports
 _EXPORTS = {
     "Curve": "device", "Device": "device", "Engine": "device", "Link": "device",
     "MemoryLevel": "device", "Power": "device",
-    "catalog_ids": "loader", "load_device": "loader", "load_hardware": "loader",
+    "catalog_ids": "loader", "load_device": "loader", "load_hardware": "system",
     "System": "system", "load_system": "system", "system_from_device": "system",
 }
 

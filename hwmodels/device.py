@@ -15,12 +15,13 @@ import re
 from bisect import bisect_right
 from collections.abc import Sequence
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError
 
 from .defaults import active_power_w, engine_efficiency, memory_efficiency
 from .errors import InputError, Problem
+from .kinds import CurveAxis, DeviceKind, EngineKind, LinkKind, MemoryKind
 from .schema import (
     DERIVED_PEAK_TOLERANCE,
     CurveSpec,
@@ -56,7 +57,7 @@ def interp_clamped(x: float, xs: Sequence[float], ys: Sequence[float]) -> float:
 class Curve(_Frozen):
     """Efficiency versus log10 of the problem size, piecewise linear, clamped at both ends."""
 
-    x: Literal["log10_flops", "log10_bytes"]
+    x: CurveAxis
     points: list[tuple[float, float]]
 
     @cached_property
@@ -83,7 +84,7 @@ class Curve(_Frozen):
 class Engine(_Frozen):
     """A compute engine: peak FLOP/s per dtype (already derived), parallel units, efficiency."""
 
-    kind: Literal["matrix", "vector", "scalar", "dsp"]
+    kind: EngineKind
     peak_flops: dict[str, float]
     units: int = 1
     efficiency: float
@@ -95,7 +96,7 @@ class Engine(_Frozen):
 class MemoryLevel(_Frozen):
     """One memory level: capacity (B), peak bandwidth (B/s), latency (s), energy (J/B)."""
 
-    kind: Literal["sram", "l2", "hbm", "gddr", "ddr", "lpddr", "host", "cxl"]
+    kind: MemoryKind
     capacity_bytes: float
     bandwidth_bytes_s: float
     latency_s: float
@@ -108,7 +109,7 @@ class MemoryLevel(_Frozen):
 class Link(_Frozen):
     """A link: bandwidth per direction (B/s, aggregate over ``ports``), latency, energy per byte."""
 
-    kind: Literal["nvlink", "pcie", "cxl", "ici", "infinity_fabric", "ethernet"]
+    kind: LinkKind
     bandwidth_bytes_s: float
     latency_s: float
     energy_j_per_byte: float
@@ -138,7 +139,7 @@ class Device(_Frozen):
 
     id: str
     name: str
-    kind: Literal["gpu", "npu", "fpga", "cpu", "memory"]
+    kind: DeviceKind
     source: str
     notes: str = ""
     engines: dict[str, Engine]

@@ -54,12 +54,11 @@ class InputError(ValueError):
         self.problems: list[Problem] = probs
         super().__init__("\n".join(str(p) for p in probs))
 
-    def with_file(self, file: str) -> InputError:
-        """The same problems, attributed to ``file`` where they name no file yet."""
-        return InputError(problems=[
-            p if p.file else Problem(p.message, str(file), p.line, p.path, p.suggestion)
-            for p in self.problems
-        ])
+
+class RidgelineWarning(UserWarning):
+    """A result that holds but that a user should know about (a workload spilled to host memory,
+    a knob that has no effect). Issued with :func:`warnings.warn`, so the Python API shows it;
+    the CLI prints each one once on stderr as ``warning: ...``."""
 
 
 def unknown_name(what: str, name: str, choices: Iterable[str], **where) -> InputError:

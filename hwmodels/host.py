@@ -19,6 +19,8 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 
+from .units import format_quantity_exact
+
 DEFAULT_CLOCK_HZ = 2.0e9
 DEFAULT_DRAM_BYTES = 8 * 2**30
 DRAM_BYTES_S_PER_CORE = 6e9       # conservative share of DRAM bandwidth per core when undetectable
@@ -174,7 +176,14 @@ def sfu_note() -> str:
             + "; one special FLOP = one evaluation")
 
 
+# Units of the figures computed here -> their kind, to write them with SI prefixes (as the catalog does).
+_KIND_OF_UNIT = {"FLOP/s": "compute_rate", "B/s": "bandwidth", "B": "capacity", "W": "power"}
+
+
 def _fmt(value: float, unit: str) -> str:
+    """``value`` in ``unit`` as a YAML quantity: with an SI prefix, read back exactly."""
+    if unit in _KIND_OF_UNIT:
+        return format_quantity_exact(value, _KIND_OF_UNIT[unit])
     return f"{value:.12g} {unit}"
 
 

@@ -17,7 +17,8 @@ from typing import Any
 from . import catalog as _catalog_pkg
 from .device import Device, device_from_raw
 from .errors import InputError, Problem, unknown_name
-from .schema import DEVICE_KINDS
+from .host import host_raw
+from .kinds import HARDWARE_KINDS
 from .yamlio import Document, load
 
 CATALOG_DIR = Path(_catalog_pkg.__file__).resolve().parent
@@ -104,7 +105,6 @@ def resolve_ref(ref: str | Path, relative_to: Path | None = None, **where) -> tu
 
 def _read(key: str, path: Path | None) -> Document:
     if path is None:
-        from .host import host_raw
         raw = host_raw()
         return Document(raw, "<detected host>", {})
     return _read_file(str(path), str(path.resolve()), *_stamp(path))
@@ -192,7 +192,7 @@ def _load_device_cached(key: str, path: Path | None = None) -> Device:
 def load_device(ref: str | Path, overrides: dict | None = None) -> Device:
     """The device named by a catalog id or a YAML file, with optional dotted-path overrides."""
     key, path = resolve_ref(ref)
-    return _device(ref, key, path, _peek_kind(key, path), overrides)
+    return _device(ref, key, path, peek_kind(key, path), overrides)
 
 
 def _device(ref: str | Path, key: str, path: Path | None, kind: Any, overrides: dict | None) -> Device:
@@ -207,7 +207,9 @@ def _device(ref: str | Path, key: str, path: Path | None, kind: Any, overrides: 
     return device.with_overrides(overrides) if overrides else device
 
 
-def _peek_kind(key: str, path: Path | None) -> Any:
+def peek_kind(key: str, path: Path | None) -> Any:
+    """The ``kind`` a resolved hardware reference declares (an overlay: that of what it extends),
+    read without building it; None when the file names none."""
     if path is None:
         return "cpu"
     doc = _read(key, path)
@@ -221,27 +223,17 @@ def _peek_kind(key: str, path: Path | None) -> Any:
     return None
 
 
-def load_hardware(ref: str | Path):
-    """A :class:`Device` or a :class:`~hwmodels.system.System`, whichever the YAML describes."""
-    key, path = resolve_ref(ref)
-    kind = _peek_kind(key, path)
-    if kind == "system":
-        from .system import load_system
-        return load_system(ref)
-    return _device(ref, key, path, kind, None)
-
-
 def catalog_ids(kind: str | None = None) -> list[str]:
     """The bundled catalog's ids (``host`` included), optionally only those of ``kind``."""
-    if kind is not None and kind not in (*DEVICE_KINDS, "system"):
-        raise unknown_name("hardware kind", kind, (*DEVICE_KINDS, "system"))
+    if kind is not None and kind not in HARDWARE_KINDS:
+        raise unknown_name("hardware kind", kind, HARDWARE_KINDS)
     ids = []
     for stem, path in _catalog_files().items():
-        if kind is None or _peek_kind(stem, path) == kind:
+        if kind is None or peek_kind(stem, path) == kind:
             ids.append(stem)
     if kind in (None, "cpu"):
         ids.append(HOST_ID)
     return sorted(ids)
 
 
-__all__ = ["load_device", "load_hardware", "catalog_ids", "load_raw", "deep_merge", "resolve_ref"]
+__all__ = ["load_device", "catalog_ids", "load_raw", "deep_merge", "resolve_ref", "peek_kind"]

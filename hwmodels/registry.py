@@ -20,12 +20,24 @@ lowest layer; it imports nothing but the errors module.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
 from .errors import unknown_name
 
 T = TypeVar("T")
+_MISSING = object()
+
+
+def _first_sentence(value) -> str:
+    """The first sentence of ``value``'s docstring (its first paragraph, when no sentence ends)."""
+    if isinstance(value, (str, int, float)):
+        return ""
+    paragraph = (getattr(value, "__doc__", None) or "").strip().split("\n\n")[0]
+    text = " ".join(paragraph.split())
+    end = re.search(r"(?<!e\.g)(?<!i\.e)\.\s", text)
+    return text[:end.start() + 1] if end else text
 
 
 class Registry(Generic[T]):
@@ -45,31 +57,39 @@ class Registry(Generic[T]):
     # -- registering ---------------------------------------------------------------------------
     def register(self, name: str, obj: T | None = None, *, help: str = ""):  # noqa: A002 - argparse's word
         """Add ``obj`` under ``name``; without ``obj``, a decorator that adds what it decorates.
-        ``help`` defaults to the first line of the object's docstring."""
+        ``help`` defaults to the first sentence of the object's docstring."""
         if not isinstance(name, str) or not name:
             raise ValueError(f"a {self.what} needs a non-empty name, got {name!r}")
 
         def add(value: T) -> T:
             self._entries[name] = value
-            doc = (getattr(value, "__doc__", None) or "").strip().splitlines()
-            self._help[name] = help or (doc[0].strip() if doc and not isinstance(value, (str, int, float))
-                                        else "")
+            self._help[name] = help or _first_sentence(value)
             for callback in self._on_change:
                 callback()
             return value
 
         return add if obj is None else add(obj)
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` if it is registered (a test's or a session's temporary entry)."""
+        if self._entries.pop(name, None) is not None:
+            self._help.pop(name, None)
+            for callback in self._on_change:
+                callback()
+
     def on_change(self, callback: Callable[[], None]) -> None:
         """Call ``callback()`` after every later registration."""
         self._on_change.append(callback)
 
     # -- looking up ----------------------------------------------------------------------------
-    def get(self, name: str, *, path: str | None = None, file=None, line=None) -> T:
-        """The implementation registered as ``name``; an InputError naming the choices if none."""
+    def get(self, name: str, default=_MISSING, *, path: str | None = None, file=None, line=None) -> T:
+        """The implementation registered as ``name``; if none, ``default`` when given (as
+        ``dict.get``), else an InputError naming the choices."""
         try:
             return self._entries[name]
         except (KeyError, TypeError):
+            if default is not _MISSING:
+                return default
             raise unknown_name(self.what, str(name), self._entries, path=path, file=file, line=line) from None
 
     def check(self, name: str, *, path: str | None = None) -> str:

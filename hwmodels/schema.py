@@ -17,15 +17,18 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 
 from .dtypes import normalize_dtype
 from .errors import InputError
+from .kinds import (
+    COMPUTE_KINDS,
+    ON_CHIP_MEMORY,
+    CurveAxis,
+    DeviceKind,
+    EngineKind,
+    LinkKind,
+    MemoryKind,
+    Topology,
+)
 from .units import KINDS, parse_quantity
 
-DEVICE_KINDS = ("gpu", "npu", "fpga", "cpu", "memory")
-COMPUTE_KINDS = ("gpu", "npu", "fpga", "cpu")
-ENGINE_KINDS = ("matrix", "vector", "scalar", "dsp")
-MEMORY_KINDS = ("sram", "l2", "hbm", "gddr", "ddr", "lpddr", "host", "cxl")
-ON_CHIP_MEMORY = ("sram", "l2")
-LINK_KINDS = ("nvlink", "pcie", "cxl", "ici", "infinity_fabric", "ethernet")
-TOPOLOGIES = ("switch", "torus", "mesh", "ring", "all_to_all")
 # A datasheet peak stated next to a derivation (systolic/DSP) must agree within this fraction.
 DERIVED_PEAK_TOLERANCE = 0.01
 
@@ -89,7 +92,7 @@ class Spec(BaseModel):
 class CurveSpec(Spec):
     """Efficiency as a function of problem size, piecewise linear in ``x``, clamped at both ends."""
 
-    x: Literal["log10_flops", "log10_bytes"]
+    x: CurveAxis
     points: Annotated[list[Annotated[list[Annotated[float, AfterValidator(_finite)]],
                                      Field(min_length=2, max_length=2)]],
                       Field(min_length=1, description="[[x, efficiency], ...] with x increasing")]
@@ -138,7 +141,7 @@ class EngineSpec(Spec):
     says so in a comment; see ``rtx-4090.yaml``.
     """
 
-    kind: Literal["matrix", "vector", "scalar", "dsp"]
+    kind: EngineKind
     peak: dict[Dtype, ComputeRate] | None = None
     systolic: SystolicSpec | None = None
     dsp: DspSpec | None = None
@@ -165,7 +168,7 @@ class EngineSpec(Spec):
 class MemoryLevelSpec(Spec):
     """One level of the memory hierarchy."""
 
-    kind: Literal["sram", "l2", "hbm", "gddr", "ddr", "lpddr", "host", "cxl"]
+    kind: MemoryKind
     capacity: Capacity
     bandwidth: Bandwidth = Field(description="peak bandwidth of the level")
     latency: Latency
@@ -179,12 +182,12 @@ class MemoryLevelSpec(Spec):
 class LinkSpec(Spec):
     """A kind of link on a device: bandwidth per direction, aggregated over its ``ports``."""
 
-    kind: Literal["nvlink", "pcie", "cxl", "ici", "infinity_fabric", "ethernet"]
+    kind: LinkKind
     bandwidth: Bandwidth = Field(description="per direction, aggregate over all ports of this kind")
     latency: Latency
     energy_per_byte: EnergyPerByte
     ports: PositiveInt = 1
-    topology: Literal["switch", "torus", "mesh", "ring", "all_to_all"] | None = Field(
+    topology: Topology | None = Field(
         None, description="scale-up topology this link builds (used by system_from_device)")
     in_network_reduction: bool = Field(False, description="the switch this link attaches to can "
                                                           "reduce in the network (NVLS)")
@@ -206,7 +209,7 @@ class DeviceSpec(Spec):
 
     id: Annotated[str, Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")]
     name: Annotated[str, Field(min_length=1)]
-    kind: Literal["gpu", "npu", "fpga", "cpu", "memory"]
+    kind: DeviceKind
     extends: str | None = Field(None, description="a catalog id or a YAML file this one overrides")
     source: Annotated[str, Field(min_length=1, description="public sources of the numbers")]
     notes: str = ""

@@ -17,11 +17,10 @@ import networkx as nx
 
 from .device import Device, Link, in_file_order, link_from_spec, validate_spec
 from .errors import InputError, Problem, did_you_mean
-from .loader import load_device, load_raw, resolve_ref
+from .kinds import ACCELERATOR_KINDS
+from .loader import load_device, load_raw, peek_kind, resolve_ref
 from .schema import EdgeSpec, SystemSpec
 from .yamlio import Document, dotted
-
-ACCELERATOR_KINDS = ("gpu", "npu", "fpga")
 
 
 @dataclass
@@ -219,6 +218,14 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
                   source=spec.source.strip(), notes=spec.notes.strip(), raw=raw)
 
 
+def load_hardware(ref: str | Path) -> Device | System:
+    """A :class:`Device` or a :class:`System`, whichever the YAML (or catalog id) describes."""
+    key, path = resolve_ref(ref)
+    if peek_kind(key, path) == "system":
+        return load_system(ref)
+    return load_device(ref)
+
+
 def load_system(ref: str | Path) -> System:
     """The system named by a catalog id or a YAML file."""
     raw, doc = load_raw(ref)
@@ -280,6 +287,6 @@ def system_from_device(device: Device, count: int) -> System:
                 ports = max(1, link.ports // (2 * len(shape)))
             for u, v in pairs:
                 graph.add_edge(u, v, link=link.using_ports(ports), link_name=name)
-    return System(id=f"{device.id}x{count}", name=f"{count} x {device.name}",
+    return System(id=f"{device.id}-x{count}", name=f"{count} x {device.name}",
                   devices=dict.fromkeys(members, device), graph=graph, accelerators=members,
                   source=device.source, notes=f"made on the fly by system_from_device({device.id}, {count})")

@@ -142,6 +142,21 @@ _UNIT = {"bandwidth": "B/s", "capacity": "B", "time": "s", "frequency": "Hz", "p
          "energy": "J", "energy_per_byte": "J/B", "energy_per_flop": "J/FLOP", "compute_rate": "FLOP/s"}
 
 
+def format_quantity_exact(value: float, kind: str) -> str:
+    """:func:`format_quantity` with the fewest digits (at least 4) that :func:`parse_quantity`
+    reads back as exactly ``value``: a figure computed at run time, shown with units, unchanged.
+    A capacity that is a whole number (below 10000) of KiB, MiB, ... is written so (cache sizes)."""
+    if kind == "capacity" and value > 0:
+        for scale, prefix in ((2**50, "Pi"), (2**40, "Ti"), (2**30, "Gi"), (2**20, "Mi"), (2**10, "Ki")):
+            if value % scale == 0 and value / scale < 10_000:
+                return f"{value / scale:g} {prefix}B"
+    for digits in range(4, 18):
+        text = format_quantity(value, kind, digits)
+        if parse_quantity(text, kind, allow_zero=True) == value:
+            return text
+    return f"{value!r} {_UNIT[kind]}"   # no prefix scales back exactly: the number as it is
+
+
 def format_quantity(value: float, kind: str, digits: int = 4) -> str:
     """A human-readable string for an SI value, parseable back by :func:`parse_quantity`."""
     unit = _UNIT[kind]

@@ -1,44 +1,34 @@
 """The ``ridgeline`` command: one entry point, subcommands registered by modules.
 
-Each ``reports.cli_*`` module exposes ``register(subparsers)``, adding its subcommands
-with a ``func(args) -> int`` default. Input errors become one line per problem on
-stderr and exit code 2, never a traceback.
+Each ``reports/cli_*.py`` module registers its commands in :data:`reports.commands.COMMANDS`
+(a function filling the command's parser, with a ``func(args) -> int`` default); this module
+imports them all and builds the parser from the registry. Input errors become one line per
+problem on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import pkgutil
 import re
 import sys
+import warnings
 
-from hwmodels.errors import InputError, did_you_mean
+import reports
+from hwmodels.errors import InputError, RidgelineWarning, did_you_mean
 
-# Modules that contribute subcommands, in the order they appear in --help.
-COMMAND_MODULES = [
-    "reports.cli_hw",
-    "reports.cli_workload",
-    "reports.cli_roofline",
-    "reports.cli_simulate",
-    "reports.cli_calibrate",
-    "reports.cli_sweep",
-    "reports.cli_report",
-]
+from .commands import COMMANDS
+from .output import warn
 
 
 class _Parser(argparse.ArgumentParser):
-    """argparse with exit code 2 and a suggestion for misspelled subcommands."""
+    """argparse with exit code 2 and a suggestion for a misspelled choice (a subcommand, --kind)."""
 
     def error(self, message: str):  # noqa: D401 - argparse API
-        if "invalid choice" in message:
-            # argparse says: invalid choice: 'x' (choose from 'a', 'b'); a subcommand's choices
-            # are the subparsers'
-            bad = message.split("'")[1] if "'" in message else ""
-            if self._subparsers is not None:
-                choices = [c for a in self._subparsers._group_actions for c in (a.choices or {})]
-            else:
-                choices = re.findall(r"'([^']*)'", message.partition("choose from")[2])
-            hint = did_you_mean(bad, choices)
+        invalid = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if invalid:
+            hint = did_you_mean(invalid[1], re.findall(r"'([^']*)'", invalid[2]))
             if hint:
                 message += f" (did you mean '{hint}'?)"
         self.print_usage(sys.stderr)
@@ -48,9 +38,27 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="ridgeline", description="Hardware performance simulator and roofline analyzer.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub)
+    import_command_modules()
+    for name, fill in COMMANDS.items():
+        fill(sub.add_parser(name, help=COMMANDS.help(name)))
     return parser
+
+
+def import_command_modules() -> None:
+    """Import every ``reports/cli_*.py`` module: importing one registers its commands. Their
+    module-level imports are kept light (heavy ones live in the command functions) so that
+    start-up stays about half a second."""
+    for module in pkgutil.iter_modules(reports.__path__):
+        if module.name.startswith("cli_"):
+            importlib.import_module(f"reports.{module.name}")
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A :class:`RidgelineWarning` as ``warning: ...`` on stderr (others as Python shows them)."""
+    if issubclass(category, RidgelineWarning):
+        warn(str(message))
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +69,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help(sys.stderr)
         return 2
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.simplefilter("default", RidgelineWarning)   # each distinct one once
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except BrokenPipeError:
         return 0
     except InputError as err:

@@ -11,19 +11,22 @@ import sys
 from pathlib import Path
 
 from hwmodels.errors import InputError
-from reports.output import add_result_arguments, emit_result, print_json, warn
+from reports.emit import add_result_arguments, emit_result
+from reports.output import print_json, warn
 from reports.text import calibration_text, validation_text
+
+from .commands import COMMANDS
+
+# calibration (pandas, the timers) is imported inside the commands: CLI start-up.
 
 EXIT_TOO_NOISY = 3
 
 
-def register(subparsers) -> None:
-    """Add ``calibrate`` and ``validate`` to ``subparsers``."""
-    p = subparsers.add_parser(
-        "calibrate", help="measure this machine and write a fitted hardware overlay",
-        description="Run micro-benchmarks (numpy on the CPU; torch on CPU/CUDA when installed), fit "
-                    "efficiency curves and memory ceilings, and write DIR/<device>.yaml (extends the "
-                    "device; pass it to any --hw), the measurements and the fingerprint.")
+@COMMANDS.register("calibrate", help="measure this machine and write a fitted hardware overlay")
+def calibrate_command(p) -> None:
+    p.description = ("Run micro-benchmarks (numpy on the CPU; torch on CPU/CUDA when installed), fit "
+                     "efficiency curves and memory ceilings, and write DIR/<device>.yaml (extends the "
+                     "device; pass it to any --hw), the measurements and the fingerprint.")
     p.add_argument("--device", default="host", help="host (default), cuda or cuda:N")
     p.add_argument("--quick", action="store_true", help="a short run (under a minute on 2 cores)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
@@ -39,11 +42,13 @@ def register(subparsers) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table")
     p.set_defaults(func=cmd_calibrate)
 
-    p = subparsers.add_parser(
-        "validate", help="prediction error: held-out kernels, a real model end to end, public measurements",
-        description="1) held-out kernels on this machine, 2) a numpy transformer block and MLP timed "
-                    "for real against the simulator, 3) the bundled public measurements predicted from "
-                    "the catalog. By default all three; --public runs only part 3, --local only 1 and 2.")
+
+@COMMANDS.register("validate", help="prediction error: held-out kernels, a real model end to end, "
+                                    "public measurements")
+def validate_command(p) -> None:
+    p.description = ("1) held-out kernels on this machine, 2) a numpy transformer block and MLP timed "
+                     "for real against the simulator, 3) the bundled public measurements predicted from "
+                     "the catalog. By default all three; --public runs only part 3, --local only 1 and 2.")
     p.add_argument("--hw", default=None, metavar="FILE",
                    help="hardware to predict this machine with (default: host; a calibration overlay)")
     p.add_argument("--public", action="store_true", help="only the public measurements (no local runs)")

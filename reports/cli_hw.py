@@ -9,17 +9,17 @@ import yaml
 
 import hwmodels
 from hwmodels.errors import InputError
-from hwmodels.schema import DEVICE_KINDS
+from hwmodels.kinds import HARDWARE_KINDS as KINDS
 from hwmodels.units import format_quantity
 from reports.output import format_table, print_json
 
-KINDS = (*DEVICE_KINDS, "system")
+from .commands import COMMANDS
 
 
-def register(subparsers) -> None:
-    """Add the ``hw`` group and its subcommands to ``subparsers``."""
-    hw = subparsers.add_parser("hw", help="hardware catalog: list, show, validate, schema",
-                               description="Hardware descriptions: the bundled catalog and your YAML files.")
+@COMMANDS.register("hw", help="hardware catalog: list, show, validate, schema")
+def hw_command(hw) -> None:
+    """Fill the ``hw`` group's parser with its subcommands."""
+    hw.description = "Hardware descriptions: the bundled catalog and your YAML files."
     sub = hw.add_subparsers(dest="hw_command", metavar="SUBCOMMAND")
     hw.set_defaults(func=lambda args: _usage(hw))
 
@@ -130,7 +130,7 @@ def cmd_validate(args) -> int:
 
 
 def cmd_schema(args) -> int:
-    from hwmodels.schema import json_schema
+    from hwmodels.schema import json_schema  # pydantic, only for this command: CLI start-up
 
     print_json(json_schema())
     return 0

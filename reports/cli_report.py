@@ -10,14 +10,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from .commands import COMMANDS
 from .output import print_json
 
 
-def register(subparsers) -> None:
-    """Add ``report``."""
-    p = subparsers.add_parser("report", help="HTML (or Markdown) report of a result saved with --format json --out",
-                              description="Turn a result's JSON document into one self-contained HTML file "
-                                          "(inline figures, CSS and script; no network) or Markdown.")
+@COMMANDS.register("report", help="HTML (or Markdown) report of a result saved with --format json --out")
+def report_command(p) -> None:
+    p.description = ("Turn a result's JSON document (or a sweep's folder) into one self-contained HTML file "
+                     "(inline figures, CSS and script; no network) or Markdown.")
     p.add_argument("result", metavar="RESULT.json|SWEEP_DIR",
                    help="the JSON a command wrote with --format json --out FILE, or a sweep's folder")
     p.add_argument("--out", metavar="FILE", help="where to write (default: RESULT with .html, or .md with --markdown)")

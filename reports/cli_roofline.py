@@ -16,13 +16,17 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import hwmodels  # the package is light: its models load on first use
 from hwmodels.errors import InputError
 from roofline.collectives import ALGORITHMS
-from workloads.operators import COLLECTIVES, GROUPS
+from workloads.operators import COLLECTIVES, GROUPS, OPERATORS, make_operator
 
 from .cli_workload import add_workload_arguments, workload_from_args
-from .output import add_result_arguments, emit_result
+from .commands import COMMANDS
+from .emit import add_result_arguments, emit_result
 from .text import op_text, roofline_text
+
+# roofline and matplotlib are imported inside the commands: CLI start-up.
 
 _SKIP_FIELDS = {"name", "inputs", "outputs", "param_prefix"}
 # Fields whose names come from one list (checked by the operator, with a did-you-mean).
@@ -51,8 +55,6 @@ def _size(text: str) -> int | float | str:
 
 def _operator_fields() -> dict[str, tuple[object, set[str]]]:
     """Every operator field (across kinds) -> (argparse type, or None for a flag; kinds having it)."""
-    from workloads.operators import OPERATORS
-
     out: dict[str, tuple[object, set[str]]] = {}
     for kind, cls in OPERATORS.items():
         for f in dataclasses.fields(cls):
@@ -72,16 +74,12 @@ def _operator_fields() -> dict[str, tuple[object, set[str]]]:
     return out
 
 
-def register(subparsers) -> None:
-    """Add ``op`` and ``roofline``."""
-    from workloads.operators import OPERATORS
-
+@COMMANDS.register("op", help="cost of one operator on one device: latency, bound, intensity")
+def op_command(op) -> None:
     fields = _operator_fields()
-    op = subparsers.add_parser(
-        "op", help="cost of one operator on one device: latency, bound, intensity",
-        description="Cost of one operator on one device. Shape flags are the operator's fields: "
-                    + "; ".join(f"{k}: {', '.join(sorted(n for n, (_, ks) in fields.items() if k in ks))}"
-                                for k in sorted(OPERATORS)))
+    op.description = ("Cost of one operator on one device. Shape flags are the operator's fields: "
+                      + "; ".join(f"{k}: {', '.join(sorted(n for n, (_, ks) in fields.items() if k in ks))}"
+                                  for k in sorted(OPERATORS)))
     op.add_argument("kind", metavar="KIND", help=f"one of: {', '.join(sorted(OPERATORS))}")
     op.add_argument("--hw", required=True, metavar="ID|FILE", help="catalog id or YAML (overlays too)")
     for name, (ftype, _) in sorted(fields.items()):
@@ -99,7 +97,9 @@ def register(subparsers) -> None:
     op.add_argument("--out", metavar="FILE.json", help="write the result's JSON document to FILE")
     op.set_defaults(func=cmd_op)
 
-    rl = subparsers.add_parser("roofline", help="per-operator roofline of a workload on devices, with a plot")
+
+@COMMANDS.register("roofline", help="per-operator roofline of a workload on devices, with a plot")
+def roofline_command(rl) -> None:
     rl.add_argument("--hw", required=True, action="append", metavar="ID|FILE",
                     help="catalog id or YAML; repeat to compare devices side by side")
     rl.add_argument("--model", required=True, metavar="MODEL|config.json|workload.yaml|model.onnx")
@@ -114,10 +114,8 @@ def register(subparsers) -> None:
 
 def compute_device(ref: str):
     """The device that runs operators for ``--hw``: a device, or a system's first accelerator."""
-    from hwmodels import Device, load_hardware
-
-    hw = load_hardware(ref)
-    if isinstance(hw, Device):
+    hw = hwmodels.load_hardware(ref)
+    if isinstance(hw, hwmodels.Device):
         return hw
     return hw.first_accelerator()
 
@@ -139,19 +137,15 @@ def op_report(op, device, demands) -> dict:
 
 
 def cmd_op(args) -> int:
-    from roofline import cost
-    from workloads import OPERATORS, make_operator
+    from roofline.costs import cost, cost_collective
 
-    if args.kind not in OPERATORS:
-        from hwmodels.errors import unknown_name
-        raise unknown_name("operator kind", args.kind, OPERATORS, path="kind")
+    OPERATORS.check(args.kind, path="kind")
     fields = {k[len("field_"):]: v for k, v in vars(args).items() if k.startswith("field_") and v is not None}
     if args.algorithm is not None and args.kind != "collective":
         raise InputError("--algorithm applies to collectives only", path="algorithm")
     device = compute_device(args.hw)
     op = make_operator(args.kind, name=args.kind, **fields)
     if args.algorithm is not None:
-        from roofline.costs import cost_collective
         demands = cost_collective(op, device, algorithm=args.algorithm)
     else:
         demands = cost(op, device)

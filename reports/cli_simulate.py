@@ -7,17 +7,22 @@ Perfetto trace. ``ridgeline op`` stays the single-operator path.
 
 from __future__ import annotations
 
+import hwmodels  # the package is light: its models load on first use
+from hwmodels.errors import InputError
 from roofline.collectives import ALGORITHMS
 
 from .cli_workload import add_workload_arguments, workload_from_args
-from .output import add_result_arguments, emit_result, warn
+from .commands import COMMANDS
+from .emit import add_result_arguments, emit_result
+from .output import warn
 from .text import figure_meanings, simulation_text
 
+# The simulator is imported inside the command: CLI start-up.
 
-def register(subparsers) -> None:
-    """Add ``simulate``."""
-    p = subparsers.add_parser("simulate", help="simulate a workload over hardware in time (contention, "
-                                               "parallelism, collectives, energy, bottleneck)")
+
+@COMMANDS.register("simulate", help="simulate a workload over hardware in time (contention, "
+                                   "parallelism, collectives, energy, bottleneck)")
+def simulate_command(p) -> None:
     p.add_argument("--hw", required=True, metavar="ID|FILE", help="device or system (catalog id or YAML)")
     p.add_argument("--model", required=True, metavar="ID|config.json|workload.yaml|model.onnx")
     add_workload_arguments(p)
@@ -45,13 +50,10 @@ def register(subparsers) -> None:
 
 def load_inputs(args):
     """(graph, hardware) from the command's options."""
-    from hwmodels import load_hardware
-
-    return workload_from_args(args, args.model), load_hardware(args.hw)
+    return workload_from_args(args, args.model), hwmodels.load_hardware(args.hw)
 
 
 def cmd_simulate(args) -> int:
-    from hwmodels.errors import InputError
     from simulator import simulate
 
     if args.top < 0:
@@ -67,8 +69,6 @@ def cmd_simulate(args) -> int:
                        spill=args.spill)
         bar.phase("2x what-ifs")
         res.sensitivity()   # the re-simulations run here, under the progress bar (the answer is kept)
-    for message in res.memory.warnings:
-        warn(message)
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:

@@ -16,17 +16,18 @@ from pathlib import Path
 
 from hwmodels.errors import InputError
 
+from .commands import COMMANDS
 from .output import format_fields, format_table, print_json
 
 SHOWN_OUTPUTS = ("latency_s", "throughput_tok_s", "energy_j_per_token", "cost_per_mtok", "bound", "dominant")
 NOT_INPUTS = {"key", "status", "message", "job", "ridgeline_version", "energy_j", *SHOWN_OUTPUTS}
 
 
-def register(subparsers) -> None:
-    """Add ``sweep`` with ``run``, ``pareto`` and ``show``."""
+@COMMANDS.register("sweep", help="design-space sweeps: run a spec, Pareto fronts, summaries")
+def sweep_command(p) -> None:
+    """Fill ``sweep`` with ``run``, ``pareto`` and ``show``."""
     from sweeps.executors import default_workers
 
-    p = subparsers.add_parser("sweep", help="design-space sweeps: run a spec, Pareto fronts, summaries")
     sub = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND", parser_class=type(p))
     run = sub.add_parser("run", help="run every point of a sweep spec (resumable)")
     run.add_argument("spec", metavar="SPEC.yaml")
@@ -86,7 +87,7 @@ def cmd_run(args) -> int:
         from .html.sweep import sweep_document
         from .manifest import manifest
 
-        made = manifest(args, seed=sweep.spec.seed if hasattr(sweep.spec, "seed") else None)
+        made = manifest(args, seed=sweep.spec.seed)
         for path in write_report(sweep_document(args.out, made), args.html):
             print(f"wrote {path}", file=sys.stderr)
     summary = sweep.summary(frame)

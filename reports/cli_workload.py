@@ -6,6 +6,7 @@ from pathlib import Path
 
 from hwmodels.units import format_quantity
 
+from .commands import COMMANDS
 from .dataclass_args import add_dataclass_arguments, given_fields
 from .output import format_fields, format_table, print_json, warn
 
@@ -47,9 +48,9 @@ def workload_from_args(args, ref: str):
     return graph
 
 
-def register(subparsers) -> None:
-    """Add ``workload list`` and ``workload show``."""
-    p = subparsers.add_parser("workload", help="bundled models and workload summaries")
+@COMMANDS.register("workload", help="bundled models and workload summaries")
+def workload_command(p) -> None:
+    """Fill ``workload`` with ``workload list`` and ``workload show``."""
     sub = p.add_subparsers(dest="workload_command", metavar="ACTION", parser_class=type(p))
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
 

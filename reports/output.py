@@ -6,43 +6,19 @@ warnings and progress go to stderr.
 
 from __future__ import annotations
 
-import dataclasses
-import json
-import math
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-
-def to_jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars/arrays, dataclasses, paths and non-finite floats made JSON-safe."""
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [to_jsonable(v) for v in obj]
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return to_jsonable(dataclasses.asdict(obj))
-    if hasattr(obj, "model_dump"):
-        return to_jsonable(obj.model_dump(mode="json"))
-    if isinstance(obj, np.ndarray):
-        return to_jsonable(obj.tolist())
-    if isinstance(obj, np.generic):
-        return to_jsonable(obj.item())
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj
+from hwmodels.jsonable import dumps_json, to_jsonable  # noqa: F401 - to_jsonable is offered here too
 
 
 def print_json(obj: Any, stream=None) -> None:
     """Print ``obj`` as one JSON document."""
     stream = stream or sys.stdout
-    json.dump(to_jsonable(obj), stream, indent=2, allow_nan=False)
-    stream.write("\n")
+    stream.write(dumps_json(obj) + "\n")
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None, floatfmt: str = ".4g") -> str:
@@ -68,36 +44,6 @@ def format_fields(pairs: Sequence[tuple[str, Any]]) -> str:
     """``name  value`` lines, the values aligned: a result's headline figures above its tables."""
     width = max(len(k) for k, _ in pairs)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in pairs)
-
-
-def add_result_arguments(parser, *, out: bool = True) -> None:
-    """``--out FILE`` (the result's JSON document, as ``--format json`` prints it) and
-    ``--html FILE`` (a self-contained report of it); ``ridgeline report FILE`` reports a saved one."""
-    if out:
-        parser.add_argument("--out", metavar="FILE.json",
-                            help="write the result's JSON document to FILE (instead of stdout with --format "
-                                 "json); `ridgeline report FILE` turns it into a report")
-    parser.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report of the result")
-
-
-def emit_result(doc: dict, args, text: str | None = None, *, out: str | None = None) -> None:
-    """Deliver a result document: JSON to ``out`` (default ``args.out``), the HTML report to
-    ``args.html``, and on stdout the JSON (``--format json`` without a file) or ``text``."""
-    out = out if out is not None else getattr(args, "out", None)
-    if out:
-        with open(out, "w") as stream:
-            print_json(doc, stream)
-        print(f"wrote {out}", file=sys.stderr)
-    if getattr(args, "html", None):
-        from .html import write_report
-
-        for path in write_report(to_jsonable(doc), args.html):
-            print(f"wrote {path}", file=sys.stderr)
-    if args.format == "json":
-        if not out:
-            print_json(doc)
-    elif text is not None:
-        print(text)
 
 
 def warn(message: str) -> None:

@@ -65,14 +65,17 @@ HEADLINE = {"prefill": "processed_tok_s", "decode": "throughput_tok_s", "chunked
 _OTHER = {"latency_s": "makespan of the workload graph", "tokens": "tokens the workload says it produces",
           "throughput_tok_s": "tokens per second of makespan",
           "tokens_processed": "tokens the workload says run through it",
-          "processed_tok_s": "processed tokens per second of makespan"}
+          "processed_tok_s": "processed tokens per second of makespan",
+          "samples": "samples (images, items) the workload says a step completes",
+          "throughput_samples_s": "samples per second of makespan"}
 
 
 def figure_meanings(res) -> dict:
     """What the result's latency, token and throughput numbers mean for its phase, and which
     throughput is the step's headline figure."""
     phase = res.meta.get("phase")
-    return {"phase": phase, "headline": HEADLINE.get(phase, "throughput_tok_s"),
+    default = "throughput_samples_s" if res.samples else "throughput_tok_s"
+    return {"phase": phase, "headline": HEADLINE.get(phase, default),
             **FIGURES.get(phase, _OTHER), **_COMMON}
 
 
@@ -119,7 +122,8 @@ def simulation_text(res, top: int = 10) -> str:
 
 
 def _token_lines(res) -> list[tuple[str, str]]:
-    """Token counts and rates, labelled by what they are for the phase."""
+    """Token (or, for a graph that is not a language model, sample) counts and rates, labelled
+    by what they are for the phase."""
     phase = res.meta.get("phase")
     lines = []
     if phase == "prefill":
@@ -136,6 +140,8 @@ def _token_lines(res) -> list[tuple[str, str]]:
     if res.processed_tok_s and res.tokens_processed != res.tokens:
         lines.append(("processed", f"{res.tokens_processed:g} tokens through the model, "
                                    f"{res.processed_tok_s:.4g} tok/s"))
+    if res.throughput_samples_s:
+        lines.append(("samples", f"{res.samples:g}, {res.throughput_samples_s:.4g} samples/s"))
     return lines
 
 
@@ -218,6 +224,10 @@ def validation_text(report) -> str:
                        f"listed with role 'fit' above): MAPE {s['mape']:.1%}, median |error| "
                        f"{s['median_abs_error']:.1%}, worst {s['worst']:.1%} ({s['worst_case']})")
         out.append(_public_groups_text(report.public))
+    if report.serving:
+        out.append("\n4) serving: a real vLLM run replayed request by request, offline throughput rows")
+        out.append(_table(report.serving, ["name", "measured", "predicted", "unit", "error"]))
+        out.append("   sources: " + "; ".join(dict.fromkeys(r["source"] for r in report.serving)))
     targets = report.targets()
     if targets:
         out.append("\ntargets")

@@ -148,9 +148,9 @@ class Analysis:
                 f"{summary.get(dominant, 0.0):.0%} of the time>")
 
     def _repr_html_(self) -> str:
-        from reports.notebook import analysis_html  # Jupyter's summary is drawn by reports/
+        from reports.views import summary_html  # Jupyter's summary is drawn by reports/
 
-        return analysis_html(self)
+        return summary_html(self)
 
     def plot_data(self) -> dict:
         """What the hierarchical roofline draws, as JSON-ready data: the device's ceilings (one per

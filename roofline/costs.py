@@ -62,6 +62,7 @@ from collections.abc import Callable
 
 from hwmodels.dtypes import DTYPE_BYTES
 from hwmodels.errors import InputError, unknown_name
+from hwmodels.registry import Registry
 
 from .builder import DemandsBuilder
 from .collectives import plan_collective
@@ -81,7 +82,8 @@ from .hardware import all_device_infos, device_info
 from .mathns import SCALAR
 
 CostFunction = Callable[[object, object], Demands]
-COSTS: dict[str, CostFunction] = {}
+# Cost functions by operator kind; a kind without one streams (cost_streaming).
+COSTS: Registry[CostFunction] = Registry("cost function")
 
 _SIG_SKIP = frozenset({"name", "inputs", "outputs", "stage", "param_prefix"})
 _FIELD_GETTERS: dict[type, tuple] = {}
@@ -97,11 +99,7 @@ def register_cost(kind: str):
     fields and its tensors' shapes, dtypes, roles, placements), never on names: costs are
     remembered per signature and device.
     """
-    def decorate(fn: CostFunction) -> CostFunction:
-        COSTS[kind] = fn
-        clear_memo()
-        return fn
-    return decorate
+    return COSTS.register(kind)
 
 
 def op_signature(op) -> tuple:
@@ -128,6 +126,9 @@ def clear_memo() -> None:
     """Forget every remembered cost (after a cost function changes)."""
     for info in all_device_infos():
         info.memo.clear()
+
+
+COSTS.on_change(clear_memo)   # a new or replaced cost function invalidates remembered costs
 
 
 def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, str]:

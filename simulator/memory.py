@@ -17,7 +17,8 @@ stage are symmetric, so the stage is placed by the tightest of them. Policy, per
      first layers stay in fast memory, as offloading runtimes fill the device in layer order),
      until the rest fills main memory.
 
-   Each spill is recorded in the report and in ``warnings`` (the CLI prints them on stderr).
+   Each spill is recorded in the report and in ``warnings``, and issued as a
+   :class:`~hwmodels.errors.RidgelineWarning` (the Python API shows it; the CLI prints it once).
 3. Otherwise, raise :class:`~hwmodels.errors.InputError` with the numbers and what to change:
    no lower tier, ``spill=False`` (``--no-spill``), state and activations alone exceed main
    memory, or the lower tier itself is too small for what spills to it.
@@ -29,8 +30,9 @@ off the device (``--kv-placement host``) count against their tier, not main memo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from warnings import warn
 
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, RidgelineWarning
 from hwmodels.units import format_quantity
 from roofline.hardware import device_info
 from workloads.footprint import ROLES, Footprint, stage_footprints, with_placements
@@ -242,4 +244,6 @@ def place(graph, stage_nodes: dict[int, list[str]], devices: dict, *, spill: boo
         graph = with_placements(graph, kv=kv_moves, weights=weight_moves)
         graph.meta["spilled"] = {"kv_cache": {str(s): p for s, p in kv_moves.items()},
                                  "weights": len(weight_moves)}
+    for message in warnings:
+        warn(message, RidgelineWarning, stacklevel=3)   # to simulate()'s caller
     return graph, MemoryReport(reports, warnings)

@@ -66,9 +66,9 @@ class SimResult:
         return f"<SimResult {self.title()}; {len(self.timeline)} timeline rows, {self.energy_j:.4g} J>"
 
     def _repr_html_(self) -> str:
-        from reports.notebook import simulation_html  # Jupyter's summary is drawn by reports/
+        from reports.views import summary_html  # Jupyter's summary is drawn by reports/
 
-        return simulation_html(self)
+        return summary_html(self)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -143,6 +143,17 @@ class SimResult:
         return n / self.latency_s if n and self.latency_s > 0 else None
 
     @property
+    def samples(self) -> float | None:
+        """Samples (images, items) a step of a graph that is not a language model completes,
+        from the workload's ``meta``; such a graph reports samples/s instead of tokens/s."""
+        value = self.meta.get("samples")
+        return float(value) if value else None
+
+    @property
+    def throughput_samples_s(self) -> float | None:
+        return self.samples / self.latency_s if self.samples and self.latency_s > 0 else None
+
+    @property
     def energy_per_token_j(self) -> float | None:
         return self.energy_j / self.tokens if self.tokens else None
 
@@ -175,6 +186,7 @@ class SimResult:
         """Headline numbers (no timeline)."""
         return {
             "latency_s": self.latency_s, "tokens": self.tokens, "throughput_tok_s": self.throughput_tok_s,
+            "samples": self.samples, "throughput_samples_s": self.throughput_samples_s,
             "tokens_processed": self.tokens_processed, "processed_tok_s": self.processed_tok_s,
             "energy_j": self.energy_j, "dynamic_energy_j": self.dynamic_energy_j,
             "static_energy_j": self.static_energy_j, "active_energy_j": self.active_energy_j,
@@ -202,10 +214,10 @@ class SimResult:
     # ------------------------------------------------------------------ pictures and traces
     def plot(self, ax=None, max_rows: int = 24):
         """A Gantt chart: one row per device stream, operators coloured by bound (drawn by
-        :func:`reports.figures.timeline_figure`)."""
-        from reports.figures import timeline_figure
+        :func:`reports.figures.timeline_figure`, through :mod:`reports.views`)."""
+        from reports.views import gantt
 
-        return timeline_figure(self.timeline, title=self.title(), max_lanes=max_rows, ax=ax)
+        return gantt(self, max_lanes=max_rows, ax=ax)
 
     def title(self) -> str:
         """What was run, with its headline figures: ``llama-2-7b decode, batch 8, context 1024,
@@ -261,15 +273,15 @@ class SimResult:
 
     def trace(self) -> dict:
         """Chrome/Perfetto trace events (see :func:`reports.trace.perfetto_trace`)."""
-        from reports.trace import perfetto_trace
+        from reports.views import perfetto
 
-        return perfetto_trace(self)
+        return perfetto(self)
 
     def write_trace(self, path: str | Path) -> Path:
         """Write the Chrome/Perfetto trace JSON (opens in ui.perfetto.dev); returns the path."""
-        from reports.trace import write_trace
+        from reports.views import write_perfetto
 
-        return write_trace(self, path)
+        return write_perfetto(self, path)
 
 
 def _busy_intervals(res, infos, nodes) -> dict[str, list[tuple[float, float]]]:

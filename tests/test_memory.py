@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import hwmodels
-from hwmodels.errors import InputError
+from hwmodels.errors import InputError, RidgelineWarning
 from simulator import simulate
 from simulator.memory import place, tiers
 from workloads import build_llm
@@ -134,7 +134,8 @@ def test_llama2_7b_fits_on_one_h100():
 
 
 def test_llama2_70b_bf16_on_one_h100_spills_weights_to_host():
-    res = simulate(build_llm("llama-2-70b", "decode", batch=1, context=1024), "h100-sxm")
+    with pytest.warns(RidgelineWarning, match="weights 138 GB do not fit"):
+        res = simulate(build_llm("llama-2-70b", "decode", batch=1, context=1024), "h100-sxm")
     d = res.memory.devices["gpu0"]
     weights = 2 * llama2_70b_params()
     assert weights == pytest.approx(137.95e9, rel=1e-3)       # does not fit in 80 GB
@@ -159,7 +160,8 @@ def test_kv_overflow_goes_to_host_and_the_step_slows_down():
     graph = build_llm("llama-2-7b", "decode", batch=64, context=4096)
     kv = kv_bytes(32, 4096, 64, 4097)
     assert kv > H100_HBM - 2 * 6_738_415_616
-    spilled = simulate(graph, "h100-sxm")
+    with pytest.warns(RidgelineWarning, match="KV cache 137 GB does not fit"):
+        spilled = simulate(graph, "h100-sxm")
     d = spilled.memory.devices["gpu0"]
     assert d.spilled_bytes == {"kv_cache": kv} and d.footprint_bytes["kv_cache"] == 0
     assert spilled.memory.warnings == [

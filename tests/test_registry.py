@@ -47,3 +47,29 @@ def test_reregistering_replaces_and_notifies():
 def test_empty_name_is_a_programming_error():
     with pytest.raises(ValueError):
         Registry("thing").register("", 1)
+
+
+def test_get_with_a_default_and_unregister_notify():
+    reg = Registry("cost")
+    calls = []
+    reg.on_change(lambda: calls.append(1))
+    reg.register("x", 1)
+    assert reg.get("y", 0) == 0 and reg.get("x", 0) == 1      # dict.get's default
+    reg.unregister("x")
+    reg.unregister("never")                                    # absent: nothing to notify
+    assert "x" not in reg and len(calls) == 2
+    with pytest.raises(InputError):
+        reg.get("x")
+
+
+def test_help_is_the_first_sentence_of_the_docstring():
+    reg = Registry("kind")
+
+    @reg.register("a")
+    class A:
+        """One sentence over
+        two lines, e.g. this. A second sentence.
+
+        Another paragraph."""
+
+    assert reg.help("a") == "One sentence over two lines, e.g. this."

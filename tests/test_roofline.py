@@ -413,8 +413,8 @@ def test_user_operator_kinds_stream_until_they_register_a_cost(a100):
 
         assert cost(op, a100).work == {"memory:hbm": 4000.0}
     finally:
-        OPERATORS.pop("test_blur", None)
-        COSTS.pop("test_blur", None)
+        OPERATORS.unregister("test_blur")
+        COSTS.unregister("test_blur")
 
 
 def test_remembered_costs_are_not_shared_with_callers(a100):

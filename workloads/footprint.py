@@ -26,6 +26,8 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
+from hwmodels.dtypes import DTYPE_BYTES
+
 from .graph import Graph
 from .tensors import PLACEMENTS
 
@@ -108,8 +110,6 @@ def stage_footprints(graph: Graph) -> list[Footprint]:
 
 
 def _dtype_bytes(op) -> float:
-    from hwmodels.dtypes import DTYPE_BYTES
-
     return DTYPE_BYTES[getattr(op, "weight_dtype", None) or getattr(op, "dtype", "bf16")]
 
 

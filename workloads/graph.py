@@ -156,7 +156,7 @@ class Graph:
 
     def to_frame(self):
         """One row per operator: name, kind, stage, FLOPs, bytes by role."""
-        import pandas as pd
+        import pandas as pd  # only here: a graph is built (and the CLI starts) without pandas
 
         rows = []
         for op in self.ops:

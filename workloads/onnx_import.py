@@ -24,6 +24,7 @@ from pathlib import Path
 from hwmodels.errors import InputError
 
 from .graph import Graph
+from .importers import IMPORTERS
 from .operators import Attention, Conv2d, Elementwise, Embedding, LayerNorm, MatMul, Pool, RMSNorm, Softmax
 from .tensors import Tensor
 
@@ -342,6 +343,7 @@ class _Importer:
         self.add(op, [qk.input[0], qk.input[1], pv.input[1]], pv.output)
 
 
+@IMPORTERS.register(".onnx", help="ONNX model graph (needs the onnx package); knobs: unknown_ops, batch")
 def import_onnx(path: str | Path, unknown_ops: str = "error", batch: int | None = None) -> Graph:
     """The operator graph of the ONNX model at ``path`` (see the module doc for what is supported)."""
     onnx = _onnx()

@@ -28,7 +28,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
-from hwmodels.errors import InputError, did_you_mean, unknown_name
+from hwmodels.errors import InputError, did_you_mean
+from hwmodels.registry import Registry
 from hwmodels.units import parse_quantity
 
 from .tensors import PLACEMENTS, QUANTIZED_DTYPES, Tensor
@@ -41,15 +42,15 @@ ATTENTION_SCALE_FLOPS = 1.0
 # Raw byte buffers (collectives, copies) are counted as 1-byte elements.
 RAW = "int8"
 
-OPERATORS: dict[str, type[Operator]] = {}
+OPERATORS: Registry[type[Operator]] = Registry("operator kind")
 
 
 def register_operator(cls: type[Operator]) -> type[Operator]:
-    """Class decorator: make ``cls`` available under ``cls.kind`` in :data:`OPERATORS`."""
+    """Class decorator: make ``cls`` available under ``cls.kind`` in :data:`OPERATORS` (its help:
+    the first line of the class docstring)."""
     if not cls.kind:
         raise ValueError(f"{cls.__name__} has no kind")
-    OPERATORS[cls.kind] = cls
-    return cls
+    return OPERATORS.register(cls.kind, cls)
 
 
 @dataclass(kw_only=True)
@@ -844,9 +845,7 @@ class MemCopy(Operator):
 
 def make_operator(kind: str, **fields) -> Operator:
     """An operator of registered ``kind`` built from keyword fields (typos get a suggestion)."""
-    if kind not in OPERATORS:
-        raise unknown_name("operator kind", kind, OPERATORS, path="kind")
-    cls = OPERATORS[kind]
+    cls = OPERATORS.get(kind, path="kind")
     allowed = {f.name for f in dataclasses.fields(cls) if f.init}
     for key in fields:
         if key not in allowed:

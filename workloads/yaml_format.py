@@ -22,6 +22,10 @@ and ``from`` (the op whose first output is its first input: a dependency whose s
 With neither, an op follows the op before it (the first op of a block iteration follows the
 previous iteration). Inside a block, names refer to the same iteration first, then to the whole
 graph; outside, a block's name means its last op. Errors are reported as FILE:LINE: field.path.
+
+``meta.tokens`` counts the tokens a step produces (a language model's throughput is tokens/s);
+a graph that is not a language model (a CNN) gives ``meta.samples`` instead (images, items:
+its throughput is samples/s).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ from hwmodels import yamlio
 from hwmodels.errors import InputError, Problem, did_you_mean
 
 from .graph import Graph
+from .importers import IMPORTERS
 from .operators import OPERATORS, Operator, make_operator
 from .options import StepOptions
 
@@ -43,6 +48,7 @@ TOP_KEYS = ("workload", "dtype", "meta", "ops")
 BLOCK_KEYS = ("repeat", "name", "ops")
 MAX_OPS = 200_000
 META_INTS = ("batch", "tp", "pp", "ep", "microbatches")
+META_COUNTS = ("tokens", "samples")   # what a step completes: throughput is per second of these
 
 
 @dataclass
@@ -59,6 +65,18 @@ class _Spec:
 def load_yaml_workload(path: str | Path) -> Graph:
     """The graph of a workload YAML file (validated; all problems reported together)."""
     return parse_workload(yamlio.load(path))
+
+
+@IMPORTERS.register(".yaml", help="workload YAML: operators and their dependencies")
+def import_yaml_workload(path: Path, **knobs) -> Graph:
+    """:func:`load_yaml_workload` as an importer: the file says everything, so no build options."""
+    if knobs:
+        raise InputError(f"a workload YAML file takes no build options (got {', '.join(sorted(knobs))})",
+                         file=str(path))
+    return load_yaml_workload(path)
+
+
+IMPORTERS.register(".yml", import_yaml_workload, help="workload YAML (as .yaml)")
 
 
 def loads_workload(text: str, file: str = "<string>") -> Graph:
@@ -84,9 +102,13 @@ def parse_workload(doc: yamlio.Document) -> Graph:
                 axes[key].check(value)
             except InputError as err:
                 problems.append(doc.problem(err.problems[0].message, ("meta", key)))
-    tokens = meta.get("tokens")
-    if tokens is not None and (isinstance(tokens, bool) or not isinstance(tokens, (int, float)) or tokens < 0):
-        problems.append(doc.problem(f"must be a non-negative number, got {tokens!r}", ("meta", "tokens")))
+    for key in META_COUNTS:
+        value = meta.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
+            problems.append(doc.problem(f"must be a non-negative number, got {value!r}", ("meta", key)))
+    if meta.get("tokens") and meta.get("samples"):
+        problems.append(doc.problem("give tokens (a language model's step) or samples (any other "
+                                    "graph), not both", ("meta", "samples")))
     ops = data.get("ops")
     if not isinstance(ops, list) or not ops:
         problems.append(doc.problem("expected a non-empty list of operators", ("ops",)))

@@ -1,0 +1,97 @@
+"""What a serving run says: metrics, one row per request, the replicas' steps over time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class ServeResult:
+    """The result of :func:`simulator.serving.serve`.
+
+    ``metrics``: the JSON block (TTFT/TPOT/ITL/E2E stats, throughput, goodput, energy, kv,
+    preemptions, duration_s, rejected); ``requests``: per completed request arrays; ``steps``: one
+    DataFrame row per step of every replica; ``rejected``: (request id, reason) of requests refused.
+    """
+
+    metrics: dict
+    requests: dict
+    steps: pd.DataFrame
+    rejected: list = field(default_factory=list)
+    config: dict = field(default_factory=dict)
+    trace_events: list | None = None
+
+    def to_frame(self) -> pd.DataFrame:
+        """One row per completed request: times (s), tokens, preemptions, and its latencies."""
+        df = pd.DataFrame(self.requests)
+        df["ttft_s"] = df["first_token_s"] - df["arrival_s"]
+        df["e2e_s"] = df["finish_s"] - df["arrival_s"]
+        multi = df["output_tokens"] > 1
+        df["tpot_s"] = np.where(multi, (df["e2e_s"] - df["ttft_s"]) / np.maximum(df["output_tokens"] - 1, 1), 0.0)
+        return df
+
+    def timeseries(self, interval_s: float = 1.0) -> pd.DataFrame:
+        """Per-``interval_s`` rows like vLLM's own logging: prompt throughput (tok/s; each prompt
+        token counted once, as vLLM counts it, not again when a preempted request is prefilled
+        anew: ``steps.prefill_tokens`` has every token prefilled), generation throughput, running
+        and waiting requests and KV-cache use (%) at the interval's last step, and the interval's
+        energy (J), summed over replicas."""
+        s = self.steps
+        if s.empty:
+            return pd.DataFrame(columns=["t", "prompt_throughput", "gen_throughput", "running", "waiting",
+                                         "kv_cache_pct", "energy_j"])
+        end = s["start_s"] + s["duration_s"]
+        bucket = np.floor(end / interval_s).astype(int)
+        total = self.metrics["kv"]["blocks_total"] * max(1, self.config.get("replicas", 1))
+        g = s.assign(bucket=bucket).groupby("bucket")
+        last = g.last()
+        # every replica's latest state at the interval's end
+        per_rep = s.assign(bucket=bucket).groupby(["bucket", "replica"]).last()
+        state = per_rep.groupby(level="bucket")[["running", "waiting", "kv_blocks_used"]].sum()
+        out = pd.DataFrame({
+            "t": (last.index + 1) * interval_s,
+            "prompt_throughput": g["prompt_tokens"].sum().to_numpy() / interval_s,
+            "gen_throughput": g["tokens_out"].sum().to_numpy() / interval_s,
+            "running": state["running"].to_numpy(),
+            "waiting": state["waiting"].to_numpy(),
+            "kv_cache_pct": 100.0 * state["kv_blocks_used"].to_numpy() / total if total else 0.0,
+            "energy_j": g["energy_j"].sum().to_numpy(),
+        })
+        return out.reset_index(drop=True)
+
+    def to_dict(self, requests: bool = True) -> dict:
+        """The JSON form (the CLI's ``--format json``): ``metrics``, ``config``, ``rejected`` (id and
+        reason of each refused request) and, with ``requests``, one object per completed request."""
+        out = {"metrics": dict(self.metrics), "config": dict(self.config),
+               "rejected": [{"id": int(i), "reason": why} for i, why in self.rejected]}
+        if requests:
+            df = self.to_frame()
+            out["requests"] = [
+                {"id": int(r.id), "arrival_s": float(r.arrival_s), "first_token_s": float(r.first_token_s),
+                 "finish_s": float(r.finish_s), "input_tokens": int(r.input_tokens),
+                 "output_tokens": int(r.output_tokens), "preemptions": int(r.preemptions),
+                 "replica": int(r.replica)}
+                for r in df.itertuples(index=False)]
+        return out
+
+    def plot(self):
+        """Latency CDFs, throughput, requests and KV use over time (:mod:`.plot`), as
+        :meth:`SimResult.plot <simulator.result.SimResult.plot>` draws a simulation."""
+        from .plot import plot_serving
+
+        return plot_serving(self)
+
+    def trace(self) -> dict:
+        """Perfetto/Chrome trace events of the run (:mod:`.trace`)."""
+        from .trace import serving_trace
+
+        return serving_trace(self)
+
+    def write_trace(self, path):
+        """Write :meth:`trace` as JSON to ``path``."""
+        from .trace import write_serving_trace
+
+        return write_serving_trace(self, path)

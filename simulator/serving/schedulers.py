@@ -1,0 +1,226 @@
+"""Batch schedulers: which requests run in the next step, with how many tokens each.
+
+A scheduler looks at its replica (``waiting``: arrived requests not running, oldest first;
+``running``: admitted requests, oldest first; ``kv``: the block pool) and returns a
+:class:`Batch`; it admits a waiting request with ``replica.resume`` (which takes its blocks and
+says how many tokens it computes now) and ``replica.admit``, grows running ones with ``kv.grow``
+and, when blocks run out, preempts through ``replica.preempt`` (recompute or swap, the
+replica's choice). It never works
+out a time: the replica asks the step-time model what the batch costs.
+
+Register your own with ``@SCHEDULERS.register("name", help=...)`` on a class whose constructor
+takes the :class:`SchedulerConfig` and that has ``schedule(replica) -> Batch | None``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from hwmodels.errors import InputError
+from hwmodels.registry import Registry
+
+SCHEDULERS: Registry[type] = Registry("scheduler")
+
+
+@dataclass(frozen=True)
+class SchedulerConfig:
+    """Knobs shared by the schedulers (vLLM's names)."""
+
+    max_num_seqs: int = 256
+    max_num_batched_tokens: int = 8192
+    chunk_size: int = 512            # sarathi's token budget per step
+    reserve_full_prompt: bool = True  # admit only when the whole prompt's blocks are free
+
+    def __post_init__(self):
+        for name in ("max_num_seqs", "max_num_batched_tokens", "chunk_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InputError(f"{name} must be a positive integer, got {value!r}", path=name)
+
+
+@dataclass
+class Batch:
+    """One step's work: ``prefills`` as (request, tokens) and ``decodes`` (one token each)."""
+
+    prefills: list = field(default_factory=list)
+    decodes: list = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.prefills or self.decodes)
+
+    def add(self, req, tokens: int) -> None:
+        if tokens == 1 and req.computed >= req.prompt:
+            self.decodes.append(req)
+        else:
+            self.prefills.append((req, tokens))
+
+    @property
+    def tokens(self) -> int:
+        return len(self.decodes) + sum(t for _, t in self.prefills)
+
+
+def _grow_or_preempt(replica, req, tokens: int, protect=()) -> bool:
+    """Blocks for ``req`` to reach ``tokens``, preempting the newest running requests (not
+    ``protect``ed) until they fit; False when ``req`` itself had to go."""
+    running = replica.running
+    while not replica.kv.grow(req, tokens):
+        victim = running[-1]
+        if victim is req or victim in protect:
+            if victim is req:
+                running.pop()
+                replica.preempt(req)
+            return False
+        running.pop()
+        replica.preempt(victim)
+    return True
+
+
+@SCHEDULERS.register("vllm", help="vLLM v1: one token budget per step shared by decodes and chunked "
+                                  "prefills, max_num_seqs, FCFS, recompute preemption of the newest")
+class VLLMScheduler:
+    """vLLM v1's scheduler: running requests first (in admission order), each taking
+    ``min(tokens it still needs, budget left)`` so that long prompts are chunked; when a request's
+    blocks cannot grow, the newest running request is preempted (possibly itself); then, if
+    nothing was preempted this step, waiting requests in FCFS order while the budget, the
+    ``max_num_seqs`` limit and the blocks last."""
+
+    def __init__(self, config: SchedulerConfig):
+        self.config = config
+        self.budget = config.max_num_batched_tokens
+
+    @staticmethod
+    def step_tokens(config: SchedulerConfig) -> int:
+        """The largest step it runs (the KV budget's activation peak is taken there)."""
+        return config.max_num_batched_tokens
+
+    def order(self, running: list) -> list:
+        return list(running)
+
+    def decodes_alone(self, n: int) -> bool:
+        """With nothing waiting and ``n`` requests all decoding, every one decodes each step."""
+        return n <= self.budget
+
+    def schedule(self, replica) -> Batch | None:
+        cfg, kv = self.config, replica.kv
+        batch = Batch()
+        budget = self.budget
+        preempted = replica.preemptions
+        for req in self.order(replica.running):
+            if budget <= 0:
+                break
+            if req not in replica.running_set:      # preempted by an earlier request this step
+                continue
+            new = min(req.tokens - req.computed, budget)
+            if not _grow_or_preempt(replica, req, req.computed + new, protect=batch.decodes):
+                continue
+            batch.add(req, new)
+            budget -= new
+        if replica.preemptions == preempted:
+            waiting = replica.waiting
+            while waiting and budget > 0 and len(replica.running) < cfg.max_num_seqs:
+                req = waiting[0]
+                if cfg.reserve_full_prompt and not kv.can_hold(req, req.tokens):
+                    break
+                new = replica.resume(req, budget)
+                if new is None:
+                    break
+                replica.admit(waiting.popleft())
+                batch.add(req, new)
+                budget -= new
+        return batch or None
+
+
+@SCHEDULERS.register("sarathi", help="Sarathi-Serve stall-free batching: decodes first, then prefill "
+                                     "chunks up to chunk_size tokens per step")
+class SarathiScheduler(VLLMScheduler):
+    """Sarathi-Serve: the token budget per step is the chunk size, decodes are never stalled
+    (they are scheduled before any prefill chunk), prefills fill what is left in chunks."""
+
+    def __init__(self, config: SchedulerConfig):
+        super().__init__(config)
+        self.budget = config.chunk_size
+
+    @staticmethod
+    def step_tokens(config: SchedulerConfig) -> int:
+        """The largest step it runs (the KV budget's activation peak is taken there)."""
+        return config.chunk_size
+
+    def order(self, running: list) -> list:
+        return sorted(running, key=lambda r: r.computed < r.tokens - 1)   # decodes first (stable)
+
+
+@SCHEDULERS.register("orca", help="Orca iteration-level scheduling with whole prefills first: a step "
+                                  "of new prompts whenever one can be admitted, else a decode step")
+class OrcaScheduler:
+    """Iteration-level batching without chunking: when waiting requests can be admitted, the
+    step runs their whole prompts (up to the token budget, at least one prompt) and the running
+    requests wait (vLLM v0's prefill-first policy); otherwise every running request decodes."""
+
+    def __init__(self, config: SchedulerConfig):
+        self.config = config
+
+    def decodes_alone(self, n: int) -> bool:
+        return True
+
+    def schedule(self, replica) -> Batch | None:
+        cfg, waiting = self.config, replica.waiting
+        batch = Batch()
+        budget = cfg.max_num_batched_tokens
+        while waiting and len(replica.running) < cfg.max_num_seqs:
+            req = waiting[0]
+            if batch.prefills and req.tokens - req.computed > budget:
+                break
+            need = replica.resume(req)
+            if need is None:
+                break
+            replica.admit(waiting.popleft())
+            batch.add(req, need)
+            budget -= need
+        if batch:
+            return batch
+        for req in list(replica.running):
+            if req in replica.running_set and _grow_or_preempt(replica, req, req.computed + 1,
+                                                               protect=batch.decodes):
+                batch.add(req, req.tokens - req.computed)
+        return batch or None
+
+
+@SCHEDULERS.register("static", help="static batching (FasterTransformer): a batch is admitted when the "
+                                    "replica is idle and runs until its last request finishes")
+class StaticScheduler:
+    """Static batching: when nothing runs, admit up to ``max_num_seqs`` waiting requests whose
+    whole sequences (prompt + output) fit in the free blocks, prefill them in one step, then
+    decode until every one has finished; arrivals wait for the next batch."""
+
+    def __init__(self, config: SchedulerConfig):
+        self.config = config
+
+    def decodes_alone(self, n: int) -> bool:
+        return True
+
+    def schedule(self, replica) -> Batch | None:
+        cfg, waiting = self.config, replica.waiting
+        batch = Batch()
+        if not replica.running:
+            while waiting and len(replica.running) < cfg.max_num_seqs:
+                req = waiting[0]
+                need = replica.resume(req, reserve=req.prompt + req.output)
+                if need is None:
+                    break
+                replica.admit(waiting.popleft())
+                batch.add(req, need)
+            return batch or None
+        for req in replica.running:
+            batch.add(req, req.tokens - req.computed)
+        return batch
+
+
+@SCHEDULERS.register("disaggregated", help="Splitwise/DistServe: prefill replicas and decode replicas, "
+                                           "the KV cache moved between them over the link")
+class DisaggregatedScheduler(VLLMScheduler):
+    """On each replica of a disaggregated cluster: vLLM's policy. The cluster makes the split: a
+    prefill replica hands every request on after its first token, and its KV cache travels over
+    the link to a decode replica (see :class:`~simulator.serving.cluster.Cluster`). A scheduler
+    class with ``disaggregated = True`` gets that split."""
+
+    disaggregated = True
