@@ -299,3 +299,25 @@ def op_text(op, device, demands, report: dict) -> str:
     table = format_table([{"resource": k, "work": demands.work[k], "rate": demands.rates[k], "time_s": t}
                           for k, t in report["times_s"].items()], ["resource", "work", "rate", "time_s"])
     return format_fields(rows) + "\n\n" + table
+
+
+# ------------------------------------------------------------------------------------ serving
+
+def serving_text(res) -> str:
+    """Headline fields and one row per latency metric, in ms."""
+    m, c = res.metrics, res.config
+    head = [("deployment", f"{c['model']} on {c['hardware']}: {c['replicas']} replica(s) x tp={c['tp']} "
+                           f"pp={c['pp']}, scheduler {c['scheduler']}, profile {c['profile']}"),
+            ("requests", f"{m['completed']} completed, {m['rejected']} rejected, {m['preemptions']} preemptions"),
+            ("duration", f"{m['duration_s']:.4g} s"),
+            ("throughput", f"{m['throughput']['requests_per_s']:.4g} req/s, "
+                           f"{m['throughput']['output_tokens_per_s']:.4g} output tok/s, "
+                           f"{m['throughput']['total_tokens_per_s']:.4g} total tok/s"),
+            ("kv cache", f"{m['kv']['blocks_total']} blocks of {m['kv']['block_size']} tokens, peak "
+                         f"{m['kv']['peak_used_fraction']:.1%} used"),
+            ("energy", f"{m['energy']['total_j']:.4g} J, {m['energy']['j_per_output_token']:.4g} J/output token")]
+    if m["goodput"]["slo"]:
+        head.append(("goodput", f"{m['goodput']['requests_per_s']:.4g} req/s meeting {m['goodput']['slo']}"))
+    rows = [{"metric": key.removesuffix("_s").upper(), **{k: f"{v * 1e3:.4g}" for k, v in m[key].items()}}
+            for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s")]
+    return "\n".join([format_fields(head), "", "latency (ms)", format_table(rows)])

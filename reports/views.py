@@ -34,3 +34,22 @@ def summary_html(obj) -> str:
     from .notebook import analysis_html, simulation_html
 
     return analysis_html(obj) if hasattr(obj, "plot_data") else simulation_html(obj)
+
+
+def serving_plot(result, interval_s: float = 1.0):
+    """The figure of a :class:`simulator.serving.result.ServeResult` (see :mod:`reports.serving_figures`)."""
+    from .serving_figures import plot_serving
+
+    return plot_serving(result, interval_s)
+
+
+def serving_perfetto(result) -> dict:
+    from .serving_trace import serving_trace
+
+    return serving_trace(result)
+
+
+def write_serving_perfetto(result, path: str | Path) -> Path:
+    from .serving_trace import write_serving_trace
+
+    return write_serving_trace(result, path)

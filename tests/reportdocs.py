@@ -15,6 +15,8 @@ ROOFLINE = ["roofline", "--hw", "a100-sxm-80gb", "--hw", "mi300x", "--model", "l
             "--batch", "1", "--prompt-len", "256"]
 
 
+SERVE = ["serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--num-requests", "30", "--rate", "10",
+         "--input-len", "256", "--output-len", "16"]
 SWEEP_SPEC = """\
 base: {job: analyze, hw: h100-sxm, model: llama-3.1-8b, phase: decode, batch: 1, context: 512}
 axes:
@@ -34,6 +36,8 @@ def write_docs(folder: Path) -> dict[str, Path]:
     paths = {"simulate": folder / "simulate.json", "roofline": folder / "roofline.json"}
     assert quiet(*SIMULATE, "--format", "json", "--out", str(paths["simulate"])) == 0
     assert quiet(*ROOFLINE, "--format", "json", "--out", str(paths["roofline"])) == 0
+    paths["serve"] = folder / "serve.json"
+    assert quiet(*SERVE, "--format", "json", "--out", str(paths["serve"])) == 0
     assert quiet("validate", "--public", "--no-progress", "--out", str(folder / "validation"),
                  "--html", str(folder / "validate_direct.html")) == 0
     paths["validate"] = folder / "validation" / "validation.json"

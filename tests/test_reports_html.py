@@ -20,6 +20,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
     ("roofline", ["roofline", "bounds", "manifest"]),
     ("validate", ["validation", "manifest"]),
     ("sweep", ["pareto", "points", "spec", "manifest"]),
+    ("serve", ["serving", "deployment", "manifest"]),
 ])
 def test_each_kind_is_one_self_contained_page_with_its_sections(result_reports, kind, sections):
     html = result_reports[kind].read_text()
@@ -75,6 +76,16 @@ def test_sweep_report_draws_the_front_and_lists_every_point(result_docs, result_
     assert f"{len(front)} non-dominated points" in html
     direct = (result_docs["sweep"].parent / "sweep_direct.html").read_text()
     assert 'data-kind="sweep"' in direct and "ridgeline sweep run " in direct   # the exact command
+
+
+def test_serving_report_repeats_the_metrics(result_docs, result_reports):
+    doc = json.loads(result_docs["serve"].read_text())
+    html = result_reports["serve"].read_text()
+    m = doc["metrics"]
+    assert m["completed"] == 30 and len(doc["latencies"]["ttft_s"]) == 30
+    # the headline's TTFT median in ms, 4 significant digits, as the section formats it
+    assert f"median {m['ttft_s']['median'] * 1e3:.4g} ms" in html
+    assert doc["manifest"]["command"].startswith("ridgeline serve --hw h100-sxm")
 
 
 def test_validate_writes_its_html_directly(result_docs):
