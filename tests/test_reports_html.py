@@ -141,6 +141,11 @@ def test_json_to_a_file_leaves_stdout_empty(capsys, tmp_path):
     assert code == 0 and out == ""
     doc = json.loads(path.read_text())
     assert doc["kind"] == "roofline" and doc["plot"]["device"] == "h100-sxm"
+    code, out, _ = run(capsys, "report", str(path), "--format", "json")
+    assert code == 0 and json.loads(out) == {"kind": "roofline", "written": [str(path.with_suffix(".html"))]}
+    code, out, err = run(capsys, "roofline", "--hw", "h100-sxm", "--model", "llama-2-7b", "--phase", "decode",
+                         "--html", str(tmp_path / "no" / "such" / "dir.html"))
+    assert code == 2 and out == "" and "dir.html" in err and "Traceback" not in err
 
 
 @pytest.mark.parametrize("content, message", [
