@@ -4,7 +4,8 @@ Python API (the CLI's ``ridgeline calibrate`` and ``ridgeline validate`` call th
 
 * :func:`calibrate` - measure ``host`` (numpy; torch when installed) or ``cuda:N`` (torch), fit,
   and write ``DIR/<device>.yaml`` (an overlay that ``extends:`` the device), the measurements
-  and the fingerprint, atomically;
+  and the fingerprint as one set swapped into place (:mod:`calibration.atomic_set`), with the
+  BLAS thread count it measured with (:mod:`calibration.cores`);
 * :func:`validate` - held-out kernels, a real numpy model end to end, and the bundled public
   measurements, each with its prediction error;
 * building blocks: :mod:`calibration.timing` (timing discipline), :mod:`calibration.kernels`

@@ -1,31 +1,34 @@
-"""``ridgeline calibrate``: measure this machine, fit, and write the overlay atomically.
+"""``ridgeline calibrate``: measure this machine, fit, and write the output set atomically.
 
-Order of work: check the device and the output folder first (a bad request fails before any
-measurement), measure, fit, then write the measurements, the fingerprint, the fit summary and,
-last, the overlay ``DIR/<device>.yaml``, each file atomically. An interruption at any point
-leaves no partial overlay behind.
+Order of work: check the device, the thread count and the output folder first (a bad request
+fails before any measurement), clean what killed runs left, measure (each sweep only once the
+threads get their cores, :class:`calibration.cores.CoreGate`), fit, then write the measurements,
+the fingerprint, the fit summary and the overlay ``DIR/<device>.yaml`` into a staging folder
+and swap it into place as a whole (:mod:`calibration.atomic_set`). A reader sees the previous
+set or the new one, never a mix; an interruption before the swap leaves the previous set.
 """
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from .fingerprint import busy_warning, cpu_caches, fingerprint, load_average, physical_cores
+from .atomic_set import check_out_dir, clean_stale, commit, hold, interrupts_deferred, staging_dir
+from .cores import WAIT_S, CoreGate, resolve_threads
+from .fingerprint import busy_warning, cpu_caches, fingerprint, load_average
 from .overlay import FitReport, fit_overlay
 from .runner import TooFewMeasurements, plan, policy_for, require_enough, run_cases
 from .store import (
     FINGERPRINT_NAME,
-    ensure_writable_dir,
+    FIT_SUMMARY_NAME,
     write_json,
     write_measurements,
     write_overlay,
 )
 from .torch_kernels import parse_device
-
-FIT_SUMMARY_NAME = "fit.json"
 
 # GPU names (as torch reports them) -> catalog ids, most specific first.
 GPU_CATALOG = [("H200", "h200-sxm"), ("H100 PCIe", "h100-pcie"), ("H100", "h100-sxm"),
@@ -34,19 +37,6 @@ GPU_CATALOG = [("H200", "h200-sxm"), ("H100 PCIe", "h100-pcie"), ("H100", "h100-
 
 
 MIN_FITTED_GEMMS = 3
-
-
-def auto_threads() -> tuple[int | None, str | None]:
-    """BLAS threads for a calibration that did not ask for a count: all cores on an idle machine,
-    one when other programs keep the cores busy (1-minute load above half the cores). Threads
-    of a multithreaded GEMM wait for each other, so one descheduled thread stalls the call for a
-    scheduler time slice and timings become multiples of it; one thread has no such wait."""
-    cores = physical_cores()
-    load = load_average()
-    if cores > 1 and load and load[0] > 0.5 * cores:
-        return 1, (f"the machine is busy (1-minute load {load[0]:g} on {cores} cores): measured with one BLAS "
-                   "thread (pass --threads N to choose); validate uses the same count")
-    return None, None
 
 
 def overlay_name(device: str) -> str:
@@ -96,47 +86,76 @@ class CalibrationResult:
                 "fit": self.fit.to_dict()}
 
 
+class InterruptedAfterWriting(KeyboardInterrupt):
+    """Ctrl-C that came once the new set was complete: it was put in place before stopping."""
+
+
 def calibrate(device: str = "host", out_dir: str | Path = "calibration-out", *, quick: bool = False,
               threads: int | None = None, passes: int | None = None, max_spread: float | None = None,
-              base: str | None = None, progress: bool = True, measurement_format: str = "auto") -> CalibrationResult:
-    """Measure ``device``, fit an overlay and write everything to ``out_dir`` (see module doc)."""
+              base: str | None = None, progress: bool = True, measurement_format: str = "auto",
+              if_busy: str = "wait") -> CalibrationResult:
+    """Measure ``device``, fit an overlay and write the set to ``out_dir`` (see module doc).
+
+    ``threads``: BLAS threads to measure with (default: those numpy uses); ``if_busy``: what to
+    do when other programs keep the cores busy (:class:`calibration.cores.CoreGate`).
+    """
     import hwmodels
 
     kind, _ = parse_device(device)
     cases = plan(device, quick)           # raises InputError for cuda without a GPU
-    out = ensure_writable_dir(out_dir)
-    notes = []
-    if threads is None and kind == "host":
-        threads, why = auto_threads()
-        if why:
-            notes.append(why)
+    out = check_out_dir(out_dir)
+    threads = resolve_threads(threads)
     fp = fingerprint(device, threads)
     base_ref = base_for(device, fp, base)
     base_device = hwmodels.load_device(base_ref)
+    clean_stale(out)
 
+    gate = CoreGate(threads, if_busy, WAIT_S["quick" if quick else "full"]) if kind == "host" else None
     frame = run_cases(cases, policy_for(quick, max_spread), passes=passes or (2 if quick else 3),
-                      threads=threads, progress=progress)
+                      threads=threads, progress=progress, before_sweep=gate)
     require_enough(frame, "gemm")
     fp["load_after"] = load_average()
-    busy = busy_warning(fp)
+    if gate is not None:
+        fp["core_share"] = {"if_busy": if_busy, "probes": gate.shares, "waited_s": gate.waited_s}
     overlay, report = fit_overlay(frame, base_device, base_ref=base_ref, fingerprint=fp,
                                   caches=cpu_caches() if device == "host" else None)
-    if busy:
-        report.warnings.insert(0, busy)
-    report.warnings[:0] = notes
+    busy = busy_warning(fp)
+    report.warnings[:0] = [w for w in [*(gate.warnings if gate else []), busy] if w]
     fitted = max((n for k, n in report.fitted.items() if k.endswith(":fp32")), default=0)
     if fitted < MIN_FITTED_GEMMS and kind == "host":
         raise TooFewMeasurements(
             f"only {fitted} fp32 GEMM measurement(s) were usable after leaving out those slowed by other "
             f"programs (need {MIN_FITTED_GEMMS}); the machine is too busy to calibrate now")
+    files = write_set(out, device, frame, fp, report, overlay, measurement_format)
+    m_path, f_path, _, o_path = files
+    return CalibrationResult(device, out, o_path, m_path, f_path, frame, fp, overlay, report, files)
 
-    m_path = write_measurements(frame, out, measurement_format)
-    f_path = write_json(out / FINGERPRINT_NAME, fp)
+
+def write_set(out: Path, device: str, frame: pd.DataFrame, fp: dict, report: FitReport, overlay: dict,
+              measurement_format: str = "auto") -> list[Path]:
+    """Measurements, fingerprint, fit summary and overlay written into a staging folder, then
+    swapped into place as ``out``; the paths they have there."""
+    name = f"{overlay_name(device)}.yaml"
+    header = (f"Calibration overlay for '{device}' written by `ridgeline calibrate` (run {fp.get('run_id')}).\n"
+              f"Pass it to any command: --hw {out / name}\n"
+              f"The measurements, fingerprint ({FINGERPRINT_NAME}) and fit summary ({FIT_SUMMARY_NAME}) "
+              "beside this file are of the same run.")
     held_out = frame.loc[frame.split == "holdout", "case_id"].tolist()
-    s_path = write_json(out / FIT_SUMMARY_NAME, {**report.to_dict(), "held_out": held_out})
-    header = (f"Calibration overlay for '{device}' written by `ridgeline calibrate`.\n"
-              f"Pass it to any command: --hw {out / (overlay_name(device) + '.yaml')}\n"
-              f"Measurements: {m_path.name}; fingerprint: {f_path.name}.")
-    o_path = write_overlay(out / f"{overlay_name(device)}.yaml", overlay, header)
-    return CalibrationResult(device, out, o_path, m_path, f_path, frame, fp, overlay, report,
-                             [m_path, f_path, s_path, o_path])
+    staging = staging_dir(out)
+    try:
+        written = [write_measurements(frame, staging, measurement_format)]
+        hold("staging")
+        written.append(write_json(staging / FINGERPRINT_NAME, fp))
+        written.append(write_json(staging / FIT_SUMMARY_NAME, {"run_id": fp.get("run_id"), **report.to_dict(),
+                                                                "held_out": held_out}))
+        written.append(write_overlay(staging / name, overlay, header))
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    try:
+        with interrupts_deferred():
+            commit(staging, out)
+    except KeyboardInterrupt:
+        raise InterruptedAfterWriting(f"interrupted after the new calibration was put in place: {out} "
+                                      "holds the complete set") from None
+    return [out / p.name for p in written]

@@ -13,6 +13,7 @@ import os
 import platform
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +124,14 @@ def busy_warning(fp: dict[str, Any], again: str = "calibrate") -> str | None:
 def fingerprint(device: str = "host", threads: int | None = None) -> dict[str, Any]:
     """Everything that identifies the machine and software a measurement set came from.
 
-    ``threads_pinned`` is the BLAS thread count the measurements ran with (all CPUs when not set).
+    ``threads_pinned`` is the BLAS thread count the measurements ran with (all CPUs when not set);
+    ``run_id`` names the run, and the other files of its output set repeat it.
     """
     tinfo = torch_info()
     gpus = (tinfo or {}).get("gpus", [])
     return {
         "device": device,
+        "run_id": uuid.uuid4().hex[:12],
         "taken_utc": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),

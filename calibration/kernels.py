@@ -205,9 +205,45 @@ GEMM_FIT_QUICK = [(64, 64, 64), (128, 128, 128), (256, 256, 256), (512, 512, 512
 GEMM_HOLDOUT_QUICK = [(96, 96, 96), (192, 192, 192), (384, 384, 384), (768, 768, 768),
                       (512, 128, 768), (128, 768, 512)]
 
-# STREAM working sets in bytes (the sum of the arrays), from inside L1 to well past L3.
-STREAM_WS = [2**k for k in range(14, 29)]          # 16 KiB .. 256 MiB
-STREAM_WS_QUICK = [2**k for k in range(14, 29, 2)]  # 16 KiB, 64 KiB, ..., 256 MiB
+# STREAM working sets in bytes (the sum of the arrays): powers of two from 16 KiB up to twice the
+# last cache (the cache levels and the spill past the last one), then main memory at 3, 4 and 6
+# times the last cache: its band starts at twice the last cache (calibration.fit.BAND_MARGIN), so
+# three sizes lie inside it, the middle one held out (small multiples: each is allocated anew in
+# every pass).
+STREAM_MIN_WS = 2**14
+MAIN_MEMORY_WS = (3, 4, 6)             # multiples of the last cache
+DEFAULT_LAST_CACHE = 32 * 2**20        # where the OS does not tell
+MAX_WS_FRACTION = 1 / 8                # of the machine's memory, at most, for one working set
+
+
+def stream_working_sets(quick: bool = False, last_cache_bytes: int | None = None,
+                        memory_bytes: int | None = None) -> list[tuple[int, str]]:
+    """(working-set bytes, split) of the STREAM sweep, reaching every memory level (see above).
+
+    Cache sizes step by 4x (quick) or 2x; every third is held out, never the two ends. Main
+    memory sizes above ``memory_bytes`` / 8 are left out.
+    """
+    last = last_cache_bytes or DEFAULT_LAST_CACHE
+    step = 2 if quick else 1
+    caches = [2**k for k in range(14, 64, step) if 2**k <= 2 * last]
+    out = [(ws, "holdout" if 0 < i < len(caches) - 1 and i % 3 == 1 else "fit") for i, ws in enumerate(caches)]
+    main = [m * last for m in MAIN_MEMORY_WS if not memory_bytes or m * last <= memory_bytes * MAX_WS_FRACTION]
+    out += [(ws, "holdout" if len(main) == 3 and i == 1 else "fit") for i, ws in enumerate(main)]
+    return out
+
+
+def _machine_memory() -> tuple[int | None, int | None]:
+    """(largest per-instance cache, physical memory) of this machine, None where unknown."""
+    import os
+
+    from .fingerprint import cpu_caches
+
+    caches = cpu_caches()
+    try:
+        memory = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (AttributeError, ValueError, OSError):
+        memory = None
+    return (max(caches.values()) if caches else None), memory
 
 ROWWISE_FIT = [(64, 256), (256, 256), (256, 1024), (1024, 1024), (1024, 4096)]
 ROWWISE_HOLDOUT = [(128, 512), (512, 2048)]
@@ -224,14 +260,11 @@ def numpy_plan(quick: bool = False) -> list[KernelCase]:
     for dtype, (fit, hold) in gemm_dtypes.items():
         for split, shapes in (("fit", fit), ("holdout", hold)):
             cases += [make_case("gemm", dtype, split, m=m, n=n, k=k) for m, n, k in shapes]
-    ws_list = STREAM_WS_QUICK if quick else STREAM_WS
+    working_sets = stream_working_sets(quick, *_machine_memory())
     stream = ("stream_copy", "stream_add") if quick else STREAM_KERNELS
     for kernel in stream:
         arrays = 2 if kernel in ("stream_copy", "stream_scale") else 3
-        for i, ws in enumerate(ws_list):
-            # every third size is held out (never the two ends)
-            split = "holdout" if 0 < i < len(ws_list) - 1 and i % 3 == 1 else "fit"
-            cases.append(make_case(kernel, "fp64", split, n=ws // (8 * arrays)))
+        cases += [make_case(kernel, "fp64", split, n=ws // (8 * arrays)) for ws, split in working_sets]
     for kernel in ("softmax", "layernorm"):
         shapes = [(ROWWISE_FIT, "fit"), (ROWWISE_HOLDOUT, "holdout")]
         for group, split in shapes:

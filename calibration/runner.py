@@ -9,7 +9,7 @@ too many cases are refused to fit anything (see :func:`require_enough`).
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 import pandas as pd
@@ -59,7 +59,8 @@ EXTRA_SWEEPS = 2             # at most this many extra sweeps over suspect cases
 
 
 def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *, passes: int = 2,
-              threads: int | None = None, progress: bool = True) -> pd.DataFrame:
+              threads: int | None = None, progress: bool = True,
+              before_sweep: Callable[[], None] | None = None) -> pd.DataFrame:
     """Measure every case; one row per case (see :data:`COLUMNS`).
 
     The whole plan is swept ``passes`` times and each case keeps its smallest trusted median
@@ -68,6 +69,8 @@ def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *
     Cases whose passes disagree by more than :data:`SUSPECT_PASS_SPREAD` (or that were refused
     every time) are swept again, up to :data:`EXTRA_SWEEPS` times, to find a quiet moment.
     ``pass_spread`` (largest over smallest pass median, minus 1) shows how much the load varied.
+    ``before_sweep`` runs before every sweep (a :class:`calibration.cores.CoreGate` waits there
+    until the threads get their cores, or refuses).
     """
     cases = list(cases)
     best: dict[int, Timing] = {}
@@ -75,6 +78,8 @@ def run_cases(cases: Iterable[KernelCase], policy: TimingPolicy = FULL_POLICY, *
     refusals: dict[int, MeasurementRefused] = {}
 
     def sweep(indices, label, bar):
+        if before_sweep is not None:
+            before_sweep()
         for i in indices:
             case = cases[i]
             bar.step(f"{label} {case.case_id}")

@@ -2,8 +2,8 @@
 
 Every file is written to a temporary name in the destination folder and moved into place
 with :func:`os.replace` (atomic on POSIX and Windows), so an interrupted run or a full disk
-leaves either the previous file or none, never half an overlay. The overlay is written last:
-its presence means the measurements and the fingerprint beside it are complete.
+leaves either the previous file or none, never half a file. A calibration writes its files
+into a staging folder that is then moved into place as a whole (:mod:`calibration.atomic_set`).
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from hwmodels.jsonable import to_jsonable
 
 MEASUREMENTS_STEM = "measurements"
 FINGERPRINT_NAME = "fingerprint.json"
+FIT_SUMMARY_NAME = "fit.json"
 
 
 def ensure_writable_dir(path: str | Path) -> Path:
@@ -149,5 +150,5 @@ def overlay_text(overlay: dict, header: str = "") -> str:
 
 
 def write_overlay(path: Path, overlay: dict, header: str = "") -> Path:
-    """Write the overlay YAML atomically (the last file a calibration writes)."""
+    """Write the overlay YAML atomically."""
     return atomic_write_text(path, overlay_text(overlay, header))

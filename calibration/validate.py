@@ -160,6 +160,25 @@ def _fingerprint_notes(fp: dict) -> list[str]:
     return []
 
 
+def _threads_for(asked: int | None, device, fp: dict, report) -> int:
+    """BLAS threads for the local runs: ``asked``, else the count the overlay was calibrated with
+    (at most this machine's CPUs), else what numpy uses. A count other than the calibration's is
+    warned: the overlay's rates hold for its own count, so the error would measure the difference."""
+    from .cores import resolve_threads
+    from .fingerprint import physical_cores
+
+    calibrated = device.threads or fp.get("threads_pinned")
+    if asked:
+        threads = resolve_threads(asked)
+    else:
+        threads = min(int(calibrated), physical_cores()) if calibrated else resolve_threads(None)
+    if calibrated and threads != int(calibrated):
+        report.warnings.append(f"timing with {threads} BLAS thread(s), but '{report.hw}' was calibrated with "
+                               f"{int(calibrated)}: its rates hold for {int(calibrated)}, so part of the error "
+                               "is the thread count alone")
+    return threads
+
+
 def operator_breakdown(model, graph, device, passes: int = 2) -> list[dict]:
     """Each numpy (or torch) step of ``model`` timed alone against the analytic cost of its operators (one
     per numpy call; where the end-to-end error comes from). ``bound``: that of the step's
@@ -246,7 +265,8 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
     """Run the validation parts asked for (``public`` only: part 3 alone, no local measurement).
 
     Local runs pin ``threads`` BLAS threads; by default the count the overlay was calibrated
-    with (its fingerprint), since its rates hold for that count, else all cores.
+    with (its ``threads``, else its fingerprint's), since its rates hold for that count, else the
+    count numpy uses (:func:`_threads_for`).
     """
     ref = hw or "host"
     device = hwmodels.load_device(ref)
@@ -260,7 +280,7 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
     if local:
         load_before = fingerprint.load_average()
         fp = _fingerprint_beside(path)
-        threads = threads or fp.get("threads_pinned")
+        threads = _threads_for(threads, device, fp, report)
         frame, origin = holdout_frame(path, quick=quick, progress=progress, threads=threads)
         report.notes.append(f"held-out kernels {origin}")
         report.notes += _fingerprint_notes(fp)
@@ -269,7 +289,7 @@ def validate(hw: str | None = None, *, public: bool = False, local: bool = True,
         if device.kind == "cpu":
             report.end_to_end = validate_end_to_end(device, quick=quick, progress=progress, threads=threads,
                                                     caches=caches)
-            report.notes.append(f"end to end with {threads or 'all'} BLAS thread(s)")
+            report.notes.append(f"end to end with {threads} BLAS thread(s)")
         else:
             report.notes.append("end to end: the numpy model runs on the CPU; skipped for a GPU overlay")
         busy = fingerprint.busy_warning({"cores_usable": fingerprint.physical_cores(),

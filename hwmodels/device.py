@@ -147,6 +147,7 @@ class Device(_Frozen):
     links: dict[str, Link]
     power: Power
     launch_overhead_s: float
+    threads: int | None = None      # CPU threads the rates were measured with (calibration overlays)
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _origin: str = PrivateAttr(default="")
@@ -389,6 +390,7 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
         links={name: link_from_spec(lk) for name, lk in spec.links.items()},
         power=Power(static_w=static, active_w=active, tdp_w=tdp, energy_j_per_flop=energy),
         launch_overhead_s=parse_quantity(spec.launch_overhead, "time", allow_zero=True),
+        threads=spec.threads,
     )
     device._raw = copy.deepcopy(raw)
     device._origin = origin

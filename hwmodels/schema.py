@@ -218,6 +218,8 @@ class DeviceSpec(Spec):
     links: dict[str, LinkSpec] = Field(default_factory=dict)
     power: PowerSpec
     launch_overhead: Latency = Field("0 s", description="fixed cost per operator/kernel launch")
+    threads: PositiveInt | None = Field(None, description="CPU threads the rates hold for (a calibration "
+                                        "overlay records the BLAS threads it measured with)")
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -7,7 +7,11 @@ Progress goes to stderr; stdout carries the result (a table, or one JSON documen
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
+import threading
 from pathlib import Path
 
 from hwmodels.errors import InputError
@@ -31,7 +35,11 @@ def calibrate_command(p) -> None:
     p.add_argument("--quick", action="store_true", help="a short run (under a minute on 2 cores)")
     p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if needed)")
     p.add_argument("--threads", type=int, default=None,
-                   help="BLAS threads to pin (default: all cores; one when other programs keep the cores busy)")
+                   help="BLAS threads to measure with, at most one per usable CPU (default: the count numpy's "
+                        "BLAS uses); recorded in the overlay, and validate times with the same count")
+    p.add_argument("--if-busy", choices=("wait", "refuse", "measure"), default="wait",
+                   help="when other programs keep the cores busy: wait for a quiet moment (at most 60 s quick, "
+                        "300 s full) then refuse with exit 3 (default), refuse at once, or measure anyway (warned)")
     p.add_argument("--passes", type=int, default=None, help="sweeps over the plan (minimum of medians; default 2 quick, 3 full)")
     p.add_argument("--max-spread", type=float, default=None,
                    help="largest IQR/median accepted before a kernel is refused (default 0.25 quick, 0.15 full)")
@@ -68,23 +76,57 @@ def _positive(value, name):
         raise InputError(f"must be positive, got {value}", path=name)
 
 
+def _named(value, name):
+    if value is not None and not value.strip():
+        raise InputError("is empty; give a value or leave the option out", path=name)
+
+
 def cmd_calibrate(args) -> int:
     from calibration.calibrate import calibrate
+    from calibration.cores import CoresBusy
     from calibration.runner import TooFewMeasurements
     from calibration.timing import MeasurementRefused
 
     _positive(args.threads, "--threads")
     _positive(args.passes, "--passes")
     _positive(args.max_spread, "--max-spread")
+    _named(args.base, "--base")
     try:
         result = calibrate(args.device, args.out, quick=args.quick, threads=args.threads, passes=args.passes,
                            max_spread=args.max_spread, base=args.base, progress=not args.no_progress,
-                           measurement_format=args.measurements)
-    except (TooFewMeasurements, MeasurementRefused) as exc:
-        print(f"error: {exc}; no overlay was written", file=sys.stderr)
+                           measurement_format=args.measurements, if_busy=args.if_busy)
+    except (TooFewMeasurements, MeasurementRefused, CoresBusy) as exc:
+        print(f"error: {exc}; nothing was written ({args.out} keeps its previous calibration, if any)",
+              file=sys.stderr)
         return EXIT_TOO_NOISY
+    except KeyboardInterrupt as exc:
+        print(str(exc) or f"interrupted before the new calibration was complete; nothing was written "
+              f"({args.out} keeps its previous calibration, if any)", file=sys.stderr)
+        return 130
+    with _interrupt_says_written(result.out_dir):
+        return _print_calibration(result, args.format)
+
+
+@contextlib.contextmanager
+def _interrupt_says_written(out):
+    """Ctrl-C once the set is in place ends at once with a message saying so (exit 130)."""
+    def stop(signum, frame):
+        os.write(2, f"\ninterrupted; the calibration in {out} was already complete\n".encode())
+        os._exit(130)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _print_calibration(result, fmt: str) -> int:
     summary, fit = result.summary(), result.fit
-    if args.format == "json":
+    if fmt == "json":
         for w in fit.warnings:
             warn(w)
         print_json(summary)
@@ -102,6 +144,8 @@ def cmd_validate(args) -> int:
         raise InputError("--public and --local exclude each other (give neither for all three parts)",
                          path="--public")
     _positive(args.threads, "--threads")
+    _named(args.hw, "--hw")
+    _named(args.out, "--out")
     local = not args.public
     public = not args.local
     if args.out:

@@ -17,14 +17,16 @@ HAS_TORCH = importlib.util.find_spec("torch") is not None
 
 @pytest.fixture(scope="session")
 def calibrated(tmp_path_factory):
-    """One quick calibration of this machine, shared by the tests below."""
+    """One quick calibration of this machine, shared by the tests below (measured even while other
+    programs keep the cores busy: a test machine is rarely quiet)."""
     out = tmp_path_factory.mktemp("cal")
     import contextlib
     import io
 
     buf = io.StringIO()
     with contextlib.redirect_stdout(buf):
-        code = main(["calibrate", "--quick", "--no-progress", "--out", str(out), "--format", "json"])
+        code = main(["calibrate", "--quick", "--no-progress", "--if-busy", "measure", "--out", str(out),
+                     "--format", "json"])
     assert code == 0
     return out, json.loads(buf.getvalue())
 
@@ -41,7 +43,17 @@ def test_quick_calibration_writes_overlay_measurements_and_fingerprint(calibrate
         assert key in fp
     fit = json.loads((out / "fit.json").read_text())
     assert sorted(fit["held_out"]) == sorted(measurements.case_id[measurements.split == "holdout"])
+    assert fit["run_id"] == fp["run_id"] and f"(run {fp['run_id']})" in (out / "host.yaml").read_text()
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in out.parent.iterdir() if ".ridgeline-" in p.name]
+    # the thread count measured with is the one numpy uses, and the overlay says so
+    from calibration.cores import resolve_threads
+
+    assert fp["threads_pinned"] == resolve_threads(None)
+    assert hwmodels.load_device(out / "host.yaml").threads == fp["threads_pinned"]
+    assert fp["core_share"]["if_busy"] == "measure" and fp["core_share"]["probes"]
+    # main memory is reached by a fitted and a held-out STREAM size, and has its own ceiling
+    assert "dram" in fit["ceilings_bytes_s"]
 
 
 def test_overlay_loads_and_changes_the_host_prediction(calibrated):

@@ -1,11 +1,11 @@
 """The fitted overlay, on synthetic measurements with a known answer: it loads through hwmodels
 (extends: the base file) and changes roofline predictions exactly as worked out by hand."""
 
-import json
 import math
 
 import pandas as pd
 import pytest
+from synthetic_calibration import BASE_YAML, GEMM_EFF, LAUNCH, PEAK, measured_row, synthetic_frame
 
 import hwmodels
 from calibration.fit import curve_value
@@ -17,52 +17,13 @@ from calibration.store import write_overlay
 from roofline.costs import cost
 from workloads.operators import MatMul
 
-PEAK = 100e9  # FLOP/s
-LAUNCH = 5e-8  # s (small enough that an 8 KiB copy is not mostly call cost)
-
-BASE_YAML = """\
-id: test-cpu
-name: Test CPU
-kind: cpu
-source: written by the test
-engines:
-  vector:
-    kind: vector
-    units: 1
-    peak: {fp32: "100 GFLOP/s", fp64: "50 GFLOP/s"}
-memory:
-  l1: {kind: sram, capacity: "32 KiB", bandwidth: "10 TB/s", latency: "0 ns", energy_per_byte: "0 pJ/B"}
-  dram: {kind: ddr, capacity: "16 GiB", bandwidth: "1 TB/s", latency: "0 ns", energy_per_byte: "0 pJ/B"}
-power: {static: "1 W", tdp: "10 W", energy_per_flop: {fp32: "1 pJ/FLOP", fp64: "2 pJ/FLOP"}}
-launch_overhead: "5 us"
-"""
-
-
-def _row(case, median_s):
-    return {"case_id": case.case_id, "kernel": case.kernel, "backend": case.backend, "device": case.device,
-            "dtype": case.dtype, "split": case.split, "shape": json.dumps(case.shape), "flops": case.flops,
-            "bytes_moved": case.bytes_moved, "median_s": median_s, "spread": 0.0, "inner": 1, "attempts": 1,
-            "passes_ok": 1, "pass_spread": 0.0, "status": "ok", "note": "",
-            "flop_s": case.flops / median_s, "bytes_s": case.bytes_moved / median_s}
-
-
-GEMM_EFF = {256: 0.5, 512: 0.7, 1024: 0.9}   # efficiency of the synthetic machine at each size
-COPY_BW = {512: 100e9, 4 * 2**20: 10e9}      # copy elements -> bandwidth (8 KiB in L1, 64 MiB in DRAM)
-
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     folder = tmp_path_factory.mktemp("overlay")
     base_path = folder / "test-cpu.yaml"
     base_path.write_text(BASE_YAML)
-    rows = [_row(make_case("launch", "fp64", n=1), LAUNCH)]
-    for n, e in GEMM_EFF.items():
-        case = make_case("gemm", "fp32", m=n, n=n, k=n)
-        rows.append(_row(case, 2.0 * n**3 / (PEAK * e) + LAUNCH))
-    for n, bw in COPY_BW.items():
-        case = make_case("stream_copy", "fp64", n=n)
-        rows.append(_row(case, case.bytes_moved / bw + LAUNCH))
-    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame = synthetic_frame()
     base = hwmodels.load_device(base_path)
     overlay, report = fit_overlay(frame, base, base_ref=str(base_path), fingerprint={"taken_utc": "t"},
                                   caches={"l1": 32 * 1024})
@@ -119,7 +80,7 @@ def test_a_faster_than_peak_gemm_raises_the_peak(tmp_path):
     rows = []
     for n, e in {256: 0.6, 1024: 1.2}.items():   # 1.2: the machine boosts above the stated clock
         case = make_case("gemm", "fp32", m=n, n=n, k=n)
-        rows.append(_row(case, 2.0 * n**3 / (PEAK * e) + 5e-6))
+        rows.append(measured_row(case, 2.0 * n**3 / (PEAK * e) + 5e-6))
     overlay, report = fit_overlay(pd.DataFrame(rows, columns=COLUMNS), base, base_ref=str(base_path),
                                   fingerprint={})
     assert report.peaks_flops["fp32"]["empirical"] == pytest.approx(1.2 * PEAK)
@@ -147,10 +108,10 @@ def test_transcendental_kernels_fit_a_special_function_unit(tmp_path):
     launch = 5e-6
     measured = 8 * (launch + n / (0.6 * PEAK)) + launch + n * 1e-9
     gelu = make_case("gelu", "fp32", n=n)
-    rows = [_row(gelu, measured)]
+    rows = [measured_row(gelu, measured)]
     for size, e in {256: 0.6, 1024: 0.9}.items():
         case = make_case("gemm", "fp32", m=size, n=size, k=size)
-        rows.append(_row(case, 2.0 * size**3 / (PEAK * e) + launch))
+        rows.append(measured_row(case, 2.0 * size**3 / (PEAK * e) + launch))
     overlay, report = fit_overlay(pd.DataFrame(rows, columns=COLUMNS), base, base_ref=str(base_path),
                                   fingerprint={})
     assert report.curves["sfu:fp32"] == [[round(math.log10(n), 4), 0.1]]
@@ -170,12 +131,12 @@ def test_gpu_calibration_fits_torch_gemms_and_the_pcie_copy(tmp_path):
     for n, e in {4096: 0.25, 8192: 0.35}.items():
         case = KernelCase("gemm", "bf16", (("m", n), ("n", n), ("k", n)), "fit", backend="torch",
                           device="cuda:0", flops=2.0 * n**3, bytes_moved=3.0 * n * n * 2)
-        rows.append(_row(case, 2.0 * n**3 / (tensor_peak * e) + base.launch_overhead_s))
+        rows.append(measured_row(case, 2.0 * n**3 / (tensor_peak * e) + base.launch_overhead_s))
     nbytes = 2**28
     copy = KernelCase("copy_h2d", "int8", (("bytes", nbytes),), "fit", backend="torch", device="cuda:0",
                       bytes_moved=float(nbytes))
     measured = nbytes / 40e9 + 20e-6   # 40 GB/s plus a little fixed time
-    rows.append(_row(copy, measured))
+    rows.append(measured_row(copy, measured))
     overlay, report = fit_overlay(pd.DataFrame(rows, columns=COLUMNS), base, base_ref="h100-sxm",
                                   fingerprint={})
     assert overlay["extends"] == "h100-sxm"
@@ -188,3 +149,39 @@ def test_gpu_calibration_fits_torch_gemms_and_the_pcie_copy(tmp_path):
     op = MemCopy(name="c", bytes_moved=float(nbytes), src="host", dst="device")
     assert cost(op, dev).time_s == pytest.approx(measured, rel=1e-4)
     assert "link:pcie" in report.ceilings_bytes_s
+
+
+def test_main_memory_reached_but_never_measured_is_refused(tmp_path):
+    # the 64 MiB copy (DRAM) was refused as too noisy: writing the overlay would predict every
+    # DRAM-sized kernel with the base device's 1 TB/s, so the fit refuses instead
+    from calibration.runner import TooFewMeasurements
+
+    base_path = tmp_path / "test-cpu.yaml"
+    base_path.write_text(BASE_YAML)
+    with pytest.raises(TooFewMeasurements, match="no trusted STREAM run measured dram"):
+        fit_overlay(synthetic_frame(dram_status="refused"), hwmodels.load_device(base_path),
+                    base_ref=str(base_path), fingerprint={}, caches={"l1": 32 * 1024})
+
+
+def test_levels_reached_by_the_stream_runs(tmp_path):
+    from calibration.overlay import levels_reached
+
+    base_path = tmp_path / "test-cpu.yaml"
+    base_path.write_text(BASE_YAML)
+    base = hwmodels.load_device(base_path)
+    # 2 arrays x 512 x 8 B = 8 KiB: twice that fits in the 32 KiB L1; 64 MiB lives in DRAM
+    assert levels_reached(synthetic_frame(), base, {"l1": 32 * 1024}) == ["l1", "dram"]
+    assert levels_reached(synthetic_frame().iloc[:-1], base, {"l1": 32 * 1024}) == ["l1"]
+
+
+def test_stream_sweep_reaches_main_memory_with_a_held_out_size():
+    from calibration.kernels import stream_working_sets
+
+    mib = 2**20
+    # last cache 1 MiB: powers of 4 from 16 KiB up to 2 MiB (16K, 64K, 256K, 1M; the second held
+    # out), then main memory at 3, 4 and 6 MiB, the middle one held out
+    assert stream_working_sets(True, 1 * mib, 2**30) == [
+        (16 * 1024, "fit"), (64 * 1024, "holdout"), (256 * 1024, "fit"), (mib, "fit"),
+        (3 * mib, "fit"), (4 * mib, "holdout"), (6 * mib, "fit")]
+    # 40 MiB of memory: one working set may take 5 MiB, so main memory gets 3 and 4 MiB (fitted)
+    assert stream_working_sets(True, 1 * mib, 40 * mib)[-3:] == [(mib, "fit"), (3 * mib, "fit"), (4 * mib, "fit")]

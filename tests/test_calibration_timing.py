@@ -149,15 +149,3 @@ def test_plain_progress_goes_to_the_given_stream_only(capsys):
     assert lines[:3] == ["[1/3] measuring: a", "[2/3] measuring: b", "[3/3] measuring: c"]
     assert lines[3].startswith("measuring: 3 done in")
     assert capsys.readouterr().out == ""
-
-
-def test_auto_threads_drops_to_one_on_a_busy_machine(monkeypatch):
-    import importlib
-
-    cal = importlib.import_module("calibration.calibrate")
-    monkeypatch.setattr(cal, "physical_cores", lambda: 2)
-    monkeypatch.setattr(cal, "load_average", lambda: [3.0, 2.0, 1.0])
-    threads, why = cal.auto_threads()
-    assert threads == 1 and "busy" in why
-    monkeypatch.setattr(cal, "load_average", lambda: [0.2, 0.2, 0.2])
-    assert cal.auto_threads() == (None, None)

@@ -25,7 +25,9 @@ def test_rtx_4090_figures_from_the_ada_whitepaper():
     assert tensor.peak_flops["bf16"] == pytest.approx(128 * 512 * 2.52e9, rel=1e-3)
     assert tensor.peak_flops["fp8"] == 330.3e12
     assert d.memory["gddr"].bandwidth_bytes_s == 1008e9      # 384 bit x 21 Gb/s / 8
-    assert d.memory["gddr"].capacity_bytes == 24e9
+    # 24 GiB on the card; the catalog holds what the driver reports (torch total_memory)
+    assert d.memory["gddr"].capacity_bytes == 25_250_627_584
+    assert 0.9 * 2**30 * 24 < d.memory["gddr"].capacity_bytes < 24 * 2**30
     assert d.memory["l2"].capacity_bytes == 72e6
     assert d.power.tdp_w == 450.0
     # ridge point of bf16 against GDDR6X: 165.2e12 / 1008e9 = 163.9 FLOP/B
