@@ -321,3 +321,58 @@ def serving_text(res) -> str:
     rows = [{"metric": key.removesuffix("_s").upper(), **{k: f"{v * 1e3:.4g}" for k, v in m[key].items()}}
             for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s")]
     return "\n".join([format_fields(head), "", "latency (ms)", format_table(rows)])
+
+
+# ------------------------------------------------------------------------------------ workloads and hardware
+
+def workload_text(summary: dict) -> str:
+    """A workload's size (``ridgeline workload show``): its knobs, params, FLOPs per engine,
+    bytes per role, KV cache and state, and one row per operator kind. ``summary``: ``Graph.summary()``
+    (with ``scope`` when the graph is one rank)."""
+    meta = summary["meta"]
+    head = [("workload", summary["name"])]
+    head += [(k, meta[k]) for k in ("phase", "batch", "prompt_len", "context", "tp", "pp", "ep", "dp", "dtype",
+                                    "weight_dtype", "kv_dtype", "spec_tokens", "best_of", "tokens")
+             if meta.get(k) is not None and _shown(meta, k)]
+    if "scope" in summary:
+        head.append(("scope", summary["scope"]))
+    head += [("params", f"{summary['params'] / 1e9:.4g} B"),
+             ("active params", f"{summary['active_params'] / 1e9:.4g} B"),
+             ("FLOPs", f"{summary['flops']:.4g}"),
+             *((f"  {e}", f"{v:.4g}") for e, v in summary["flops_by_engine"].items()),
+             *((f"bytes {r}", format_quantity(v, "capacity")) for r, v in summary["bytes"].items() if v),
+             ("KV cache", format_quantity(summary["kv_cache_bytes"], "capacity")),
+             ("recurrent state", format_quantity(summary["state_bytes"], "capacity")),
+             ("ops", summary["ops"])]
+    rows = [{"kind": k, "ops": v["ops"], "flops": v["flops"], "bytes": v["bytes"]}
+            for k, v in sorted(summary["by_kind"].items(), key=lambda kv: -kv[1]["flops"])]
+    return format_fields(head) + "\n\n" + format_table(rows, ["kind", "ops", "flops", "bytes"])
+
+
+def _shown(meta: dict, key: str) -> bool:
+    """Whether the table shows ``key``: knobs that apply to the step's phase, at a value that says
+    something (parallelism and sampling knobs when not 1)."""
+    from workloads.options import knob_applies
+
+    if key in ("dp", "spec_tokens", "best_of") and meta[key] in (0, 1):
+        return False
+    return knob_applies(key, meta.get("phase", ""), best_of=meta.get("best_of", 1))
+
+
+def models_text(rows: list[dict]) -> str:
+    """The bundled models (``ridgeline workload list``), params in billions."""
+    shown = [{**r, "params": f"{r['params'] / 1e9:.3g} B", "active_params": f"{r['active_params'] / 1e9:.3g} B"}
+             for r in rows]
+    return format_table(shown, ["id", "family", "params", "active_params", "layers", "hidden", "heads",
+                                "kv_heads", "vocab", "max_positions"])
+
+
+def catalog_text(rows: list[dict]) -> str:
+    """The hardware catalog (``ridgeline hw list``): one row per device or system, headline figures
+    with units. ``rows``: ``reports.cli_hw.headline`` of each."""
+    table = [{"id": r["id"], "kind": r["kind"], "name": r["name"],
+              "bf16 peak": format_quantity(r["peak_bf16_flops"], "compute_rate", 4) if r["peak_bf16_flops"] else "-",
+              "memory": format_quantity(r["memory_capacity_bytes"], "capacity", 4),
+              "bandwidth": format_quantity(r["memory_bandwidth_bytes_s"], "bandwidth", 4),
+              "TDP": format_quantity(r["tdp_w"], "power", 4)} for r in rows]
+    return format_table(table)
