@@ -17,10 +17,8 @@ from pathlib import Path
 from hwmodels.errors import InputError
 
 from .commands import COMMANDS
-from .output import format_fields, format_table, print_json
-
-SHOWN_OUTPUTS = ("latency_s", "throughput_tok_s", "energy_j_per_token", "cost_per_mtok", "bound", "dominant")
-NOT_INPUTS = {"key", "status", "message", "job", "ridgeline_version", "energy_j", *SHOWN_OUTPUTS}
+from .output import format_table, print_json
+from .text import NOT_INPUTS, SHOWN_OUTPUTS, sweep_summary_text
 
 
 @COMMANDS.register("sweep", help="design-space sweeps: run a spec, Pareto fronts, summaries")
@@ -94,7 +92,7 @@ def cmd_run(args) -> int:
     if args.format == "json":
         print_json({"out": str(args.out), **summary})
         return 0
-    print(_render_summary(summary, sweep.spec.axes, args.out))
+    print(sweep_summary_text(summary, sweep.spec.axes, args.out))
     return 0
 
 
@@ -158,27 +156,5 @@ def cmd_show(args) -> int:
     if args.format == "json":
         print_json(result)
         return 0
-    print(_render_summary(result, None, args.dir))
+    print(sweep_summary_text(result, None, args.dir))
     return 0
-
-
-def _render_summary(summary: dict, axes, folder) -> str:
-    statuses = ", ".join(f"{n} {s}" for s, n in summary["status"].items())
-    head = [("results", f"{folder}/results.parquet"), ("points", f"{summary['points']} ({statuses})"),
-            ("feasible", str(summary["feasible"]))]
-    if summary.get("planned") is not None and summary["planned"] != summary["points"]:
-        head.append(("planned", f"{summary['planned']} (resume with ridgeline sweep run --resume)"))
-    lines = [format_fields(head)]
-    rows = []
-    for objective, row in summary["best"].items():
-        name = objective.split(":")[0]
-        inputs = {k: v for k, v in row.items() if k not in NOT_INPUTS and v is not None and v == v}
-        rows.append({"best": objective, "value": row[name],
-                     "point": ", ".join(f"{k}={_short(v)}" for k, v in inputs.items())})
-    if rows:
-        lines += ["", format_table(rows)]
-    return "\n".join(lines)
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)
