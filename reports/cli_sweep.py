@@ -17,21 +17,31 @@ from pathlib import Path
 from hwmodels.errors import InputError
 
 from .commands import COMMANDS
-from .output import format_table, print_json
-from .text import NOT_INPUTS, SHOWN_OUTPUTS, sweep_summary_text
+from .output import format_fields, format_table, print_json
+
+# the outputs a table shows (those the job has): analyze/simulate, then serve
+SHOWN_OUTPUTS = ("latency_s", "throughput_tok_s", "energy_j_per_token", "cost_per_mtok", "bound", "dominant",
+                 "ttft_p99_s", "tpot_mean_s", "goodput_req_s", "j_per_output_token")
+
+
+def _not_inputs() -> set[str]:
+    """Columns that are not a point's inputs: the bookkeeping and every job's outputs."""
+    from sweeps.jobs import JOBS, job_columns
+
+    return {"key", "status", "message", "job", "ridgeline_version",
+            *(c for _, job in JOBS.items() for c in job_columns(job, True))}
 
 
 @COMMANDS.register("sweep", help="design-space sweeps: run a spec, Pareto fronts, summaries")
 def sweep_command(p) -> None:
-    """Fill ``sweep`` with ``run``, ``pareto`` and ``show``."""
-    from sweeps.executors import default_workers
-
+    """Fill ``sweep`` with ``run``, ``pareto`` and ``show`` (sweeps/ is imported when one runs: it
+    loads the cost model and the workload builders, too slow for every ridgeline call)."""
     sub = p.add_subparsers(dest="sweep_command", metavar="SUBCOMMAND", parser_class=type(p))
     run = sub.add_parser("run", help="run every point of a sweep spec (resumable)")
     run.add_argument("spec", metavar="SPEC.yaml")
     run.add_argument("--out", required=True, metavar="DIR", help="folder for results.parquet and spec.json")
     run.add_argument("--workers", type=int, default=None,
-                     help=f"local worker processes (default: one per core, here {default_workers()})")
+                     help="local worker processes (default: one per core this process may use)")
     run.add_argument("--dask", metavar="ADDRESS", help="a Dask scheduler (tcp://host:8786) or local:N to start "
                                                        "a LocalCluster of N workers (needs ridgeline[distributed])")
     run.add_argument("--resume", action="store_true", help="continue a sweep in DIR, skipping stored points")
@@ -85,14 +95,13 @@ def cmd_run(args) -> int:
         from .html.sweep import sweep_document
         from .manifest import manifest
 
-        made = manifest(args, seed=sweep.spec.seed)
-        for path in write_report(sweep_document(args.out, made), args.html):
+        for path in write_report(sweep_document(args.out, manifest(args, seed=sweep.spec.seed)), args.html):
             print(f"wrote {path}", file=sys.stderr)
     summary = sweep.summary(frame)
     if args.format == "json":
         print_json({"out": str(args.out), **summary})
         return 0
-    print(sweep_summary_text(summary, sweep.spec.axes, args.out))
+    print(_render_summary(summary, sweep.spec.axes, args.out))
     return 0
 
 
@@ -107,7 +116,8 @@ def _stored(folder: str):
 
 
 def _columns(frame, objectives) -> list[str]:
-    axes = [c for c in frame.columns if c not in NOT_INPUTS and c not in objectives]
+    not_inputs = _not_inputs()
+    axes = [c for c in frame.columns if c not in not_inputs and c not in objectives]
     outputs = [c for c in (*objectives, *SHOWN_OUTPUTS) if c in frame.columns]
     return [*axes, *dict.fromkeys(outputs)]
 
@@ -156,5 +166,28 @@ def cmd_show(args) -> int:
     if args.format == "json":
         print_json(result)
         return 0
-    print(sweep_summary_text(result, None, args.dir))
+    print(_render_summary(result, None, args.dir))
     return 0
+
+
+def _render_summary(summary: dict, axes, folder) -> str:
+    statuses = ", ".join(f"{n} {s}" for s, n in summary["status"].items())
+    head = [("results", f"{folder}/results.parquet"), ("points", f"{summary['points']} ({statuses})"),
+            ("feasible", str(summary["feasible"]))]
+    if summary.get("planned") is not None and summary["planned"] != summary["points"]:
+        head.append(("planned", f"{summary['planned']} (resume with ridgeline sweep run --resume)"))
+    lines = [format_fields(head)]
+    rows = []
+    not_inputs = _not_inputs()
+    for objective, row in summary["best"].items():
+        name = objective.split(":")[0]
+        inputs = {k: v for k, v in row.items() if k not in not_inputs and v is not None and v == v}
+        rows.append({"best": objective, "value": row[name],
+                     "point": ", ".join(f"{k}={_short(v)}" for k, v in inputs.items())})
+    if rows:
+        lines += ["", format_table(rows)]
+    return "\n".join(lines)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -376,33 +376,3 @@ def catalog_text(rows: list[dict]) -> str:
               "bandwidth": format_quantity(r["memory_bandwidth_bytes_s"], "bandwidth", 4),
               "TDP": format_quantity(r["tdp_w"], "power", 4)} for r in rows]
     return format_table(table)
-
-
-# ------------------------------------------------------------------------------------ sweeps
-
-# Figures a sweep's tables show after the inputs; columns that are not inputs of a point.
-SHOWN_OUTPUTS = ("latency_s", "throughput_tok_s", "energy_j_per_token", "cost_per_mtok", "bound", "dominant")
-NOT_INPUTS = {"key", "status", "message", "job", "ridgeline_version", "energy_j", *SHOWN_OUTPUTS}
-
-
-def sweep_summary_text(summary: dict, axes, folder) -> str:
-    """A sweep's points per status and the best point per objective (``sweep run`` and ``sweep show``)."""
-    statuses = ", ".join(f"{n} {s}" for s, n in summary["status"].items())
-    head = [("results", f"{folder}/results.parquet"), ("points", f"{summary['points']} ({statuses})"),
-            ("feasible", str(summary["feasible"]))]
-    if summary.get("planned") is not None and summary["planned"] != summary["points"]:
-        head.append(("planned", f"{summary['planned']} (resume with ridgeline sweep run --resume)"))
-    lines = [format_fields(head)]
-    rows = []
-    for objective, row in summary["best"].items():
-        name = objective.split(":")[0]
-        inputs = {k: v for k, v in row.items() if k not in NOT_INPUTS and v is not None and v == v}
-        rows.append({"best": objective, "value": row[name],
-                     "point": ", ".join(f"{k}={_short(v)}" for k, v in inputs.items())})
-    if rows:
-        lines += ["", format_table(rows)]
-    return "\n".join(lines)
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -3,7 +3,7 @@
 * :class:`Sweep` (``Sweep.from_yaml(path)`` or ``Sweep(base=..., axes=...)``): ``.run()`` returns a
   pandas DataFrame, one row per point; ``.pareto(objectives)``; ``.plot(x, y, color=...)``.
 * :mod:`sweeps.spec`: the YAML spec, validated with file:line:field errors.
-* :mod:`sweeps.jobs`: what a point runs (registry ``JOBS``: analyze, simulate).
+* :mod:`sweeps.jobs`: what a point runs (registry ``JOBS``: analyze, simulate, serve).
 * :mod:`sweeps.executors`: where tasks run (registry ``EXECUTORS``: serial, process, dask).
 * :mod:`sweeps.store`: ``DIR/results.parquet``, appended atomically, resumable.
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from hwmodels.errors import InputError
 from hwmodels.yamlio import Document
 
 from . import points as pts
@@ -99,7 +100,7 @@ class Sweep:
                 cluster.close()
 
     def _run(self, run_tasks, workers, client, out, resume, progress):
-        import pandas as pd
+        import pandas as pd  # about half a second: only a run needs it, not loading a spec
 
         planned = self.points()
         columns = self.columns()
@@ -141,8 +142,6 @@ class Sweep:
         if frame is not None:
             return frame
         if self.results is None:
-            from hwmodels.errors import InputError
-
             raise InputError("the sweep has no results yet; call run() first")
         return self.results
 
@@ -161,7 +160,7 @@ class Sweep:
     def plot(self, x: str, y: str, color: str | None = None, *, objectives: dict | None = None, ax=None):
         """A scatter of the results (``x`` vs ``y``, coloured by ``color``) with the Pareto front of
         ``objectives`` (default: x and y under the spec's senses) drawn: a matplotlib Figure."""
-        from reports.sweep_plot import plot_sweep  # drawing lives in reports/
+        from reports.sweep_plot import plot_sweep  # a thin call: drawing lives in reports/ (above sweeps/)
 
         frame = self._frame(None)
         objectives = objectives or {k: self.spec.objectives.get(k, "min") for k in (x, y)}

@@ -1,6 +1,6 @@
 """Where tasks run: executors in a registry (``serial``, ``process``, ``dask``).
 
-An executor takes the list of :class:`~sweeps.points.Task` and yields each task's rows as it
+An executor takes the list of :class:`~sweeps.task.Task` and yields each task's rows as it
 completes (in any order). ``process`` (the default) is a local process pool; ``dask`` submits the
 same function as ``distributed.Client`` futures, to a running scheduler (``tcp://host:8786``), to
 a ``LocalCluster`` it starts for the run (``local:N``) or to a client the caller passes.
@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 from hwmodels.errors import InputError
 from hwmodels.registry import Registry
 
-from .points import Task
+from .jobs import JOBS
+from .task import Task
 from .version import ridgeline_version
 
 EXECUTORS: Registry = Registry("sweep executor")
@@ -24,8 +26,6 @@ DASK_MISSING = "Dask is an optional extra: pip install 'ridgeline[distributed]' 
 
 def run_task(task: Task) -> list[dict]:
     """The rows of a task's points: inputs (axis values, knobs), key, status and figures."""
-    from .jobs import JOBS
-
     inputs = {"hw": task.hw, "model": task.model, **task.knobs,
               **{k: v for k, v in task.job_knobs.items() if v is not None}}
     rows = JOBS.get(task.job).run(task)
@@ -50,8 +50,6 @@ def run_serial(tasks: list[Task], *, workers: int = 1, address=None, client=None
 
 @EXECUTORS.register("process", help="a local process pool (default: one worker per core)")
 def run_process(tasks: list[Task], *, workers: int = 1, address=None, client=None) -> Iterator[list[dict]]:
-    from concurrent.futures import ProcessPoolExecutor, as_completed
-
     if workers <= 1 or len(tasks) <= 1:
         yield from run_serial(tasks)
         return
@@ -66,7 +64,7 @@ def run_process(tasks: list[Task], *, workers: int = 1, address=None, client=Non
 
 def dask_client(address: str):
     """(client, cluster or None) for ``address``: ``tcp://host:port`` or ``local:N``."""
-    try:
+    try:  # an optional extra, imported only for a Dask run
         from distributed import Client, LocalCluster
     except ImportError:
         raise InputError(DASK_MISSING, path="dask") from None
@@ -90,8 +88,8 @@ def dask_client(address: str):
 @EXECUTORS.register("dask", help="distributed.Client futures (a scheduler address, local:N, or a client)")
 def run_dask(tasks: list[Task], *, workers: int = 1, address: str | None = None,
              client=None) -> Iterator[list[dict]]:
-    try:
-        from distributed import as_completed
+    try:  # an optional extra, imported only for a Dask run
+        from distributed import as_completed as dask_completed
     except ImportError:
         raise InputError(DASK_MISSING, path="dask") from None
     cluster = None
@@ -100,7 +98,7 @@ def run_dask(tasks: list[Task], *, workers: int = 1, address: str | None = None,
         client, cluster = dask_client(address or f"local:{workers}")
     try:
         futures = client.map(run_task, tasks, pure=False)
-        for future in as_completed(futures):
+        for future in dask_completed(futures):
             yield future.result()
     finally:
         if own:

@@ -5,7 +5,7 @@ inputs: the resolved hardware description (the YAML form after ``extends:``, has
 hardware reference, plus the point's overrides in SI units), the workload knobs with
 ``StepOptions.effective`` defaults filled in, the job and its knobs, and the Ridgeline
 version. Two spellings of one point ("4 TB/s" and "4000 GB/s", a knob left at its default or
-given) get one key; editing a hardware file gives new keys.
+given) get one key; editing a hardware file (or a model or trace file beside the spec) gives new keys.
 
 Points that share a workload (the same model and knobs) and a hardware reference are run
 together as one :class:`Task`, so the graph is built once for all of them, and an ``analyze``
@@ -14,104 +14,26 @@ task evaluates its rate variants in one vectorized call (:mod:`roofline.variants
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import itertools
 import json
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from hwmodels.errors import InputError
+from roofline.variants import rate_path
 
-from .spec import SweepSpec, resolved_knobs, workload_knobs
+from .hardware import device_of, hw_digest, load_hw
+from .jobs import JOBS
+from .spec import SweepSpec, job_workload_knobs, resolved_knobs
+from .task import Task
 from .version import ridgeline_version
 
 KNOB_SKIP = ("job", "hw", "model")
 VECTOR_CHUNK = 2048    # rate variants per vectorized task (a kill loses at most this many)
-
-
-@functools.lru_cache(maxsize=64)
-def _load_hw_cached(ref: str, base_dir: str | None):
-    from hwmodels import load_hardware
-    from hwmodels.loader import resolve_ref
-
-    if base_dir is not None and not Path(ref).is_absolute() and (Path(base_dir) / ref).is_file():
-        ref = str(Path(base_dir) / ref)
-    resolve_ref(ref, path="hw")
-    return load_hardware(ref)
-
-
-def load_hw(ref: str, base_dir: Path | None = None):
-    """The device or system ``ref`` names (catalog id, or a YAML file relative to ``base_dir``)."""
-    return _load_hw_cached(ref, str(base_dir) if base_dir else None)
-
-
-def _flatten(data, prefix="") -> dict:
-    out = {}
-    for key, value in data.items():
-        path = f"{prefix}{key}"
-        if isinstance(value, dict) and value:
-            out.update(_flatten(value, path + "."))
-        elif not isinstance(value, (dict, list)):
-            out[path] = value
-    return out
-
-
-def device_of(hw):
-    return hw.first_accelerator() if hasattr(hw, "accelerators") else hw
-
-
-# schema fields that hold mappings (set their entries instead) or free text
-_NOT_SCALAR = {"peak", "systolic", "dsp", "efficiency_curve", "energy_per_flop", "notes"}
-
-
-def hardware_fields(hw) -> dict:
-    """Dotted path -> current YAML value of every field of ``hw`` (a system: its first accelerator)
-    that an axis can set, plus the optional schema fields of its engines, memory levels and links."""
-    from hwmodels.schema import EngineSpec, LinkSpec, MemoryLevelSpec, PowerSpec
-
-    device = device_of(hw)
-    fields = _flatten({k: v for k, v in device.raw.items() if k not in ("id", "name", "source", "notes",
-                                                                          "extends")})
-    fields = {k: v for k, v in fields.items() if not k.endswith(".notes")}
-    raw = device.raw
-    for section, spec in (("engines", EngineSpec), ("memory", MemoryLevelSpec), ("links", LinkSpec)):
-        for name in raw.get(section, {}):
-            for f in spec.model_fields:
-                if f not in _NOT_SCALAR:
-                    fields.setdefault(f"{section}.{name}.{f}", None)
-    for f in PowerSpec.model_fields:
-        if f not in _NOT_SCALAR:
-            fields.setdefault(f"power.{f}", None)
-    return fields
-
-
-@functools.lru_cache(maxsize=64)
-def _hw_digest(ref: str, base_dir: str | None) -> str:
-    hw = _load_hw_cached(ref, base_dir)
-    if hasattr(hw, "accelerators"):
-        described = {"system": hw.raw, "devices": {n: d.raw for n, d in hw.devices.items()}}
-    else:
-        described = hw.raw
-    return hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def with_overrides(hw, overrides: dict, base_dir: Path | None = None):
-    """``hw`` with dotted-path ``overrides`` (YAML values); on a system, on every device of it."""
-    if not overrides:
-        return hw
-    if not hasattr(hw, "accelerators"):
-        return hw.with_overrides(overrides)
-    from hwmodels.system import system_from_raw
-    from hwmodels.yamlio import Document
-
-    raw = json.loads(json.dumps(hw.raw, default=str))
-    for entry in raw["devices"]:
-        entry["overrides"] = {**(entry.get("overrides") or {}), **overrides}
-    return system_from_raw(raw, Document(raw, "<overrides>", {}), base_dir)
 
 
 @dataclass
@@ -120,21 +42,6 @@ class Point:
 
     values: dict
     key: str = ""
-
-
-@dataclass
-class Task:
-    """Points that share hardware reference, non-rate overrides and workload: run together."""
-
-    job: str
-    hw: str
-    base_dir: str | None
-    model: str
-    knobs: dict
-    job_knobs: dict
-    overrides: dict                  # path -> YAML value shared by every point of the task
-    points: list[dict] = field(default_factory=list)   # {"key", "values", "overrides"}
-    prices: dict = field(default_factory=dict)
 
 
 def _draw(spec: SweepSpec) -> list[tuple]:
@@ -153,25 +60,31 @@ def _draw(spec: SweepSpec) -> list[tuple]:
 
 def resolved_inputs(spec: SweepSpec, values: dict) -> tuple[str, str, dict, dict, dict]:
     """(hw ref, model, workload knobs given, job knobs, hw overrides in YAML form) of a point."""
-    from .jobs import JOBS
-
     merged = {**spec.base, **{k: v for k, v in values.items() if not k.startswith("hw.")}}
-    knobs = {k: v for k, v in merged.items() if k not in KNOB_SKIP and k in workload_knobs()}
     job = JOBS.get(spec.job)
+    knobs = {k: v for k, v in merged.items() if k not in KNOB_SKIP and k in job_workload_knobs(job)}
     job_knobs = {**job.knobs, **{k: v for k, v in merged.items() if k in job.knobs}}
     overrides = {a.hw_path: a.yaml_value(values[a.name]) for a in spec.axes if a.hw_path}
     return str(merged["hw"]), str(merged["model"]), knobs, job_knobs, overrides
+
+
+def _content_id(ref, base_dir: Path | None):
+    """A hash of the file ``ref`` names (beside the spec) so that editing it changes the key;
+    anything else as it is."""
+    if not isinstance(ref, str):
+        return ref
+    path = (base_dir / ref) if base_dir else Path(ref)
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.suffix and path.is_file() else ref
 
 
 def point_key(spec: SweepSpec, values: dict) -> str:
     """The key of a point: a hash of its fully resolved inputs (module docstring)."""
     hw, model, knobs, job_knobs, overrides = resolved_inputs(spec, values)
     base_dir = str(spec.base_dir) if spec.base_dir else None
-    model_path = (spec.base_dir / model) if spec.base_dir else Path(model)
-    model_id = (hashlib.sha256(model_path.read_bytes()).hexdigest()
-                if model_path.suffix and model_path.is_file() else model)
-    described = {"hw": _hw_digest(hw, base_dir), "overrides": overrides, "model": model_id,
-                 "knobs": resolved_knobs(knobs), "job": spec.job, "job_knobs": job_knobs, "version": ridgeline_version()}
+    files = {k: _content_id(v, spec.base_dir) for k, v in job_knobs.items()}
+    described = {"hw": hw_digest(hw, base_dir), "overrides": overrides, "model": _content_id(model, spec.base_dir),
+                 "knobs": resolved_knobs(knobs), "job": spec.job, "job_knobs": {**job_knobs, **files},
+                 "version": ridgeline_version()}
     text = json.dumps(described, sort_keys=True, default=repr)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
@@ -194,10 +107,6 @@ def plan(spec: SweepSpec) -> list[Point]:
 def tasks(spec: SweepSpec, points: list[Point], chunk: int) -> list[Task]:
     """The points grouped into tasks of at most ``chunk`` points that share a workload graph and
     hardware (an ``analyze`` task keeps all the rate variants of one hardware together)."""
-    from roofline.variants import rate_path
-
-    from .jobs import JOBS
-
     vectorized = JOBS.get(spec.job).vectorized
     base_dir = str(spec.base_dir) if spec.base_dir else None
     groups: dict[str, Task] = {}

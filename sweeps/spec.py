@@ -16,8 +16,9 @@ the field path and what was expected, with a did-you-mean for misspelled names::
 Axes: ``hw`` (a list of devices or systems, catalog ids or YAML files relative to the spec),
 ``hw.<path>`` (a field of the hardware in the YAML form of ``Device.with_overrides``; on a system
 it applies to every device of the system), ``model``, the workload knobs (the fields of
-:class:`workloads.options.StepOptions`, checked by its axes) and the job's own knobs (:data:`sweeps.jobs.JOBS`). An axis value of
-a hardware quantity must have the field's dimension; it is stored in SI units (B/s, B, FLOP/s).
+:class:`workloads.options.StepOptions` the job takes, checked by its axes) and the job's own knobs
+(:data:`sweeps.jobs.JOBS`, checked by the job). An axis value of a hardware quantity must have the
+field's dimension; it is stored in SI units (B/s, B, FLOP/s).
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ from typing import Any
 from hwmodels.errors import InputError, Problem, did_you_mean
 from hwmodels.units import KINDS, kind_of, parse_quantity, si_text
 from hwmodels.yamlio import Document, dotted, load, require_mapping
+from workloads.options import StepOptions
+
+from .hardware import hardware_fields, load_hw
+from .jobs import JOBS, Job, job_columns
 
 TOP_KEYS = ("base", "axes", "mode", "seed", "objectives", "constraints", "price_per_hour")
 MODES = ("grid", "random", "latin")
@@ -48,8 +53,6 @@ _CONSTRAINT_RE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*(<=|>=|==|<|>)\s*(
 def workload_knobs() -> dict[str, Any]:
     """Workload knob -> default: the fields of :class:`workloads.options.StepOptions` (shared: do
     not modify)."""
-    from workloads.options import StepOptions
-
     return {name: axis.default for name, axis in StepOptions.axes().items()}
 
 
@@ -57,8 +60,6 @@ def resolved_knobs(knobs: dict) -> dict:
     """Every workload knob's value for a point given ``knobs``: defaults filled in where they apply
     (``StepOptions.effective``), so that a knob given at its default and one left out agree. A
     combination StepOptions refuses keeps its values as given (the point is recorded invalid)."""
-    from workloads.options import StepOptions
-
     try:
         options = StepOptions.from_kwargs(**knobs)
     except (InputError, TypeError):
@@ -167,8 +168,6 @@ def load_spec(path: str | Path, *, yes: bool = False) -> SweepSpec:
 
 def parse_spec(data: dict, doc: Document, *, yes: bool = False) -> SweepSpec:
     """Validate ``data`` (located in ``doc``) into a :class:`SweepSpec`."""
-    from .jobs import JOBS, job_columns
-
     c = _Checker(doc)
     for key in data:
         if key not in TOP_KEYS:
@@ -178,13 +177,15 @@ def parse_spec(data: dict, doc: Document, *, yes: bool = False) -> SweepSpec:
     job = JOBS.get(base["job"], path="base.job", file=doc.file, line=doc.line_of(("base", "job")))
     base_dir = Path(doc.file).parent if not doc.file.startswith("<") else None
     axes = _axes(data.get("axes"), base, job, base_dir, c)
+    if not c.problems:
+        _check_job_knobs(job, base, axes, base_dir, c)
     mode, samples = _mode(data.get("mode", "grid"), c)
     seed = data.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
         c.add(f"expected a non-negative integer seed, got {seed!r}", ("seed",))
     prices = _prices(data.get("price_per_hour", base.pop("price_per_hour", None)), c)
     columns = {*job_columns(job, True), *(a.name for a in axes)}
-    numeric = {name for name in columns if job.outputs.get(name, "float") == "float"
+    numeric = {name for name in columns if job.outputs.get(name, "float") in ("float", "int")
                and all(isinstance(v, (int, float)) for a in axes if a.name == name for v in a.values)}
     objectives = _objectives(data.get("objectives", {}), numeric, c)
     constraints = _constraints(data.get("constraints", []), columns, c)
@@ -206,8 +207,6 @@ def parse_spec(data: dict, doc: Document, *, yes: bool = False) -> SweepSpec:
 
 
 def _base(base, c: _Checker) -> dict:
-    from .jobs import JOBS
-
     if not isinstance(base, dict):
         c.add("expected a mapping: job, hw, model and the workload knobs of one point", ("base",))
         return {}
@@ -220,22 +219,24 @@ def _base(base, c: _Checker) -> dict:
     return out
 
 
-def _knob_choices(job) -> dict[str, Any]:
-    return {**workload_knobs(), **job.knobs}
+def job_workload_knobs(job: Job) -> dict[str, Any]:
+    """The workload knobs ``job`` takes -> their defaults."""
+    return {k: v for k, v in workload_knobs().items() if job.workload is None or k in job.workload}
 
 
-def _axes(axes, base: dict, job, base_dir: Path | None, c: _Checker) -> list[Axis]:
-    from .points import hardware_fields, load_hw
+def _knob_choices(job: Job) -> dict[str, Any]:
+    return {**job_workload_knobs(job), **job.knobs}
 
+
+def _axes(axes, base: dict, job: Job, base_dir: Path | None, c: _Checker) -> list[Axis]:
     knobs = _knob_choices(job)
-    from workloads.options import StepOptions
-
+    workload = {k: a for k, a in StepOptions.axes().items() if k in job_workload_knobs(job)}
     for name, value in base.items():
         if name not in ("job", "hw", "model", "price_per_hour") and name not in knobs:
             c.unknown("knob", str(name), [*knobs, "job", "hw", "model", "price_per_hour"], ("base", name))
-        elif name in StepOptions.axes():
+        elif name in workload:
             try:
-                StepOptions.axes()[name].check(value)
+                workload[name].check(value)
             except InputError as err:
                 c.add(err.problems[0].message, ("base", name), err.problems[0].suggestion)
     if axes is None:
@@ -274,7 +275,7 @@ def _axes(axes, base: dict, job, base_dir: Path | None, c: _Checker) -> list[Axi
             if axis:
                 out.append(axis)
         elif name in knobs:
-            out.append(Axis(str(name), tuple(_knob_values(str(name), values, c))))
+            out.append(Axis(str(name), tuple(_knob_values(str(name), values, workload.get(name), c))))
         else:
             c.unknown("axis", str(name), [*knobs, "hw", "model", "hw.<field>"], ("axes", name))
     return out
@@ -362,11 +363,9 @@ def _hw_axis(name: str, values: list, current, c: _Checker) -> Axis | None:
     return Axis(name, tuple(out), kind)
 
 
-def _knob_values(name: str, values: list, c: _Checker) -> list:
-    """``values`` checked against the knob's type and range (StepOptions' own check)."""
-    from workloads.options import StepOptions
-
-    axis = StepOptions.axes().get(name)
+def _knob_values(name: str, values: list, axis, c: _Checker) -> list:
+    """``values`` checked against a workload knob's type and range (StepOptions' own check; the
+    job's knobs are checked by the job, :func:`_check_job_knobs`)."""
     out = []
     for i, v in enumerate(values):
         if axis is None:     # a job knob
@@ -377,6 +376,28 @@ def _knob_values(name: str, values: list, c: _Checker) -> list:
         except InputError as err:
             c.add(err.problems[0].message, ("axes", name, i), err.problems[0].suggestion)
     return out
+
+
+def _check_job_knobs(job: Job, base: dict, axes: list[Axis], base_dir: Path | None, c: _Checker) -> None:
+    """The job's own check of its knobs: the base with the first value of every axis, then each
+    other value of each axis in turn (a problem is located at the value that causes it)."""
+    if job.check is None:
+        return
+    varied = [a for a in axes if a.name in job.knobs]
+    first = {**job.knobs, **{k: v for k, v in base.items() if k in job.knobs},
+             **{a.name: a.values[0] for a in varied}}
+    trials = [(first, None, 0)] + [({**first, a.name: v}, a.name, i) for a in varied
+                                   for i, v in enumerate(a.values) if i]
+    for knobs, axis, index in trials:
+        try:
+            job.check(knobs, base_dir)
+        except InputError as err:
+            p = err.problems[0]
+            name = (p.path or "").split(".")[0]
+            where = (("axes", name, index if name == axis else 0) if name in {a.name for a in varied}
+                     else ("base", name) if name in base else ("base",))
+            c.add(p.message, where, p.suggestion)
+            return
 
 
 def _mode(mode, c: _Checker) -> tuple[str, int | None]:

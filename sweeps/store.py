@@ -25,7 +25,7 @@ SPEC = "spec.json"
 
 
 def _pyarrow():
-    try:
+    try:  # an optional extra: imported when results are written or read
         import pyarrow
         import pyarrow.parquet  # noqa: F401
     except ImportError:
@@ -135,7 +135,7 @@ def _atomic_write(path: Path, data: bytes) -> None:
 
 def read_results(folder: str | Path, columns: list[str] | None = None):
     """The rows stored in ``folder`` (a sweep's ``--out``) as a pandas DataFrame."""
-    import pandas as pd
+    import pandas as pd  # about half a second: only reading results needs it
 
     pa = _pyarrow()
     parts_dir = Path(folder) / RESULTS

@@ -121,47 +121,78 @@ def test_kinds_are_written_once_and_used_by_schema_cli_and_docs(capsys):
 
 
 # ------------------------------------------------------------------ imports run one way
+# A result's .plot() may stay a thin call into reports/ (drawing lives there): an import inside a
+# function named here, and nowhere else, may point up the layers. SimResult and ServeResult draw,
+# trace and summarise themselves for Jupyter through reports.views; Sweep.plot calls
+# reports.sweep_plot.
+THIN_CALLS = ("plot", "trace", "write_trace", "_repr_html_")
+
+
+def _imports(tree: ast.AST):
+    """(import node, name of the function it sits in or None at module level) for every import."""
+    def walk(node, function):
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.Import, ast.ImportFrom)):
+                yield child, function
+            inner = child.name if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef)) else function
+            yield from walk(child, inner)
+    yield from walk(tree, None)
+
+
 def _import_graph() -> nx.DiGraph:
-    """Project module -> project module it imports (module-level or inside a function)."""
+    """Project module -> project module it imports (module-level or inside a function); each edge
+    knows the functions its imports sit in (``functions``; None: at module level)."""
     files = {".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__"): p
              for layer in LAYERS if (ROOT / layer).is_dir() for p in (ROOT / layer).rglob("*.py")}
     graph = nx.DiGraph()
     for module, path in files.items():
         package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node, function in _imports(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(node, ast.Import):
                 targets = [a.name for a in node.names]
-            elif isinstance(node, ast.ImportFrom):
+            else:
                 base = node.module or ""
                 if node.level:
                     parts = package.split(".")[: len(package.split(".")) - node.level + 1]
                     base = ".".join(parts + ([base] if base else []))
                 targets = [f"{base}.{a.name}" for a in node.names] + [base]
-            else:
-                continue
             for target in targets:
                 while target and target not in files:
                     target = target.rpartition(".")[0]
                 if target and target != module and not module.startswith(target + "."):
                     graph.add_edge(module, target)
+                    graph.edges[module, target].setdefault("functions", set()).add(function)
                     break
     return graph
+
+
+def _thin_call(graph: nx.DiGraph, a: str, b: str) -> bool:
+    """Whether every import of ``b`` in ``a`` is a result's thin call into reports/ (THIN_CALLS)."""
+    return b.startswith("reports.") and graph.edges[a, b]["functions"] <= set(THIN_CALLS)
 
 
 def test_no_import_cycles_and_no_import_against_the_layers():
     graph = _import_graph()
     cycles = [sorted(c) for c in nx.strongly_connected_components(graph) if len(c) > 1]
-    # sweeps/ arrived with one cycle (spec, points and jobs import each other, partly inside
-    # functions) and Sweep.plot drawing through reports/: untying them is a follow-up. Anything
-    # else, and any new cycle or upward import, fails here.
-    known_cycles = [["sweeps.jobs", "sweeps.points", "sweeps.spec"]]
-    assert [c for c in cycles if c not in known_cycles] == []
+    assert cycles == []
     upward = [(a, b) for a, b in graph.edges
               if LAYERS.index(a.split(".")[0]) < LAYERS.index(b.split(".")[0])]
-    # results reach reports/ through one door, reports.views, inside .plot()/.trace()/_repr_html_
-    # (issue 11: a result's .plot() stays as a thin call into reports/)
-    assert [e for e in upward if e != ("sweeps.api", "reports.sweep_plot") and e[1] != "reports.views"] == []
+    assert [e for e in upward if not _thin_call(graph, *e)] == []
     assert not any(b.startswith("reports") for a, b in graph.edges if a.startswith("calibration"))
+
+
+def test_the_import_checks_see_function_level_imports_and_thin_calls():
+    # the checks above cannot pass by not looking: an import inside a function is an edge too (so
+    # it can close a cycle), and only a plot() may reach up into reports/
+    tree = ast.parse("import a\ndef plot():\n    from reports import x\ndef draw():\n    import b\n")
+    assert [(n.names[0].name if isinstance(n, ast.Import) else n.module, f) for n, f in _imports(tree)] == \
+        [("a", None), ("reports", "plot"), ("b", "draw")]
+    graph = _import_graph()
+    assert graph.edges["sweeps.api", "reports.sweep_plot"]["functions"] == {"plot"}
+    assert _thin_call(graph, "sweeps.api", "reports.sweep_plot")
+    assert not _thin_call(graph, "sweeps.points", "sweeps.spec")
+    assert None in graph.edges["sweeps.points", "sweeps.spec"]["functions"]
+    assert graph.edges["sweeps.jobs", "simulator.simulate"]["functions"] == {"run_simulate"}
 
 
 # ------------------------------------------------------------------ what a user reads

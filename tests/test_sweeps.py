@@ -1,8 +1,12 @@
 """sweeps: the spec and its errors, point keys, statuses, Pareto fronts, the store, the CLI."""
 
+import inspect
 import json
 import math
+import subprocess
+import sys
 import textwrap
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -16,6 +20,7 @@ from sweeps import Sweep, load_spec, pareto_mask
 from sweeps.points import plan, point_key
 from sweeps.store import read_results
 
+ROOT = Path(__file__).resolve().parents[1]
 BASE = {"job": "analyze", "hw": "h100-sxm", "model": "llama-3.1-8b", "phase": "decode", "context": 512}
 
 
@@ -90,6 +95,54 @@ def test_mode_and_constraint_errors():
         Sweep(BASE, {"batch": [1]}, constraints=["latncy_s <= 1"])
     with pytest.raises(InputError, match="cost_per_mtok needs 'price_per_hour'"):
         Sweep(BASE, {"batch": [1]}, objectives={"latency_s": "min", "cost_per_mtok": "min"})
+
+
+SERVE = {"job": "serve", "hw": "h100-sxm", "model": "llama-3.1-8b", "num_requests": 20}
+
+
+@pytest.mark.parametrize("base, axes, message", [
+    ({}, {"scheduler": ["vllm", "sarath"]}, r"axes.scheduler\[1\]: unknown scheduler 'sarath'.*did you mean 'sarathi'"),
+    ({"batch": 8}, {}, r"base.batch: unknown knob 'batch'"),      # a step knob: serving draws its own batches
+    ({"num_requests": None}, {"rate": [1]}, "the serve job needs num_requests"),
+    ({"requests": "azure-conv"}, {"rate": [1, 2]}, r"axes.rate\[0\]: rate: for drawn requests only"),
+    ({}, {"rate": [1, -2]}, r"axes.rate\[1\]: rate must be a number > 0, got -2"),
+    ({}, {"input_len": [512, "uniform:10"]}, r"axes.input_len\[1\]: '10': expected 2 comma-separated"),
+    ({"preemption": "swp"}, {}, "did you mean 'swap'"),
+    ({}, {"max_num_seqs": [0]}, "max_num_seqs must be a positive integer"),
+])
+def test_serve_spec_errors(base, axes, message):
+    with pytest.raises(InputError, match=message):
+        Sweep({**SERVE, **base}, axes)
+
+
+def test_serve_job_knobs_default_as_serve_does():
+    from simulator.serving import serve
+    from sweeps.jobs import SERVE_KNOBS
+
+    params = inspect.signature(serve).parameters
+    assert {name: params[name].default for name in SERVE_KNOBS} == SERVE_KNOBS
+
+
+def test_serve_sweep_of_a_bundled_trace_from_the_cli(tmp_path, capsys):
+    spec = _spec_file(tmp_path, """\
+        base: {job: serve, hw: h100-sxm, model: llama-3.1-8b, requests: vllm-rtx4090, num_requests: 30}
+        axes:
+          max_num_seqs: [1, 64]
+        objectives: {ttft_p99_s: min, throughput_tok_s: max}
+        constraints: ["ttft_p99_s <= 0.5"]
+        price_per_hour: 4
+        """)
+    code, out, err = run(capsys, "sweep", "run", str(spec), "--out", str(tmp_path / "o"), "--format", "json")
+    assert code == 0 and "Traceback" not in err
+    assert json.loads(out)["status"] == {"ok": 2}
+    frame = read_results(tmp_path / "o").set_index("max_num_seqs")
+    # one sequence at a time: the 30 requests queue behind each other, so TTFT and end-to-end
+    # latency are longer and throughput lower than with 64 running together
+    assert frame.loc[1, "ttft_p99_s"] > frame.loc[64, "ttft_p99_s"]
+    assert frame.loc[1, "throughput_tok_s"] < frame.loc[64, "throughput_tok_s"]
+    assert (frame.completed == 30).all() and (frame.preemptions == 0).all()
+    # one replica of tp 1 on one accelerator at $4/h: dollars per million output tokens
+    assert frame.cost_per_mtok.tolist() == pytest.approx((4 / 3600 / frame.throughput_tok_s * 1e6).tolist())
 
 
 # -- points and keys --------------------------------------------------------------------------------
@@ -252,3 +305,12 @@ def test_dask_local_cluster_gives_the_process_pool_rows(tmp_path):
     on_dask = sweep.run(dask="local:1", out=tmp_path / "out").sort_values("key").reset_index(drop=True)
     columns = ["key", "status", "latency_s", "energy_j", "dominant"]
     pd.testing.assert_frame_equal(local[columns], on_dask[columns])
+
+
+def test_cli_start_up_imports_neither_sweeps_nor_the_simulator():
+    # every ridgeline call builds the whole parser: sweeps/ (the cost model, workload builders) and
+    # the simulator load only when a sweep subcommand runs
+    code = ("import sys; from reports.cli import build_parser; build_parser(); "
+            "print(sorted({m.split('.')[0] for m in sys.modules} & {'sweeps', 'simulator'}))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

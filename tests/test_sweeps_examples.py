@@ -11,14 +11,16 @@ from sweeps.spec import parse_spec
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "sweeps"
 
 
-def _slice(name: str, **axes) -> Sweep:
-    """The example spec with its axes narrowed (relative paths still resolve next to it)."""
+def _slice(name: str, base: dict | None = None, **axes) -> Sweep:
+    """The example spec with its axes narrowed and ``base`` knobs changed (relative paths still
+    resolve next to it)."""
     doc = load(EXAMPLES / name)
     doc.data["axes"] = {**doc.data["axes"], **axes}
+    doc.data["base"] = {**doc.data["base"], **(base or {})}
     return Sweep(spec=parse_spec(doc.data, doc))
 
 
-@pytest.mark.parametrize("name", ["hbm-vs-batch.yaml", "deploy-70b.yaml", "npu-sram.yaml"])
+@pytest.mark.parametrize("name", ["hbm-vs-batch.yaml", "deploy-70b.yaml", "npu-sram.yaml", "serve-rate.yaml"])
 def test_examples_are_valid_specs(name):
     assert Sweep.from_yaml(EXAMPLES / name).spec.planned_size() > 10
 
@@ -67,3 +69,45 @@ def test_npu_sram_size_decides_the_bound():
     assert small.bound == "memory" and large.bound == "compute"
     assert large.latency_s >= flops / peak
     assert small.latency_s > large.latency_s
+
+
+def test_serve_rate_throughput_follows_the_rate_until_saturation():
+    # 200 requests of 1024 prompt + 128 output tokens (fixed lengths) drawn at 2 and 80 requests/s.
+    frame = _slice("serve-rate.yaml", rate=[2, 80], scheduler=["vllm"]).run(workers=1)
+    assert list(frame.status) == ["ok", "ok"]
+    low, high = (frame[frame.rate == r].iloc[0] for r in (2, 80))
+    for row in (low, high):
+        # every request completes and makes exactly 128 output tokens: throughput = 128 x req/s,
+        # total = (1024 + 128) x req/s, and req/s = 200 / duration; no SLO: goodput = req/s
+        assert row.completed == 200 and row.rejected == 0
+        assert row.requests_per_s == pytest.approx(200 / row.duration_s, rel=1e-12)
+        assert row.throughput_tok_s == pytest.approx(128 * row.requests_per_s, rel=1e-12)
+        assert row.total_tok_s == pytest.approx(1152 * row.requests_per_s, rel=1e-12)
+        assert row.goodput_req_s == row.requests_per_s
+        assert row.j_per_output_token == pytest.approx(row.energy_j / (200 * 128), rel=1e-12)
+        assert row.ttft_mean_s <= row.ttft_p99_s and row.e2e_mean_s <= row.e2e_p99_s
+    # below saturation the server keeps up: 200 arrivals at 2/s span ~100 s (sd sqrt(200)/2 = 7 s),
+    # and each request then takes about TTFT + 127 x TPOT < 1 s, so req/s is within ~20% of 2
+    assert 1.6 < low.requests_per_s < 2.4
+    # at 80/s the arrivals come in ~2.5 s, far faster than one H100 serves them: throughput rises
+    # with the rate but saturates well below 80 req/s, and queueing pushes TTFT p99 past 0.5 s
+    assert low.requests_per_s < high.requests_per_s < 80 / 2
+    assert low.ttft_p99_s < 0.5 < high.ttft_p99_s
+
+
+def test_serve_sweep_constraints_determinism_and_statuses():
+    sweep = _slice("serve-rate.yaml", {"num_requests": 60}, rate=[5, 80], scheduler=["vllm", "sarathi"])
+    frame = sweep.run(workers=1)
+    again = sweep.run(workers=1)
+    figures = ["ttft_p99_s", "tpot_mean_s", "throughput_tok_s", "energy_j", "preemptions"]
+    assert frame.sort_values("key")[figures].to_numpy().tolist() == again.sort_values("key")[figures].to_numpy().tolist()
+    # the spec's constraint ttft_p99_s <= 0.5 keeps the front to points that meet it
+    front = sweep.pareto()
+    assert len(front) >= 1 and (front.ttft_p99_s <= 0.5).all()
+    assert set(front.key) <= set(frame.loc[frame.ttft_p99_s <= 0.5, "key"])
+    # Llama-3.1-70B at tp=2: 141e9 B of bf16 weights / 2 = 70.5e9 B per device; 0.9 x 40 GB = 36e9 B
+    # usable cannot hold them, 0.9 x 160 GB = 144e9 B can (with ~70 GB left for KV blocks)
+    big = _slice("serve-rate.yaml", {"model": "llama-3.1-70b", "num_requests": 4, "tp": 2}, rate=[5],
+                 scheduler=["vllm"], **{"hw.memory.hbm.capacity": ["40 GB", "160 GB"]}).run(workers=1)
+    assert dict(zip(big["hw.memory.hbm.capacity"], big.status)) == {40e9: "does-not-fit", 160e9: "ok"}
+    assert "does not fit on h100-sxm" in big.loc[big.status == "does-not-fit", "message"].iloc[0]

@@ -151,5 +151,5 @@ def kv_budget(cfg, knobs: dict, device, *, block_size: int, gpu_memory_utilizati
                          f"{reserve_bytes / 2**30:.2f} GiB leaves {left / 2**30:.2f} GiB, "
                          f"{short / 2**30:.2f} GiB short of one KV block; more tensor or pipeline "
                          f"parallelism, a smaller weight dtype or a larger gpu_memory_utilization would help",
-                         path="model")
+                         path="memory")    # as the simulator's capacity errors: a sweep records "does-not-fit"
     return KVBudget(memory, usable, weights, acts, reserve_bytes, block, int(left // block))
