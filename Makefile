@@ -16,10 +16,10 @@ demo: install
 	mkdir -p out
 	ridgeline hw list
 	ridgeline roofline --hw a100-sxm-80gb --hw h100-sxm --model llama-2-7b --phase decode --batch 1 --context 1024 --out out/roofline.png
-	ridgeline simulate --hw hgx-h100 --tp 8 --model llama-3.1-70b --phase decode --batch 64 --context 4096 --trace out/trace.json --plot out/timeline.png
+	ridgeline simulate --hw hgx-h100 --tp 8 --model llama-3.1-70b --phase decode --batch 64 --context 4096 --trace out/trace.json --plot out/timeline.png --html out/simulate.html
 	ridgeline serve --hw h100-sxm --model llama-3.1-8b --requests azure-conv --num-requests 1000 --trace out/serve-trace.json --plot out/serve.png
 	ridgeline validate --public --out out/validation
-	@echo "wrote out/roofline.png, out/trace.json (open in ui.perfetto.dev), out/timeline.png, out/serve.png, out/serve-trace.json, out/validation/"
+	@echo "wrote out/roofline.png, out/trace.json (open in ui.perfetto.dev), out/timeline.png, out/simulate.html, out/serve.png, out/serve-trace.json, out/validation/"
 
 test: install-dev
 	$(PYTHON) -m pytest -p no:cacheprovider

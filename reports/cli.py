@@ -64,6 +64,7 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]   # the manifest repeats the command
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2

@@ -15,7 +15,9 @@ import threading
 from pathlib import Path
 
 from hwmodels.errors import InputError
-from reports.output import format_table, print_json, warn
+from reports.emit import add_result_arguments, emit_result
+from reports.output import print_json, warn
+from reports.text import calibration_text, validation_text
 
 from .commands import COMMANDS
 
@@ -65,6 +67,7 @@ def validate_command(p) -> None:
     p.add_argument("--out", default=None, metavar="DIR", help="also write validation.json, .csv, .md and a plot")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_result_arguments(p, out=False)
     p.set_defaults(func=cmd_validate)
 
 
@@ -128,108 +131,10 @@ def _print_calibration(result, fmt: str) -> int:
             warn(w)
         print_json(summary)
         return 0
-    print(f"overlay:      {summary['overlay']}   (use: --hw {summary['overlay']})")
-    print(f"measurements: {summary['measurements']}  ({summary['kernels']} kernels, {summary['trusted']} trusted, "
-          f"{summary['refused']} refused as too noisy, {summary['held_out']} held out for validation)")
-    print(f"fingerprint:  {summary['fingerprint']}  (BLAS threads: {result.fingerprint.get('threads_pinned')})")
-    if fit.launch_overhead_s is not None:
-        print(f"launch overhead: {fit.launch_overhead_s * 1e6:.3g} us")
-    rows = [{"level": k, "bandwidth_GB_s": v / 1e9} for k, v in fit.ceilings_bytes_s.items()]
-    if rows:
-        print("\nmemory ceilings (STREAM plateaus)\n" + format_table(rows))
-    rows = [{"dtype": d, "detected_GFLOP_s": p["detected"] / 1e9, "empirical_GFLOP_s": p["empirical"] / 1e9}
-            for d, p in fit.peaks_flops.items()]
-    if rows:
-        print("\ncompute peaks\n" + format_table(rows))
-    for key, points in fit.curves.items():
-        print(f"\ncurve {key}: " + ", ".join(f"({x:g}, {e:.3g})" for x, e in points))
+    print(calibration_text(result))
     for w in fit.warnings:
         warn(w)
     return 0
-
-
-def _fmt_err(e):
-    return "" if e is None else f"{e:+.1%}"
-
-
-def _fmt_abs(e):
-    return "" if e is None else f"{e:.1%}"
-
-
-def _table(rows, columns):
-    shown = [{**r, "error": _fmt_err(r["error"]),
-              "predicted": "-" if r["predicted"] is None else r["predicted"]} for r in rows]
-    return format_table(shown, columns)
-
-
-def render(report) -> str:
-    """The validation report as text tables."""
-    from calibration.validate import summarize
-
-    out = [f"hardware: {report.hw} (device {report.device_id})"] if report.kernels or report.end_to_end else []
-    if report.kernels:
-        out.append("\n1) held-out kernels on this machine (seconds)")
-        out.append(_table(report.kernels, ["name", "measured", "predicted", "error"]))
-        summary = [{"family": k, **v} for k, v in summarize(report.kernels, "family").items()]
-        out.append("\nper kernel family\n" + format_table(
-            [{**s, "mape": _fmt_abs(s["mape"]), "worst": _fmt_abs(s["worst"])} for s in summary],
-            ["family", "n", "mape", "worst", "worst_case"]))
-    if report.end_to_end:
-        out.append("\n2) end to end on this machine (seconds)")
-        out.append(_table(report.end_to_end, ["name", "measured", "predicted", "error"]))
-        for row in report.end_to_end:
-            if row.get("breakdown"):
-                out.append(f"\n   per operator, {row['name']} (each {row.get('backend', 'numpy')} step timed alone)")
-                out.append(_table(row["breakdown"], ["op", "ops", "kind", "measured", "predicted", "error", "bound"]))
-    if report.public:
-        out.append("\n3) public measurements predicted from the catalog")
-        out.append(_table(report.public, ["name", "role", "hardware", "measured", "predicted", "unit", "error",
-                                          "how", "source"]))
-        from calibration.public import public_summary
-
-        s = public_summary(report.public)
-        if s["n"]:
-            out.append(f"\npublic summary over {s['n']} held-out rows ({len(s['fit_rows'])} fit rows excluded, "
-                       f"listed with role 'fit' above): MAPE {s['mape']:.1%}, median |error| "
-                       f"{s['median_abs_error']:.1%}, worst {s['worst']:.1%} ({s['worst_case']})")
-        out.append(_public_groups_text(report.public))
-    if report.serving:
-        out.append("\n4) serving: a real vLLM run replayed request by request, offline throughput rows")
-        out.append(_table(report.serving, ["name", "measured", "predicted", "unit", "error"]))
-        out.append("   sources: " + "; ".join(dict.fromkeys(r["source"] for r in report.serving)))
-    targets = report.targets()
-    if targets:
-        out.append("\ntargets")
-        for name, t in targets.items():
-            if "target_range" in t:
-                lo, hi = t["target_range"]
-                out.append(f"  {name}: {t['value']:.1%} of {t['n']} ({t['over']}; {t['level']:.0%} intervals, "
-                           f"target {lo:.0%}-{hi:.0%}: {'met' if t['met'] else 'NOT met'})")
-            elif "target" in t:
-                out.append(f"  {name}: {t['value']:.1%} (target <= {t['target']:.0%}: "
-                           f"{'met' if t['met'] else 'NOT met'})")
-            elif "median" in t:
-                out.append(f"  {name}: {t['value']:.1%}, median {t['median']:.1%} ({t['over']}, n={t['n']})")
-            else:
-                out.append(f"  {name}: {t['value']} of {t['of']}")
-    for note in report.notes:
-        out.append(f"note: {note}")
-    return "\n".join(out)
-
-
-def _public_groups_text(rows: list[dict]) -> str:
-    """The public rows' errors per role and row class, one table per role."""
-    from calibration.public import public_groups
-
-    parts = []
-    for role, groups in public_groups(rows).items():
-        table = [{"class": name, "n": g["n"], "not_predicted": g["not_predicted"], "mape": _fmt_abs(g["mape"]),
-                  "median_abs_error": _fmt_abs(g["median_abs_error"]),
-                  "signed_mean_error": "-" if g["signed_mean_error"] is None else f"{g['signed_mean_error']:+.1%}"}
-                 for name, g in groups.items()]
-        parts.append(f"\n{role} rows per class\n" + format_table(
-            table, ["class", "n", "not_predicted", "mape", "median_abs_error", "signed_mean_error"]))
-    return "\n".join(parts)
 
 
 def cmd_validate(args) -> int:
@@ -255,16 +160,21 @@ def cmd_validate(args) -> int:
     except MeasurementRefused as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_TOO_NOISY
-    text = render(report)
+    text = validation_text(report)
+    doc = result_document(report, args)
     if args.out:
-        from calibration.report_files import write_validation
+        from reports.validation_files import write_validation
 
-        for path in write_validation(report, Path(args.out), text):
+        for path in write_validation(report, Path(args.out), text, doc):
             print(f"wrote {path}", file=sys.stderr)
     for message in report.warnings:
         warn(message)
-    if args.format == "json":
-        print_json(report.to_dict())
-    else:
-        print(text)
+    emit_result(doc, args, text, out="")
     return 0
+
+
+def result_document(report, args) -> dict:
+    """The JSON document of a validation: the report and the reproducibility manifest."""
+    from reports.manifest import manifest
+
+    return {"kind": "validate", **report.to_dict(), "manifest": manifest(args, hardware=[args.hw or "host"])}

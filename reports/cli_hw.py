@@ -11,9 +11,10 @@ import hwmodels
 from hwmodels.errors import InputError
 from hwmodels.kinds import HARDWARE_KINDS as KINDS
 from hwmodels.units import format_quantity
-from reports.output import format_table, print_json
+from reports.output import print_json
 
 from .commands import COMMANDS
+from .text import catalog_text
 
 
 @COMMANDS.register("hw", help="hardware catalog: list, show, validate, schema")
@@ -69,12 +70,7 @@ def cmd_list(args) -> int:
     if args.format == "json":
         print_json(rows)
         return 0
-    table = [{"id": r["id"], "kind": r["kind"], "name": r["name"],
-              "bf16 peak": format_quantity(r["peak_bf16_flops"], "compute_rate", 4) if r["peak_bf16_flops"] else "-",
-              "memory": format_quantity(r["memory_capacity_bytes"], "capacity", 4),
-              "bandwidth": format_quantity(r["memory_bandwidth_bytes_s"], "bandwidth", 4),
-              "TDP": format_quantity(r["tdp_w"], "power", 4)} for r in rows]
-    print(format_table(table))
+    print(catalog_text(rows))
     return 0
 
 
@@ -93,9 +89,14 @@ def _system_view(system: hwmodels.System) -> dict:
     return out
 
 
+def hardware_view(hw) -> dict:
+    """What ``hw show`` prints: a device fully resolved (overlays applied, SI units), or a system
+    with its resolved nodes and edges."""
+    return _system_view(hw) if isinstance(hw, hwmodels.System) else hw.describe()
+
+
 def cmd_show(args) -> int:
-    hw = hwmodels.load_hardware(args.ref)
-    view = _system_view(hw) if isinstance(hw, hwmodels.System) else hw.describe()
+    view = hardware_view(hwmodels.load_hardware(args.ref))
     if args.format == "json":
         print_json(view)
     else:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import sys
 from pathlib import Path
 
 import hwmodels  # the package is light: its models load on first use
@@ -22,7 +23,8 @@ from workloads.operators import COLLECTIVES, GROUPS, OPERATORS, make_operator
 
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
-from .output import format_fields, format_table, print_json
+from .emit import add_result_arguments, emit_result
+from .text import op_text, roofline_text
 
 # roofline and matplotlib are imported inside the commands: CLI start-up.
 
@@ -92,6 +94,7 @@ def op_command(op) -> None:
     op.add_argument("--algorithm", choices=ALGORITHMS.names(),
                     help="collective algorithm (default: as NCCL picks for the link)")
     op.add_argument("--format", choices=("table", "json"), default="table")
+    op.add_argument("--out", metavar="FILE.json", help="write the result's JSON document to FILE")
     op.set_defaults(func=cmd_op)
 
 
@@ -101,9 +104,11 @@ def roofline_command(rl) -> None:
                     help="catalog id or YAML; repeat to compare devices side by side")
     rl.add_argument("--model", required=True, metavar="MODEL|config.json|workload.yaml|model.onnx")
     add_workload_arguments(rl)
-    rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf", help="write the roofline plot")
+    rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf|FILE.json",
+                    help="write the roofline plot (.png/.svg/.pdf) or the result's JSON document (.json)")
     rl.add_argument("--top", type=int, default=15, help="operators listed in the table (largest time first)")
     rl.add_argument("--format", choices=("table", "json"), default="table")
+    add_result_arguments(rl, out=False)
     rl.set_defaults(func=cmd_roofline)
 
 
@@ -149,29 +154,7 @@ def cmd_op(args) -> int:
 
     report.update(op_intervals(report, op.kind, demands.regime))
     report["regime"] = demands.regime
-    if args.format == "json":
-        print_json(report)
-        return 0
-    shape = " ".join(f"{k}={v}" for k, v in op.fields().items()
-                     if v is not None and k not in ("name", "stage", "param_prefix"))
-    rows = [("operator", f"{op.kind} {shape}"), ("device", device.id),
-            ("latency", f"{report['latency_s'] * 1e6:.4g} us"
-                        + (" (80% interval {:.4g} - {:.4g} us)".format(*(x * 1e6 for x in report["latency_s_interval"]))
-                           if "latency_s_interval" in report else "")),
-            ("bound", f"{report['bound']} ({report['regime']})"),
-            ("FLOPs", f"{report['flops']:.4g}"),
-            *((f"bytes {k}", f"{v:.4g}") for k, v in report["bytes"].items()),
-            *((f"bytes link {k}", f"{v:.4g}") for k, v in report["link_bytes"].items()),
-            *((f"intensity {k}", f"{v:.4g} FLOP/B") for k, v in report["intensity"].items()),
-            ("peak FLOP/s", f"{report['peak_flops']:.4g}"),
-            ("attainable FLOP/s", f"{report['attainable_flops']:.4g}"),
-            ("achieved FLOP/s", f"{report['achieved_flops']:.4g}"),
-            ("fixed latency", f"{report['fixed_s'] * 1e6:.4g} us"),
-            ("energy", f"{report['energy_j']:.4g} J")]
-    print(format_fields(rows))
-    print()
-    print(format_table([{"resource": k, "work": demands.work[k], "rate": demands.rates[k], "time_s": t}
-                        for k, t in report["times_s"].items()], ["resource", "work", "rate", "time_s"]))
+    emit_result(report, args, op_text(op, device, demands, report) if args.format == "table" else None)
     return 0
 
 
@@ -180,33 +163,31 @@ def cmd_roofline(args) -> int:
 
     graph = workload_from_args(args, args.model)
     analyses = [analyze(graph, compute_device(ref)) for ref in args.hw]
-    if args.out:
-        suffix = Path(args.out).suffix.lower()
-        if suffix not in (".png", ".svg", ".pdf"):
-            raise InputError(f"--out must end in .png, .svg or .pdf, got '{args.out}'", path="out")
+    suffix = Path(args.out).suffix.lower() if args.out else ""
+    if args.out and suffix not in (".png", ".svg", ".pdf", ".json"):
+        raise InputError(f"--out must end in .png, .svg, .pdf or .json, got '{args.out}'", path="out")
+    if args.out and suffix != ".json":
         import matplotlib
         matplotlib.use("Agg")
-        fig = plot_rooflines(analyses, title=graph.name)
+        fig = plot_rooflines(analyses)
         try:
             fig.savefig(args.out, dpi=130)
         except OSError as err:
             raise InputError(f"cannot write the plot: {err.strerror}", path="out") from None
-    if args.format == "json":
-        docs = [a.to_dict() for a in analyses]
-        print_json(docs[0] if len(docs) == 1 else {"analyses": docs})
-        return 0
-    for a in analyses:
-        summary = a.bound_summary()
-        print(f"{graph.name} on {a.device.id}: {a.total_time_s * 1e3:.4g} ms (operators back to back), "
-              f"dominant bound {summary['dominant']}")
-        print("  time share by bound: " + ", ".join(f"{k} {v:.1%}" for k, v in summary.items() if k != "dominant"))
-        rows = sorted(a.rows(), key=lambda r: -r["time_s"])[:args.top]
-        main = f"intensity_memory_{a.device.main_memory}"
-        print(format_table([{"op": r["op"], "kind": r["kind"], "time_us": r["time_s"] * 1e6, "bound": r["bound"],
-                             "intensity": r[main], "attainable_TF": r["attainable_flops"] / 1e12,
-                             "achieved_TF": r["achieved_flops"] / 1e12} for r in rows],
-                           ["op", "kind", "time_us", "bound", "intensity", "attainable_TF", "achieved_TF"]))
-        print()
-    if args.out:
-        print(f"wrote {args.out}")
+        print(f"wrote {args.out}", file=sys.stderr)
+    json_out = args.out if suffix == ".json" else None
+    doc = result_document(analyses, graph, args) if args.format == "json" or json_out or args.html else None
+    emit_result(doc, args, roofline_text(analyses, graph, args.top) if args.format == "table" else None, out=json_out or "")
     return 0
+
+
+def result_document(analyses, graph, args) -> dict:
+    """The JSON document of a roofline analysis (one device, or ``analyses`` for several): the
+    operator rows, the plot's data and the reproducibility manifest."""
+    from .manifest import manifest
+
+    docs = [{**a.to_dict(), "plot": a.plot_data()} for a in analyses]
+    body = docs[0] if len(docs) == 1 else {"analyses": docs}
+    return {"kind": "roofline", **body, "manifest": manifest(args, hardware=args.hw, meta=graph.meta)}
+
+

@@ -8,7 +8,9 @@ per request (``--no-requests`` leaves them out), ``--trace`` a Perfetto trace, `
 from __future__ import annotations
 
 from .commands import COMMANDS
-from .output import format_fields, format_table, print_json, warn
+from .emit import add_result_arguments, emit_result
+from .output import warn
+from .text import serving_text
 
 
 def _rate(text: str) -> float:
@@ -74,6 +76,7 @@ def serve_command(p) -> None:
     p.add_argument("--no-requests", dest="with_requests", action="store_false",
                    help="leave the per-request objects out of --format json")
     p.add_argument("--format", choices=("table", "json"), default="table")
+    add_result_arguments(p)
     p.set_defaults(func=cmd_serve)
 
 
@@ -99,11 +102,21 @@ def cmd_serve(args) -> int:
         res.write_trace(args.trace)
     if args.plot:
         res.plot().savefig(args.plot)
-    if args.format == "json":
-        print_json(res.to_dict(requests=args.with_requests))
-        return 0
-    print(render(res))
+    doc = result_document(res, args) if args.format == "json" or args.out or args.html else None
+    emit_result(doc, args, serving_text(res) if args.format == "table" else None)
     return 0
+
+
+def result_document(res, args) -> dict:
+    """The JSON document of a serving run: metrics, config, requests (unless --no-requests), each
+    completed request's latencies and the per-second time series (for reports) and the manifest."""
+    from .manifest import manifest
+    from .serving_figures import latencies_of
+
+    knobs = {k: v for k, v in res.config.items() if isinstance(v, (str, int, float, bool))}
+    return {"kind": "serve", **res.to_dict(requests=args.with_requests), "latencies": latencies_of(res),
+            "timeseries": res.timeseries().to_dict(orient="records"),
+            "manifest": manifest(args, hardware=[args.hw], meta=knobs, seed=args.seed)}
 
 
 def _check_workload(args) -> None:
@@ -123,24 +136,3 @@ def _check_workload(args) -> None:
     if args.concurrency is not None and (args.rate is not None or args.burstiness is not None):
         raise InputError("--rate/--burstiness (open loop) and --concurrency (closed loop) exclude each other",
                          path="concurrency")
-
-
-def render(res) -> str:
-    """Headline fields and one row per latency metric, in ms."""
-    m, c = res.metrics, res.config
-    head = [("deployment", f"{c['model']} on {c['hardware']}: {c['replicas']} replica(s) x tp={c['tp']} "
-                           f"pp={c['pp']}, scheduler {c['scheduler']}, profile {c['profile']}"),
-            ("requests", f"{m['completed']} completed, {m['rejected']} rejected, {m['preemptions']} preemptions"),
-            ("duration", f"{m['duration_s']:.4g} s"),
-            ("throughput", f"{m['throughput']['requests_per_s']:.4g} req/s, "
-                           f"{m['throughput']['output_tokens_per_s']:.4g} output tok/s, "
-                           f"{m['throughput']['total_tokens_per_s']:.4g} total tok/s"),
-            ("kv cache", f"{m['kv']['blocks_total']} blocks of {m['kv']['block_size']} tokens, peak "
-                         f"{m['kv']['peak_used_fraction']:.1%} used"),
-            ("energy", f"{m['energy']['total_j']:.4g} J, {m['energy']['j_per_output_token']:.4g} J/output token")]
-    if m["goodput"]["slo"]:
-        head.append(("goodput", f"{m['goodput']['requests_per_s']:.4g} req/s meeting {m['goodput']['slo']}"))
-    rows = [{"metric": key.removesuffix("_s").upper(), **{k: f"{v * 1e3:.4g}" for k, v in m[key].items()}}
-            for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s")]
-    return "\n".join([format_fields(head), "", "latency (ms)", format_table(rows)])
-

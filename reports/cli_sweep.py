@@ -48,6 +48,7 @@ def sweep_command(p) -> None:
     run.add_argument("--yes", action="store_true", help="allow a plan above the size limit")
     run.add_argument("--csv", action="store_true", help="also write DIR/results.csv")
     run.add_argument("--format", choices=("table", "json"), default="table")
+    run.add_argument("--html", metavar="FILE.html", help="write a self-contained HTML report of the sweep")
     run.set_defaults(func=cmd_run)
 
     par = sub.add_parser("pareto", help="the non-dominated points of a sweep, as a table and a plot")
@@ -89,6 +90,13 @@ def cmd_run(args) -> int:
                               progress=bar)
     if args.csv:
         frame.to_csv(Path(args.out) / "results.csv", index=False)
+    if args.html:
+        from .html import write_report
+        from .html.sweep import sweep_document
+        from .manifest import manifest
+
+        for path in write_report(sweep_document(args.out, manifest(args, seed=sweep.spec.seed)), args.html):
+            print(f"wrote {path}", file=sys.stderr)
     summary = sweep.summary(frame)
     if args.format == "json":
         print_json({"out": str(args.out), **summary})

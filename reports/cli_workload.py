@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwmodels.units import format_quantity
-
 from .commands import COMMANDS
 from .dataclass_args import add_dataclass_arguments, given_fields
-from .output import format_fields, format_table, print_json, warn
+from .output import print_json, warn
+from .text import models_text, workload_text
 
 # ONNX models take these flags; LLM models take the StepOptions fields (generated flags).
 ONNX_KNOBS = ("batch", "unknown_ops")
@@ -77,37 +76,8 @@ def cmd_show(args) -> int:
     if args.format == "json":
         print_json(summary)
         return 0
-    meta = summary["meta"]
-    head = [("workload", summary["name"])]
-    head += [(k, meta[k]) for k in ("phase", "batch", "prompt_len", "context", "tp", "pp", "ep", "dp", "dtype",
-                                    "weight_dtype", "kv_dtype", "spec_tokens", "best_of", "tokens")
-             if meta.get(k) is not None and _shown(meta, k)]
-    if "scope" in summary:
-        head.append(("scope", summary["scope"]))
-    head += [("params", f"{summary['params'] / 1e9:.4g} B"),
-             ("active params", f"{summary['active_params'] / 1e9:.4g} B"),
-             ("FLOPs", f"{summary['flops']:.4g}"),
-             *((f"  {e}", f"{v:.4g}") for e, v in summary["flops_by_engine"].items()),
-             *((f"bytes {r}", format_quantity(v, "capacity")) for r, v in summary["bytes"].items() if v),
-             ("KV cache", format_quantity(summary["kv_cache_bytes"], "capacity")),
-             ("recurrent state", format_quantity(summary["state_bytes"], "capacity")),
-             ("ops", summary["ops"])]
-    print(format_fields(head))
-    print()
-    rows = [{"kind": k, "ops": v["ops"], "flops": v["flops"], "bytes": v["bytes"]}
-            for k, v in sorted(summary["by_kind"].items(), key=lambda kv: -kv[1]["flops"])]
-    print(format_table(rows, ["kind", "ops", "flops", "bytes"]))
+    print(workload_text(summary))
     return 0
-
-
-def _shown(meta: dict, key: str) -> bool:
-    """Whether the table shows ``key``: knobs that apply to the step's phase, at a value that says
-    something (parallelism and sampling knobs when not 1)."""
-    from workloads.options import knob_applies
-
-    if key in ("dp", "spec_tokens", "best_of") and meta[key] in (0, 1):
-        return False
-    return knob_applies(key, meta.get("phase", ""), best_of=meta.get("best_of", 1))
 
 
 def cmd_list(args) -> int:
@@ -124,9 +94,5 @@ def cmd_list(args) -> int:
     if args.format == "json":
         print_json(rows)
         return 0
-    for r in rows:
-        r["params"] = f"{r['params'] / 1e9:.3g} B"
-        r["active_params"] = f"{r['active_params'] / 1e9:.3g} B"
-    print(format_table(rows, ["id", "family", "params", "active_params", "layers", "hidden", "heads",
-                              "kv_heads", "vocab", "max_positions"]))
+    print(models_text(rows))
     return 0

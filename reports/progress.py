@@ -63,3 +63,52 @@ class ProgressBar:
         elif self._last:
             self.stream.write("\n")
             self._last = 0.0
+
+
+class DelayedProgress:
+    """A :class:`ProgressBar` that appears only once work has taken ``delay_s`` (a short
+    simulation prints nothing), one bar per run of a phase. ``with DelayedProgress() as bar:
+    bar.phase("simulating")``, and hand ``bar.update`` to :func:`simulator.engine.progress`: it
+    receives ``(tasks done, tasks total)`` of each engine run."""
+
+    def __init__(self, enabled: bool = True, delay_s: float = 2.0, stream=None):
+        self.enabled = enabled
+        self.delay_s = delay_s
+        self.stream = stream or sys.stderr
+        self._t0 = time.monotonic()
+        self._label = ""
+        self._runs = 0
+        self._last_done: int | None = None
+        self._bar: ProgressBar | None = None
+
+    def __enter__(self) -> DelayedProgress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._close()
+
+    def phase(self, label: str) -> None:
+        """Name what runs next (``simulating``, ``2x what-ifs``)."""
+        self._close()
+        self._label = label
+        self._runs = 0
+        self._last_done = None
+
+    def update(self, done: int, total: int) -> None:
+        if not self.enabled:
+            return
+        if self._last_done is None or done < self._last_done:   # a new engine run began
+            self._runs += 1
+            self._close()
+        self._last_done = done
+        if time.monotonic() - self._t0 < self.delay_s:
+            return
+        if self._bar is None:
+            label = self._label + (f" (run {self._runs})" if self._runs > 1 else "")
+            self._bar = ProgressBar(f"{label}: tasks", stream=self.stream).__enter__()
+        self._bar(done, total)
+
+    def _close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None

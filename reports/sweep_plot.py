@@ -16,14 +16,21 @@ def _log_worthy(values, ratio: float = 100.0) -> bool:
     return bool(len(values)) and values.min() > 0 and values.max() / values.min() > ratio
 
 
+def _default_title(frame, ok, x: str, y: str) -> str:
+    """What was swept (the job, model and phase when every point shares them) and how many points."""
+    shared = [str(frame[c].iloc[0]) for c in ("job", "model", "phase")
+              if c in frame.columns and len(frame) and frame[c].nunique() == 1]
+    return f"{' '.join(shared) + ': ' if shared else ''}{y} against {x} ({len(ok)} of {len(frame)} points ok)"
+
+
 def plot_sweep(frame, x: str, y: str, *, color: str | None = None, front=None, ax=None, title: str | None = None):
     """A matplotlib Figure: ``y`` against ``x`` for the ok points, coloured by ``color``, with
     the Pareto-front points joined by a step line."""
-    import matplotlib
-
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
     from matplotlib.colors import LogNorm
+
+    from .figures import pyplot
+
+    plt = pyplot()   # Agg in a terminal; Jupyter keeps its inline backend, so the figure shows
 
     ok = frame[(frame["status"] == "ok") & frame[x].notna() & frame[y].notna()]
     if ax is None:
@@ -51,7 +58,9 @@ def plot_sweep(frame, x: str, y: str, *, color: str | None = None, front=None, a
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     ax.grid(True, lw=0.3, alpha=0.5)
-    ax.legend(fontsize="small", loc="best")
-    ax.set_title(title or f"{len(ok)} of {len(frame)} points ok", fontsize=9)
+    # below the axes, so it never covers a point (a colour bar may take the right side)
+    ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3, frameon=False)
+    what = _default_title(frame, ok, x, y)
+    ax.set_title(f"{title}\n{what}" if title else what, fontsize=9)
     fig.tight_layout()
     return fig

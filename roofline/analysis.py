@@ -140,6 +140,47 @@ class Analysis:
             out["ops"] = self.rows()
         return out
 
+    def __repr__(self) -> str:
+        summary = self.bound_summary()
+        dominant = summary["dominant"]
+        return (f"<Analysis {self.name or 'workload'} on {self.device.id}: {len(self.ops)} operators, "
+                f"{self.total_time_s * 1e3:.4g} ms back to back, {dominant}-bound "
+                f"{summary.get(dominant, 0.0):.0%} of the time>")
+
+    def _repr_html_(self) -> str:
+        from reports.views import summary_html  # Jupyter's summary is drawn by reports/
+
+        return summary_html(self)
+
+    def plot_data(self) -> dict:
+        """What the hierarchical roofline draws, as JSON-ready data: the device's ceilings (one per
+        engine and distinct peak, naming its dtypes) and slopes (bandwidth of every memory level and
+        link), and one point per distinct operator cost (identical operators, e.g. a projection
+        in every layer, are one point with their ``count`` and summed time ``share``)."""
+        ceilings: dict[tuple[str, float], list[str]] = {}
+        for en, e in self.device.engines.items():
+            for dt, p in e.peak_flops.items():
+                ceilings.setdefault((en, p), []).append(dt)
+        resource = device_info(self.device).resource
+        total = self.total_time_s or 1.0
+        groups: dict[int, dict] = {}
+        for op, d, t in zip(self.ops, self._shared, self._times):
+            point = groups.get(id(d))
+            if point is None:
+                point = groups[id(d)] = {
+                    "op": op.name, "kind": op.kind, "count": 0, "share": 0.0, "flops": d.flops,
+                    "time_s": d.time_s, "bound": d.bound,
+                    "bytes": {k: v for k, v in d.work.items() if not k.startswith("compute") and v > 0}}
+            point["count"] += 1
+            point["share"] += t / total
+        return {"device": self.device.id, "device_name": self.device.name, "workload": self.name,
+                "meta": {k: v for k, v in self.meta.items() if isinstance(v, (str, int, float, type(None)))},
+                "total_time_s": self.total_time_s, "main_memory": f"memory:{self.device.main_memory}",
+                "ceilings": sorted(({"label": f"{en}:{'/'.join(dts)}", "flops_s": p}
+                                    for (en, p), dts in ceilings.items()), key=lambda c: -c["flops_s"]),
+                "slopes": [{"key": k, "bytes_s": resource[k].bandwidth_bytes_s} for k in self.resource_keys()],
+                "points": sorted(groups.values(), key=lambda p: -p["share"])}
+
     def plot(self, *others: Analysis, **kwargs):
         """The hierarchical roofline of this analysis (and ``others``, side by side)."""
         return plot_rooflines([self, *others], **kwargs)

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import heapq
 from collections import deque
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 
 import simpy
@@ -43,6 +45,19 @@ _FIXED_END = 0
 _FLOW_END = 1
 # Relative tolerance for rates that tie during progressive filling.
 _TIE = 1e-12
+# Who hears how far engine runs have got (see :func:`progress`); None: nobody.
+_PROGRESS: ContextVar[Callable[[int, int], None] | None] = ContextVar("engine_progress", default=None)
+
+
+@contextmanager
+def progress(callback: Callable[[int, int], None]):
+    """Within the block, every engine run calls ``callback(tasks_done, tasks_total)`` about every
+    1% of its tasks and once at its end (a progress bar listens; the engine never prints)."""
+    token = _PROGRESS.set(callback)
+    try:
+        yield
+    finally:
+        _PROGRESS.reset(token)
 
 
 @dataclass
@@ -108,6 +123,8 @@ class FluidEngine:
         self._work_done: dict[str, float] = {}
         self._proc = None
         self._sleeping = False
+        self._on_progress = None
+        self._tick = 1
         for key, cap in (capacities or {}).items():
             self.add_resource(key, cap)
 
@@ -182,6 +199,8 @@ class FluidEngine:
 
     def run(self) -> EngineResult:
         """Play every task to completion; returns the result."""
+        self._on_progress = _PROGRESS.get()
+        self._tick = max(1, len(self._work) // 100)
         self.env.run(until=self.start())
         if self._done < len(self._work):
             # Cannot happen: dependencies and stream predecessors are always earlier tasks.
@@ -282,6 +301,8 @@ class FluidEngine:
         """Mark ``tid`` done at now and launch whatever it releases."""
         self._end[tid] = self._now
         self._done += 1
+        if self._on_progress is not None and (self._done % self._tick == 0 or self._done == len(self._work)):
+            self._on_progress(self._done, len(self._work))
         released = []
         for s in self._streams[tid]:
             q = self._queues[s]

@@ -1,9 +1,9 @@
 """What a simulation says: latency, throughput, energy, utilisation, timeline, critical path,
-bottleneck, what-if sensitivity; as a table, a dict for JSON, a Gantt plot or a Perfetto trace."""
+bottleneck, what-if sensitivity and power/rate counters, as data (a DataFrame, a dict for JSON);
+``reports/`` draws it (Gantt chart, HTML) and writes it (Perfetto trace)."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -11,7 +11,6 @@ import pandas as pd
 
 from roofline.demands import regime_of
 
-from .engine import STREAMS
 from .memory import tiers
 
 LATENCY = "latency"
@@ -39,7 +38,7 @@ class SimResult:
     key, or ``latency`` when its fixed time dominated), bound (compute/memory/link/latency),
     start, end, duration. ``critical_path`` lists the chain of operators that set the makespan
     (each with its time and share); ``bottleneck`` the resource and bound class owning most of
-    it; ``sensitivity`` the re-simulated makespan with each top resource 2x faster. ``memory``
+    it; ``sensitivity()`` the re-simulated makespan with each top resource 2x faster. ``memory``
     (:class:`simulator.memory.MemoryReport`) gives each device's capacity, footprint by role
     (weights, KV cache, state, peak activations), whether it fitted and what spilled where.
     """
@@ -68,6 +67,14 @@ class SimResult:
     _infos: list = field(default_factory=list, repr=False)
     _sensitivity: dict | None = field(default=None, repr=False)
     _run: dict = field(default_factory=dict, repr=False)
+
+    def __repr__(self) -> str:
+        return f"<SimResult {self.title()}; {len(self.timeline)} timeline rows, {self.energy_j:.4g} J>"
+
+    def _repr_html_(self) -> str:
+        from reports.views import summary_html  # Jupyter's summary is drawn by reports/
+
+        return summary_html(self)
 
     # ------------------------------------------------------------------ building
     @classmethod
@@ -172,7 +179,6 @@ class SimResult:
     def energy_per_token_j(self) -> float | None:
         return self.energy_j / self.tokens if self.tokens else None
 
-    @property
     def sensitivity(self) -> dict[str, dict]:
         """Makespan if each resource owning most of the critical path were 2x faster
         (re-simulated on every device and link of that kind, with the same seed); ``latency``
@@ -182,7 +188,10 @@ class SimResult:
         CXL expander over its link) is only as fast as the slower of the two, so doubling one
         alone gains little. Each path with a member among those resources is tried too, both
         members doubled (key ``memory:host+link:pcie``, ``resources`` its members). Entries are
-        ranked by the makespan they give, shortest first: the first names what to make faster."""
+        ranked by the makespan they give, shortest first: the first names what to make faster.
+
+        An explicit call because it re-runs the simulation once per resource and path; the answer
+        is kept, so the table and the JSON ask once."""
         if self._sensitivity is None:
             owners = _owners(self.critical_path)
             top = sorted(owners, key=owners.get, reverse=True)[:SENSITIVITY_TOP]
@@ -228,7 +237,7 @@ class SimResult:
             **self.summary(),
             "utilisation": self.utilisation,
             "critical_path": self.critical_path,
-            "sensitivity": self.sensitivity,
+            "sensitivity": self.sensitivity(),
             "events": self.events,
             "memory": self.memory.to_dict() if self.memory is not None else None,
             "runtime": self.runtime,
@@ -239,66 +248,27 @@ class SimResult:
         return out
 
     # ------------------------------------------------------------------ pictures and traces
-    def plot(self, ax=None, max_rows: int = 64):
-        """A Gantt chart: one row per device stream, operators coloured by bound."""
-        import matplotlib  # on first use: it would add ~1 s to every CLI start
+    def plot(self, ax=None, max_rows: int = 24):
+        """A Gantt chart: one row per device stream, operators coloured by bound (drawn by
+        :func:`reports.figures.timeline_figure`, through :mod:`reports.views`)."""
+        from reports.views import gantt
 
-        matplotlib.use("Agg", force=False)
-        import matplotlib.pyplot as plt
+        return gantt(self, max_lanes=max_rows, ax=ax)
 
-        tl = self.timeline
-        lanes = sorted({(d, s) for d, s in zip(tl["device"], tl["stream"])})[:max_rows]
-        lane_y = {lane: i for i, lane in enumerate(lanes)}
-        if ax is None:
-            fig, ax = plt.subplots(figsize=(10, 1 + 0.35 * len(lanes)))
-        else:
-            fig = ax.figure
-        colours = {"compute": "tab:blue", "memory": "tab:orange", "link": "tab:green", LATENCY: "tab:gray"}
-        for bound, part in tl.groupby("bound"):
-            ys, spans = [], []
-            for d, s, a, b in zip(part["device"], part["stream"], part["start"], part["end"]):
-                if (d, s) in lane_y:
-                    ys.append(lane_y[(d, s)])
-                    spans.append((a * 1e3, max((b - a) * 1e3, 1e-9)))
-            for y in sorted(set(ys)):
-                ax.broken_barh([sp for yy, sp in zip(ys, spans) if yy == y], (y - 0.4, 0.8),
-                               facecolors=colours.get(bound, "tab:purple"))
-            ax.plot([], [], color=colours.get(bound, "tab:purple"), lw=6, label=bound)
-        ax.set_yticks(range(len(lanes)), [f"{d} {s}" for d, s in lanes])
-        ax.set_xlabel("time (ms)")
-        ax.set_title(f"makespan {self.latency_s * 1e3:.3f} ms; bottleneck {self.bottleneck.get('resource')}")
-        ax.invert_yaxis()
-        ax.legend(loc="upper right", fontsize="small")
-        fig.tight_layout()
-        return fig
+    def title(self) -> str:
+        """What was run, with its headline figures: ``llama-2-7b decode, batch 8, context 1024,
+        bf16 on h100-sxm: 7.85 ms, bottleneck memory:hbm``."""
+        from roofline.plot import run_label
 
-    def trace(self) -> dict:
-        """Chrome/Perfetto trace events: a process per device, a thread per stream (operators in
-        a stream never overlap, so their slices nest cleanly; bound, limiting resource, energy in
-        args), and a counter track per device resource (FLOP/s or B/s in use) and for power."""
-        devices = sorted(set(self.timeline["device"]))
-        pid = {d: i + 1 for i, d in enumerate(devices)}
-        tids = {s: i + 1 for i, s in enumerate(STREAMS)}
-        events: list[dict] = []
-        for d in devices:
-            events.append({"ph": "M", "name": "process_name", "pid": pid[d], "args": {"name": d}})
-            for s, t in tids.items():
-                events.append({"ph": "M", "name": "thread_name", "pid": pid[d], "tid": t, "args": {"name": s}})
-        tl = self.timeline
-        for row in tl.itertuples(index=False):
-            events.append({
-                "ph": "X", "name": row.op, "cat": row.kind, "pid": pid[row.device], "tid": tids[row.stream],
-                "ts": row.start * 1e6, "dur": max(row.end - row.start, 0.0) * 1e6,
-                "args": {"bound": row.bound, "resource": row.resource, "microbatch": int(row.microbatch),
-                         "stage": int(row.stage), "energy_j": float(row.energy_j)}})
-        events += self._counters(pid)
-        return {"traceEvents": events, "displayTimeUnit": "ns",
-                "otherData": {"latency_s": self.latency_s, "bottleneck": self.bottleneck}}
+        return (f"{run_label(self.meta)} on {self.meta.get('system', '')}: {self.latency_s * 1e3:.4g} ms, "
+                f"bottleneck {self.bottleneck.get('resource')}")
 
-    def _counters(self, pid: dict[str, int]) -> list[dict]:
-        """Power per device (idle, + the active baseline while busy, + each operator's dynamic
-        energy spread over its span), and the rate in use of every engine (FLOP/s), memory level and
-        link (B/s), piecewise constant: each operator's work spread evenly over its flow time."""
+    def counters(self) -> dict[tuple[str, str], list[tuple[float, float]]]:
+        """Piecewise-constant series per (device, name), as ``[(t_s, value from t_s on), ...]``:
+        ``power_w`` (idle, + the active baseline while busy, + each operator's dynamic energy
+        spread over its span; starts at t = 0 at idle power), and the rate in use of every engine
+        (``compute:tensor FLOP/s``), memory level and link (``... B/s``): each operator's work
+        spread evenly over its flow time. Only the devices the workload ran on."""
         changes: dict[tuple[str, str], dict[float, float]] = {}
 
         def add(dev: str, name: str, t0: float, t1: float, value: float) -> None:
@@ -308,7 +278,7 @@ class SimResult:
             c[t0] = c.get(t0, 0.0) + value
             c[t1] = c.get(t1, 0.0) - value
 
-        for info, (t0, t1, f0) in zip(self._infos, self._spans):
+        for info, (t0, t1, f0) in zip(self._infos, self._run["spans"]):
             for n in info.workers:
                 add(n, "power_w", t0, t1, info.energy_j / (t1 - t0) if t1 > t0 else 0.0)
             if info.demands is not None and t1 > f0:
@@ -325,29 +295,29 @@ class SimResult:
         for n, spans in self._run.get("busy", {}).items():
             for a, b in spans:
                 add(n, "power_w", a, b, devs[n].power.active_w - devs[n].power.static_w)
-        static = {n: devs[n].power.static_w for n in self.avg_power_w}
-        events = []
+        out = {}
         for (dev, name), c in sorted(changes.items()):
-            if dev not in pid:
+            if dev not in self.avg_power_w:
                 continue
-            level = static.get(dev, 0.0) if name == "power_w" else 0.0
-            if name == "power_w":
-                events.append({"ph": "C", "name": name, "pid": pid[dev], "ts": 0.0, "args": {name: level}})
+            level = devs[dev].power.static_w if name == "power_w" else 0.0
+            series = [(0.0, level)] if name == "power_w" else []
             for t in sorted(c):
                 level += c[t]
-                events.append({"ph": "C", "name": name, "pid": pid[dev], "ts": t * 1e6,
-                               "args": {name: max(level, 0.0)}})
-        return events
+                series.append((t, max(level, 0.0)))
+            out[(dev, name)] = series
+        return out
 
-    @property
-    def _spans(self):
-        return self._run["spans"]
+    def trace(self) -> dict:
+        """Chrome/Perfetto trace events (see :func:`reports.trace.perfetto_trace`)."""
+        from reports.views import perfetto
+
+        return perfetto(self)
 
     def write_trace(self, path: str | Path) -> Path:
         """Write the Chrome/Perfetto trace JSON (opens in ui.perfetto.dev); returns the path."""
-        path = Path(path)
-        path.write_text(json.dumps(self.trace()))
-        return path
+        from reports.views import write_perfetto
+
+        return write_perfetto(self, path)
 
 
 def _busy_intervals(res, infos, nodes) -> dict[str, list[tuple[float, float]]]:

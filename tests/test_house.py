@@ -122,9 +122,10 @@ def test_kinds_are_written_once_and_used_by_schema_cli_and_docs(capsys):
 
 # ------------------------------------------------------------------ imports run one way
 # A result's .plot() may stay a thin call into reports/ (drawing lives there): an import inside a
-# function named here, and nowhere else, may point up the layers. SimResult.plot and
-# ServeResult.plot draw within their own layer, Sweep.plot calls reports.sweep_plot.
-THIN_CALLS = ("plot",)
+# function named here, and nowhere else, may point up the layers. SimResult and ServeResult draw,
+# trace and summarise themselves for Jupyter through reports.views; Sweep.plot calls
+# reports.sweep_plot.
+THIN_CALLS = ("plot", "trace", "write_trace", "_repr_html_")
 
 
 def _imports(tree: ast.AST):

@@ -40,7 +40,7 @@ def test_sensitivity_names_the_path_a_memory_tier_and_its_link_form():
     alone gains little (PCIe then binds); doubling the path (both) nearly halves the step, and
     the ranking puts the path first."""
     res = simulate(build_llm("llama-2-7b", "decode", batch=64, context=4096, kv_placement="host"), "h100-sxm")
-    sens = res.sensitivity
+    sens = res.sensitivity()
     path = "memory:host+link:pcie"
     assert list(sens)[0] == path and sens[path]["resources"] == ["memory:host", "link:pcie"]
     assert sens[path]["change"] < -0.45 and sens["memory:host"]["change"] > -0.10

@@ -78,20 +78,20 @@ class ServeResult:
         return out
 
     def plot(self):
-        """Latency CDFs, throughput, requests and KV use over time (:mod:`.plot`), as
-        :meth:`SimResult.plot <simulator.result.SimResult.plot>` draws a simulation."""
-        from .plot import plot_serving
+        """Latency CDFs, throughput, requests and KV use over time, drawn by reports/
+        (:mod:`reports.serving_figures`, through :mod:`reports.views` as ``SimResult.plot`` is)."""
+        from reports.views import serving_plot
 
-        return plot_serving(self)
+        return serving_plot(self)
 
     def trace(self) -> dict:
-        """Perfetto/Chrome trace events of the run (:mod:`.trace`)."""
-        from .trace import serving_trace
+        """Perfetto/Chrome trace events of the run (:mod:`reports.serving_trace`)."""
+        from reports.views import serving_perfetto
 
-        return serving_trace(self)
+        return serving_perfetto(self)
 
     def write_trace(self, path):
         """Write :meth:`trace` as JSON to ``path``."""
-        from .trace import write_serving_trace
+        from reports.views import write_serving_perfetto
 
-        return write_serving_trace(self, path)
+        return write_serving_perfetto(self, path)

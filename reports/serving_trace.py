@@ -1,4 +1,4 @@
-"""Perfetto/Chrome trace of a serving run.
+"""Perfetto/Chrome trace of a serving run (``ServeResult.trace()`` through :mod:`reports.views`).
 
 Process "requests": each request an async slice in three parts (queued, prefill, decode; a
 preempted request's prefill includes its re-prefill). One process per replica: its steps on the

@@ -1,0 +1,65 @@
+"""The report of a serving run (``ridgeline serve``): latency CDFs and time series, the vLLM
+benchmark metrics as a table, the deployment, and the manifest."""
+
+from __future__ import annotations
+
+from .. import figures
+from ..serving_figures import serving_figure, serving_run_label
+from .blocks import Fields, Figure, Section, Table
+from .kinds import REPORT_KINDS, REPORT_SECTIONS, ReportKind
+
+_LATENCIES = (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("itl_s", "ITL"), ("e2e_s", "E2E"))
+
+
+def _title(doc: dict) -> tuple[str, str]:
+    m = doc["metrics"]
+    return (f"Serving: {serving_run_label(doc['config'])}",
+            f"{m['completed']} requests completed, {m['rejected']} rejected, over {m['duration_s']:.4g} s")
+
+
+def _headline(doc: dict) -> list[tuple[str, str]]:
+    m = doc["metrics"]
+    out = [("throughput", f"{m['throughput']['requests_per_s']:.4g} req/s, "
+                          f"{m['throughput']['output_tokens_per_s']:.4g} output tok/s")]
+    out += [(label, f"median {m[key]['median'] * 1e3:.4g} ms, p99 {m[key]['p99'] * 1e3:.4g} ms")
+            for key, label in _LATENCIES if m.get(key)]
+    out.append(("energy", f"{m['energy']['total_j']:.4g} J, {m['energy']['j_per_output_token']:.4g} J per output token"))
+    out.append(("KV cache", f"peak {m['kv']['peak_used_fraction']:.1%} of {m['kv']['blocks_total']} blocks, "
+                            f"{m['preemptions']} preemptions"))
+    if m["goodput"]["slo"]:
+        out.append(("goodput", f"{m['goodput']['requests_per_s']:.4g} req/s meeting {m['goodput']['slo']}"))
+    return out
+
+
+@REPORT_SECTIONS.register("serving", help="latency CDFs, throughput, requests and KV use over time")
+def serving_section(doc: dict) -> Section | None:
+    m = doc["metrics"]
+    blocks = [Figure(figures.png_bytes(serving_figure(doc.get("latencies") or {}, doc.get("timeseries") or [],
+                                                      m, doc["config"])),
+                     "Latency CDFs of the completed requests (TTFT, TPOT, E2E; defined as vLLM's benchmark "
+                     "defines them) and the run's per-second log: tokens/s, running and waiting requests, "
+                     "KV-cache use.", "serving")]
+    stats = list(next(m[k] for k, _ in _LATENCIES if m.get(k)))
+    blocks.append(Table(["metric", *[f"{s} (ms)" for s in stats]],
+                        [[label, *[m[key][s] * 1e3 for s in stats]] for key, label in _LATENCIES if m.get(key)],
+                        "Latency per request"))
+    return Section("serving", "Latency and load over time", blocks)
+
+
+@REPORT_SECTIONS.register("deployment", help="the serving deployment: replicas, scheduler, KV budget")
+def deployment_section(doc: dict) -> Section | None:
+    c = doc["config"]
+    rows = [(k, str(v)) for k, v in c.items() if not isinstance(v, dict)]
+    budget = c.get("kv_budget") or {}
+    blocks = [Fields(rows)]
+    if budget:
+        blocks.append(Table(["KV budget", "value"], [[k, v] for k, v in budget.items()], "How the KV blocks were derived"))
+    if doc.get("rejected"):
+        blocks.append(Table(["request", "reason"], [[r["id"], r["reason"]] for r in doc["rejected"][:50]],
+                            "Rejected requests"))
+    return Section("deployment", "Deployment", blocks)
+
+
+REPORT_KINDS.register("serve", ReportKind(
+    detect=lambda d: "metrics" in d and "config" in d and "ttft_s" in d.get("metrics", {}), title=_title,
+    headline=_headline, sections=("serving", "deployment", "manifest")), help="ridgeline serve")
