@@ -252,7 +252,11 @@ def _val_title(doc: dict) -> tuple[str, str]:
 def _val_headline(doc: dict) -> list[tuple[str, str]]:
     out = []
     for name, t in (doc.get("targets") or {}).items():
-        if "target" in t:
+        if "target_range" in t:
+            lo, hi = t["target_range"]
+            out.append((name, f"{t['value']:.1%} of {t['n']} ({t['level']:.0%} intervals, target {lo:.0%}-{hi:.0%}: "
+                              f"{'met' if t['met'] else 'NOT met'})"))
+        elif "target" in t:
             out.append((name, f"{t['value']:.1%} (target <= {t['target']:.0%}: {'met' if t['met'] else 'NOT met'})"))
         elif "median" in t:
             out.append((name, f"{t['value']:.1%}, median {t['median']:.1%} ({t['over']}, n={t['n']})"))
