@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -43,10 +46,17 @@ def _quantity_checker(kind: str, allow_zero: bool):
     return check
 
 
+@dataclass(frozen=True)
+class QuantityKind:
+    """Marks a field as a quantity of ``kind`` (so :func:`quantity_fields` can find it)."""
+
+    kind: str
+
+
 def _quantity(kind: str, allow_zero: bool = False):
     """A string field holding a quantity of ``kind`` (kept as written, checked strictly)."""
     example = KINDS[kind][1]
-    return Annotated[str, BeforeValidator(_quantity_checker(kind, allow_zero)),
+    return Annotated[str, QuantityKind(kind), BeforeValidator(_quantity_checker(kind, allow_zero)),
                      Field(description=f"{KINDS[kind][2]} with a unit, e.g. '{example}'",
                            json_schema_extra={"examples": [example]})]
 
@@ -292,6 +302,46 @@ class SystemSpec(Spec):
     edges: list[EdgeSpec] = Field(default_factory=list)
     accelerators: list[str] | None = Field(None, description="rank order of the compute devices; "
                                                              "default: every gpu/npu/fpga in listing order")
+
+
+def quantity_fields(spec: BaseModel, path: tuple = ()) -> Iterator[tuple[tuple, str, str]]:
+    """``(field path, kind, text)`` of every quantity set in a validated spec, nested ones too."""
+    for name, info in type(spec).model_fields.items():
+        value = getattr(spec, name)
+        yield from _quantities_in(value, info.annotation, info.metadata, (*path, info.alias or name))
+
+
+def _quantities_in(value: Any, annotation: Any, metadata: list, path: tuple):
+    kind = next((m.kind for m in metadata if isinstance(m, QuantityKind)), None)
+    if kind is not None and isinstance(value, str):
+        yield path, kind, value
+    elif isinstance(value, BaseModel):
+        yield from quantity_fields(value, path)
+    elif isinstance(value, (dict, list)):
+        inner, inner_meta = _item_type(annotation, dict if isinstance(value, dict) else list)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            yield from _quantities_in(item, inner, inner_meta, (*path, key))
+
+
+def _item_type(annotation: Any, container: type) -> tuple[Any, list]:
+    """The (type, Annotated metadata) of the items of a ``dict[K, V]`` / ``list[V]`` annotation
+    (found inside an Optional or a union too)."""
+    candidates = [annotation]
+    while candidates:
+        tp = candidates.pop()
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            candidates.append(typing.get_args(tp)[0])
+        elif origin is container:
+            item = typing.get_args(tp)[-1]
+            if typing.get_origin(item) is Annotated:
+                base, *meta = typing.get_args(item)
+                return base, meta
+            return item, []
+        elif origin is not None:
+            candidates.extend(typing.get_args(tp))
+    return None, []
 
 
 def _without_required(schema: Any) -> Any:

@@ -113,15 +113,18 @@ def cmd_validate(args) -> int:
             results.append({"file": file, "valid": False, "problems": [str(p) for p in err.problems]})
         else:
             kind = "system" if isinstance(hw, hwmodels.System) else hw.kind
-            results.append({"file": file, "valid": True, "kind": kind, "id": hw.id, "problems": []})
+            devices = hw.devices.values() if isinstance(hw, hwmodels.System) else [hw]
+            found = list(dict.fromkeys(str(p) for d in devices for p in d.warnings))
+            results.append({"file": file, "valid": True, "kind": kind, "id": hw.id, "problems": [],
+                            "warnings": found})
     if args.format == "json":
         print_json(results)
-    else:
+    else:   # the verdicts on stdout; problems (and, as they arise, warnings) on stderr
         for r in results:
             if r["valid"]:
                 print(f"{r['file']}: ok ({r['kind']} '{r['id']}')")
             for problem in r["problems"]:
-                print(problem)
+                print(f"error: {problem}", file=sys.stderr)
     return 0 if all(r["valid"] for r in results) else 2
 
 
