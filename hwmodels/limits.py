@@ -63,7 +63,10 @@ def check(name: str, value: int | float, **where) -> None:
     limit = LIMITS.get(name)
     bound = limit.value
     if value > bound:
-        shown = f"{value:,}" if isinstance(value, int) and value < 10**30 else f"{value:.3g}"
+        if isinstance(value, int):
+            shown = f"{value:,}" if value < 10**30 else f"a {len(str(value))}-digit number"
+        else:
+            shown = f"{value:.3g}"
         raise InputError(f"{limit.what}: {shown} is above the limit of {bound:,} (set the environment "
                          f"variable {limit.env} to raise it)", **where)
 
@@ -72,10 +75,12 @@ def check(name: str, value: int | float, **where) -> None:
 # below each bound (the largest bundled model has 126 layers; the largest NVLink domain 576 GPUs).
 define("devices", 65_536, "devices in a system")
 define("edges", 1_000_000, "links in a system")
-define("layers", 4_096, "layers in a model")
-define("operators", 200_000, "operators in a workload")
+define("layers", 1_024, "layers in a model")
+define("operators", 50_000, "operators in a workload")
 define("operands", 1_024, "operands of one operator")
-define("microbatches", 65_536, "micro-batches")
+define("simulated_operators", 200_000, "operator runs in one simulation (operators x ranks x micro-batches)")
+define("stages", 65_536, "pipeline stages")
+define("microbatches", 4_096, "micro-batches")
 define("spec_tokens", 1_024, "speculative tokens per step")
 define("json_depth", 256, "levels of nesting in a JSON file")
 # Every integer dimension (a GEMM's m, a batch, a context length): above 2**53 a float can no

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import hwmodels
+from hwmodels import limits
 from hwmodels.errors import InputError, unknown_name
 from roofline.collectives import ALGORITHMS, CollectivePlan, plan_collective
 from roofline.costs import op_signature, shared_cost
@@ -169,6 +170,7 @@ class Plan:
         self.ops = list(graph.ops)
         if not self.ops:
             raise InputError("the workload graph has no operators", path="graph")
+        limits.check("simulated_operators", len(self.ops) * self.width * self.microbatches, path="graph")
         stages = {op.stage for op in self.ops}
         if max(stages) >= self.pp:
             raise InputError(f"an operator runs on stage {max(stages)} but the graph has pp={self.pp}",

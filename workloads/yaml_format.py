@@ -31,12 +31,13 @@ its throughput is samples/s).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 
-from hwmodels import yamlio
+from hwmodels import limits, yamlio
 from hwmodels.errors import InputError, Problem, did_you_mean
 
 from .graph import Graph
@@ -46,7 +47,6 @@ from .options import StepOptions
 
 TOP_KEYS = ("workload", "dtype", "meta", "ops")
 BLOCK_KEYS = ("repeat", "name", "ops")
-MAX_OPS = 200_000
 META_INTS = ("batch", "tp", "pp", "ep", "microbatches")
 META_COUNTS = ("tokens", "samples")   # what a step completes: throughput is per second of these
 
@@ -104,8 +104,9 @@ def parse_workload(doc: yamlio.Document) -> Graph:
                 problems.append(doc.problem(err.problems[0].message, ("meta", key)))
     for key in META_COUNTS:
         value = meta.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            problems.append(doc.problem(f"must be a non-negative number, got {value!r}", ("meta", key)))
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                                  or not math.isfinite(value) or value > limits.LIMITS["dimension"].value):
+            problems.append(doc.problem(f"must be a finite non-negative number, got {value!r}", ("meta", key)))
     if meta.get("tokens") and meta.get("samples"):
         problems.append(doc.problem("give tokens (a language model's step) or samples (any other "
                                     "graph), not both", ("meta", "samples")))
@@ -113,6 +114,7 @@ def parse_workload(doc: yamlio.Document) -> Graph:
     if not isinstance(ops, list) or not ops:
         problems.append(doc.problem("expected a non-empty list of operators", ("ops",)))
         raise InputError(problems=problems)
+    _count_ops(doc, ops, ("ops",))
     specs: list[_Spec] = []
     _expand(doc, ops, ("ops",), "", specs, problems, {}, data.get("dtype"))
     if problems:
@@ -161,9 +163,6 @@ def _expand(doc, items, path, scope, specs, problems, aliases, dtype, previous: 
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 problems.append(doc.problem(f"repeat must be a positive integer, got {count!r}", (*p, "repeat")))
                 continue
-            if count * len(item.get("ops") or []) > MAX_OPS:
-                problems.append(doc.problem(f"the block expands to more than {MAX_OPS} ops", (*p, "repeat")))
-                continue
             for r in range(count):
                 previous = _expand(doc, item.get("ops"), (*p, "ops"), f"{full}.{r}.", specs, problems,
                                    aliases, dtype, previous)
@@ -180,6 +179,27 @@ def _expand(doc, items, path, scope, specs, problems, aliases, dtype, previous: 
         aliases[full] = full
         previous = full
     return previous
+
+
+def _count_ops(doc, items, path) -> int:
+    """The operators ``items`` expand to, checked against the ``operators`` limit at each repeat
+    block (innermost first) before anything is expanded."""
+    if not isinstance(items, list):
+        return 0
+    total = 0
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "repeat" not in item:
+            total += 1
+            continue
+        count = item["repeat"]
+        inner = _count_ops(doc, item.get("ops"), (*path, i, "ops"))
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            where = (*path, i, "repeat")
+            limits.check("operators", count * inner, file=doc.file, line=doc.line_of(where),
+                         path=yamlio.dotted(where))
+            total += count * inner
+    limits.check("operators", total, file=doc.file, line=doc.line_of(path), path=yamlio.dotted(path))
+    return total
 
 
 def _op_spec(doc, item, p, full, scope, dtype, problems) -> _Spec | None:
