@@ -14,7 +14,7 @@ from roofline.collectives import ALGORITHMS
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .emit import add_result_arguments, emit_result
-from .output import warn
+from .output import check_finite, file_name, warn
 from .text import figure_meanings, simulation_text
 
 # The simulator is imported inside the command: CLI start-up.
@@ -35,8 +35,8 @@ def simulate_command(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jitter", type=float, default=0.0,
                    help="relative spread of each operator's work (stragglers), seeded")
-    p.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
-    p.add_argument("--plot", metavar="FILE", help="write a Gantt chart (PNG/SVG)")
+    p.add_argument("--trace", metavar="FILE", type=file_name, help="write a Chrome/Perfetto trace JSON")
+    p.add_argument("--plot", metavar="FILE", type=file_name, help="write a Gantt chart (PNG/SVG)")
     p.add_argument("--top", type=int, default=10, help="critical-path operators to list")
     p.add_argument("--no-timeline", dest="timeline", action="store_false",
                    help="leave the timeline table (one row per operator and device: op, device, resource, "
@@ -76,6 +76,8 @@ def cmd_simulate(args) -> int:
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
     doc = result_document(res, graph, hardware, args) if args.format == "json" or args.out or args.html else None
+    if doc is None:
+        check_finite(res.to_dict(timeline=False))   # the table shows the same figures
     emit_result(doc, args, simulation_text(res, args.top) if args.format == "table" else None)
     return 0
 

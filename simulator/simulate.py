@@ -317,6 +317,8 @@ def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapp
     ``warnings`` say it in words), or, with ``spill=False`` or no tier to spill to, the call
     raises :class:`~hwmodels.errors.InputError`.
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}", path="seed")
     if not (jitter >= 0 and math.isfinite(jitter)):
         raise InputError(f"jitter must be a finite non-negative number, got {jitter!r}", path="jitter")
     options = {"cost_fn": cost_fn, "collective_fn": collective_fn, "merge_steps": merge_steps,
