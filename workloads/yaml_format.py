@@ -94,6 +94,7 @@ def parse_workload(doc: yamlio.Document) -> Graph:
     if not isinstance(meta, dict):
         problems.append(doc.problem("expected a mapping", ("meta",)))
         meta = {}
+    meta = {k: v for k, v in meta.items() if v is not None}   # null: not given
     axes = StepOptions.axes()     # the step knobs' ranges: one definition for builders and files
     for key in META_INTS:
         value = meta.get(key)
