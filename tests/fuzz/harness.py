@@ -46,6 +46,12 @@ class Surface:
     strategy: st.SearchStrategy
     run: Callable[[Any, Path], None]
     help: str = ""
+    requires: tuple[str, ...] = ()   # optional modules the surface needs (skipped without them)
+
+    def available(self) -> bool:
+        import importlib.util
+
+        return all(importlib.util.find_spec(m) is not None for m in self.requires)
 
 
 SURFACES: Registry[Surface] = Registry("fuzz surface")

@@ -71,7 +71,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--jobs", type=int, default=1, help="surfaces fuzzed in parallel processes")
     parser.add_argument("--surface", action="append", choices=SURFACES.names(), help="only these surfaces")
     args = parser.parse_args(argv)
-    names = args.surface or SURFACES.names()
+    names = [n for n in (args.surface or SURFACES.names()) if SURFACES.get(n).available()]
+    for name in sorted(set(args.surface or SURFACES.names()) - set(names)):
+        print(f"skipping surface {name}: needs {', '.join(SURFACES.get(name).requires)}")
     per = max(1, args.cases // len(names))
     jobs = [(name, per, args.seed, args.timeout) for name in names]
     if args.jobs > 1:

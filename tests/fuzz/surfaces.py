@@ -286,7 +286,6 @@ DIMS = st.one_of(*[st.sampled_from([1, 2, 4, 8, 16])] * 5, st.sampled_from([0, -
 def onnx_model(draw) -> bytes:
     """A small ONNX model: random inputs, initializers and nodes wired at random."""
     import numpy as np
-    import onnx
     from onnx import TensorProto as T
     from onnx import helper, numpy_helper
 
@@ -365,7 +364,8 @@ def run_onnx(case: tuple, workdir: Path) -> None:
     _cost_on_device(import_onnx(path, unknown_ops=unknown_ops, batch=batch))
 
 
-SURFACES.register("onnx", Surface("onnx", ONNX, run_onnx, "generated and corrupted ONNX through import_onnx"))
+SURFACES.register("onnx", Surface("onnx", ONNX, run_onnx, "generated and corrupted ONNX through import_onnx",
+                                  requires=("onnx",)))
 
 
 # -- CLI arguments --------------------------------------------------------------------------------

@@ -20,6 +20,8 @@ TIME_OUT_S = 60
 @pytest.mark.parametrize("name", SURFACES.names())
 def test_surface_gives_a_result_or_a_clean_error(name, tmp_path_factory):
     surface = SURFACES.get(name)
+    for module in surface.requires:
+        pytest.importorskip(module)
     workdir = tmp_path_factory.mktemp(name)
 
     @settings(max_examples=EXAMPLES.get(name, 20), deadline=None, database=None,
