@@ -34,7 +34,7 @@ from .schema import (
     _on_chip,
     quantity_fields,
 )
-from .units import format_quantity, implausible, parse_quantity
+from .units import COMPUTABLE, format_quantity, implausible, parse_quantity
 from .yamlio import Document, validation_problems
 
 FLOP_PER_MAC = 2
@@ -305,6 +305,12 @@ def _engine(name: str, spec: EngineSpec, doc: Document, problems: list[Problem])
         peak = stated
     else:
         peak = _derived_peak(derivation)
+        low, high = COMPUTABLE["compute_rate"]
+        for dtype, value in peak.items():
+            if not low <= value <= high:
+                problems.append(doc.problem(
+                    f"the derived {dtype} peak {value:.3g} FLOP/s is outside the range Ridgeline can compute "
+                    f"with: {low:g} to {high:g} FLOP/s", (*path, "systolic" if spec.systolic else "dsp")))
         for dtype, value in stated.items():
             if dtype not in peak:
                 peak[dtype] = value
