@@ -14,7 +14,7 @@ from roofline.collectives import ALGORITHMS
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .emit import add_result_arguments, emit_result
-from .output import check_finite, file_name, warn
+from .output import check_finite, check_plot_name, file_name, plot_figure, warn
 from .text import figure_meanings, simulation_text
 
 # The simulator is imported inside the command: CLI start-up.
@@ -58,6 +58,8 @@ def cmd_simulate(args) -> int:
 
     if args.top < 0:
         raise InputError("--top must be >= 0", path="top")
+    if args.plot:
+        check_plot_name(args.plot)
     from simulator.engine import progress
 
     from .progress import DelayedProgress
@@ -72,7 +74,7 @@ def cmd_simulate(args) -> int:
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:
-        res.plot().savefig(args.plot)
+        plot_figure(res.plot(), args.plot)
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
     doc = result_document(res, graph, hardware, args) if args.format == "json" or args.out or args.html else None

@@ -9,10 +9,12 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from hwmodels.errors import InputError
 from hwmodels.jsonable import dumps_json, to_jsonable  # noqa: F401 - to_jsonable is offered here too
 
 
@@ -36,6 +38,23 @@ def file_name(text: str) -> str:
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a file name, got an empty string")
     return text
+
+
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")
+
+
+def check_plot_name(path: str, flag: str = "plot") -> None:
+    """A plot file name must end in a format matplotlib writes (checked before any work)."""
+    if Path(path).suffix.lower() not in PLOT_SUFFIXES:
+        raise InputError(f"--{flag} must end in {', '.join(PLOT_SUFFIXES)}, got '{path}'", path=flag)
+
+
+def plot_figure(fig, path: str) -> None:
+    """Write ``fig`` to ``path``; a file that cannot be written is an InputError."""
+    try:
+        fig.savefig(path)
+    except OSError as err:
+        raise InputError(f"cannot write the plot: {err.strerror or err}", file=path) from None
 
 
 def format_table(rows: Sequence[dict], columns: Sequence[str] | None = None, floatfmt: str = ".4g") -> str:

@@ -95,6 +95,11 @@ def parse_workload(doc: yamlio.Document) -> Graph:
         problems.append(doc.problem("expected a mapping", ("meta",)))
         meta = {}
     meta = {k: v for k, v in meta.items() if v is not None}   # null: not given
+    for key, value in meta.items():
+        if key == "phase" and not isinstance(value, str):
+            problems.append(doc.problem(f"expected a name such as 'decode', got {value!r}", ("meta", key)))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(doc.problem(f"must be a finite number, got {value!r}", ("meta", key)))
     axes = StepOptions.axes()     # the step knobs' ranges: one definition for builders and files
     for key in META_INTS:
         value = meta.get(key)
@@ -119,7 +124,7 @@ def parse_workload(doc: yamlio.Document) -> Graph:
     specs: list[_Spec] = []
     _expand(doc, ops, ("ops",), "", specs, problems, {}, data.get("dtype"))
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     pp = meta.get("pp", 1)
     for s in specs:
         stage = s.fields.get("stage", 0)
@@ -127,12 +132,24 @@ def parse_workload(doc: yamlio.Document) -> Graph:
             problems.append(doc.problem(f"stage {stage} does not exist: meta.pp is {pp} (stages 0..{pp - 1})",
                                         (*s.path, "stage")))
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     graph = Graph(str(data.get("workload") or Path(doc.file).stem),
                   meta={"phase": "custom", "batch": 1, "tokens": 0, "tp": 1, "pp": 1, "ep": 1,
                         "microbatches": 1, **meta, "source": doc.file})
     _build(doc, specs, graph)
     return graph
+
+
+MAX_PROBLEMS = 25   # a repeated block repeats its problems: the first ones say it all
+
+
+def _failure(problems: list[Problem]) -> InputError:
+    """One InputError of the distinct ``problems`` (at most :data:`MAX_PROBLEMS` of them)."""
+    distinct = list(dict.fromkeys(problems))
+    if len(distinct) > MAX_PROBLEMS:
+        more = len(distinct) - MAX_PROBLEMS
+        distinct = [*distinct[:MAX_PROBLEMS], Problem(f"... and {more} more problems", distinct[0].file)]
+    return InputError(problems=distinct)
 
 
 def _expand(doc, items, path, scope, specs, problems, aliases, dtype, previous: str | None = None):
@@ -205,7 +222,7 @@ def _count_ops(doc, items, path) -> int:
 
 def _op_spec(doc, item, p, full, scope, dtype, problems) -> _Spec | None:
     kind = item.get("kind")
-    if kind not in OPERATORS:
+    if not isinstance(kind, str) or kind not in OPERATORS:
         if kind is None:
             problems.append(doc.problem("missing field 'kind'", (*p, "kind")))
         else:
@@ -264,13 +281,16 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
     deps: dict[str, list[str]] = {}
     dag = nx.DiGraph()
     dag.add_nodes_from(by_name)
+    unresolved: set = set()   # (reference, where): a repeated block repeats its bad references
     for s in specs:
         resolved = []
         for ref, where in s.deps:
             target = _resolve(ref, s.scope, names) if where else ref
             if target is None:
-                problems.append(doc.problem(f"'{ref}' is not an op or block of this workload", where,
-                                            did_you_mean(ref, _visible(s.scope, names))))
+                if (ref, where) not in unresolved:
+                    unresolved.add((ref, where))
+                    problems.append(doc.problem(f"'{ref}' is not an op or block of this workload", where,
+                                                did_you_mean(ref, _visible(s.scope, names))))
                 continue
             if target == s.name:
                 problems.append(doc.problem(f"'{s.name}' depends on itself", where))
@@ -289,7 +309,7 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
         except TypeError as err:
             problems.append(doc.problem(f"invalid fields: {err}", s.path))
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     try:
         cycle = nx.find_cycle(dag)
     except nx.NetworkXNoCycle:
@@ -310,7 +330,7 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
             target = _resolve(s.source[0], s.scope, names)
             _check_shapes(doc, ops[target], ops[s.name], s.source[1], problems)
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     position = {name: i for i, name in enumerate(by_name)}   # ties keep the file's order
     for name in nx.lexicographical_topological_sort(dag, key=position.__getitem__):
         graph.add(ops[name], deps[name])

@@ -74,6 +74,9 @@ class Outcome:
 
 
 def _alarm(_signum, _frame):
+    # re-armed first: an exception raised where Python ignores it (a garbage-collector callback)
+    # would otherwise leave the case running without a limit
+    signal.setitimer(signal.ITIMER_REAL, 0.5)
     raise _TimeOut()
 
 
