@@ -290,6 +290,7 @@ def system_from_device(device: Device, count: int) -> System:
                 graph.add_edge(m, switch, link=link, link_name=name)
         else:
             if link.topology == "all_to_all":
+                limits.check("edges", count * (count - 1) // 2, path="count")
                 pairs = list(itertools.combinations(members, 2))
                 ports = max(1, link.ports // (count - 1))
             elif link.topology == "ring":

@@ -800,6 +800,7 @@ class Collective(Operator):
         self._bytes("payload_bytes")
         self._require("payload_bytes", integer=False)
         self._require("group_size")
+        limits.check("devices", self.group_size, path="group_size")   # one rank per device
         self._dtype("dtype")
         if self.group_size < 2:
             raise InputError("a collective needs a group of at least 2 ranks", path="group_size")

@@ -11,10 +11,10 @@ API, or argv through the CLI) and, when the input is accepted, checks the figure
 * ``time_out``: the case ran past the limit (a hang, or a size that was not bounded);
 * ``non_finite``: accepted, but a figure of the result is NaN or infinite.
 
-Surfaces register in :data:`SURFACES` (the project's one registry helper). Helpers that add an
-input surface (request traces, sweep specs) register theirs the same way next to their code's
-tests, e.g. ``SURFACES.register("trace", Surface("trace", strategy, run))``, and both the CI test
-and ``run.py`` pick it up.
+Surfaces register in :data:`SURFACES` (the project's one registry helper). A new input surface
+(request traces, sweep specs) is a module ``tests/fuzz/surface_<name>.py`` calling
+``SURFACES.register("<name>", Surface("<name>", strategy, run))``; :mod:`fuzz.surfaces` imports
+every such module, and both the CI test and ``run.py`` pick it up.
 """
 
 from __future__ import annotations

@@ -463,3 +463,16 @@ def run_cli_case(argv: list[str], workdir: Path) -> None:
 
 SURFACES.register("cli", Surface("cli", cli_case(), run_cli_case,
                                  "argv of every command (but calibrate/validate) through the CLI in-process"))
+
+
+# -- surfaces added by other parts of the project --------------------------------------------------
+def _discover() -> None:
+    """Import every ``tests/fuzz/surface_<name>.py``: a new input surface (request traces, sweep
+    specs) is one such module that calls ``SURFACES.register(...)``; CI and run.py then fuzz it."""
+    import importlib
+
+    for path in sorted(Path(__file__).parent.glob("surface_*.py")):
+        importlib.import_module(f"{__package__}.{path.stem}")
+
+
+_discover()
