@@ -10,6 +10,11 @@ Supported ``model_type`` values and the family they build:
 * ``deepseek_v2``: multi-head latent attention plus routed and shared experts;
 * ``mamba``: selective-state-space blocks (``d_model``/``n_layer``/``ssm_cfg`` as in
   state-spaces/mamba, or ``hidden_size``/``state_size``/... as in transformers' MambaConfig).
+
+A config is read in steps, each its own function: the JSON strictly (:func:`read_json`: duplicate
+keys, NaN and runaway nesting refused), the model type, the fields against :class:`ConfigSchema`
+(strict types and ranges, every problem with its line), the family's names mapped to Hugging Face's
+(:func:`_canonical`), the required keys, and the :class:`ModelConfig` with its consistency checks.
 """
 
 from __future__ import annotations
@@ -145,6 +150,8 @@ def read_json(text: str, file: str) -> Any:
         return json.loads(text, object_pairs_hook=pairs, parse_constant=constant)
     except json.JSONDecodeError as exc:
         raise InputError(f"invalid JSON: {exc.msg} (column {exc.colno})", file=file, line=exc.lineno) from None
+    except RecursionError:   # only with RIDGELINE_MAX_JSON_DEPTH raised past what Python can parse
+        raise InputError("JSON nesting is too deep to parse", file=file) from None
 
 
 def _nesting(text: str) -> int:
