@@ -73,7 +73,12 @@ class Outcome:
     trace: str = field(default="", repr=False)
 
 
+_ARMED = {"on": False}   # whether an alarm now means "this case ran too long"
+
+
 def _alarm(_signum, _frame):
+    if not _ARMED["on"]:
+        return   # a late alarm after the case ended
     # re-armed first: an exception raised where Python ignores it (a garbage-collector callback)
     # would otherwise leave the case running without a limit
     signal.setitimer(signal.ITIMER_REAL, 0.5)
@@ -83,22 +88,23 @@ def _alarm(_signum, _frame):
 def attempt(surface: Surface, case: Any, workdir: Path, timeout_s: float) -> Outcome:
     """Run ``case`` on ``surface`` with a wall-clock limit; what happened."""
     previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, timeout_s)
     try:
-        surface.run(case, workdir)
+        try:
+            _ARMED["on"] = True
+            signal.setitimer(signal.ITIMER_REAL, timeout_s)
+            surface.run(case, workdir)
+        finally:
+            _ARMED["on"] = False
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
     except _TimeOut:
         return Outcome("time_out", f"over {timeout_s:g} s")
     except InputError as err:
         return Outcome("clean_error", str(err).splitlines()[0])
     except NonFinite as exc:
         return Outcome("non_finite", str(exc))
-    except BaseException as exc:  # noqa: BLE001 - every other exception is what a fuzzer looks for
-        if isinstance(exc, KeyboardInterrupt):
-            raise
+    except (Exception, SystemExit) as exc:  # every other exception is what a fuzzer looks for
         return Outcome("traceback", signature(exc), traceback.format_exc())
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
     return Outcome("accepted")
 
 

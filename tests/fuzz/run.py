@@ -60,7 +60,10 @@ def fuzz_surface(name: str, cases: int, seed: int, timeout_s: float) -> dict:
 
 
 def _run(job: tuple) -> dict:
-    return fuzz_surface(*job)
+    try:
+        return fuzz_surface(*job)
+    except Exception as exc:   # the harness itself failed: say so rather than hang the pool
+        return {"name": job[0], "counts": {}, "failures": {f"harness: {exc!r}": ""}, "seconds": 0.0}
 
 
 def main(argv: list[str] | None = None) -> int:
