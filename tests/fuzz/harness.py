@@ -22,7 +22,11 @@ from __future__ import annotations
 import contextlib
 import io
 import math
+import os
+import pickle
+import select
 import signal
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -106,6 +110,44 @@ def attempt(surface: Surface, case: Any, workdir: Path, timeout_s: float) -> Out
     except (Exception, SystemExit) as exc:  # every other exception is what a fuzzer looks for
         return Outcome("traceback", signature(exc), traceback.format_exc())
     return Outcome("accepted")
+
+
+def attempt_isolated(surface: Surface, case: Any, workdir: Path, timeout_s: float) -> Outcome:
+    """:func:`attempt` in a forked child that is killed at the limit: robust where an alarm is not
+    (a case that allocates so fast that the alarm keeps landing in garbage-collector callbacks,
+    where Python ignores the exception) and where the interpreter itself dies (a crash is a
+    ``traceback`` outcome naming the signal). The child inherits the parent's warm caches."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:   # the child: run the case, send the outcome, leave without cleanup
+        os.close(read_end)
+        try:
+            outcome = attempt(surface, case, workdir, timeout_s * 2)
+            outcome.trace = outcome.trace[-4000:]
+            data = pickle.dumps(outcome)
+            while data:
+                data = data[os.write(write_end, data):]
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + timeout_s
+    try:
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([read_end], [], [], remaining)[0]:
+                os.kill(pid, signal.SIGKILL)
+                return Outcome("time_out", f"over {timeout_s:g} s")
+            chunk = os.read(read_end, 1 << 16)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        _pid, status = os.waitpid(pid, 0)
+    if not chunks:
+        how = f"signal {os.WTERMSIG(status)}" if os.WIFSIGNALED(status) else f"exit {os.WEXITSTATUS(status)}"
+        return Outcome("traceback", f"the interpreter died ({how})")
+    return pickle.loads(b"".join(chunks))
 
 
 def signature(exc: BaseException) -> str:

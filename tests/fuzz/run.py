@@ -3,7 +3,8 @@
     python tests/fuzz/run.py [--cases 10000] [--seed 0] [--timeout 30] [--jobs 2] [--surface NAME ...]
 
 The cases are split evenly over the surfaces registered in :data:`fuzz.harness.SURFACES` and drawn
-by hypothesis (generation only, no shrinking, no example database), reproducibly for a seed. It
+by hypothesis (generation only, no shrinking, no example database), reproducibly for a seed; each
+runs in a forked child killed at the time limit (so a hang or a crash is counted, not fatal). It
 prints one row per surface (cases, clean errors, tracebacks, time-outs, non-finite figures,
 accepted), then each distinct failure signature with one case that shows it, and exits 1 when
 there was any traceback, time-out or non-finite figure.
@@ -28,7 +29,7 @@ from hypothesis import HealthCheck, Phase, given, settings  # noqa: E402
 from hypothesis import seed as hypothesis_seed  # noqa: E402
 
 from fuzz import surfaces as _registered  # noqa: E402, F401 - registers the surfaces
-from fuzz.harness import FAILURES, OUTCOMES, SURFACES, attempt  # noqa: E402
+from fuzz.harness import FAILURES, OUTCOMES, SURFACES, attempt_isolated  # noqa: E402
 
 
 def fuzz_surface(name: str, cases: int, seed: int, timeout_s: float) -> dict:
@@ -37,6 +38,7 @@ def fuzz_surface(name: str, cases: int, seed: int, timeout_s: float) -> dict:
 
     warnings.simplefilter("ignore")    # InputWarnings of implausible values are expected here
     surface = SURFACES.get(name)
+    _warm_up()
     counts: Counter = Counter()
     failures: dict[str, str] = {}
     started = time.perf_counter()
@@ -48,7 +50,7 @@ def fuzz_surface(name: str, cases: int, seed: int, timeout_s: float) -> dict:
                   suppress_health_check=list(HealthCheck))
         @given(case=surface.strategy)
         def one(case):
-            outcome = attempt(surface, case, workdir, timeout_s)
+            outcome = attempt_isolated(surface, case, workdir, timeout_s)
             counts[outcome.kind] += 1
             if outcome.kind in FAILURES:
                 key = f"{outcome.kind}: {outcome.detail}"
@@ -57,6 +59,18 @@ def fuzz_surface(name: str, cases: int, seed: int, timeout_s: float) -> dict:
         one()
     return {"name": name, "counts": dict(counts), "failures": failures,
             "seconds": time.perf_counter() - started}
+
+
+def _warm_up() -> None:
+    """Load what most cases use once, so that each forked case starts with it."""
+    import hwmodels
+    import workloads.onnx_import  # noqa: F401
+    from reports.cli import build_parser
+    from roofline import analyze
+    from workloads import load_workload
+
+    analyze(load_workload("llama-2-7b"), hwmodels.load_device("h100-sxm"))
+    build_parser()
 
 
 def _run(job: tuple) -> dict:

@@ -2,6 +2,9 @@
 never a traceback, a time-out or a non-finite figure. ``make fuzz`` runs the same surfaces for
 thousands of cases (tests/fuzz/run.py)."""
 
+import os
+import signal
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -10,7 +13,7 @@ import hwmodels
 from hwmodels.errors import InputError
 
 from . import surfaces as _registered  # noqa: F401 - registers the surfaces
-from .harness import FAILURES, SURFACES, Surface, attempt, check_figures, run_cli
+from .harness import FAILURES, SURFACES, Surface, attempt, attempt_isolated, check_figures, run_cli
 
 # examples per surface in CI (the whole module stays under about 30 s on two cores)
 EXAMPLES = {"hardware": 100, "config": 100, "workload": 100, "onnx": 100, "cli": 60}
@@ -74,6 +77,23 @@ def test_the_harness_tells_the_outcomes_apart(tmp_path):
     assert attempt(_surface(spin), None, tmp_path, 0.2).kind == "time_out"
     out = attempt(_surface(inf), None, tmp_path, 5)
     assert out.kind == "non_finite" and out.detail == "result.latency_s[1] = inf"
+
+
+def test_an_isolated_case_is_killed_at_its_limit_and_a_crash_is_counted(tmp_path):
+    def spin(_case, _dir):
+        while True:
+            pass
+
+    def crash(_case, _dir):
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+    def error(_case, _dir):
+        raise InputError("bad")
+
+    assert attempt_isolated(_surface(spin), None, tmp_path, 0.3).kind == "time_out"
+    out = attempt_isolated(_surface(crash), None, tmp_path, 5)
+    assert (out.kind, out.detail) == ("traceback", f"the interpreter died (signal {int(signal.SIGSEGV)})")
+    assert attempt_isolated(_surface(error), None, tmp_path, 5).detail == "bad"
 
 
 def test_run_cli_reports_exit_codes():
