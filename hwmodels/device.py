@@ -417,5 +417,5 @@ def implausible_values(spec, doc: Document, path: tuple = ()) -> list[Problem]:
     for where, kind, text in quantity_fields(spec, path):
         why = implausible(parse_quantity(text, kind, allow_zero=True), kind)
         if why:
-            out.append(doc.problem(f"'{text}': {why}", where))
+            out.append(doc.problem(f"'{text}' {why}", where))
     return out

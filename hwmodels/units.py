@@ -172,12 +172,12 @@ def parse_quantity(value, kind: str, *, path: str | None = None, allow_zero: boo
 
 def implausible(value: float, kind: str) -> str | None:
     """Why the SI ``value`` of ``kind`` is outside the range of real hardware (:data:`PLAUSIBLE`),
-    or None when it is inside."""
+    e.g. ``"is above 1 s, beyond real hardware; a typo?"``, or None when it is inside."""
     low, high = PLAUSIBLE[kind]
     if value and low is not None and value < low:
-        return f"{format_quantity(value, kind)} is below {format_quantity(low, kind)}; is that a typo?"
+        return f"is below {format_quantity(low, kind)}, beyond real hardware; a typo?"
     if high is not None and value > high:
-        return f"{format_quantity(value, kind)} is above {format_quantity(high, kind)}; is that a typo?"
+        return f"is above {format_quantity(high, kind)}, beyond real hardware; a typo?"
     return None
 
 
