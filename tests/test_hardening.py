@@ -165,6 +165,17 @@ def test_nested_repeat_blocks_are_counted_before_expanding(tmp_path):
     assert problem(info).line == 3 + 3 * 44
 
 
+def test_a_huge_repeat_of_an_empty_block_is_refused(tmp_path):
+    # found by the fuzz run (seed 3): 2^40 iterations of a block whose only op is an invalid
+    # `repeat: 0` expanded nothing, but looped 2^40 times
+    path = tmp_path / "w.yaml"
+    path.write_text("workload: w\nops:\n  - repeat: 1099511627776\n    name: b\n    ops:\n"
+                    "      - {repeat: 0, name: c, ops: [{name: x, kind: matmul, m: 1, n: 1, k: 1}]}\n")
+    with pytest.raises(InputError) as info:
+        load_workload(path)
+    assert (problem(info).line, problem(info).path) == (3, "ops[0].repeat")
+
+
 def test_workload_meta_tokens_must_be_finite(tmp_path):
     path = tmp_path / "w.yaml"
     path.write_text("workload: w\nmeta: {tokens: .inf}\nops:\n  - {name: x, kind: matmul, m: 1, n: 1, k: 1}\n")

@@ -212,10 +212,11 @@ def _count_ops(doc, items, path) -> int:
         count = item["repeat"]
         inner = _count_ops(doc, item.get("ops"), (*path, i, "ops"))
         if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            # an iteration costs work even when its ops are all invalid (an inner repeat: 0)
+            size = count * max(inner, 1)
             where = (*path, i, "repeat")
-            limits.check("operators", count * inner, file=doc.file, line=doc.line_of(where),
-                         path=yamlio.dotted(where))
-            total += count * inner
+            limits.check("operators", size, file=doc.file, line=doc.line_of(where), path=yamlio.dotted(where))
+            total += size
     limits.check("operators", total, file=doc.file, line=doc.line_of(path), path=yamlio.dotted(path))
     return total
 
