@@ -82,6 +82,7 @@ define("simulated_operators", 200_000, "operator runs in one simulation (operato
 define("stages", 65_536, "pipeline stages")
 define("microbatches", 4_096, "micro-batches")
 define("spec_tokens", 1_024, "speculative tokens per step")
+define("requests", 1_000_000, "requests in a serving run")
 define("json_depth", 256, "levels of nesting in a JSON file")
 # Every integer dimension (a GEMM's m, a batch, a context length): above 2**53 a float can no
 # longer hold it exactly, and products of a few such numbers overflow to inf.

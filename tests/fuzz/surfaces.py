@@ -369,7 +369,7 @@ SURFACES.register("onnx", Surface("onnx", ONNX, run_onnx, "generated and corrupt
 
 
 # -- CLI arguments --------------------------------------------------------------------------------
-SKIP_COMMANDS = ("calibrate", "validate")
+SKIP_COMMANDS = {("calibrate",), ("validate",)}
 HW_REFS = ["h100-sxm", "a100-sxm-80gb", "hgx-h100", "tpu-v5e-8", "xeon-8480", "alveo-u280", "mi300x", "host",
            "h100", "", "nope.yaml", "/dev/null", str(CATALOG_DIR / "h100-cxl.yaml")]
 MODEL_REFS = ["llama-2-7b", "mamba-2.8b", "mixtral-8x7b", "deepseek-v2-lite", "gpt3-175b", "llama-3.1-70b",
@@ -395,7 +395,7 @@ def _commands() -> list[tuple[tuple[str, ...], object]]:
         out = []
         for action in sub._group_actions:
             for name, child in (action.choices or {}).items():
-                if name not in SKIP_COMMANDS:
+                if (*words, name) not in SKIP_COMMANDS:
                     out += walk(child, (*words, name))
         return out or [(words, parser)]
 
