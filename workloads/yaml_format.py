@@ -112,7 +112,8 @@ def parse_workload(doc: yamlio.Document) -> Graph:
         value = meta.get(key)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
                                   or not math.isfinite(value) or value > limits.LIMITS["dimension"].value):
-            problems.append(doc.problem(f"must be a finite non-negative number, got {value!r}", ("meta", key)))
+            problems.append(doc.problem(f"must be a non-negative number (finite, at most 2^53), got {value!r}",
+                                        ("meta", key)))
     if meta.get("tokens") and meta.get("samples"):
         problems.append(doc.problem("give tokens (a language model's step) or samples (any other "
                                     "graph), not both", ("meta", "samples")))
