@@ -119,12 +119,11 @@ def cmd_validate(args) -> int:
                             "warnings": found})
     if args.format == "json":
         print_json(results)
-    else:   # the verdicts on stdout; problems (and, as they arise, warnings) on stderr
-        for r in results:
-            if r["valid"]:
-                print(f"{r['file']}: ok ({r['kind']} '{r['id']}')")
-            for problem in r["problems"]:
-                print(f"error: {problem}", file=sys.stderr)
+    for r in results:   # the verdicts on stdout (or the JSON); problems (and warnings) on stderr
+        if r["valid"] and args.format != "json":
+            print(f"{r['file']}: ok ({r['kind']} '{r['id']}')")
+        for problem in r["problems"]:
+            print(f"error: {problem}", file=sys.stderr)
     return 0 if all(r["valid"] for r in results) else 2
 
 

@@ -265,6 +265,15 @@ def test_onnx_zero_size_heads_are_an_error(onnx, tmp_path):
         load_workload(path)
 
 
+def test_onnx_node_missing_inputs_is_an_error_naming_it(onnx, tmp_path):
+    # found by the fuzz run (seed 4): an Attention node with one input unpacked into q, k, v
+    helper = onnx.helper
+    path = save(onnx, tmp_path, [helper.make_node("Attention", ["x"], ["y"], name="att")],
+                [info(onnx, "x", shape=(1, 2, 4, 8))], [info(onnx, "y", shape=(1, 2, 4, 8))])
+    with pytest.raises(InputError, match="node 'att' \\(Attention\\) is malformed"):
+        load_workload(path, unknown_ops="elementwise")
+
+
 def test_onnx_nodes_out_of_order_are_sorted(onnx, tmp_path):
     # y = relu(x @ w); written consumer first. MatMul of (4 x 4) by (4 x 4): 2 * 4 * 4 * 4 = 128 FLOPs
     helper = onnx.helper
@@ -282,6 +291,12 @@ def test_non_finite_figures_are_refused_at_the_result_boundary(capsys):
     assert problem(info).path == "per_op[0].energy_j"
     assert capsys.readouterr().out == ""
     assert check_finite({"a": [1.0, 2]}) == {"a": [1.0, 2]}
+
+
+def test_hw_validate_json_also_writes_its_problems_on_stderr():
+    code, out, err = run_cli(["hw", "validate", "", "--format", "json"])
+    assert code == 2 and json.loads(out)[0]["valid"] is False
+    assert err == "error: empty hardware reference; expected a catalog id or a YAML file\n"
 
 
 @pytest.mark.parametrize("argv", [

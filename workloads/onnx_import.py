@@ -168,7 +168,9 @@ class _Importer:
         for node in self.nodes:
             try:
                 self.convert(node, fused_at, absorbed)
-            except (IndexError, KeyError, TypeError, AttributeError, ArithmeticError) as exc:
+            except InputError:
+                raise
+            except (IndexError, KeyError, TypeError, AttributeError, ArithmeticError, ValueError) as exc:
                 # a node missing inputs or attributes its op type needs
                 raise InputError(f"node '{node.name}' ({node.op_type}) is malformed: {type(exc).__name__}: "
                                  f"{exc}", file=self.file, path=node.name) from None
