@@ -75,9 +75,10 @@ class Axis:
             return value
         numbers = (int,) if self.type is int else (int, float)
         if (isinstance(value, bool) or not isinstance(value, numbers) or not self._in_range(value)
-                or (isinstance(value, float) and not math.isfinite(value))):
+                or (isinstance(value, float) and math.isnan(value))):
             raise InputError(f"{self.name} must be {self.describe_range()}, got {value!r}", path=self.name)
-        limits.check(self.name if self.name in limits.LIMITS else "dimension", value, path=self.name)
+        if isinstance(value, int):   # a float may be inf where that means something (a request rate)
+            limits.check(self.name if self.name in limits.LIMITS else "dimension", value, path=self.name)
         return value
 
     def _in_range(self, value: float) -> bool:
