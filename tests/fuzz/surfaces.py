@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import random
 from pathlib import Path
 
@@ -413,7 +414,7 @@ def _values_for(action, workdir_token: str):
         return st.sampled_from(HW_REFS)
     if dest in ("model", "ref"):
         return st.one_of(st.sampled_from(MODEL_REFS), st.sampled_from(HW_REFS))
-    if dest in ("trace", "plot", "out"):
+    if dest in ("trace", "plot", "out", "html", "csv"):
         return st.sampled_from([f"{workdir_token}/t.json", f"{workdir_token}/p.png", f"{workdir_token}/p.svg",
                                 "", " ", "/nonexistent/dir/x.json", f"{workdir_token}/x.txt"])
     if dest == "kind":
@@ -451,7 +452,12 @@ def run_cli_case(argv: list[str], workdir: Path) -> None:
     from hwmodels.errors import InputError
 
     argv = [a.replace("{work}", str(workdir)) for a in argv]
-    code, out, err = run_cli(argv)
+    here = os.getcwd()
+    os.chdir(workdir)   # a relative output name (--html 64) lands in the case's folder
+    try:
+        code, out, err = run_cli(argv)
+    finally:
+        os.chdir(here)
     if code == 0:
         if "json" in argv and out.strip().startswith(("{", "[")):
             check_figures(json.loads(out), "stdout")
