@@ -1,7 +1,7 @@
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 
-.PHONY: install install-dev demo test lint bench
+.PHONY: install install-dev demo test lint bench fuzz
 
 install:
 	$(PIP) install -q -e .
@@ -30,3 +30,10 @@ lint:
 
 bench: install-dev
 	$(PYTHON) benchmarks/run_all.py
+
+# The long fuzz run: 10,000 generated and mutated inputs over every input surface (CLI arguments,
+# hardware YAML, config.json, workload YAML, ONNX), counted per surface; exit 1 on any traceback,
+# time-out or non-finite figure. SEED=N for another draw.
+SEED ?= 0
+fuzz: install-dev
+	$(PYTHON) tests/fuzz/run.py --cases 10000 --seed $(SEED) --jobs 2

@@ -32,8 +32,9 @@ from .schema import (
     MemoryLevelSpec,
     SystolicSpec,
     _on_chip,
+    quantity_fields,
 )
-from .units import format_quantity, parse_quantity
+from .units import COMPUTABLE, format_quantity, implausible, parse_quantity
 from .yamlio import Document, validation_problems
 
 FLOP_PER_MAC = 2
@@ -151,6 +152,7 @@ class Device(_Frozen):
 
     _raw: dict = PrivateAttr(default_factory=dict)
     _origin: str = PrivateAttr(default="")
+    _warnings: list = PrivateAttr(default_factory=list)
 
     @property
     def main_memory(self) -> str:
@@ -161,6 +163,11 @@ class Device(_Frozen):
     def raw(self) -> dict:
         """A copy of the YAML-form description (after ``extends:``)."""
         return copy.deepcopy(self._raw)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        """Values outside the range of real hardware (legal, but probably typos), by field."""
+        return list(self._warnings)
 
     @property
     def origin(self) -> str:
@@ -298,6 +305,12 @@ def _engine(name: str, spec: EngineSpec, doc: Document, problems: list[Problem])
         peak = stated
     else:
         peak = _derived_peak(derivation)
+        low, high = COMPUTABLE["compute_rate"]
+        for dtype, value in peak.items():
+            if not low <= value <= high:
+                problems.append(doc.problem(
+                    f"the derived {dtype} peak {value:.3g} FLOP/s is outside the range Ridgeline can compute "
+                    f"with: {low:g} to {high:g} FLOP/s", (*path, "systolic" if spec.systolic else "dsp")))
         for dtype, value in stated.items():
             if dtype not in peak:
                 peak[dtype] = value
@@ -394,4 +407,15 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
     )
     device._raw = copy.deepcopy(raw)
     device._origin = origin
+    device._warnings = implausible_values(spec, doc)
     return device
+
+
+def implausible_values(spec, doc: Document, path: tuple = ()) -> list[Problem]:
+    """A warning for each quantity of ``spec`` outside the range of real hardware."""
+    out = []
+    for where, kind, text in quantity_fields(spec, path):
+        why = implausible(parse_quantity(text, kind, allow_zero=True), kind)
+        if why:
+            out.append(doc.problem(f"'{text}' {why}", where))
+    return out

@@ -9,6 +9,7 @@ per problem on stderr and exit code 2; it never becomes a traceback.
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -67,3 +68,14 @@ def unknown_name(what: str, name: str, choices: Iterable[str], **where) -> Input
     hint = did_you_mean(name, choices)
     listing = ", ".join(choices[:30]) + (" ..." if len(choices) > 30 else "")
     return InputError(f"unknown {what} '{name}'; expected one of: {listing}", suggestion=hint, **where)
+
+
+class InputWarning(RidgelineWarning):
+    """An input that is legal but implausible (a memory latency of 400 s): the CLI prints it as
+    ``warning: FILE:LINE: field.path: message`` on stderr; in Python it is an ordinary warning."""
+
+
+def warn_problems(problems: Iterable[Problem]) -> None:
+    """Issue one :class:`InputWarning` per problem."""
+    for problem in problems:
+        warnings.warn(str(problem), InputWarning, stacklevel=3)

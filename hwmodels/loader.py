@@ -16,7 +16,7 @@ from typing import Any
 
 from . import catalog as _catalog_pkg
 from .device import Device, device_from_raw
-from .errors import InputError, Problem, unknown_name
+from .errors import InputError, Problem, unknown_name, warn_problems
 from .host import host_raw
 from .kinds import HARDWARE_KINDS
 from .yamlio import Document, load
@@ -204,7 +204,9 @@ def _device(ref: str | Path, key: str, path: Path | None, kind: Any, overrides: 
         raise InputError(f"'{ref}' describes a system, not a device; use load_system", file=str(path))
     else:
         device = _load_device_cached(key, path)
-    return device.with_overrides(overrides) if overrides else device
+    device = device.with_overrides(overrides) if overrides else device
+    warn_problems(device.warnings)
+    return device
 
 
 def peek_kind(key: str, path: Path | None) -> Any:

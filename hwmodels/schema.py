@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import json
 import math
+import typing
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, model_validator
@@ -43,10 +46,17 @@ def _quantity_checker(kind: str, allow_zero: bool):
     return check
 
 
+@dataclass(frozen=True)
+class QuantityKind:
+    """Marks a field as a quantity of ``kind`` (so :func:`quantity_fields` can find it)."""
+
+    kind: str
+
+
 def _quantity(kind: str, allow_zero: bool = False):
     """A string field holding a quantity of ``kind`` (kept as written, checked strictly)."""
     example = KINDS[kind][1]
-    return Annotated[str, BeforeValidator(_quantity_checker(kind, allow_zero)),
+    return Annotated[str, QuantityKind(kind), BeforeValidator(_quantity_checker(kind, allow_zero)),
                      Field(description=f"{KINDS[kind][2]} with a unit, e.g. '{example}'",
                            json_schema_extra={"examples": [example]})]
 
@@ -83,6 +93,19 @@ PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, AfterValidator(_finite), Field(gt=0)]
 
 
+def _at_most(bound: int):
+    """A positive integer no real device exceeds by far (an error above: the figures derived from
+    it would be nonsense, e.g. wave quantization over 1e26 SMs)."""
+    return Annotated[int, Field(gt=0, le=bound)]
+
+
+ArrayDim = _at_most(65_536)           # rows or columns of one systolic array
+UnitCount = _at_most(10_000_000)      # SMs, cores, MXUs, DSP slices (a wafer-scale chip: 900,000 cores)
+PortCount = _at_most(100_000)
+MulticastCount = _at_most(1_024)
+PerCycle = Annotated[float, AfterValidator(_finite), Field(gt=0, le=1e6)]   # MACs or ops per cell per cycle
+
+
 class Spec(BaseModel):
     """Base of the YAML-form models: strict types, unknown keys refused."""
 
@@ -110,11 +133,11 @@ class CurveSpec(Spec):
 class SystolicSpec(Spec):
     """An NPU/TPU matrix unit: peak = rows x cols x 2 FLOP x arrays x clock x macs_per_cell[dtype]."""
 
-    rows: PositiveInt
-    cols: PositiveInt
-    arrays: PositiveInt = Field(description="number of systolic arrays (MXUs, MMEs) on the device")
+    rows: ArrayDim
+    cols: ArrayDim
+    arrays: UnitCount = Field(description="number of systolic arrays (MXUs, MMEs) on the device")
     clock: Frequency
-    macs_per_cell: dict[Dtype, PositiveFloat] = Field(
+    macs_per_cell: dict[Dtype, PerCycle] = Field(
         description="multiply-accumulates per cell per cycle for each dtype (1 for bf16; 2 where a "
                     "narrower dtype runs at twice the rate)")
 
@@ -122,9 +145,9 @@ class SystolicSpec(Spec):
 class DspSpec(Spec):
     """An FPGA DSP fabric: peak = slices x clock x ops_per_dsp[dtype]."""
 
-    slices: PositiveInt
+    slices: UnitCount
     clock: Frequency = Field(description="the kernel clock a real design closes timing at")
-    ops_per_dsp: dict[Dtype, PositiveFloat] = Field(
+    ops_per_dsp: dict[Dtype, PerCycle] = Field(
         description="arithmetic ops (a MAC is 2) per DSP slice per cycle for each dtype")
     assumptions: str = Field(min_length=1, description="why each ops_per_dsp figure holds")
 
@@ -145,12 +168,12 @@ class EngineSpec(Spec):
     peak: dict[Dtype, ComputeRate] | None = None
     systolic: SystolicSpec | None = None
     dsp: DspSpec | None = None
-    units: PositiveInt | None = Field(None, description="parallel units (SMs, cores, MXUs) for wave "
+    units: UnitCount | None = Field(None, description="parallel units (SMs, cores, MXUs) for wave "
                                                          "quantization; default: systolic arrays or 1")
     efficiency: Fraction | None = Field(None, description="default achievable fraction of peak; "
                                                           "default from hwmodels.defaults")
     efficiency_curve: dict[Dtype, CurveSpec] | None = None
-    operand_multicast: PositiveInt | None = Field(
+    operand_multicast: MulticastCount | None = Field(
         None, description="units of a cluster that one read of an operand tile from the cache feeds "
                           "(Hopper TMA multicast to a 2-CTA thread-block cluster: 2); default 1")
     notes: str | None = None
@@ -186,7 +209,7 @@ class LinkSpec(Spec):
     bandwidth: Bandwidth = Field(description="per direction, aggregate over all ports of this kind")
     latency: Latency
     energy_per_byte: EnergyPerByte
-    ports: PositiveInt = 1
+    ports: PortCount = 1
     topology: Topology | None = Field(
         None, description="scale-up topology this link builds (used by system_from_device)")
     in_network_reduction: bool = Field(False, description="the switch this link attaches to can "
@@ -263,7 +286,7 @@ class EdgeSpec(Spec):
     shape: list[PositiveInt] | None = None
     wrap: bool = False
     link: str | LinkSpec
-    ports: PositiveInt | None = None
+    ports: PortCount | None = None
 
     @model_validator(mode="after")
     def _form(self):
@@ -292,6 +315,46 @@ class SystemSpec(Spec):
     edges: list[EdgeSpec] = Field(default_factory=list)
     accelerators: list[str] | None = Field(None, description="rank order of the compute devices; "
                                                              "default: every gpu/npu/fpga in listing order")
+
+
+def quantity_fields(spec: BaseModel, path: tuple = ()) -> Iterator[tuple[tuple, str, str]]:
+    """``(field path, kind, text)`` of every quantity set in a validated spec, nested ones too."""
+    for name, info in type(spec).model_fields.items():
+        value = getattr(spec, name)
+        yield from _quantities_in(value, info.annotation, info.metadata, (*path, info.alias or name))
+
+
+def _quantities_in(value: Any, annotation: Any, metadata: list, path: tuple):
+    kind = next((m.kind for m in metadata if isinstance(m, QuantityKind)), None)
+    if kind is not None and isinstance(value, str):
+        yield path, kind, value
+    elif isinstance(value, BaseModel):
+        yield from quantity_fields(value, path)
+    elif isinstance(value, (dict, list)):
+        inner, inner_meta = _item_type(annotation, dict if isinstance(value, dict) else list)
+        items = value.items() if isinstance(value, dict) else enumerate(value)
+        for key, item in items:
+            yield from _quantities_in(item, inner, inner_meta, (*path, key))
+
+
+def _item_type(annotation: Any, container: type) -> tuple[Any, list]:
+    """The (type, Annotated metadata) of the items of a ``dict[K, V]`` / ``list[V]`` annotation
+    (found inside an Optional or a union too)."""
+    candidates = [annotation]
+    while candidates:
+        tp = candidates.pop()
+        origin = typing.get_origin(tp)
+        if origin is Annotated:
+            candidates.append(typing.get_args(tp)[0])
+        elif origin is container:
+            item = typing.get_args(tp)[-1]
+            if typing.get_origin(item) is Annotated:
+                base, *meta = typing.get_args(item)
+                return base, meta
+            return item, []
+        elif origin is not None:
+            candidates.extend(typing.get_args(tp))
+    return None, []
 
 
 def _without_required(schema: Any) -> Any:

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import networkx as nx
 
-from .device import Device, Link, in_file_order, link_from_spec, validate_spec
-from .errors import InputError, Problem, did_you_mean
+from . import limits
+from .device import Device, Link, implausible_values, in_file_order, link_from_spec, validate_spec
+from .errors import InputError, Problem, did_you_mean, warn_problems
 from .kinds import ACCELERATOR_KINDS
 from .loader import load_device, load_raw, peek_kind, resolve_ref
 from .schema import EdgeSpec, SystemSpec
@@ -127,9 +128,20 @@ def _override_problem(problem: Problem, overrides: dict | None, doc: Document, p
     return problem
 
 
+def _check_sizes(spec: SystemSpec, doc: Document) -> None:
+    """Refuse a system whose device count is above the limit before any device is built."""
+    total = 0
+    for i, entry in enumerate(spec.devices):
+        total += entry.count
+        where = ("devices", i, "count")
+        limits.check("devices", total, file=doc.file, line=doc.line_of(where), path=dotted(where))
+
+
 def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> System:
     """Validate a system's YAML form and build its graph; all problems are reported at once."""
     spec = validate_spec(raw, doc, SystemSpec)
+    _check_sizes(spec, doc)
+    warn_problems(implausible_values(spec, doc))   # inline links of edges
     problems: list[Problem] = []
     devices: dict[str, Device] = {}
     groups: dict[str, list[str]] = {}
@@ -189,6 +201,7 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
             pairs = mesh_edges(members, edge.shape, edge.wrap) if members else []
         else:
             a, b = expand(edge.from_, (*path, "from")), expand(edge.to, (*path, "to"))
+            limits.check("edges", len(a) * len(b), file=doc.file, line=doc.line_of(path), path=dotted(path))
             pairs = [(u, v) for u, v in itertools.product(a, b) if u != v]
         for u, v in pairs:
             if graph.has_edge(u, v):
@@ -257,6 +270,7 @@ def system_from_device(device: Device, count: int) -> System:
     a torus for ICI, all-to-all for RoCE/Infinity Fabric, as the link's ``topology`` says)."""
     if isinstance(count, bool) or not isinstance(count, int) or count < 1:
         raise InputError(f"device count must be a positive integer, got {count!r}")
+    limits.check("devices", count, path="count")
     prefix = device.kind
     members = [f"{prefix}{i}" for i in range(count)]
     graph = nx.Graph()
@@ -276,6 +290,7 @@ def system_from_device(device: Device, count: int) -> System:
                 graph.add_edge(m, switch, link=link, link_name=name)
         else:
             if link.topology == "all_to_all":
+                limits.check("edges", count * (count - 1) // 2, path="count")
                 pairs = list(itertools.combinations(members, 2))
                 ports = max(1, link.ports // (count - 1))
             elif link.topology == "ring":

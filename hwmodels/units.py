@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import re
+import sys
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -67,6 +68,32 @@ KINDS: dict[str, tuple[str, str, str]] = {
     "energy_per_byte": ("[energy] / [information]", "5 pJ/B", "an energy per byte"),
     "energy_per_flop": ("[energy] / [computation]", "0.5 pJ/FLOP", "an energy per FLOP"),
     "compute_rate": ("[computation] / [time]", "989 TFLOP/s", "a compute rate"),
+}
+
+
+# kind -> (smallest positive, largest) SI value accepted. Outside it the figures derived from it
+# (a latency = bytes / bandwidth, an energy = power x time) leave the range of a float, so such a
+# value is an error, not a prediction. Zero stays allowed where ``allow_zero`` says; a lower bound
+# of 0 means only denormal numbers are refused (the quantity is added, never divided by).
+COMPUTABLE: dict[str, tuple[float, float]] = {
+    "bandwidth": (1.0, 1e21), "capacity": (1.0, 1e24), "time": (0.0, 1e9),
+    "frequency": (1.0, 1e15), "power": (0.0, 1e12), "energy": (0.0, 1e15),
+    "energy_per_byte": (0.0, 1.0), "energy_per_flop": (0.0, 1.0), "compute_rate": (1.0, 1e24),
+}
+
+# kind -> (low, high) SI range of real hardware, generously: a value outside is legal but earns a
+# warning naming the field (a memory latency of 400 s, a bandwidth under 1 MB/s are typos).
+# None: no bound on that side.
+PLAUSIBLE: dict[str, tuple[float | None, float | None]] = {
+    "bandwidth": (1e6, 1e17),          # 1 MB/s .. 100 PB/s (a wafer-scale chip's SRAM: 21 PB/s)
+    "capacity": (1e3, 1e16),           # 1 kB .. 10 PB
+    "time": (None, 1.0),               # latencies and overheads: at most a second
+    "frequency": (1e6, 1e11),          # 1 MHz .. 100 GHz
+    "power": (None, 1e6),              # at most 1 MW per device
+    "energy": (None, 1e6),
+    "energy_per_byte": (None, 1e-8),   # at most 10 nJ/B (DRAM: about 0.1 nJ/B)
+    "energy_per_flop": (None, 1e-9),   # at most 1 nJ/FLOP (today: 0.1 .. 10 pJ/FLOP)
+    "compute_rate": (1e6, 1e18),       # 1 MFLOP/s .. 1 EFLOP/s per device
 }
 
 
@@ -133,7 +160,25 @@ def parse_quantity(value, kind: str, *, path: str | None = None, allow_zero: boo
     if magnitude < 0 or (magnitude == 0 and not allow_zero):
         bound = "non-negative" if allow_zero else "positive"
         raise InputError(f"'{value}' must be {bound}", path=path)
+    if 0 < magnitude < sys.float_info.min:
+        raise InputError(f"'{value}' is too small to compute with (a denormal number)", path=path)
+    low, high = COMPUTABLE[kind]
+    if magnitude and not low <= magnitude <= high:
+        unit = _UNIT[kind]
+        span = f"{low:g} {unit} to {high:g} {unit}" if low else f"at most {high:g} {unit}"
+        raise InputError(f"'{value}' is outside the range Ridgeline can compute with: {span}", path=path)
     return magnitude
+
+
+def implausible(value: float, kind: str) -> str | None:
+    """Why the SI ``value`` of ``kind`` is outside the range of real hardware (:data:`PLAUSIBLE`),
+    e.g. ``"is above 1 s, beyond real hardware; a typo?"``, or None when it is inside."""
+    low, high = PLAUSIBLE[kind]
+    if value and low is not None and value < low:
+        return f"is below {format_quantity(low, kind)}, beyond real hardware; a typo?"
+    if high is not None and value > high:
+        return f"is above {format_quantity(high, kind)}, beyond real hardware; a typo?"
+    return None
 
 
 _DECIMAL = [(1e18, "E"), (1e15, "P"), (1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, "")]

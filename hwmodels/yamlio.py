@@ -88,7 +88,7 @@ class _Builder:
                 if not isinstance(key_node, yaml.ScalarNode):
                     raise InputError("mapping keys must be plain scalars", file=self.file,
                                      line=key_node.start_mark.line + 1, path=dotted(path) or None)
-                key = self.loader.construct_object(key_node)
+                key = self._construct(key_node, path)
                 if not isinstance(key, (str, int, float, bool)) and key is not None:
                     key = str(key)
                 if key in out:
@@ -100,15 +100,35 @@ class _Builder:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        value = self.loader.construct_object(node)
+        value = self._construct(node, path)
         if node.tag.endswith(":timestamp"):
             return str(value)
         return value
 
 
+    def _construct(self, node: yaml.Node, path: tuple) -> Any:
+        """A scalar's value; a tag whose text does not fit it (``!!float abc``) is an InputError."""
+        try:
+            return self.loader.construct_object(node)
+        except yaml.MarkedYAMLError:
+            raise
+        except Exception as exc:  # PyYAML's scalar constructors raise ValueError, TypeError, ...
+            tag = node.tag.replace("tag:yaml.org,2002:", "!!")
+            raise InputError(f"cannot read {node.value!r} as {tag} ({type(exc).__name__})", file=self.file,
+                             line=node.start_mark.line + 1, path=dotted(path) or None) from None
+
+
 def loads(text: str, file: str = "<string>") -> Document:
     """Parse one YAML document from ``text`` (safely; see module doc)."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)
+    except yaml.reader.ReaderError as exc:
+        # a control character (a NUL byte, ...) that YAML does not allow anywhere in a file
+        line = text.count("\n", 0, exc.position) + 1
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise InputError(f"character U+{code:04X} at column "
+                         f"{exc.position - text.rfind(chr(10), 0, exc.position)} is not allowed in YAML",
+                         file=file, line=line) from None
     try:
         node = loader.get_single_node()
         if node is None:

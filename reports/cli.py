@@ -53,14 +53,6 @@ def import_command_modules() -> None:
             importlib.import_module(f"reports.{module.name}")
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """A :class:`RidgelineWarning` as ``warning: ...`` on stderr (others as Python shows them)."""
-    if issubclass(category, RidgelineWarning):
-        warn(str(message))
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -68,10 +60,23 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return 2
+    shown: set[str] = set()
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        """Each distinct :class:`RidgelineWarning` once per command as ``warning: ...`` on stderr
+        (input warnings: ``warning: FILE:LINE: field: ...``); others as Python shows them. A set,
+        not the "default" filter: that one remembers per call site and stays silent on repeats
+        across commands run in one process."""
+        if not issubclass(category, RidgelineWarning):
+            sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+        elif str(message) not in shown:
+            shown.add(str(message))
+            warn(str(message))
+
     try:
         with warnings.catch_warnings():
-            warnings.simplefilter("default", RidgelineWarning)   # each distinct one once
-            warnings.showwarning = _show_warning
+            warnings.simplefilter("always", RidgelineWarning)
+            warnings.showwarning = show
             return int(args.func(args) or 0)
     except BrokenPipeError:
         return 0

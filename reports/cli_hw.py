@@ -113,15 +113,17 @@ def cmd_validate(args) -> int:
             results.append({"file": file, "valid": False, "problems": [str(p) for p in err.problems]})
         else:
             kind = "system" if isinstance(hw, hwmodels.System) else hw.kind
-            results.append({"file": file, "valid": True, "kind": kind, "id": hw.id, "problems": []})
+            devices = hw.devices.values() if isinstance(hw, hwmodels.System) else [hw]
+            found = list(dict.fromkeys(str(p) for d in devices for p in d.warnings))
+            results.append({"file": file, "valid": True, "kind": kind, "id": hw.id, "problems": [],
+                            "warnings": found})
     if args.format == "json":
         print_json(results)
-    else:
-        for r in results:
-            if r["valid"]:
-                print(f"{r['file']}: ok ({r['kind']} '{r['id']}')")
-            for problem in r["problems"]:
-                print(problem)
+    for r in results:   # the verdicts on stdout (or the JSON); problems (and warnings) on stderr
+        if r["valid"] and args.format != "json":
+            print(f"{r['file']}: ok ({r['kind']} '{r['id']}')")
+        for problem in r["problems"]:
+            print(f"error: {problem}", file=sys.stderr)
     return 0 if all(r["valid"] for r in results) else 2
 
 

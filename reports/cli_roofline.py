@@ -24,6 +24,7 @@ from workloads.operators import COLLECTIVES, GROUPS, OPERATORS, make_operator
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .emit import add_result_arguments, emit_result
+from .output import check_finite, file_name
 from .text import op_text, roofline_text
 
 # roofline and matplotlib are imported inside the commands: CLI start-up.
@@ -104,7 +105,7 @@ def roofline_command(rl) -> None:
                     help="catalog id or YAML; repeat to compare devices side by side")
     rl.add_argument("--model", required=True, metavar="MODEL|config.json|workload.yaml|model.onnx")
     add_workload_arguments(rl)
-    rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf|FILE.json",
+    rl.add_argument("--out", metavar="FILE.png|FILE.svg|FILE.pdf|FILE.json", type=file_name,
                     help="write the roofline plot (.png/.svg/.pdf) or the result's JSON document (.json)")
     rl.add_argument("--top", type=int, default=15, help="operators listed in the table (largest time first)")
     rl.add_argument("--format", choices=("table", "json"), default="table")
@@ -161,8 +162,12 @@ def cmd_op(args) -> int:
 def cmd_roofline(args) -> int:
     from roofline import analyze, plot_rooflines
 
+    if args.top < 0:
+        raise InputError("--top must be >= 0", path="top")
     graph = workload_from_args(args, args.model)
     analyses = [analyze(graph, compute_device(ref)) for ref in args.hw]
+    for a in analyses:
+        check_finite(a.to_dict())   # before any plot, table or document goes out
     suffix = Path(args.out).suffix.lower() if args.out else ""
     if args.out and suffix not in (".png", ".svg", ".pdf", ".json"):
         raise InputError(f"--out must end in .png, .svg, .pdf or .json, got '{args.out}'", path="out")

@@ -15,7 +15,7 @@ from roofline.collectives import ALGORITHMS
 from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .emit import add_result_arguments, emit_result
-from .output import warn
+from .output import check_finite, check_plot_name, file_name, plot_figure, warn
 from .text import figure_meanings, simulation_intervals, simulation_text
 
 # The simulator is imported inside the command: CLI start-up.
@@ -40,8 +40,8 @@ def simulate_command(p) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--jitter", type=float, default=0.0,
                    help="relative spread of each operator's work (stragglers), seeded")
-    p.add_argument("--trace", metavar="FILE", help="write a Chrome/Perfetto trace JSON")
-    p.add_argument("--plot", metavar="FILE", help="write a Gantt chart (PNG/SVG)")
+    p.add_argument("--trace", metavar="FILE", type=file_name, help="write a Chrome/Perfetto trace JSON")
+    p.add_argument("--plot", metavar="FILE", type=file_name, help="write a Gantt chart (PNG/SVG)")
     p.add_argument("--top", type=int, default=10, help="critical-path operators to list")
     p.add_argument("--no-timeline", dest="timeline", action="store_false",
                    help="leave the timeline table (one row per operator and device: op, device, resource, "
@@ -63,6 +63,8 @@ def cmd_simulate(args) -> int:
 
     if args.top < 0:
         raise InputError("--top must be >= 0", path="top")
+    if args.plot:
+        check_plot_name(args.plot)
     from simulator.engine import progress
 
     from .progress import DelayedProgress
@@ -77,13 +79,15 @@ def cmd_simulate(args) -> int:
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:
-        res.plot().savefig(args.plot)
+        plot_figure(res.plot(), args.plot)
     for dev, cap in res.power_cap.items():
         warn(f"{dev}: would draw {cap['uncapped_power_w']:.0f} W, above its TDP {res.tdp_w[dev]:.0f} W: clock "
              f"capped at {cap['clock_fraction']:.0%} (compute slowed to stay at the power limit)")
     for dev in res.over_tdp:
         warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
     doc = result_document(res, graph, hardware, args) if args.format == "json" or args.out or args.html else None
+    if doc is None:
+        check_finite(res.to_dict(timeline=False))   # the table shows the same figures
     emit_result(doc, args, simulation_text(res, args.top) if args.format == "table" else None)
     return 0
 

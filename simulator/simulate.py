@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 
 import hwmodels
+from hwmodels import limits
 from hwmodels.errors import InputError, unknown_name
 from hwmodels.runtime import load_runtime
 from roofline.collectives import ALGORITHMS, CollectivePlan, plan_collective
@@ -176,6 +177,7 @@ class Plan:
         self.ops = list(graph.ops)
         if not self.ops:
             raise InputError("the workload graph has no operators", path="graph")
+        limits.check("simulated_operators", len(self.ops) * self.width * self.microbatches, path="graph")
         stages = {op.stage for op in self.ops}
         if max(stages) >= self.pp:
             raise InputError(f"an operator runs on stage {max(stages)} but the graph has pp={self.pp}",
@@ -373,6 +375,8 @@ def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapp
     lower clock instead (:func:`_capped`; ``SimResult.power_cap`` gives the clock fraction and
     the power it would have drawn); off, such a device is only listed in ``over_tdp``.
     """
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise InputError(f"seed must be a non-negative integer, got {seed!r}", path="seed")
     if not (jitter >= 0 and math.isfinite(jitter)):
         raise InputError(f"jitter must be a finite non-negative number, got {jitter!r}", path="jitter")
     options = {"cost_fn": cost_fn, "collective_fn": collective_fn, "merge_steps": merge_steps,

@@ -7,6 +7,8 @@ those meeting the constraints, that no other such point dominates.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from hwmodels.errors import InputError, did_you_mean
@@ -68,6 +70,10 @@ def pareto_front(frame, objectives: dict[str, str], constraints: list[Constraint
     return front.sort_values(names[0], ascending=objectives[names[0]] == "min")
 
 
+def _missing(value) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
 def summary(frame, objectives: dict[str, str], constraints: list[Constraint] = ()) -> dict:
     """Points per status, and the best feasible point per objective."""
     counts = {str(k): int(v) for k, v in frame["status"].value_counts().items()}
@@ -78,5 +84,6 @@ def summary(frame, objectives: dict[str, str], constraints: list[Constraint] = (
         if column.empty:
             continue
         idx = column.idxmin() if sense == "min" else column.idxmax()
-        best[f"{name}:{sense}"] = ok.loc[idx].to_dict()
+        # a column a point has no value in (an empty message) is None, not a NaN figure
+        best[f"{name}:{sense}"] = {k: None if _missing(v) else v for k, v in ok.loc[idx].to_dict().items()}
     return {"points": int(len(frame)), "status": counts, "feasible": int(len(ok)), "best": best}

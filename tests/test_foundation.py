@@ -104,7 +104,10 @@ def test_cli_usage_errors_exit_2(capsys):
 
 def test_print_json_is_strict(capsys):
     from reports.output import print_json
-    print_json({"x": float("nan"), "y": 1})
+    with pytest.raises(InputError) as info:      # a result never carries a NaN figure, not even as null
+        print_json({"x": float("nan"), "y": 1})
+    assert info.value.problems[0].path == "x" and capsys.readouterr().out == ""
+    print_json({"x": float("nan"), "y": 1}, finite=False)   # where a missing figure is meant
     assert json.loads(capsys.readouterr().out) == {"x": None, "y": 1}
 
 

@@ -58,9 +58,9 @@ def test_validate_ok_and_problems(capsys, tmp_path):
     bad.write_text("extends: h100-sxm\nmemory:\n  hbm:\n    bandwdith: 4.8 TB/s\n    latency: 3 GB\n")
     code, out, _err = run(capsys, "hw", "validate", str(good))
     assert code == 0 and "ok" in out
-    code, out, _err = run(capsys, "hw", "validate", str(good), str(bad))
-    assert code == 2
-    lines = [line for line in out.splitlines() if line.startswith(str(bad))]
+    code, out, err = run(capsys, "hw", "validate", str(good), str(bad))
+    assert code == 2 and str(bad) not in out   # problems go to stderr
+    lines = [line.removeprefix("error: ") for line in err.splitlines() if line.startswith(f"error: {bad}")]
     assert len(lines) == 2
     assert f"{bad}:4: memory.hbm.bandwdith: unknown field" in lines[0]
     assert "(did you mean 'bandwidth'?)" in lines[0]
@@ -164,7 +164,8 @@ def test_every_bad_input_through_validate(capsys, tmp_path, monkeypatch, files, 
     for name, text in files.items():
         (tmp_path / name).write_text(text)
     code, out, err = run(capsys, "hw", "validate", "x.yaml")
-    assert code == 2 and err == "" and "Traceback" not in out
-    lines = out.splitlines()
+    assert code == 2 and out == "" and "Traceback" not in err
+    assert all(ln.startswith("error: ") for ln in err.splitlines())
+    lines = [ln.removeprefix("error: ") for ln in err.splitlines()]
     assert lines and all(re.match(r"[xy]\.yaml:\d+: ", ln) for ln in lines), lines   # the file as typed
     assert any(ln.startswith(f"{named}:{line}: {prefix}") for ln in lines), lines

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 
 import networkx as nx
 
+from hwmodels import limits
 from hwmodels.errors import InputError, did_you_mean
 
 from .operators import ENGINE_CLASSES, Operator
@@ -42,6 +43,7 @@ class Graph:
             raise TypeError(f"expected an Operator, got {type(op).__name__}")
         if op.name in self.nx:
             raise InputError(f"duplicate operator name '{op.name}'", path=op.name)
+        limits.check("operators", len(self._order) + 1)   # builders check first; this is the backstop
         names = [d.name if isinstance(d, Operator) else d for d in deps]
         for d in names:
             if d not in self.nx:

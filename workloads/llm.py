@@ -31,6 +31,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from hwmodels import limits
 from hwmodels.dtypes import DTYPE_BYTES
 from hwmodels.errors import InputError
 
@@ -84,7 +85,7 @@ class Segment:
 
 
 def _divisors(n: int) -> list[int]:
-    return [d for d in range(1, n + 1) if n % d == 0]
+    return [d for d in range(1, min(n, limits.LIMITS["devices"].value) + 1) if n % d == 0]
 
 
 class _Builder:

@@ -21,6 +21,9 @@ import math
 from functools import lru_cache
 from pathlib import Path
 
+import networkx as nx
+
+from hwmodels import limits
 from hwmodels.errors import InputError
 
 from .graph import Graph
@@ -65,8 +68,11 @@ def _dtype_table() -> dict[int, str]:
     return table
 
 
-def _dtype(elem_type: int) -> str:
-    return _dtype_table().get(elem_type, "fp32")
+def _dtype(elem_type: int) -> str | None:
+    """The Ridgeline dtype of an ONNX element type; None for one without a numeric size (STRING)."""
+    T = _onnx().TensorProto
+    same_size = {T.UINT16: "fp16", T.UINT32: "fp32", T.UINT64: "fp64", T.COMPLEX64: "fp64"}
+    return _dtype_table().get(elem_type) or same_size.get(elem_type)
 
 
 class _Importer:
@@ -76,14 +82,15 @@ class _Importer:
         self.inits = {t.name: t for t in g.initializer}
         self.info: dict[str, tuple[tuple[int, ...], str]] = {}
         for t in g.initializer:
-            self.info[t.name] = (tuple(int(d) for d in t.dims), _dtype(t.data_type))
+            self.info[t.name] = (self._shape((int(d) for d in t.dims), t.name), _dtype(t.data_type))
         for vi in (*g.input, *g.value_info, *g.output):
             if vi.name in self.info or not vi.type.HasField("tensor_type"):
                 continue
             tt = vi.type.tensor_type
             if not tt.HasField("shape"):
                 continue
-            self.info[vi.name] = (tuple(self._dim(d, vi.name) for d in tt.shape.dim), _dtype(tt.elem_type))
+            self.info[vi.name] = (self._shape((self._dim(d, vi.name) for d in tt.shape.dim), vi.name),
+                                  _dtype(tt.elem_type))
         self.producer: dict[str, str] = {}   # tensor -> op name that wrote it
         self.nodes = list(g.node)
         self.consumers: dict[str, list] = {}
@@ -94,6 +101,17 @@ class _Importer:
                                                   "batch": batch or 1, "tokens": 0, "tp": 1, "pp": 1,
                                                   "ep": 1, "microbatches": 1, "source": file})
         self.by_output = {out: n for n in self.nodes for out in n.output}
+
+    def _shape(self, dims, tensor: str) -> tuple[int, ...]:
+        """A tensor's shape; a dimension of size 0 (or less) is refused: costs of empty tensors
+        mean nothing, and a zero-size heads dimension would divide by zero."""
+        shape = tuple(dims)
+        for size in shape:
+            if size < 1:
+                raise InputError(f"tensor '{tensor}' has a dimension of size {size} (shape {list(shape)}); "
+                                 "only non-empty tensors are modelled", file=self.file, path=tensor)
+            limits.check("dimension", size, file=self.file, path=tensor)
+        return shape
 
     def _dim(self, d, tensor: str) -> int:
         if d.HasField("dim_value"):
@@ -109,6 +127,9 @@ class _Importer:
             raise InputError(f"node '{node.name}' ({node.op_type}): no shape known for tensor '{name}' "
                              "after shape inference", file=self.file)
         shape, dtype = self.info[name]
+        if dtype is None:
+            raise InputError(f"node '{node.name}' ({node.op_type}): tensor '{name}' has an element type "
+                             "without a numeric size (STRING or undefined)", file=self.file, path=node.name)
         return Tensor(name, shape, dtype, "weight" if name in self.inits else "activation")
 
     def deps(self, names) -> list[str]:
@@ -129,9 +150,13 @@ class _Importer:
 
     # -- main loop ----------------------------------------------------------------------------
     def run(self) -> Graph:
+        if not self.nodes:
+            raise InputError("the ONNX model has no nodes (an empty or truncated file?)", file=self.file)
+        limits.check("operators", len(self.nodes), file=self.file)
         for i, node in enumerate(self.nodes):
             if not node.name:
                 node.name = f"{node.op_type}_{i}"
+        self.nodes = self.in_order()
         absorbed: set[str] = set()
         fused_at: dict[str, tuple] = {}   # PV MatMul name -> (QK^T MatMul, softmax)
         for node in self.nodes:
@@ -141,32 +166,60 @@ class _Importer:
                 absorbed.update(n.name for n in (qk, *chain, node, pv))
                 fused_at[pv.name] = (qk, node)
         for node in self.nodes:
-            handler = getattr(self, f"op_{node.op_type}", None)
-            if node.name in fused_at:
-                self.emit_attention(*fused_at[node.name], node)
-            elif node.name in absorbed:
-                continue
-            elif handler is not None:
-                handler(node)
-            elif node.op_type in ELEMENTWISE:
-                self.elementwise(node, *ELEMENTWISE[node.op_type])
-            elif node.op_type in MOVEMENT:
-                self.elementwise(node, 0, 0)
-            elif node.op_type in PASSTHROUGH:
-                for out in node.output:
-                    if node.input and node.input[0] in self.producer:
-                        self.producer[out] = self.producer[node.input[0]]
-                    if node.input and node.input[0] in self.info and out not in self.info:
-                        self.info[out] = self.info[node.input[0]]
-            elif node.op_type == "Constant":
-                continue
-            elif self.unknown_ops == "elementwise":
-                self.elementwise(node, 1, 0)
-            else:
-                raise InputError(f"unsupported ONNX op '{node.op_type}' at node '{node.name}'; pass "
-                                 "unknown_ops='elementwise' (--unknown-ops elementwise) to treat unknown "
-                                 "ops as opaque elementwise work", file=self.file, path=node.name)
+            try:
+                self.convert(node, fused_at, absorbed)
+            except InputError:
+                raise
+            except (IndexError, KeyError, TypeError, AttributeError, ArithmeticError, ValueError) as exc:
+                # a node missing inputs or attributes its op type needs
+                raise InputError(f"node '{node.name}' ({node.op_type}) is malformed: {type(exc).__name__}: "
+                                 f"{exc}", file=self.file, path=node.name) from None
         return self.graph
+
+    def in_order(self) -> list:
+        """The nodes in an order where each follows the nodes whose outputs it reads (ONNX asks
+        for that order; a file may break it). A cycle is an error naming it."""
+        dag = nx.DiGraph()
+        dag.add_nodes_from(range(len(self.nodes)))
+        made_by = {out: i for i, n in enumerate(self.nodes) for out in n.output if out}
+        for i, node in enumerate(self.nodes):
+            for name in node.input:
+                if name in made_by:
+                    dag.add_edge(made_by[name], i)
+        try:
+            cycle = nx.find_cycle(dag)
+        except nx.NetworkXNoCycle:
+            return [self.nodes[i] for i in nx.lexicographical_topological_sort(dag)]
+        chain = " -> ".join(self.nodes[u].name for u, _ in cycle) + f" -> {self.nodes[cycle[0][0]].name}"
+        raise InputError(f"the graph has a cycle: {chain}", file=self.file, path=self.nodes[cycle[0][0]].name)
+
+    def convert(self, node, fused_at: dict, absorbed: set) -> None:
+        """Add the operator(s) of one node."""
+        handler = getattr(self, f"op_{node.op_type}", None)
+        if node.name in fused_at:
+            self.emit_attention(*fused_at[node.name], node)
+        elif node.name in absorbed:
+            return
+        elif handler is not None:
+            handler(node)
+        elif node.op_type in ELEMENTWISE:
+            self.elementwise(node, *ELEMENTWISE[node.op_type])
+        elif node.op_type in MOVEMENT:
+            self.elementwise(node, 0, 0)
+        elif node.op_type in PASSTHROUGH:
+            for out in node.output:
+                if node.input and node.input[0] in self.producer:
+                    self.producer[out] = self.producer[node.input[0]]
+                if node.input and node.input[0] in self.info and out not in self.info:
+                    self.info[out] = self.info[node.input[0]]
+        elif node.op_type == "Constant":
+            return
+        elif self.unknown_ops == "elementwise":
+            self.elementwise(node, 1, 0)
+        else:
+            raise InputError(f"unsupported ONNX op '{node.op_type}' at node '{node.name}'; pass "
+                             "unknown_ops='elementwise' (--unknown-ops elementwise) to treat unknown "
+                             "ops as opaque elementwise work", file=self.file, path=node.name)
 
     def ins(self, node) -> list[Tensor]:
         return [self.tensor(n, node) for n in node.input if n]
@@ -352,8 +405,10 @@ def import_onnx(path: str | Path, unknown_ops: str = "error", batch: int | None 
         raise InputError(f"unknown_ops must be one of: {', '.join(UNKNOWN_OPS)}", path="unknown_ops")
     if batch is not None and (isinstance(batch, bool) or not isinstance(batch, int) or batch < 1):
         raise InputError(f"batch must be a positive integer, got {batch!r}", path="batch")
-    if not Path(file).exists():
+    if not Path(file).is_file():
         raise InputError("file not found", file=file)
+    if Path(file).stat().st_size == 0:
+        raise InputError("the file is empty; expected an ONNX model", file=file)
     try:
         model = onnx.load(file)
         model = onnx.shape_inference.infer_shapes(model)

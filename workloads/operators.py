@@ -27,6 +27,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from hwmodels import limits
 from hwmodels.dtypes import DTYPE_BYTES, normalize_dtype
 from hwmodels.errors import InputError, did_you_mean
 from hwmodels.registry import Registry
@@ -76,6 +77,7 @@ class Operator:
             raise InputError("an operator needs a non-empty name", path="name")
         if not isinstance(self.stage, int) or isinstance(self.stage, bool) or self.stage < 0:
             raise InputError(f"stage must be a non-negative integer, got {self.stage!r}", path="stage")
+        limits.check("stages", self.stage + 1, path="stage")
         self.check()
         if not self.inputs and not self.outputs:
             self.inputs, self.outputs = self.default_tensors()
@@ -85,12 +87,13 @@ class Operator:
         for attr in names:
             value = getattr(self, attr)
             ok_type = isinstance(value, int) if integer else isinstance(value, (int, float))
-            if isinstance(value, bool) or not ok_type or not math.isfinite(value):
+            if isinstance(value, bool) or not ok_type or (isinstance(value, float) and not math.isfinite(value)):
                 kind = "an integer" if integer else "a number"
                 raise InputError(f"must be {kind}, got {value!r}", path=attr)
             if value < 0 or (positive and value == 0):
                 raise InputError(f"must be {'positive' if positive else 'non-negative'}, got {value}",
                                  path=attr)
+            limits.check(attr if attr in limits.LIMITS else "dimension", value, path=attr)
 
     def _dtype(self, *names: str) -> None:
         for attr in names:
@@ -797,6 +800,7 @@ class Collective(Operator):
         self._bytes("payload_bytes")
         self._require("payload_bytes", integer=False)
         self._require("group_size")
+        limits.check("devices", self.group_size, path="group_size")   # one rank per device
         self._dtype("dtype")
         if self.group_size < 2:
             raise InputError("a collective needs a group of at least 2 ranks", path="group_size")

@@ -17,10 +17,12 @@ Checks that need the model (tp dividing the heads, experts for ``ep``) live with
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from hwmodels import limits
 from hwmodels.dtypes import normalize_dtype
 from hwmodels.errors import InputError, unknown_name
 
@@ -72,8 +74,11 @@ class Axis:
                 raise InputError(f"{self.name} must be a string, got {value!r}", path=self.name)
             return value
         numbers = (int,) if self.type is int else (int, float)
-        if isinstance(value, bool) or not isinstance(value, numbers) or not self._in_range(value):
+        if (isinstance(value, bool) or not isinstance(value, numbers) or not self._in_range(value)
+                or (isinstance(value, float) and math.isnan(value))):
             raise InputError(f"{self.name} must be {self.describe_range()}, got {value!r}", path=self.name)
+        if isinstance(value, int):   # a float may be inf where that means something (a request rate)
+            limits.check(self.name if self.name in limits.LIMITS else "dimension", value, path=self.name)
         return value
 
     def _in_range(self, value: float) -> bool:

@@ -31,12 +31,13 @@ its throughput is samples/s).
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 
-from hwmodels import yamlio
+from hwmodels import limits, yamlio
 from hwmodels.errors import InputError, Problem, did_you_mean
 
 from .graph import Graph
@@ -46,7 +47,6 @@ from .options import StepOptions
 
 TOP_KEYS = ("workload", "dtype", "meta", "ops")
 BLOCK_KEYS = ("repeat", "name", "ops")
-MAX_OPS = 200_000
 META_INTS = ("batch", "tp", "pp", "ep", "microbatches")
 META_COUNTS = ("tokens", "samples")   # what a step completes: throughput is per second of these
 
@@ -94,6 +94,12 @@ def parse_workload(doc: yamlio.Document) -> Graph:
     if not isinstance(meta, dict):
         problems.append(doc.problem("expected a mapping", ("meta",)))
         meta = {}
+    meta = {k: v for k, v in meta.items() if v is not None}   # null: not given
+    for key, value in meta.items():
+        if key == "phase" and not isinstance(value, str):
+            problems.append(doc.problem(f"expected a name such as 'decode', got {value!r}", ("meta", key)))
+        elif isinstance(value, float) and not math.isfinite(value):
+            problems.append(doc.problem(f"must be a finite number, got {value!r}", ("meta", key)))
     axes = StepOptions.axes()     # the step knobs' ranges: one definition for builders and files
     for key in META_INTS:
         value = meta.get(key)
@@ -104,8 +110,10 @@ def parse_workload(doc: yamlio.Document) -> Graph:
                 problems.append(doc.problem(err.problems[0].message, ("meta", key)))
     for key in META_COUNTS:
         value = meta.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0):
-            problems.append(doc.problem(f"must be a non-negative number, got {value!r}", ("meta", key)))
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0
+                                  or not math.isfinite(value) or value > limits.LIMITS["dimension"].value):
+            problems.append(doc.problem(f"must be a non-negative number (finite, at most 2^53), got {value!r}",
+                                        ("meta", key)))
     if meta.get("tokens") and meta.get("samples"):
         problems.append(doc.problem("give tokens (a language model's step) or samples (any other "
                                     "graph), not both", ("meta", "samples")))
@@ -113,10 +121,11 @@ def parse_workload(doc: yamlio.Document) -> Graph:
     if not isinstance(ops, list) or not ops:
         problems.append(doc.problem("expected a non-empty list of operators", ("ops",)))
         raise InputError(problems=problems)
+    _count_ops(doc, ops, ("ops",))
     specs: list[_Spec] = []
     _expand(doc, ops, ("ops",), "", specs, problems, {}, data.get("dtype"))
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     pp = meta.get("pp", 1)
     for s in specs:
         stage = s.fields.get("stage", 0)
@@ -124,12 +133,24 @@ def parse_workload(doc: yamlio.Document) -> Graph:
             problems.append(doc.problem(f"stage {stage} does not exist: meta.pp is {pp} (stages 0..{pp - 1})",
                                         (*s.path, "stage")))
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     graph = Graph(str(data.get("workload") or Path(doc.file).stem),
                   meta={"phase": "custom", "batch": 1, "tokens": 0, "tp": 1, "pp": 1, "ep": 1,
                         "microbatches": 1, **meta, "source": doc.file})
     _build(doc, specs, graph)
     return graph
+
+
+MAX_PROBLEMS = 25   # a repeated block repeats its problems: the first ones say it all
+
+
+def _failure(problems: list[Problem]) -> InputError:
+    """One InputError of the distinct ``problems`` (at most :data:`MAX_PROBLEMS` of them)."""
+    distinct = list(dict.fromkeys(problems))
+    if len(distinct) > MAX_PROBLEMS:
+        more = len(distinct) - MAX_PROBLEMS
+        distinct = [*distinct[:MAX_PROBLEMS], Problem(f"... and {more} more problems", distinct[0].file)]
+    return InputError(problems=distinct)
 
 
 def _expand(doc, items, path, scope, specs, problems, aliases, dtype, previous: str | None = None):
@@ -161,9 +182,6 @@ def _expand(doc, items, path, scope, specs, problems, aliases, dtype, previous: 
             if isinstance(count, bool) or not isinstance(count, int) or count < 1:
                 problems.append(doc.problem(f"repeat must be a positive integer, got {count!r}", (*p, "repeat")))
                 continue
-            if count * len(item.get("ops") or []) > MAX_OPS:
-                problems.append(doc.problem(f"the block expands to more than {MAX_OPS} ops", (*p, "repeat")))
-                continue
             for r in range(count):
                 previous = _expand(doc, item.get("ops"), (*p, "ops"), f"{full}.{r}.", specs, problems,
                                    aliases, dtype, previous)
@@ -182,9 +200,31 @@ def _expand(doc, items, path, scope, specs, problems, aliases, dtype, previous: 
     return previous
 
 
+def _count_ops(doc, items, path) -> int:
+    """The operators ``items`` expand to, checked against the ``operators`` limit at each repeat
+    block (innermost first) before anything is expanded."""
+    if not isinstance(items, list):
+        return 0
+    total = 0
+    for i, item in enumerate(items):
+        if not isinstance(item, dict) or "repeat" not in item:
+            total += 1
+            continue
+        count = item["repeat"]
+        inner = _count_ops(doc, item.get("ops"), (*path, i, "ops"))
+        if isinstance(count, int) and not isinstance(count, bool) and count > 0:
+            # an iteration costs work even when its ops are all invalid (an inner repeat: 0)
+            size = count * max(inner, 1)
+            where = (*path, i, "repeat")
+            limits.check("operators", size, file=doc.file, line=doc.line_of(where), path=yamlio.dotted(where))
+            total += size
+    limits.check("operators", total, file=doc.file, line=doc.line_of(path), path=yamlio.dotted(path))
+    return total
+
+
 def _op_spec(doc, item, p, full, scope, dtype, problems) -> _Spec | None:
     kind = item.get("kind")
-    if kind not in OPERATORS:
+    if not isinstance(kind, str) or kind not in OPERATORS:
         if kind is None:
             problems.append(doc.problem("missing field 'kind'", (*p, "kind")))
         else:
@@ -243,13 +283,16 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
     deps: dict[str, list[str]] = {}
     dag = nx.DiGraph()
     dag.add_nodes_from(by_name)
+    unresolved: set = set()   # (reference, where): a repeated block repeats its bad references
     for s in specs:
         resolved = []
         for ref, where in s.deps:
             target = _resolve(ref, s.scope, names) if where else ref
             if target is None:
-                problems.append(doc.problem(f"'{ref}' is not an op or block of this workload", where,
-                                            did_you_mean(ref, _visible(s.scope, names))))
+                if (ref, where) not in unresolved:
+                    unresolved.add((ref, where))
+                    problems.append(doc.problem(f"'{ref}' is not an op or block of this workload", where,
+                                                did_you_mean(ref, _visible(s.scope, names))))
                 continue
             if target == s.name:
                 problems.append(doc.problem(f"'{s.name}' depends on itself", where))
@@ -268,7 +311,7 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
         except TypeError as err:
             problems.append(doc.problem(f"invalid fields: {err}", s.path))
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     try:
         cycle = nx.find_cycle(dag)
     except nx.NetworkXNoCycle:
@@ -289,7 +332,7 @@ def _build(doc, specs: list[_Spec], graph: Graph) -> None:
             target = _resolve(s.source[0], s.scope, names)
             _check_shapes(doc, ops[target], ops[s.name], s.source[1], problems)
     if problems:
-        raise InputError(problems=list(dict.fromkeys(problems)))
+        raise _failure(problems)
     position = {name: i for i, name in enumerate(by_name)}   # ties keep the file's order
     for name in nx.lexicographical_topological_sort(dag, key=position.__getitem__):
         graph.add(ops[name], deps[name])

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from hwmodels import limits
 from hwmodels.errors import InputError, unknown_name
 
 BUNDLED = {
@@ -296,6 +297,7 @@ def make_requests(*, trace=None, num_requests: int | None = None, rate: float = 
         rows = load_trace(trace) if isinstance(trace, (str, Path)) else _rows(trace)
         if num_requests is not None:
             rows = rows[:_count(num_requests)]
+        limits.check("requests", len(rows), path="requests")
         return [Request(i, t, p, o) for i, (t, p, o) in enumerate(rows)]
     n = _count(num_requests)
     rng = np.random.default_rng(seed)
@@ -308,4 +310,5 @@ def make_requests(*, trace=None, num_requests: int | None = None, rate: float = 
 def _count(n) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
         raise InputError(f"num_requests must be a positive integer, got {n!r}", path="num_requests")
+    limits.check("requests", int(n), path="num_requests")   # before drawing n of anything
     return int(n)
