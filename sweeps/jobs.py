@@ -131,6 +131,19 @@ def failed(point: dict, err: BaseException, status: str | None = None) -> dict:
     return {"key": point["key"], "status": status, "message": message.replace("\n", "; ")}
 
 
+def attempt(point: dict, call: Callable[[], object]) -> tuple[object, dict | None]:
+    """``(call(), None)``, or ``(None, the point's failed row)``: an input error is the point's
+    (``does-not-fit`` where memory is the problem, else ``invalid``), anything else an ``error``;
+    one point's failure never stops the sweep."""
+    try:
+        return call(), None
+    except InputError as err:
+        return None, failed(point, err, "does-not-fit" if any(p.path == "memory" for p in err.problems)
+                            else "invalid")
+    except Exception as err:  # noqa: BLE001
+        return None, failed(point, err)
+
+
 def _all_failed(task: Task, err: BaseException, status: str | None = None) -> list[dict]:
     return [failed(p, err, status) for p in task.points]
 
@@ -200,17 +213,16 @@ def run_simulate(task: Task) -> list[dict]:
         return _all_failed(task, err)
     rows = []
     for point in task.points:
-        try:
+        def run(point=point):
             hw = with_overrides(base, point["overrides"])
-            res = simulate(graph, hw, seed=task.job_knobs["seed"], algorithm=task.job_knobs["algorithm"],
-                           spill=False)
-        except InputError as err:
-            rows.append(failed(point, err, "does-not-fit" if any(p.path == "memory" for p in err.problems)
-                               else "invalid"))
+            return hw, simulate(graph, hw, seed=task.job_knobs["seed"], algorithm=task.job_knobs["algorithm"],
+                                spill=False)
+
+        ran, failure = attempt(point, run)
+        if failure:
+            rows.append(failure)
             continue
-        except Exception as err:  # noqa: BLE001
-            rows.append(failed(point, err))
-            continue
+        hw, res = ran
         b = res.bottleneck
         rows.append({"key": point["key"], "status": "ok",
                      **_figures(res.latency_s, float(res.tokens or 0.0), res.energy_j, _price(task, hw, graph)),
@@ -320,16 +332,15 @@ def run_serve(task: Task) -> list[dict]:
     model = local_file(task.model, task.base_dir)
     rows = []
     for point in task.points:
-        try:
+        def run(point=point):
             hw = with_overrides(base, point["overrides"])
-            res = serve(model, hw, **knobs, **task.knobs)
-        except InputError as err:
-            rows.append(failed(point, err, "does-not-fit" if any(p.path == "memory" for p in err.problems)
-                               else "invalid"))
+            return hw, serve(model, hw, **knobs, **task.knobs)
+
+        ran, failure = attempt(point, run)
+        if failure:
+            rows.append(failure)
             continue
-        except Exception as err:  # noqa: BLE001
-            rows.append(failed(point, err))
-            continue
+        hw, res = ran
         used = knobs["replicas"] * int(task.knobs.get("tp") or 1) * int(task.knobs.get("pp") or 1)
         rows.append({"key": point["key"], "status": "ok", **serve_figures(res.metrics, price_of(task, hw, used))})
     return rows
