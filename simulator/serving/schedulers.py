@@ -75,6 +75,22 @@ def _grow_or_preempt(replica, req, tokens: int, protect=()) -> bool:
     return True
 
 
+def _admit_whole(replica, batch: Batch, limit: int, room=lambda req, batch: True, reserve=lambda req: 0) -> None:
+    """Admit waiting requests in arrival order with their whole remaining prompt, while fewer than
+    ``limit`` run, ``room(req, batch)`` holds and their blocks (grown for ``reserve(req)`` tokens)
+    are there: the admission loop of the schedulers that do not chunk prefills."""
+    waiting = replica.waiting
+    while waiting and len(replica.running) < limit:
+        req = waiting[0]
+        if not room(req, batch):
+            break
+        need = replica.resume(req, reserve=reserve(req))
+        if need is None:
+            break
+        replica.admit(waiting.popleft())
+        batch.add(req, need)
+
+
 @SCHEDULERS.register("vllm", help="vLLM v1: one token budget per step shared by decodes and chunked "
                                   "prefills, max_num_seqs, FCFS, recompute preemption of the newest")
 class VLLMScheduler:
@@ -163,19 +179,13 @@ class OrcaScheduler:
         return True
 
     def schedule(self, replica) -> Batch | None:
-        cfg, waiting = self.config, replica.waiting
+        cfg = self.config
         batch = Batch()
-        budget = cfg.max_num_batched_tokens
-        while waiting and len(replica.running) < cfg.max_num_seqs:
-            req = waiting[0]
-            if batch.prefills and req.tokens - req.computed > budget:
-                break
-            need = replica.resume(req)
-            if need is None:
-                break
-            replica.admit(waiting.popleft())
-            batch.add(req, need)
-            budget -= need
+
+        def room(req, batch) -> bool:   # at least one prompt, then whole prompts within the budget
+            return not batch.prefills or batch.tokens + req.tokens - req.computed <= cfg.max_num_batched_tokens
+
+        _admit_whole(replica, batch, cfg.max_num_seqs, room)
         if batch:
             return batch
         for req in list(replica.running):
@@ -199,16 +209,9 @@ class StaticScheduler:
         return True
 
     def schedule(self, replica) -> Batch | None:
-        cfg, waiting = self.config, replica.waiting
         batch = Batch()
         if not replica.running:
-            while waiting and len(replica.running) < cfg.max_num_seqs:
-                req = waiting[0]
-                need = replica.resume(req, reserve=req.prompt + req.output)
-                if need is None:
-                    break
-                replica.admit(waiting.popleft())
-                batch.add(req, need)
+            _admit_whole(replica, batch, self.config.max_num_seqs, reserve=lambda req: req.prompt + req.output)
             return batch or None
         for req in replica.running:
             batch.add(req, req.tokens - req.computed)
