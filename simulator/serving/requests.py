@@ -171,8 +171,16 @@ def _open_text(ref: str) -> tuple[str, str]:
                              path="requests")
         data, name = path.read_bytes(), ref
     if name.endswith(".gz"):
-        data = gzip.decompress(data)
-    return data.decode("utf-8"), name
+        try:
+            data = gzip.decompress(data)
+        except (OSError, EOFError) as e:   # gzip.BadGzipFile is an OSError; a cut file is an EOFError
+            raise InputError(f"not a readable gzip file ({e or 'truncated'})", file=name, path="requests") from None
+    try:
+        return data.decode("utf-8"), name
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise InputError(f"not UTF-8 text (byte {data[e.start]:#04x} at offset {e.start})", file=name,
+                         line=line, path="requests") from None
 
 
 def _tokens(value, file: str, line: int, field: str) -> int:
