@@ -32,7 +32,7 @@ bench: install-dev
 	$(PYTHON) benchmarks/run_all.py
 
 # The long fuzz run: 10,000 generated and mutated inputs over every input surface (CLI arguments,
-# hardware YAML, config.json, workload YAML, ONNX), counted per surface; exit 1 on any traceback,
+# hardware YAML, config.json, workload YAML, ONNX, request traces, sweep specs), counted per surface; exit 1 on any traceback,
 # time-out or non-finite figure. SEED=N for another draw.
 SEED ?= 0
 fuzz: install-dev

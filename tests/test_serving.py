@@ -72,6 +72,29 @@ def test_malformed_trace_lines_name_file_line_and_field(tmp_path, text, line, fi
     assert (p.file, p.line, p.path) == (str(f), line, field)
 
 
+@pytest.mark.parametrize("name, data, line, message", [
+    # found by the fuzz suite: a UnicodeDecodeError escaped; the bad byte is on line 2
+    ("bad.csv", b"arrived_at,num_prefill_tokens,num_decode_tokens\n0.0,1\xff0,2\n", 2, "not UTF-8 text (byte 0xff"),
+    # found by the fuzz suite: an EOFError (cut gzip) and a BadGzipFile escaped
+    ("cut.csv.gz", b"\x1f\x8b\x08\x00garbage", None, "not a readable gzip file"),
+    ("plain.csv.gz", b"arrived_at,num_prefill_tokens,num_decode_tokens\n", None, "not a readable gzip file"),
+])
+def test_unreadable_trace_bytes_are_an_input_error(tmp_path, name, data, line, message):
+    f = tmp_path / name
+    f.write_bytes(data)
+    with pytest.raises(InputError) as err:
+        load_trace(str(f))
+    p = err.value.problems[0]
+    assert (p.file, p.line, p.path) == (str(f), line, "requests") and p.message.startswith(message)
+
+
+def test_cli_exits_2_on_a_trace_that_is_not_utf8(tmp_path, capsys):
+    f = tmp_path / "t.jsonl"
+    f.write_bytes(b'{"input_toks": 5, "output_toks": 2, "arrival_s": 0}\n{"input_toks": \xc3}\n')
+    assert main(["serve", "--hw", HW, "--model", MODEL, "--requests", str(f), "--format", "json"]) == 2
+    assert f"{f}:2: requests: not UTF-8 text" in capsys.readouterr().err
+
+
 # -- KV blocks -------------------------------------------------------------------------------------
 def test_kv_blocks_grow_and_release():
     kv = KVCache(10, 16)

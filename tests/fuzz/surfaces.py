@@ -12,6 +12,9 @@
   inputs; zero, negative and dynamic dimensions; STRING and other element types; the unfused
   attention pattern), and serialized models truncated or with bytes flipped.
 
+``trace`` (request traces through ``serve``) and ``sweep`` (sweep specs through ``sweep run``)
+live in ``surface_trace.py`` and ``surface_sweep.py``, imported by :func:`_discover`.
+
 An accepted input is also costed, and the figures of the result checked for NaN and infinity.
 """
 

@@ -15,8 +15,9 @@ from hwmodels.errors import InputError
 from . import surfaces as _registered  # noqa: F401 - registers the surfaces
 from .harness import FAILURES, SURFACES, Surface, attempt, attempt_isolated, check_figures, run_cli
 
-# examples per surface in CI (the whole module stays under about 30 s on two cores)
-EXAMPLES = {"hardware": 100, "config": 100, "workload": 100, "onnx": 100, "cli": 60}
+# examples per surface in CI (the whole module stays under about 30 s on two cores; trace and
+# sweep run a simulation or a sweep per case, so they get few)
+EXAMPLES = {"hardware": 100, "config": 100, "workload": 100, "onnx": 100, "cli": 60, "trace": 8, "sweep": 12}
 TIME_OUT_S = 60
 
 
@@ -100,3 +101,16 @@ def test_run_cli_reports_exit_codes():
     code, out, err = run_cli(["hw", "show", "no-such-device"])
     assert code == 2 and out == "" and err.startswith("error: ")
     assert run_cli(["--help"])[0] == 0
+
+
+def test_the_trace_property_catches_a_lost_request_and_a_negative_latency():
+    from .harness import NonFinite
+    from .surface_trace import check_serve_json
+
+    ok = {"requests": [{"id": 0}], "rejected": [{"id": 1, "reason": "too long"}],
+          "latencies": {"ttft_s": [0.1], "e2e_s": [0.5]}}
+    check_serve_json(ok, 2)   # one completed + one rejected = two arrivals
+    with pytest.raises(AssertionError, match="3 arrivals but 1 completed and 1 rejected"):
+        check_serve_json(ok, 3)
+    with pytest.raises(NonFinite, match="latencies.ttft_s has -0.1"):
+        check_serve_json({**ok, "latencies": {"ttft_s": [-0.1]}}, 2)
