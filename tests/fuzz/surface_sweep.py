@@ -94,7 +94,9 @@ def sweep_spec(draw) -> str:
     for _ in range(draw(st.integers(0, 3))):
         edit = draw(st.integers(0, 5))
         if edit == 0:
-            spec.setdefault("axes", {})[draw(st.sampled_from(AXIS_PATHS))] = draw(AXIS_VALUES)
+            if not isinstance(spec.get("axes"), dict):   # an earlier edit set axes to junk
+                spec["axes"] = {}
+            spec["axes"][draw(st.sampled_from(AXIS_PATHS))] = draw(AXIS_VALUES)
         elif edit == 1 and isinstance(spec.get("axes"), dict) and spec["axes"]:
             spec["axes"].pop(draw(st.sampled_from(sorted(spec["axes"]))))
         elif edit == 2:

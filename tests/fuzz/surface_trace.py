@@ -72,6 +72,8 @@ def _mutate_jsonl(lines: list[str], rnd: random.Random) -> None:
         obj = json.loads(lines[i])
     except ValueError:
         return
+    if not isinstance(obj, dict):   # a line an earlier edit made a number, string or list
+        return
     key = rnd.choice(sorted(obj) + ["input_toks", "output_toks", "arrival_s", "queued_ts"])
     op = rnd.randrange(4)
     if op == 0:
