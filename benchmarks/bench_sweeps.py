@@ -76,7 +76,8 @@ def main() -> None:
     for n in (1, 2):
         with LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None) as cluster, \
                 Client(cluster) as client:
-            client.run(lambda: __import__("sweeps.jobs") and None)      # workers import before timing
+            # workers import before timing (the jobs import the simulator lazily, on first use)
+            client.run(lambda: [__import__(m) for m in ("sweeps.jobs", "simulator")] and None)
             times[n] = _timed(f"simulate sweep, Dask LocalCluster {n} worker(s)", dask_sweep, client=client, workers=n)
     print(f"dask speed-up 2 workers / 1 worker: {times[1] / times[2]:.2f}x ({_load()})")
 
