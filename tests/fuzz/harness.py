@@ -176,6 +176,24 @@ def check_figures(obj: Any, path: str = "result") -> None:
             check_figures(value, f"{path}[{i}]")
 
 
+def run_cli_in(argv: list[str], workdir: Path) -> str:
+    """Run ``ridgeline ARGV`` as a fuzz case inside ``workdir`` (a relative output name such as
+    ``--html 64`` lands in the case's folder) and sort it: its stdout when it exits 0; an
+    :class:`InputError` (a clean error) for exit 2 with a message and no traceback; anything else
+    is a ``RuntimeError`` the harness counts as a traceback."""
+    here = os.getcwd()
+    os.chdir(workdir)
+    try:
+        code, out, err = run_cli(argv)
+    finally:
+        os.chdir(here)
+    if code == 0:
+        return out
+    if code == 2 and err.strip() and "Traceback" not in err:
+        raise InputError(err.strip().splitlines()[-1])
+    raise RuntimeError(f"exit {code}: {err.strip()[-300:]}")
+
+
 def run_cli(argv: list[str]) -> tuple[int, str, str]:
     """``ridgeline ARGV`` in-process: (exit code, stdout, stderr). An exception escaping the CLI
     propagates (it is a traceback a user would see)."""

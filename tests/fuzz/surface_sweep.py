@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 import random
 import shutil
 from pathlib import Path
@@ -21,7 +20,7 @@ from pathlib import Path
 import yaml
 from hypothesis import strategies as st
 
-from .harness import SURFACES, Surface, check_figures, run_cli
+from .harness import SURFACES, Surface, check_figures, run_cli_in
 from .surfaces import HW_JUNK, _fresh, mutate_lines
 
 SWEEPS = Path(__file__).resolve().parents[2] / "examples" / "sweeps"
@@ -123,7 +122,6 @@ def _with_referenced_files(workdir: Path) -> None:
 
 
 def run_sweep(text: str, workdir: Path) -> None:
-    from hwmodels.errors import InputError
     from sweeps import load_spec
 
     _with_referenced_files(workdir)
@@ -132,17 +130,8 @@ def run_sweep(text: str, workdir: Path) -> None:
     if load_spec(path).planned_size() > MAX_POINTS:
         return
     out = path.with_suffix("")
-    here = os.getcwd()
-    os.chdir(workdir)
-    try:
-        code, stdout, err = run_cli(["sweep", "run", str(path), "--out", str(out), "--workers", "1",
-                                     "--format", "json"])
-    finally:
-        os.chdir(here)
-    if code == 2 and err.strip() and "Traceback" not in err:
-        raise InputError(err.strip().splitlines()[-1])
-    if code != 0:
-        raise RuntimeError(f"exit {code}: {err.strip()[-300:]}")
+    stdout = run_cli_in(["sweep", "run", str(path), "--out", str(out), "--workers", "1", "--format", "json"],
+                        workdir)
     check_figures(json.loads(stdout), "sweep")
 
 

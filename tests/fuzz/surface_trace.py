@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import random
 from pathlib import Path
 
 from hypothesis import strategies as st
 
-from .harness import SURFACES, NonFinite, Surface, check_figures, run_cli
+from .harness import SURFACES, NonFinite, Surface, check_figures, run_cli_in
 from .surfaces import _fresh
 
 DATA = Path(__file__).resolve().parents[2] / "simulator" / "serving" / "data"
@@ -135,7 +134,6 @@ def check_serve_json(result: dict, arrivals: int) -> None:
 
 
 def run_trace(case: tuple, workdir: Path) -> None:
-    from hwmodels.errors import InputError
     from simulator.serving.requests import load_trace
 
     (name, data), num_requests, scheduler = case
@@ -143,16 +141,7 @@ def run_trace(case: tuple, workdir: Path) -> None:
     path.write_bytes(data)
     argv = ["serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--requests", str(path),
             "--num-requests", str(num_requests), "--scheduler", scheduler, "--format", "json"]
-    here = os.getcwd()
-    os.chdir(workdir)
-    try:
-        code, out, err = run_cli(argv)
-    finally:
-        os.chdir(here)
-    if code == 2 and err.strip() and "Traceback" not in err:
-        raise InputError(err.strip().splitlines()[-1])
-    if code != 0:
-        raise RuntimeError(f"exit {code}: {err.strip()[-300:]}")
+    out = run_cli_in(argv, workdir)
     check_serve_json(json.loads(out), min(num_requests, len(load_trace(str(path)))))
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import os
 import random
 from pathlib import Path
 
@@ -31,7 +30,7 @@ from hypothesis import strategies as st
 
 from hwmodels.loader import CATALOG_DIR
 
-from .harness import SURFACES, Surface, check_figures, run_cli
+from .harness import SURFACES, Surface, check_figures, run_cli_in
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples" / "workloads"
@@ -452,22 +451,10 @@ def cli_case(draw) -> list[str]:
 
 
 def run_cli_case(argv: list[str], workdir: Path) -> None:
-    from hwmodels.errors import InputError
-
     argv = [a.replace("{work}", str(workdir)) for a in argv]
-    here = os.getcwd()
-    os.chdir(workdir)   # a relative output name (--html 64) lands in the case's folder
-    try:
-        code, out, err = run_cli(argv)
-    finally:
-        os.chdir(here)
-    if code == 0:
-        if "json" in argv and out.strip().startswith(("{", "[")):
-            check_figures(json.loads(out), "stdout")
-        return
-    if code == 2 and err.strip() and "Traceback" not in err:
-        raise InputError(err.strip().splitlines()[-1])
-    raise RuntimeError(f"exit {code}: {err.strip()[-300:]}")
+    out = run_cli_in(argv, workdir)
+    if "json" in argv and out.strip().startswith(("{", "[")):
+        check_figures(json.loads(out), "stdout")
 
 
 SURFACES.register("cli", Surface("cli", cli_case(), run_cli_case,
