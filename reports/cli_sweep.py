@@ -17,7 +17,8 @@ from pathlib import Path
 from hwmodels.errors import InputError
 
 from .commands import COMMANDS
-from .output import format_fields, format_table, print_json
+from .output import print_json
+from .text import pareto_text, sweep_summary_text
 
 # the outputs a table shows (those the job has): analyze/simulate, then serve
 SHOWN_OUTPUTS = ("latency_s", "throughput_tok_s", "energy_j_per_token", "cost_per_mtok", "bound", "dominant",
@@ -101,7 +102,7 @@ def cmd_run(args) -> int:
     if args.format == "json":
         print_json({"out": str(args.out), **summary})
         return 0
-    print(_render_summary(summary, sweep.spec.axes, args.out))
+    print(sweep_summary_text(summary, args.out, _not_inputs()))
     return 0
 
 
@@ -151,9 +152,7 @@ def cmd_pareto(args) -> int:
         print_json({"objectives": objectives, "constraints": [c.text for c in constraints], "plot": str(plot),
                     "points": len(front), "front": json.loads(front[["key", *columns]].to_json(orient="records"))})
         return 0
-    print(f"{len(front)} non-dominated of {int((frame['status'] == 'ok').sum())} ok points "
-          f"({', '.join(f'{k}: {v}' for k, v in objectives.items())}); plot: {plot}")
-    print(format_table(front[columns].to_dict("records")))
+    print(pareto_text(front[columns].to_dict("records"), int((frame["status"] == "ok").sum()), objectives, plot))
     return 0
 
 
@@ -166,28 +165,5 @@ def cmd_show(args) -> int:
     if args.format == "json":
         print_json(result)
         return 0
-    print(_render_summary(result, None, args.dir))
+    print(sweep_summary_text(result, args.dir, _not_inputs()))
     return 0
-
-
-def _render_summary(summary: dict, axes, folder) -> str:
-    statuses = ", ".join(f"{n} {s}" for s, n in summary["status"].items())
-    head = [("results", f"{folder}/results.parquet"), ("points", f"{summary['points']} ({statuses})"),
-            ("feasible", str(summary["feasible"]))]
-    if summary.get("planned") is not None and summary["planned"] != summary["points"]:
-        head.append(("planned", f"{summary['planned']} (resume with ridgeline sweep run --resume)"))
-    lines = [format_fields(head)]
-    rows = []
-    not_inputs = _not_inputs()
-    for objective, row in summary["best"].items():
-        name = objective.split(":")[0]
-        inputs = {k: v for k, v in row.items() if k not in not_inputs and v is not None and v == v}
-        rows.append({"best": objective, "value": row[name],
-                     "point": ", ".join(f"{k}={_short(v)}" for k, v in inputs.items())})
-    if rows:
-        lines += ["", format_table(rows)]
-    return "\n".join(lines)
-
-
-def _short(value) -> str:
-    return f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -406,3 +406,34 @@ def catalog_text(rows: list[dict]) -> str:
               "bandwidth": format_quantity(r["memory_bandwidth_bytes_s"], "bandwidth", 4),
               "TDP": format_quantity(r["tdp_w"], "power", 4)} for r in rows]
     return format_table(table)
+
+
+def sweep_summary_text(summary: dict, folder, not_inputs: set[str]) -> str:
+    """``sweep run`` / ``sweep show``: where the results are, points per status, the best point per
+    objective (its inputs: every column not in ``not_inputs``)."""
+    statuses = ", ".join(f"{n} {s}" for s, n in summary["status"].items())
+    head = [("results", f"{folder}/results.parquet"), ("points", f"{summary['points']} ({statuses})"),
+            ("feasible", str(summary["feasible"]))]
+    if summary.get("planned") is not None and summary["planned"] != summary["points"]:
+        head.append(("planned", f"{summary['planned']} (resume with ridgeline sweep run --resume)"))
+    lines = [format_fields(head)]
+    rows = []
+    for objective, row in summary["best"].items():
+        name = objective.split(":")[0]
+        inputs = {k: v for k, v in row.items() if k not in not_inputs and v is not None and v == v}
+        rows.append({"best": objective, "value": row[name],
+                     "point": ", ".join(f"{k}={_short(v)}" for k, v in inputs.items())})
+    if rows:
+        lines += ["", format_table(rows)]
+    return "\n".join(lines)
+
+
+def pareto_text(front_rows: list[dict], ok_points: int, objectives: dict, plot) -> str:
+    """``sweep pareto``: how many points are non-dominated, then the front as a table."""
+    head = (f"{len(front_rows)} non-dominated of {ok_points} ok points "
+            f"({', '.join(f'{k}: {v}' for k, v in objectives.items())}); plot: {plot}")
+    return head + "\n" + format_table(front_rows)
+
+
+def _short(value) -> str:
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
