@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from hwmodels.device import interp_clamped
+
 EFFICIENCY_FLOOR = 1e-3  # a Curve's efficiency must be > 0; nothing we measure runs below 0.1% of peak
 
 
@@ -101,9 +103,9 @@ def fit_curve(x: Sequence[float], efficiency: Sequence[float], *, bin_width: flo
 
 
 def curve_value(points: Sequence[Sequence[float]], x: float) -> float:
-    """A curve's efficiency at ``x``: piecewise linear, clamped at both ends."""
-    pts = np.asarray(points, dtype=float)
-    return float(np.interp(x, pts[:, 0], pts[:, 1]))
+    """A curve's efficiency at ``x``: piecewise linear, clamped at both ends (the same interpolation
+    as the device's :class:`~hwmodels.device.Curve`)."""
+    return float(interp_clamped(x, [float(p[0]) for p in points], [float(p[1]) for p in points]))
 
 
 def median_curve(families: dict[str, tuple[Sequence[float], Sequence[float]]], *,
