@@ -79,7 +79,7 @@ def cmd_simulate(args) -> int:
     if args.trace:
         res.write_trace(args.trace)
     if args.plot:
-        plot_figure(res.plot(), args.plot)
+        plot_figure(_gantt_with_interval(res), args.plot)
     for dev, cap in res.power_cap.items():
         warn(f"{dev}: would draw {cap['uncapped_power_w']:.0f} W, above its TDP {res.tdp_w[dev]:.0f} W: clock "
              f"capped at {cap['clock_fraction']:.0%} (compute slowed to stay at the power limit)")
@@ -105,3 +105,14 @@ def result_document(res, graph, hardware, args) -> dict:
             "manifest": manifest(args, hardware=[args.hw], meta=graph.meta, seed=args.seed)}
 
 
+def _gantt_with_interval(res):
+    """The result's Gantt chart with the latency's 80% interval in its title."""
+    from hwmodels.units import format_quantity
+
+    from .figures import timeline_figure
+
+    title = res.title()
+    span = simulation_intervals(res).get("latency_s_interval")
+    if span:
+        title += f" (80% interval: {format_quantity(span[0], 'time')} - {format_quantity(span[1], 'time')})"
+    return timeline_figure(res.timeline, title=title)

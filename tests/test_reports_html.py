@@ -55,6 +55,34 @@ def test_simulation_headline_and_manifest_repeat_the_result(result_docs, result_
     assert sum(p["count"] for p in doc["roofline"]["points"]) == len(graph.ops)
 
 
+def test_simulation_headline_shows_the_intervals_of_its_json(result_docs, result_reports):
+    doc = json.loads(result_docs["simulate"].read_text())
+    html = result_reports["simulate"].read_text()
+    from hwmodels.units import format_quantity
+
+    lo, hi = doc["latency_s_interval"]
+    assert lo <= doc["latency_s"] <= hi
+    # the headline gives the 80% interval as the JSON has it (the timeline's title is inside its PNG)
+    assert f"80% interval: {format_quantity(lo, 'time')} - {format_quantity(hi, 'time')}" in html
+    assert f"{doc['regime']} regime" in html
+
+
+def test_cli_gantt_title_carries_the_latency_interval(capsys, tmp_path, monkeypatch):
+    import matplotlib.figure
+
+    titles = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig",
+                        lambda fig, *a, **k: titles.append(fig.axes[0].get_title()))
+    code, out, _ = run(capsys, "simulate", "--hw", "h100-sxm", "--model", "llama-2-7b", "--phase", "decode",
+                       "--batch", "1", "--context", "128", "--plot", str(tmp_path / "g.png"), "--format", "json")
+    doc = json.loads(out)
+    from hwmodels.units import format_quantity
+
+    lo, hi = doc["latency_s_interval"]
+    assert code == 0 and titles[0].endswith(
+        f"(80% interval: {format_quantity(lo, 'time')} - {format_quantity(hi, 'time')})")
+
+
 def test_validation_report_lists_every_public_row(result_docs, result_reports):
     doc = json.loads(result_docs["validate"].read_text())
     html = result_reports["validate"].read_text()

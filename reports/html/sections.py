@@ -40,15 +40,29 @@ def _sim_title(doc: dict) -> tuple[str, str]:
             f"on {meta.get('system', '?')} ({meta.get('devices', '?')} accelerator(s); {par}), seed {meta.get('seed', 0)}")
 
 
+def _interval_note(doc: dict, key: str, kind: str | None = None) -> str:
+    """`` (80%: lo - hi)`` for a figure whose ``<key>_interval`` the document carries, else ''."""
+    pair = doc.get(f"{key}_interval")
+    if not pair:
+        return ""
+    lo, hi = pair
+    span = f"{format_quantity(lo, kind)} - {format_quantity(hi, kind)}" if kind else f"{lo:.4g} - {hi:.4g}"
+    return f" (80% interval: {span})"
+
+
 def _sim_headline(doc: dict) -> list[tuple[str, str]]:
     meta, fig = _meta(doc), doc.get("figures") or {}
     out = [("latency", f"{_time(doc['latency_s'])}" + (f" ({fig['latency_s'].split(':')[0]})"
-                                                       if fig.get("latency_s") else ""))]
+                                                       if fig.get("latency_s") else "")
+            + _interval_note(doc, "latency_s", "time"))]
     head = fig.get("headline", "throughput_tok_s")
     if doc.get(head):
-        out.append(("throughput", f"{doc[head]:.4g} tok/s ({fig.get(head, head)})"))
-    out.append(("energy", f"{doc['energy_j']:.4g} J"
-                + (f", {doc['energy_per_token_j']:.4g} J per token" if doc.get("energy_per_token_j") else "")))
+        out.append(("throughput", f"{doc[head]:.4g} tok/s ({fig.get(head, head)})" + _interval_note(doc, head)))
+    out.append(("energy", f"{doc['energy_j']:.4g} J" + _interval_note(doc, "energy_j")
+                + (f", {doc['energy_per_token_j']:.4g} J per token" + _interval_note(doc, "energy_per_token_j")
+                   if doc.get("energy_per_token_j") else "")))
+    if doc.get("regime") and doc.get("latency_s_interval"):
+        out.append(("intervals", f"from the held-out public rows of this step's class, {doc['regime']} regime"))
     b = doc.get("bottleneck") or {}
     if b.get("resource"):
         out.append(("bottleneck", f"{b['resource']} ({b['bound']}-bound, {b['share']:.1%} of the critical path)"))
@@ -94,7 +108,8 @@ def timeline_section(doc: dict) -> Section | None:
     blocks = []
     meta = _meta(doc)
     if doc.get("timeline"):
-        title = f"{run_label(meta)} on {meta.get('system', '')}: {_time(doc['latency_s'])}"
+        title = (f"{run_label(meta)} on {meta.get('system', '')}: {_time(doc['latency_s'])}"
+                 + _interval_note(doc, "latency_s", "time"))
         blocks.append(Figure(figures.png_bytes(figures.timeline_figure(doc["timeline"], title=title)),
                              "Timeline: one row per device stream, operators coloured by the resource class "
                              "that limited them.", "timeline"))
