@@ -323,12 +323,17 @@ def op_text(op, device, demands, report: dict) -> str:
             *((f"intensity {k}", f"{v:.4g} FLOP/B") for k, v in report["intensity"].items()),
             ("peak FLOP/s", f"{report['peak_flops']:.4g}"),
             ("attainable FLOP/s", f"{report['attainable_flops']:.4g}"),
-            ("achieved FLOP/s", f"{report['achieved_flops']:.4g}"),
+            ("achieved FLOP/s", f"{report['achieved_flops']:.4g}" + _interval_of(report, "achieved_flops")),
             ("fixed latency", f"{report['fixed_s'] * 1e6:.4g} us"),
-            ("energy", f"{report['energy_j']:.4g} J")]
+            ("energy", f"{report['energy_j']:.4g} J" + _interval_of(report, "energy_j"))]
     table = format_table([{"resource": k, "work": demands.work[k], "rate": demands.rates[k], "time_s": t}
                           for k, t in report["times_s"].items()], ["resource", "work", "rate", "time_s"])
     return format_fields(rows) + "\n\n" + table
+
+
+def _interval_of(report: dict, key: str) -> str:
+    pair = report.get(f"{key}_interval")
+    return f" (80% interval {_span(pair)})" if pair else ""
 
 
 # ------------------------------------------------------------------------------------ serving

@@ -79,6 +79,9 @@ def test_cli_op_and_simulate_carry_intervals(capsys):
     d = json.loads(out)
     lo, hi = d["latency_s_interval"]
     assert code == 0 and lo <= d["latency_s"] <= hi and d["regime"] == "memory-bound"
+    code, text, _ = run(capsys, "op", "matmul", "--hw", "h100-sxm", "--m", "64", "--n", "4096", "--k", "4096")
+    lo, hi = d["energy_j_interval"]
+    assert f"{d['energy_j']:.4g} J (80% interval {lo:.4g} - {hi:.4g})" in text
     code, out, _ = run(capsys, "simulate", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "decode",
                        "--batch", "8", "--context", "512", "--format", "json", "--no-timeline", "--top", "0")
     d = json.loads(out)
