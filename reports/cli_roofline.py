@@ -95,7 +95,7 @@ def op_command(op) -> None:
     op.add_argument("--algorithm", choices=ALGORITHMS.names(),
                     help="collective algorithm (default: as NCCL picks for the link)")
     op.add_argument("--format", choices=("table", "json"), default="table")
-    op.add_argument("--out", metavar="FILE.json", help="write the result's JSON document to FILE")
+    add_result_arguments(op)
     op.set_defaults(func=cmd_op)
 
 
@@ -155,7 +155,15 @@ def cmd_op(args) -> int:
 
     report.update(op_intervals(report, op.kind, demands.regime))
     report["regime"] = demands.regime
-    emit_result(report, args, op_text(op, device, demands, report) if args.format == "table" else None)
+    text = op_text(op, device, demands, report) if args.format == "table" else None
+    from roofline import analyze
+
+    from .manifest import manifest
+
+    # the document a report is made from: the operator's roofline panel and how to redo it
+    panel = {**analyze([op], device).plot_data(), "workload": f"{op.kind} on {device.id}"}
+    emit_result({"kind": "op", **report, "roofline": panel, "manifest": manifest(args, hardware=[args.hw])},
+                args, text)
     return 0
 
 

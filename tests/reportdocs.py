@@ -13,7 +13,8 @@ SIMULATE = ["simulate", "--hw", "hgx-h100", "--tp", "2", "--model", "llama-2-7b"
             "--batch", "4", "--context", "256"]
 ROOFLINE = ["roofline", "--hw", "a100-sxm-80gb", "--hw", "mi300x", "--model", "llama-2-7b", "--phase", "prefill",
             "--batch", "1", "--prompt-len", "256"]
-
+OP = ["op", "attention", "--hw", "a100-sxm-80gb", "--batch", "4", "--q-len", "1024", "--kv-len", "4096",
+      "--heads", "32", "--kv-heads", "8", "--head-dim", "128"]
 
 SERVE = ["serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--num-requests", "30", "--rate", "10",
          "--input-len", "256", "--output-len", "16"]
@@ -36,6 +37,8 @@ def write_docs(folder: Path) -> dict[str, Path]:
     paths = {"simulate": folder / "simulate.json", "roofline": folder / "roofline.json"}
     assert quiet(*SIMULATE, "--format", "json", "--out", str(paths["simulate"])) == 0
     assert quiet(*ROOFLINE, "--format", "json", "--out", str(paths["roofline"])) == 0
+    paths["op"] = folder / "op.json"
+    assert quiet(*OP, "--format", "json", "--out", str(paths["op"])) == 0
     paths["serve"] = folder / "serve.json"
     assert quiet(*SERVE, "--format", "json", "--out", str(paths["serve"])) == 0
     assert quiet("validate", "--public", "--no-progress", "--out", str(folder / "validation"),

@@ -36,7 +36,7 @@ def attribute(tag, name):
     return found.group(1) if found else None
 
 
-@pytest.mark.parametrize("kind", ["simulate", "roofline", "validate", "sweep", "serve"])
+@pytest.mark.parametrize("kind", ["simulate", "roofline", "validate", "sweep", "serve", "op"])
 def test_report_opens_in_a_browser_without_errors(result_reports, kind, tmp_path):
     page = result_reports[kind]
     shot = tmp_path / f"{kind}.png"

@@ -21,6 +21,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
     ("validate", ["validation", "manifest"]),
     ("sweep", ["pareto", "points", "spec", "manifest"]),
     ("serve", ["serving", "deployment", "manifest"]),
+    ("op", ["roofline", "operator", "manifest"]),
 ])
 def test_each_kind_is_one_self_contained_page_with_its_sections(result_reports, kind, sections):
     html = result_reports[kind].read_text()
@@ -81,6 +82,22 @@ def test_cli_gantt_title_carries_the_latency_interval(capsys, tmp_path, monkeypa
     lo, hi = doc["latency_s_interval"]
     assert code == 0 and titles[0].endswith(
         f"(80% interval: {format_quantity(lo, 'time')} - {format_quantity(hi, 'time')})")
+
+
+def test_operator_report_repeats_its_cost(result_docs, result_reports):
+    doc = json.loads(result_docs["op"].read_text())
+    html = result_reports["op"].read_text()
+    from hwmodels.units import format_quantity
+
+    # attention b4 x 32 heads, q 1024 over kv 4096, d 128, causal: QK^T and PV are 2 x 2 x b h q kv d
+    # FLOPs, the causal mask keeps (kv - q) q + q (q + 1) / 2 of the q kv products
+    kept = (4096 - 1024) * 1024 + 1024 * 1025 / 2
+    assert doc["op"]["flops"]["matrix:bf16"] == pytest.approx(4 * 4 * 32 * 128 * kept)
+    assert "Operator: attention batch=4 heads=32 kv_heads=8 q_len=1024 kv_len=4096" in html
+    lo, hi = doc["latency_s_interval"]
+    assert f"{format_quantity(doc['latency_s'], 'time')} (80% interval: {format_quantity(lo, 'time')} - " in html
+    assert doc["manifest"]["command"].startswith("ridgeline op attention --hw a100-sxm-80gb")
+    assert ">compute:tensor</td>" in html and ">memory:hbm</td>" in html
 
 
 def test_validation_report_lists_every_public_row(result_docs, result_reports):

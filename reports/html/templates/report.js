@@ -46,23 +46,26 @@
     body.setAttribute("data-js", "error: " + e);
   }
 
-  // With #selftest in the address, sort the first numeric column of the first table both ways
+  // With #selftest in the address, sort the first numeric column (of the first table that has one) both ways
   // and say on <body> whether the order came out right (a browser test reads data-sort-check).
   function selfTest() {
-    var table = document.querySelector("table.sortable");
-    if (!table) { body.setAttribute("data-sort-check", "no table"); return; }
-    var heads = table.tHead.rows[0].cells, rows = table.tBodies[0].rows;
-    for (var col = 0; col < heads.length; col++) {
-      if (rows.length > 1 && Array.prototype.every.call(rows, function (r) { return key(r.cells[col]).numeric; })) {
-        var values = function () { return Array.prototype.map.call(table.tBodies[0].rows, function (r) { return key(r.cells[col]).number; }); };
-        heads[col].click();
-        var up = values();
-        heads[col].click();
-        var down = values();
-        var ok = up.every(function (v, i) { return i === 0 || up[i - 1] <= v; }) &&
-                 down.every(function (v, i) { return i === 0 || down[i - 1] >= v; });
-        body.setAttribute("data-sort-check", ok ? "ok" : "wrong order");
-        return;
+    var tables = document.querySelectorAll("table.sortable");
+    if (!tables.length) { body.setAttribute("data-sort-check", "no table"); return; }
+    for (var t = 0; t < tables.length; t++) {
+      var table = tables[t];
+      var heads = table.tHead.rows[0].cells, rows = table.tBodies[0].rows;
+      for (var col = 0; col < heads.length; col++) {
+        if (rows.length > 1 && Array.prototype.every.call(rows, function (r) { return key(r.cells[col]).numeric; })) {
+          var values = function () { return Array.prototype.map.call(table.tBodies[0].rows, function (r) { return key(r.cells[col]).number; }); };
+          heads[col].click();
+          var up = values();
+          heads[col].click();
+          var down = values();
+          var ok = up.every(function (v, i) { return i === 0 || up[i - 1] <= v; }) &&
+                   down.every(function (v, i) { return i === 0 || down[i - 1] >= v; });
+          body.setAttribute("data-sort-check", ok ? "ok" : "wrong order");
+          return;
+        }
       }
     }
     body.setAttribute("data-sort-check", "no numeric column");
