@@ -6,8 +6,8 @@ or Markdown with its figures beside it.
 ``render_html`` / ``render_markdown`` write it out; ``write_report`` does both steps.
 """
 
-from . import sections as _sections  # noqa: F401 - registers the built-in kinds and sections
 from . import operator as _operator  # noqa: F401 - the op kind and its section
+from . import sections as _sections  # noqa: F401 - registers the built-in kinds and sections
 from . import serving as _serving  # noqa: F401 - the serving kind and its sections
 from . import sweep as _sweep  # noqa: F401 - the sweep kind and its sections
 from .blocks import Fields, Figure, Report, Section, Table, Text

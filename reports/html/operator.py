@@ -9,7 +9,6 @@ from .blocks import Fields, Section, Table
 from .kinds import REPORT_KINDS, REPORT_SECTIONS, ReportKind
 from .sections import _interval_note, _time
 
-
 _NOT_SHAPE = ("kind", "name", "stage", "param_prefix", "flops")
 
 
