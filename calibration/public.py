@@ -131,9 +131,10 @@ def _time(op, device, regimes: list | None = None) -> float:
 def _matmul(row, device, n_dev, regimes=None):
     dims = dict(re.findall(r"([MNK])=(\d+)", row["workload"]))
     m, n, k = (int(dims[x]) for x in "MNK")
-    t = _time(MatMul(name="gemm", m=m, n=n, k=k, dtype=row["dtype"], b_role="activation"), device,
-              regimes)
-    return {"throughput": 2.0 * m * n * k / t, "latency": t}[row["metric"]]
+    batch = _count(row, "batch")   # a batched GEMM: batch independent m x n x k products in one kernel
+    t = _time(MatMul(name="gemm", batch=batch, m=m, n=n, k=k, dtype=row["dtype"], b_role="activation"),
+              device, regimes)
+    return {"throughput": 2.0 * batch * m * n * k / t, "latency": t}[row["metric"]]
 
 
 def _gelu(row, device, n_dev, regimes=None):
