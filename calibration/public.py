@@ -87,7 +87,7 @@ def _count(row: dict, key: str) -> int:
 def row_class(row: dict) -> str:
     """The class a public row is summarised in (one of :data:`ROW_CLASSES`)."""
     workload, metric = row["workload"], row["metric"]
-    if workload.startswith("matmul"):
+    if workload.startswith(("matmul", "batched matmul")):
         return "gemm"
     if workload.startswith("attention"):
         return "attention"
@@ -189,7 +189,7 @@ def _collective(row, device, n_dev, regimes=None):
 
 
 OPERATOR_ROWS: list[tuple[str, Callable]] = [
-    (r"^matmul ", _matmul),
+    (r"^(batched )?matmul ", _matmul),
     (r"^attention ", _attention),
     (r"^gelu ", _gelu),
     (r"^stream ", _stream),
