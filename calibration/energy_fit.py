@@ -34,6 +34,8 @@ from workloads.llm import build_llm
 from . import public
 
 FIT_ROW = public.ENERGY_FIT_ROW
+# The second fraction the linear fit evaluates (the first is 0); see fit_fraction.
+LINEAR_PROBE = 0.5
 HELD_OUT_ROWS = ("energy-h100-llama31-8b-b256",)
 # Mean power (W) the ML.ENERGY rows state in their "framework" column (Zeus GPU energy / time).
 STATED_MEAN_POWER_W = {"energy-h100-llama31-8b-b8": 486.4, "energy-h100-llama31-8b-b256": 690.5}
@@ -100,11 +102,13 @@ def fit_fraction(row: dict, folder: Path) -> float:
     """The active fraction at which ``row``'s predicted energy per token equals its measured
     value (exact: the prediction is linear in the fraction; checked)."""
     measured = float(row["value"])
+    # two points below the power cap: at f = 1 the active baseline alone is the TDP, so any
+    # dynamic energy puts the device over its limit and the cap (not the fraction) sets the time
     e0 = predict_row(row, 0.0, folder).energy_per_token_j
-    e1 = predict_row(row, 1.0, folder).energy_per_token_j
+    e1 = predict_row(row, LINEAR_PROBE, folder).energy_per_token_j
     if e1 == e0:
         raise ValueError(f"row {row['id']}: the prediction does not depend on the active fraction")
-    fraction = (measured - e0) / (e1 - e0)
+    fraction = (measured - e0) / (e1 - e0) * LINEAR_PROBE
     check = predict_row(row, fraction, folder).energy_per_token_j
     if abs(check - measured) > 1e-6 * measured:
         raise ArithmeticError(f"energy is not linear in the active fraction ({check} != {measured})")

@@ -92,6 +92,8 @@ class Engine(_Frozen):
     efficiency_curve: dict[str, Curve] | None = None
     # Units of a cluster fed by one cache read of an operand tile (multicast); 1 = no sharing.
     operand_multicast: int = 1
+    # Fused-attention kernel family it runs (roofline.efficiency.ATTENTION_KERNELS); None = default.
+    attention_kernel: str | None = None
 
 
 class MemoryLevel(_Frozen):
@@ -323,7 +325,7 @@ def _engine(name: str, spec: EngineSpec, doc: Document, problems: list[Problem])
     curves = {d: _curve(c) for d, c in spec.efficiency_curve.items()} if spec.efficiency_curve else None
     return Engine(kind=spec.kind, peak_flops=peak, units=units,
                   efficiency=spec.efficiency or engine_efficiency(spec.kind), efficiency_curve=curves,
-                  operand_multicast=spec.operand_multicast or 1)
+                  operand_multicast=spec.operand_multicast or 1, attention_kernel=spec.attention_kernel)
 
 
 def _memory(spec: MemoryLevelSpec) -> MemoryLevel:

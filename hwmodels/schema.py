@@ -176,6 +176,9 @@ class EngineSpec(Spec):
     operand_multicast: MulticastCount | None = Field(
         None, description="units of a cluster that one read of an operand tile from the cache feeds "
                           "(Hopper TMA multicast to a 2-CTA thread-block cluster: 2); default 1")
+    attention_kernel: str | None = Field(
+        None, description="the fused-attention kernel family this engine runs (a name of "
+                          "roofline.efficiency.ATTENTION_KERNELS, e.g. 'fa3' on Hopper); default 'fa2'")
     notes: str | None = None
 
     @model_validator(mode="after")

@@ -154,9 +154,9 @@ class DemandsBuilder:
         return busy
 
     def adopt_fastest(self, candidates: list[DemandsBuilder]) -> None:
-        """Add the work of the candidate with the smallest time (per shape in vector mode): the
-        alternative a kernel library or autotuner would run."""
-        busy = [c.busy_s() for c in candidates]
+        """Add the work of the candidate with the smallest time, its own fixed latency included
+        (per shape in vector mode): the alternative a kernel library or autotuner would run."""
+        busy = [c.busy_s() + c.extra_fixed_s for c in candidates]
         if self.xp is SCALAR:
             self._absorb(candidates[busy.index(min(busy))], None)
             return
@@ -183,7 +183,17 @@ class DemandsBuilder:
             self.energy_j += np.choose(energies[-1], energies[:-1])
         for c in cands:
             self._latency_s = max(self._latency_s, c._latency_s)
-            self._extra_fixed_s = max(self._extra_fixed_s, c._extra_fixed_s)
+        if index is None:
+            self._extra_fixed_s = self._extra_fixed_s + chosen._extra_fixed_s
+        else:
+            extras = np.broadcast_arrays(*(c._extra_fixed_s for c in cands), index)
+            self._extra_fixed_s = self._extra_fixed_s + np.choose(extras[-1], extras[:-1])
+
+    @property
+    def extra_fixed_s(self):
+        """Fixed latency this builder's work adds beyond launch and access latency (e.g. the
+        second kernel of a split-K GEMM)."""
+        return self._extra_fixed_s
 
     @property
     def fixed_s(self) -> float:

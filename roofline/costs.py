@@ -63,19 +63,26 @@ from collections.abc import Callable
 from hwmodels.dtypes import DTYPE_BYTES
 from hwmodels.errors import InputError, unknown_name
 from hwmodels.registry import Registry
+from workloads.operators import attended_keys
 
 from .builder import DemandsBuilder
 from .collectives import plan_collective
 from .demands import Demands
 from .efficiency import (
+    ATTENTION_KERNELS,
     ATTENTION_Q_TILE,
     CACHE_USABLE_FRACTION,
     CANDIDATE_TILES,
+    DEFAULT_ATTENTION_KERNEL,
     REGISTER_TILE,
     WAVE_K_SLICE,
+    causal_block_scores,
     clamp_tile,
+    engine_base_efficiency,
+    exposed_softmax_utilization,
     k_ramp,
     link_efficiency,
+    split_k_partial_bytes,
     tiled_utilization,
 )
 from .hardware import all_device_infos, device_info
@@ -129,6 +136,7 @@ def clear_memo() -> None:
 
 
 COSTS.on_change(clear_memo)   # a new or replaced cost function invalidates remembered costs
+ATTENTION_KERNELS.on_change(clear_memo)   # so does a replaced attention kernel family
 
 
 def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, str]:
@@ -262,24 +270,41 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
     candidates, seen = [], set()
     best_busy = None
     floor_s = _compulsory_floor_s(b, (a, bm, c, *others)) if xp is SCALAR else 0.0
-    for (cand_m, cand_n), cluster in ((t, cl) for t in CANDIDATE_TILES for cl in cluster_shapes(multicast)):
+    shapes = ((t, cl, sp) for t in CANDIDATE_TILES for cl in cluster_shapes(multicast) for sp in (False, True))
+    for (cand_m, cand_n), cluster, split in shapes:
         tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
         if xp is SCALAR:
-            if (tm, tn, cluster) in seen:   # a short dimension makes several candidates the same tile
+            if (tm, tn, cluster, split) in seen:   # a short dimension makes several candidates the same tile
                 continue
-            seen.add((tm, tn, cluster))
+            seen.add((tm, tn, cluster, split))
         cand = b.spawn()
-        _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp)
+        splits = _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp, split)
+        if xp is SCALAR and split and splits == 1.0:
+            continue   # the unsplit candidate of this tile is the same kernel
         # a tile whose compute time (or the time to move every operand once) is no better than
         # the best so far cannot win: skip costing its traffic
-        if xp is SCALAR and best_busy is not None and max(cand.busy_s(), floor_s) >= best_busy:
+        if xp is SCALAR and best_busy is not None and max(cand.busy_s(), floor_s) + cand.extra_fixed_s >= best_busy:
             continue
         _gemm_traffic(cand, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp, cluster)
+        _split_k_reduction(cand, m, n, instances, splits, xp)
         if xp is SCALAR:
-            busy = cand.busy_s()
+            busy = cand.busy_s() + cand.extra_fixed_s
             best_busy = busy if best_busy is None else min(best_busy, busy)
         candidates.append(cand)
     b.adopt_fastest(candidates)
+
+
+def _split_k_reduction(b: DemandsBuilder, m, n, instances, splits, xp) -> None:
+    """A split-K GEMM's partial sums through the cache and its reduction kernel's launch
+    (:data:`~roofline.efficiency.SPLIT_K_PARTIAL_BYTES`)."""
+    level = b.info.cache_level or b.device.main_memory
+    if xp is SCALAR:
+        if splits > 1.0:
+            b.memory(level, split_k_partial_bytes(m, n, instances, splits, xp))
+            b.fixed(b.device.launch_overhead_s)
+        return
+    b.memory(level, split_k_partial_bytes(m, n, instances, splits, xp))
+    b.fixed(xp.where(splits > 1.0, b.device.launch_overhead_s, 0.0))
 
 
 def _compulsory_floor_s(b: DemandsBuilder, operands) -> float:
@@ -303,12 +328,14 @@ def _compulsory_floor_s(b: DemandsBuilder, operands) -> float:
     return floor
 
 
-def _gemm_compute(b: DemandsBuilder, m, n, k, instances, flops, tm, tn, xp) -> None:
-    """A GEMM's FLOPs when it runs output tiles of tm x tn: shape utilization and k ramp."""
+def _gemm_compute(b: DemandsBuilder, m, n, k, instances, flops, tm, tn, xp, split=True):
+    """A GEMM's FLOPs when it runs output tiles of tm x tn, split along k or not (``split``):
+    shape utilization and k ramp. Returns the number of k splits."""
     choice, _ = _matrix_engine(b, flops)
     units = float(choice.engine.units) if choice else 1.0
-    util, splits = tiled_utilization(m, n, k, instances, units, tm, tn, xp)
+    util, splits = tiled_utilization(m, n, k, instances, units, tm, tn, xp, split)
     b.add_flops(flops, util, k_ramp(k / splits, xp))
+    return splits
 
 
 def _gemm_traffic(b: DemandsBuilder, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp,
@@ -430,7 +457,14 @@ def cost_attention(op, device) -> Demands:
     units = float(choice.engine.units) if choice else 1.0
     tm = clamp_tile(rows, ATTENTION_Q_TILE, info.granule(choice)[0])
     util, splits = tiled_utilization(rows, 1.0, keys, instances, units, tm, 1.0)
-    b.add_flops(flops, util, k_ramp(keys / splits))
+    if op.fused and op.causal and not op.window:
+        # a causal tile's k loop runs only to its diagonal block: the ramp is paid on the mean loop
+        kernel = ATTENTION_KERNELS.get(_attention_kernel_name(choice), path="engines.attention_kernel")
+        keys = causal_block_scores(op.q_len, op.kv_len, ATTENTION_Q_TILE, kernel.kv_tile) / op.q_len
+    ramp = k_ramp(keys / splits)
+    if op.fused and choice is not None:
+        util = util * _fused_attention_utilization(b, op, flops, choice, util, ramp)
+    b.add_flops(flops, util, ramp)
     q_tiles = SCALAR.ceil(rows / tm)
 
     q = op.inputs[0]
@@ -450,6 +484,39 @@ def cost_attention(op, device) -> Demands:
         b.tensor(t)
     _through_chip(b, kv_bytes * q_tiles + sum(t.bytes for t in (q, *rest, *op.outputs)))
     return b.build()
+
+
+def _fused_attention_utilization(b: DemandsBuilder, op, flops: dict, choice, shape_util, ramp) -> float:
+    """What a fused-attention kernel family (:data:`~roofline.efficiency.ATTENTION_KERNELS`, named
+    by the matrix engine) does to its MMAs' useful fraction beyond tiling: the causal diagonal's
+    whole KV blocks (computed, then masked) and the softmax time it leaves exposed. The softmax
+    (exponentials on the special-function units, max/sum/rescale on the CUDA cores) runs on the
+    fp32 scores at those pipes' peak rates."""
+    kernel = ATTENTION_KERNELS.get(_attention_kernel_name(choice), path="engines.attention_kernel")
+    util = 1.0
+    if op.causal and not op.window:
+        computed = causal_block_scores(op.q_len, op.kv_len, ATTENTION_Q_TILE, kernel.kv_tile)
+        util = attended_keys(op.q_len, op.kv_len, True, None) / computed
+    mma_s = softmax_s = 0.0
+    for (flop_class, dtype), amount in flops.items():
+        if flop_class == "matrix":
+            eff = engine_base_efficiency(choice.engine, choice.dtype, amount, SCALAR, ramp)
+            mma_s = mma_s + amount / (choice.peak_flops * eff * shape_util * util)
+        else:
+            pipe = b.info.engine_for(flop_class, "fp32" if "fp32" in _pipe_dtypes(b, flop_class) else dtype)
+            softmax_s = softmax_s + amount / pipe.peak_flops
+    return util * exposed_softmax_utilization(mma_s, softmax_s, kernel.softmax_exposed)
+
+
+def _attention_kernel_name(choice) -> str:
+    """The fused-attention kernel family the matrix engine of ``choice`` runs."""
+    return (choice.engine.attention_kernel if choice is not None else None) or DEFAULT_ATTENTION_KERNEL
+
+
+def _pipe_dtypes(b: DemandsBuilder, flop_class: str) -> set:
+    """Dtypes some engine of ``b``'s device runs ``flop_class`` FLOPs at, natively."""
+    kinds = {"vector": ("vector",), "special": ("scalar", "vector")}.get(flop_class, ())
+    return {d for e in b.device.engines.values() if e.kind in kinds for d in e.peak_flops}
 
 
 def _attention_mma_flops(op) -> dict:

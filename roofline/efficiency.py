@@ -37,6 +37,10 @@ the shape factors.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from hwmodels.registry import Registry
+
 from .mathns import SCALAR
 
 # Output tiles (rows x cols of C) a kernel library offers: a unit (SM, core, MXU) computes one at a
@@ -48,8 +52,18 @@ CANDIDATE_TILES: tuple[tuple[float, float], ...] = (
     (256.0, 128.0), (128.0, 256.0), (128.0, 128.0), (128.0, 64.0), (64.0, 128.0), (64.0, 64.0))
 # Query rows per unit in flash attention (FlashAttention-2 uses 128-row query blocks).
 ATTENTION_Q_TILE = 128.0
+# Fraction of the softmax's pipe time each attention kernel family leaves exposed (see
+# AttentionKernel): fitted with `python -m calibration.kernel_fit` on the rows with role `fit`.
+SOFTMAX_EXPOSED_FA2 = 0.93
+SOFTMAX_EXPOSED_FA3 = 0.67
 # Smallest stretch of k a split-K (or split-KV) kernel gives one split.
 SPLIT_K_MIN = 256.0
+# A split-K GEMM is two kernels: the split GEMM writes fp32 partial sums (4 bytes per element of C
+# per split) to a workspace, and a reduction kernel (cuBLAS's splitKreduce_kernel, CUTLASS's
+# GemmSplitKParallel reduction) sums them into C. It pays a second launch and the partials'
+# traffic, so a library splits only where that pays; the cost model prices both and lets the
+# kernel run split or unsplit, whichever is faster (roofline.costs.gemm_into).
+SPLIT_K_PARTIAL_BYTES = 4.0
 
 # Smallest tile a matrix engine (Engine.kind "matrix") computes, per device kind: (rows of A,
 # columns of B). GPU tensor cores: the m16n8k16 MMA instruction; TPU-like NPUs: 8 sublanes of a
@@ -94,6 +108,63 @@ LINK_FRAMING: dict[str, tuple[float, float]] = {
 }
 
 
+@dataclass(frozen=True)
+class AttentionKernel:
+    """A fused-attention kernel family, as data with its source.
+
+    ``softmax_exposed``: the fraction of the softmax's pipe time (exponentials on the special
+    function units, max/sum/rescale on the fp32 pipes, at their peak issue rates) that the kernel
+    does not hide under its MMAs; 0 = perfectly overlapped, 1 = serial. FlashAttention-2 runs
+    QK^T, softmax and PV of a KV block one after the other in each warp; FlashAttention-3 overlaps
+    the softmax of one warpgroup with the GEMMs of another (ping-pong) and within a warpgroup.
+    ``kv_tile``: keys per KV block; a causal kernel computes whole blocks on the diagonal.
+    """
+
+    softmax_exposed: float
+    kv_tile: float
+    source: str
+
+
+# Fused-attention kernel families; an engine names its own (``attention_kernel`` in the device
+# YAML), default :data:`DEFAULT_ATTENTION_KERNEL`. ``softmax_exposed`` is fitted on the public
+# rows with role ``fit`` only (``python -m calibration.kernel_fit``), nothing else here is.
+ATTENTION_KERNELS: Registry[AttentionKernel] = Registry("attention kernel")
+ATTENTION_KERNELS.register("fa2", AttentionKernel(
+    softmax_exposed=SOFTMAX_EXPOSED_FA2, kv_tile=64.0,
+    source="FlashAttention-2 (Dao 2023): per warp QK^T -> softmax -> PV per KV block, 128 x 64 "
+           "blocks at head dim 128 on sm80; the softmax cost is measured by liangan1/GPU_travel "
+           "performance/flash-attn/README.md @07d0469e (A100: 1.264 ms without softmax, 1.547 ms "
+           "with)"),
+    help="FlashAttention-2 forward (Ampere, Ada and any GPU without a specialised kernel)")
+ATTENTION_KERNELS.register("fa3", AttentionKernel(
+    softmax_exposed=SOFTMAX_EXPOSED_FA3, kv_tile=128.0,
+    source="FlashAttention-3 (Shah et al. 2024): warp-specialised, ping-pong scheduling between "
+           "two warpgroups and intra-warpgroup softmax/GEMM overlap, 128 x 128 blocks at head dim "
+           "128 on Hopper"),
+    help="FlashAttention-3 forward (Hopper: softmax overlapped with the GEMMs)")
+DEFAULT_ATTENTION_KERNEL = "fa2"
+
+
+def exposed_softmax_utilization(mma_s, softmax_s, exposed):
+    """Useful fraction of a fused-attention kernel's MMA time when ``exposed`` x ``softmax_s``
+    of softmax work adds to its ``mma_s`` (time = mma_s + exposed x softmax_s)."""
+    return mma_s / (mma_s + exposed * softmax_s)
+
+
+def causal_block_scores(q_len, kv_len, q_tile, kv_tile) -> float:
+    """Scores one head of a causal fused-attention kernel computes: query tile i (``q_tile``
+    rows of the last ``q_len`` of ``kv_len`` positions) runs every KV block up to the one holding
+    its last row's key, whole blocks of ``kv_tile`` (the diagonal block is masked, not skipped)."""
+    offset = kv_len - q_len
+    total, start = 0.0, 0.0
+    while start < q_len:
+        rows = min(q_tile, q_len - start)
+        last_key = offset + start + rows            # keys the tile's last query sees
+        total += rows * min(kv_len, SCALAR.ceil(last_key / kv_tile) * kv_tile)
+        start += q_tile
+    return total
+
+
 def curve_value(curve, x, xp=SCALAR):
     """The efficiency a calibration ``Curve`` gives at ``x`` (piecewise linear, clamped)."""
     return xp.interp(x, curve.xs, curve.ys)
@@ -124,16 +195,24 @@ def split_k(tiles, k, units, xp=SCALAR):
     return xp.maximum(1.0, xp.minimum(xp.floor(units / tiles), xp.ceil(k / SPLIT_K_MIN)))
 
 
-def tiled_utilization(m, n, k, instances, units, tm, tn, xp=SCALAR):
+def tiled_utilization(m, n, k, instances, units, tm, tn, xp=SCALAR, split=True):
     """(fraction of an engine's peak a tiled kernel's shape allows, k splits).
 
     Tile padding in m and n times wave quantization of ``instances x tiles x splits`` work items
     over ``units``; ``instances`` counts independent GEMMs in one kernel (batch x experts).
+    ``split=False``: a kernel that does not split k (one split).
     """
     tiles = instances * xp.ceil(m / tm) * xp.ceil(n / tn)
-    splits = split_k(tiles, k, units, xp)
+    splits = split_k(tiles, k, units, xp) if split else 1.0
     pad = padding_utilization(m, tm, xp) * padding_utilization(n, tn, xp)
     return pad * wave_utilization(tiles * splits, units, xp), splits
+
+
+def split_k_partial_bytes(m, n, instances, splits, xp=SCALAR):
+    """Bytes a split-K GEMM moves through the cache for its partial sums: each of ``splits``
+    splits writes an fp32 m x n partial to a workspace and a reduction kernel reads them back
+    (cuBLAS's split-K reduction, CUTLASS's parallel split-K); none without a split."""
+    return xp.where(splits > 1.0, 2.0 * splits * m * n * instances * SPLIT_K_PARTIAL_BYTES, 0.0)
 
 
 def k_ramp(k, xp=SCALAR):

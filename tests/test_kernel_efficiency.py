@@ -1,0 +1,113 @@
+"""Kernel-family efficiency (issue 12, kernels off their best shape): fused attention's exposed
+softmax and causal diagonal blocks, and split-K priced as the two kernels it is. Values computed
+by hand in the comments."""
+
+import dataclasses
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import hwmodels
+from hwmodels.errors import InputError
+from roofline import cost
+from roofline.efficiency import (
+    ATTENTION_KERNELS,
+    K_OVERHEAD,
+    SOFTMAX_EXPOSED_FA2,
+    causal_block_scores,
+    exposed_softmax_utilization,
+    split_k_partial_bytes,
+)
+from workloads.operators import Attention, MatMul, attended_keys
+
+
+def test_exposed_softmax_utilization_by_hand():
+    # 3 s of MMAs and 2 s of softmax, half of it exposed: 3 / (3 + 0.5 x 2) = 0.75
+    assert exposed_softmax_utilization(3.0, 2.0, 0.5) == pytest.approx(0.75)
+    assert exposed_softmax_utilization(3.0, 2.0, 0.0) == 1.0
+
+
+def test_causal_block_scores_by_hand():
+    # q = kv = 256 in 128-row tiles and 64-key blocks: tile 0 runs keys 0..127 (2 blocks),
+    # tile 1 keys 0..255: 128 x 128 + 128 x 256 = 49152 scores; exactly 256 x 257 / 2 = 32896 attended
+    assert causal_block_scores(256, 256, 128.0, 64.0) == 49152
+    assert attended_keys(256, 256, True, None) == 32896
+    # 100 queries at the end of 300 keys: one tile whose last query sees 300 keys; the block
+    # holding key 300 ends at 320, past the sequence, so 100 x 300 = 30000
+    assert causal_block_scores(100, 300, 128.0, 64.0) == 30000
+
+
+def test_split_k_partial_bytes_by_hand():
+    # 4 splits of a 256 x 512 output: fp32 partials written and read, 2 x 4 x 256 x 512 x 4 B
+    assert split_k_partial_bytes(256.0, 512.0, 1.0, 4.0) == 4_194_304
+    assert split_k_partial_bytes(256.0, 512.0, 1.0, 1.0) == 0.0
+
+
+def test_fa2_attention_on_a100_by_hand():
+    """108 heads x one 128-row query tile = one wave on 108 SMs, no split, no padding; the time on
+    the tensor engine is the MMAs at 312 TFLOP/s x 0.8 x k ramp plus the exposed softmax:
+    exponentials on the SFUs (2.44 TFLOP/s) and 5 fp32 FLOPs per score on the CUDA cores
+    (19.5 TFLOP/s), at those peaks."""
+    a100 = hwmodels.load_device("a100-sxm-80gb")
+    op = Attention(name="a", batch=1, heads=108, kv_heads=108, q_len=128, kv_len=4096, head_dim=128,
+                   causal=False, dtype="fp16")
+    scores = 108 * 128 * 4096
+    ramp = 4096 / (4096 + K_OVERHEAD)
+    mma_s = 2 * scores * (128 + 128) / (312e12 * 0.8 * ramp)
+    softmax_s = scores / 2.44e12 + scores * 5 / 19.5e12
+    d = cost(op, a100)
+    assert d.times()["compute:tensor"] == pytest.approx(mma_s + SOFTMAX_EXPOSED_FA2 * softmax_s, rel=1e-9)
+
+
+def test_causal_attention_pays_for_its_diagonal_blocks():
+    # FA2's 64-key blocks: q = kv = 256 computes 49152 scores for 32896 attended (test above),
+    # and its tiles' k loops average 49152 / 256 = 192 keys, so the ramp is 192 / (192 + 64)
+    a100 = hwmodels.load_device("a100-sxm-80gb")
+    fa2 = ATTENTION_KERNELS.get("fa2")
+    ATTENTION_KERNELS.register("fa2", dataclasses.replace(fa2, softmax_exposed=0.0))
+    try:
+        op = Attention(name="a", batch=1, heads=54, kv_heads=54, q_len=256, kv_len=256, head_dim=128,
+                       causal=True, dtype="fp16")
+        t = cost(op, a100).times()["compute:tensor"]
+    finally:
+        ATTENTION_KERNELS.register("fa2", fa2)
+    # 54 heads x 2 query tiles = 108 tiles: one wave, no split
+    assert t == pytest.approx(2 * 54 * 49152 * 256 / (312e12 * 0.8 * 192 / 256), rel=1e-9)
+
+
+def test_unknown_attention_kernel_is_an_input_error():
+    h100 = hwmodels.load_device("h100-sxm")
+    tensor = h100.engines["tensor"].model_copy(update={"attention_kernel": "fa9"})
+    bad = h100.model_copy(update={"engines": {**h100.engines, "tensor": tensor}})
+    op = Attention(name="a", batch=1, heads=8, kv_heads=8, q_len=128, kv_len=128, head_dim=64)
+    with pytest.raises(InputError, match="attention kernel"):
+        cost(op, bad)
+
+
+def test_split_k_gemm_is_two_kernels_and_runs_only_where_it_pays():
+    h100 = hwmodels.load_device("h100-sxm")
+    launch, hbm_latency = h100.launch_overhead_s, h100.memory["hbm"].latency_s
+    # one 128 x 128 tile with k = 65536 on one SM would take 2 x 128^2 x 65536 / (989e12 / 132
+    # x 0.8) = 358 us; split 132 ways (256 of k each) it takes a few us plus a second launch: split
+    d = cost(MatMul(name="g", m=128, n=128, k=65536, dtype="bf16", b_role="activation"), h100)
+    assert d.fixed_s == pytest.approx(2 * launch + hbm_latency)
+    assert d.work["memory:l2"] >= split_k_partial_bytes(128.0, 128.0, 1.0, 132.0)
+    # a large square GEMM fills the SMs with its own tiles: one kernel
+    d = cost(MatMul(name="g", m=4096, n=4096, k=4096, dtype="bf16", b_role="activation"), h100)
+    assert d.fixed_s == pytest.approx(launch + hbm_latency)
+
+
+@settings(max_examples=25, deadline=None)
+@given(scale=st.floats(1.0, 8.0), which=st.sampled_from(["sfu", "vector", "tensor"]),
+       causal=st.booleans(), q_len=st.integers(1, 2048))
+def test_faster_softmax_pipes_never_slow_fused_attention(scale, which, causal, q_len):
+    """More peak on any engine a fused attention uses never makes it slower (the exposed softmax
+    adds time; it never takes the MMA's place)."""
+    h100 = hwmodels.load_device("h100-sxm")
+    engine = h100.engines[which]
+    faster_engine = engine.model_copy(update={"peak_flops": {k: v * scale for k, v in engine.peak_flops.items()}})
+    faster = h100.model_copy(update={"engines": {**h100.engines, which: faster_engine}})
+    op = Attention(name="a", batch=2, heads=16, kv_heads=4, q_len=q_len, kv_len=2048, head_dim=128,
+                   causal=causal)
+    assert cost(op, faster).time_s <= cost(op, h100).time_s * (1 + 1e-12)
