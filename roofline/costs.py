@@ -32,8 +32,10 @@ output in tiles; the data it re-reads depends on what fits on chip:
   panel get it from one cache read: a cluster of c tiles along m reads B
   ``ceil(ceil(m / tm) / c)`` times, one along n reads A ``ceil(ceil(n / tn) / c)`` times
   (:func:`cluster_shapes`). The tile and cluster are the candidate of
-  :data:`~roofline.efficiency.CANDIDATE_TILES` x :func:`cluster_shapes` with the smallest time
-  under this model (:func:`gemm_into`), as a library's heuristics or an autotuner would pick it.
+  :data:`~roofline.efficiency.CANDIDATE_TILES` x :func:`cluster_shapes` x (split-K or not) with
+  the smallest time under this model (:func:`gemm_into`), as a library's heuristics or an
+  autotuner would pick it; a split-K candidate pays its reduction kernel (a second launch and the
+  fp32 partials through the cache, :func:`~roofline.efficiency.split_k_partial_bytes`).
 * From the innermost on-chip level (shared memory, VMEM) the matrix units read operands once per
   register tile (:data:`~roofline.efficiency.REGISTER_TILE`).
 * A further on-chip level (MI300X's Infinity Cache, a CPU's L3) sees the traffic the level inside
@@ -47,8 +49,10 @@ Flash (fused) attention: per KV head the queries of its group (q_len x heads/kv_
 into 128-row tiles, each streaming all of K and V. K/V are read once from memory when the K/V of
 the heads in flight fit in the cache; otherwise the query tiles of a head that run at the same
 time (up to one per unit) stream the same K/V tiles together, so K/V is read once per wave of
-query tiles, ``ceil(q_tiles / units)`` times. Scores stay on chip. Unfused
-attention's scores and probabilities are tensors of the operator (written and re-read in memory).
+query tiles, ``ceil(q_tiles / units)`` times. Scores stay on chip. A fused kernel's tensor time
+includes the softmax its kernel family leaves exposed (:data:`~roofline.efficiency.ATTENTION_KERNELS`,
+named by the matrix engine) and, when causal, the masked part of the diagonal KV blocks it
+computes. Unfused attention's scores and probabilities are tensors of the operator (written and re-read in memory).
 Attention's matrix FLOPs run at the wider of the activation and K/V dtypes (one MMA, one operand
 type: fp8 queries over a bf16 KV cache multiply at the bf16 rate).
 Decode reads every weight and all the KV once per step because its tensors say so.

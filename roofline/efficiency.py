@@ -1,6 +1,8 @@
 """How much of a peak an operator can actually get: every efficiency assumption, in one place.
 
-Nothing here is fitted to published measurements. Each factor is a physical mechanism:
+Each factor is a physical mechanism; one constant per fused-attention kernel family (its exposed
+softmax, below) is fitted, on the public rows with role ``fit`` only (``python -m
+calibration.kernel_fit``); nothing else here is fitted to published measurements.
 
 * **Base efficiency.** A device states the achievable fraction of each engine's and memory
   level's peak (``Engine.efficiency``, ``MemoryLevel.efficiency``; clock throttling, issue
@@ -13,8 +15,15 @@ Nothing here is fitted to published measurements. Each factor is a physical mech
 * **Tile padding.** A matrix unit computes whole granules: a dimension of 20 on an engine whose
   granule is 16 occupies 32 lanes. Kernels pick a tile among :data:`CANDIDATE_TILES`, a short
   dimension's tile shrunk to the granules that cover it.
-* **Split-K.** A GEMM with too few output tiles to fill the units splits its k loop
-  (:func:`split_k`), which fills more units and shortens each tile's k loop.
+* **Split-K.** A GEMM with too few output tiles to fill the units may split its k loop
+  (:func:`split_k`), which fills more units and shortens each tile's k loop, at a price: the
+  splits' fp32 partial sums go through the cache and a second (reduction) kernel adds them
+  (:func:`split_k_partial_bytes`, a second launch). The kernel runs split or unsplit, whichever
+  is faster.
+* **Fused attention kernels** (:data:`ATTENTION_KERNELS`, named per matrix engine): the softmax
+  time a kernel family leaves exposed next to its MMAs (:func:`exposed_softmax_utilization`;
+  FlashAttention-2 serialises it per warp, FlashAttention-3 overlaps it across warpgroups), and
+  the whole KV blocks a causal kernel computes on the diagonal (:func:`causal_block_scores`).
 * **Pipeline ramp along k.** Every output tile pays a prologue (filling the multi-stage operand
   pipeline) and an epilogue (converting and storing the accumulators) that cost about as much as
   :data:`K_OVERHEAD` steps of its k loop; the useful fraction is ``k / (k + K_OVERHEAD)``.
