@@ -163,6 +163,11 @@ class DemandsBuilder:
         stacked = np.vstack(np.broadcast_arrays(*busy))
         self._absorb(candidates, np.argmin(stacked, axis=0))
 
+    def include(self, other: DemandsBuilder) -> None:
+        """Add all of ``other``'s work, energy and latencies (one part of this operator's work,
+        costed in a builder of its own)."""
+        self._absorb(other, None)
+
     def _absorb(self, chosen, index) -> None:
         """Add ``chosen``'s accumulated work (a builder; or, with ``index``, per element from the
         candidate builders ``chosen[index]``)."""

@@ -274,28 +274,40 @@ def gemm_into(b: DemandsBuilder, *, m, n, k, instances, flops: dict, a, bm, c, o
     candidates, seen = [], set()
     best_busy = None
     floor_s = _compulsory_floor_s(b, (a, bm, c, *others)) if xp is SCALAR else 0.0
-    shapes = ((t, cl, sp) for t in CANDIDATE_TILES for cl in cluster_shapes(multicast) for sp in (False, True))
-    for (cand_m, cand_n), cluster, split in shapes:
+    for (cand_m, cand_n), cluster in ((t, cl) for t in CANDIDATE_TILES for cl in cluster_shapes(multicast)):
         tm, tn = clamp_tile(m, cand_m, g_m, xp), clamp_tile(n, cand_n, g_n, xp)
         if xp is SCALAR:
-            if (tm, tn, cluster, split) in seen:   # a short dimension makes several candidates the same tile
+            if (tm, tn, cluster) in seen:   # a short dimension makes several candidates the same tile
                 continue
-            seen.add((tm, tn, cluster, split))
-        cand = b.spawn()
-        splits = _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp, split)
-        if xp is SCALAR and split and splits == 1.0:
-            continue   # the unsplit candidate of this tile is the same kernel
-        # a tile whose compute time (or the time to move every operand once) is no better than
-        # the best so far cannot win: skip costing its traffic
-        if xp is SCALAR and best_busy is not None and max(cand.busy_s(), floor_s) + cand.extra_fixed_s >= best_busy:
+            seen.add((tm, tn, cluster))
+        runs = []   # (builder, k splits) of this tile run unsplit and split along k
+        for split in (False, True):
+            cand = b.spawn()
+            splits = _gemm_compute(cand, m, n, k, instances, flops, tm, tn, xp, split)
+            if split and not _splits_any(splits):
+                continue   # the unsplit run of this tile is the same kernel (for every shape)
+            # a run whose compute time (or the time to move every operand once) is no better than
+            # the best so far cannot win: skip costing its traffic
+            if xp is SCALAR and best_busy is not None and max(cand.busy_s(), floor_s) >= best_busy:
+                continue
+            runs.append((cand, splits))
+        if not runs:
             continue
-        _gemm_traffic(cand, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp, cluster)
-        _split_k_reduction(cand, m, n, instances, splits, xp)
-        if xp is SCALAR:
-            busy = cand.busy_s() + cand.extra_fixed_s
-            best_busy = busy if best_busy is None else min(best_busy, busy)
-        candidates.append(cand)
+        traffic = b.spawn()   # the tile's operand traffic, the same split or not
+        _gemm_traffic(traffic, m, n, k, instances, flops, a, bm, c, others, tm, tn, xp, cluster)
+        for cand, splits in runs:
+            cand.include(traffic)
+            _split_k_reduction(cand, m, n, instances, splits, xp)
+            if xp is SCALAR:
+                busy = cand.busy_s() + cand.extra_fixed_s
+                best_busy = busy if best_busy is None else min(best_busy, busy)
+            candidates.append(cand)
     b.adopt_fastest(candidates)
+
+
+def _splits_any(splits) -> bool:
+    """Whether a GEMM's k splits (a float, or an array of them in vector mode) split anywhere."""
+    return bool((splits > 1.0).any()) if hasattr(splits, "any") else splits > 1.0
 
 
 def _split_k_reduction(b: DemandsBuilder, m, n, instances, splits, xp) -> None:
