@@ -10,7 +10,8 @@ Run: ``python benchmarks/bench_roofline.py [--repeat N] [--shapes N] [--format j
 * the public operator rows (GEMM, GELU, STREAM, latency, NVLink copy, all-reduce) of
   ``public_measurements.csv``: measured, predicted by ``roofline.cost`` on the catalog device,
   and the relative error (through ``calibration.public``, the project's one mapping of rows to
-  operators). Nothing in the model is fitted to these rows.
+  operators). Only the attention rows with role ``fit`` were fitted to (the exposed softmax of
+  each attention kernel family, ``python -m calibration.kernel_fit``).
 """
 
 from __future__ import annotations
