@@ -475,7 +475,7 @@ def cost_attention(op, device) -> Demands:
     util, splits = tiled_utilization(rows, 1.0, keys, instances, units, tm, 1.0)
     if op.fused and op.causal and not op.window:
         # a causal tile's k loop runs only to its diagonal block: the ramp is paid on the mean loop
-        kernel = ATTENTION_KERNELS.get(_attention_kernel_name(choice), path="engines.attention_kernel")
+        kernel = _attention_kernel(b, choice)
         keys = causal_block_scores(op.q_len, op.kv_len, ATTENTION_Q_TILE, kernel.kv_tile) / op.q_len
     ramp = k_ramp(keys / splits)
     if op.fused and choice is not None:
@@ -508,7 +508,7 @@ def _fused_attention_utilization(b: DemandsBuilder, op, flops: dict, choice, sha
     whole KV blocks (computed, then masked) and the softmax time it leaves exposed. The softmax
     (exponentials on the special-function units, max/sum/rescale on the CUDA cores) runs on the
     fp32 scores at those pipes' peak rates."""
-    kernel = ATTENTION_KERNELS.get(_attention_kernel_name(choice), path="engines.attention_kernel")
+    kernel = _attention_kernel(b, choice)
     util = 1.0
     if op.causal and not op.window:
         computed = causal_block_scores(op.q_len, op.kv_len, ATTENTION_Q_TILE, kernel.kv_tile)
@@ -524,9 +524,12 @@ def _fused_attention_utilization(b: DemandsBuilder, op, flops: dict, choice, sha
     return util * exposed_softmax_utilization(mma_s, softmax_s, kernel.softmax_exposed)
 
 
-def _attention_kernel_name(choice) -> str:
-    """The fused-attention kernel family the matrix engine of ``choice`` runs."""
-    return (choice.engine.attention_kernel if choice is not None else None) or DEFAULT_ATTENTION_KERNEL
+def _attention_kernel(b: DemandsBuilder, choice):
+    """The fused-attention kernel family (:class:`~roofline.efficiency.AttentionKernel`) the matrix
+    engine of ``choice`` runs; an unknown name is an InputError naming the device's file."""
+    name = (choice.engine.attention_kernel if choice is not None else None) or DEFAULT_ATTENTION_KERNEL
+    return ATTENTION_KERNELS.get(name, path=f"engines.{choice.name}.attention_kernel" if choice else None,
+                                 file=getattr(b.device, "origin", None) or None)
 
 
 def _pipe_dtypes(b: DemandsBuilder, flop_class: str) -> set:

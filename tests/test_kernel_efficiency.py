@@ -85,6 +85,17 @@ def test_unknown_attention_kernel_is_an_input_error():
         cost(op, bad)
 
 
+def test_unknown_attention_kernel_in_a_yaml_names_the_file(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("id: h100-bad\nextends: h100-sxm\nengines:\n  tensor:\n    attention_kernel: fa9\n")
+    op = Attention(name="a", batch=1, heads=8, kv_heads=8, q_len=128, kv_len=128, head_dim=64)
+    with pytest.raises(InputError) as err:
+        cost(op, hwmodels.load_device(str(path)))
+    problem = err.value.problems[0]
+    assert problem.file == str(path) and problem.path == "engines.tensor.attention_kernel"
+    assert "did you mean 'fa3'" in str(err.value)
+
+
 def test_split_k_gemm_is_two_kernels_and_runs_only_where_it_pays():
     h100 = hwmodels.load_device("h100-sxm")
     launch, hbm_latency = h100.launch_overhead_s, h100.memory["hbm"].latency_s
