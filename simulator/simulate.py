@@ -309,8 +309,23 @@ class Plan:
         return prev
 
 
-POWER_CAP_ROUNDS = 30       # clock updates at most (each replays the plan); converges in a few
+POWER_CAP_ROUNDS = 40       # clock updates at most (each replays the plan); converges in a few
 POWER_CAP_TOLERANCE = 1e-3  # a capped device's average power within 0.1% above its TDP
+POWER_CAP_SLACK = 1e-2      # ... and not more than 1% below it (the clock is not lowered needlessly)
+POWER_CAP_SECANT_ROUNDS = 3  # proportional updates per device before it falls back to bisection
+
+
+def _next_clock(c: float, power: float, base: float, tdp: float, bracket: list[float], rounds: int) -> float:
+    """The next clock fraction of a device drawing ``power`` (``base`` of it static and active) at
+    clock ``c``. The proportional update ``c x (tdp - base) / dynamic`` is exact for a
+    compute-bound device; a partly memory-bound one barely slows at first, so after a few updates
+    (or when the update leaves the bracket of clocks known to draw more and less than the TDP)
+    the bracket is halved instead, which always converges."""
+    proposal = c * (tdp - base) / (power - base)
+    lo, hi = bracket
+    if rounds >= POWER_CAP_SECANT_ROUNDS or not lo < proposal < hi:
+        proposal = 0.5 * (lo + hi)
+    return proposal
 
 
 def _capped(plan, result, seed: int, jitter: float, scale: dict):
@@ -319,24 +334,35 @@ def _capped(plan, result, seed: int, jitter: float, scale: dict):
     A device at its power limit lowers its clock (DVFS): its compute engines run at a fraction
     ``c`` of their rate, its memory and links do not. The energy of the work stays what the cost
     model says; the time grows, so static and active power spread over a longer step and the
-    dynamic power falls. ``c`` solves average power = TDP, found by the update
-    ``c <- c x (tdp - base) / dynamic`` (``base``: static plus active power over the step, exact
-    when the device is compute-bound) until it holds. A device whose static and active power
-    alone exceed its TDP cannot be helped by its clock and stays flagged in ``over_tdp``.
+    dynamic power falls. Average power falls with ``c``, so ``c`` is found per device by
+    :func:`_next_clock` within a bracket of clocks known to draw too much and too little, until
+    the power is within :data:`POWER_CAP_TOLERANCE` above and :data:`POWER_CAP_SLACK` below the
+    TDP. A device whose static and active power alone exceed its TDP cannot be helped by its
+    clock and stays flagged in ``over_tdp``.
     """
     clock: dict[str, float] = {}
+    brackets: dict[str, list[float]] = {}
+    rounds: dict[str, int] = {}
     uncapped = {n: result.avg_power_w[n] for n in result.over_tdp}
     for _ in range(POWER_CAP_ROUNDS):
         moved = False
         for n in result.used_nodes:
             tdp, power = result.tdp_w[n], result.avg_power_w[n]
-            if not tdp or (power <= tdp * (1 + POWER_CAP_TOLERANCE) and (n not in clock or power >= tdp * 0.99)):
+            over = bool(tdp) and power > tdp * (1 + POWER_CAP_TOLERANCE)
+            under = clock.get(n, 1.0) < 1.0 and power < tdp * (1 - POWER_CAP_SLACK)
+            if not (over or under):
                 continue
-            dyn = result.dynamic_w(n)
-            base = power - dyn
-            if base >= tdp or dyn <= 0:
+            base = power - result.dynamic_w(n)
+            if base >= tdp or power <= base:
                 continue
-            clock[n] = min(1.0, clock.get(n, 1.0) * (tdp - base) / dyn)
+            c = clock.get(n, 1.0)
+            bracket = brackets.setdefault(n, [0.0, 1.0])
+            bracket[1 if over else 0] = c
+            if bracket[1] - bracket[0] < 1e-3 * bracket[1]:
+                # another device's clock moved this one's step: the old bracket no longer holds
+                bracket[:] = [0.0, c] if over else [c, 1.0]
+            clock[n] = min(1.0, _next_clock(c, power, base, tdp, bracket, rounds.get(n, 0)))
+            rounds[n] = rounds.get(n, 0) + 1
             moved = True
         if not moved:
             break

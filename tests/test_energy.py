@@ -196,3 +196,15 @@ def test_a_power_capped_device_draws_at_most_its_tdp_and_is_never_faster(times, 
             assert 0 < capped.power_cap[node]["clock_fraction"] < 1
         elif node not in capped.over_tdp:
             assert power <= capped.tdp_w[node] * (1 + 1e-9)
+
+
+def test_clock_update_is_proportional_then_bisects_its_bracket():
+    from simulator.simulate import POWER_CAP_SECANT_ROUNDS, _next_clock
+
+    # 800 W at full clock, 300 W of it static + active, TDP 700 W: the dynamic 500 W must fall to
+    # 400 W, so a compute-bound device runs at 400 / 500 = 0.8 of its clock
+    assert _next_clock(1.0, 800.0, 300.0, 700.0, [0.0, 1.0], 0) == pytest.approx(0.8)
+    # the same update outside the bracket of known clocks (0.9 drew too little) halves the bracket
+    assert _next_clock(1.0, 800.0, 300.0, 700.0, [0.9, 1.0], 0) == pytest.approx(0.95)
+    # and after a few updates a slowly converging (partly memory-bound) device bisects
+    assert _next_clock(0.9, 710.0, 300.0, 700.0, [0.5, 0.9], POWER_CAP_SECANT_ROUNDS) == pytest.approx(0.7)
