@@ -15,11 +15,12 @@ _EXPORTS = {
     "MemoryLevel": "device", "Power": "device",
     "catalog_ids": "loader", "load_device": "loader", "load_hardware": "system",
     "System": "system", "load_system": "system", "system_from_device": "system",
+    "with_fp16_accumulate": "system",
 }
 
 __all__ = [
     "Curve", "Device", "Engine", "Link", "MemoryLevel", "Power", "System",
-    "catalog_ids", "load_device", "load_hardware", "load_system", "system_from_device",
+    "catalog_ids", "load_device", "load_hardware", "load_system", "system_from_device", "with_fp16_accumulate",
 ]
 
 

@@ -94,6 +94,8 @@ class Engine(_Frozen):
     operand_multicast: int = 1
     # Fused-attention kernel family it runs (roofline.efficiency.ATTENTION_KERNELS); None = default.
     attention_kernel: str | None = None
+    # Per dtype, the rate with an fp16 accumulator where it differs from peak_flops (GeForce).
+    fp16_accumulate_flops: dict[str, float] = {}
 
 
 class MemoryLevel(_Frozen):
@@ -155,6 +157,7 @@ class Device(_Frozen):
     _raw: dict = PrivateAttr(default_factory=dict)
     _origin: str = PrivateAttr(default="")
     _warnings: list = PrivateAttr(default_factory=list)
+    _fp16_accumulate: Device | None = PrivateAttr(default=None)
 
     @property
     def main_memory(self) -> str:
@@ -179,6 +182,27 @@ class Device(_Frozen):
     def peak_flops(self, dtype: str) -> float:
         """The highest peak over all engines for ``dtype`` (0 when no engine supports it)."""
         return max((e.peak_flops.get(dtype, 0.0) for e in self.engines.values()), default=0.0)
+
+    def with_fp16_accumulate(self) -> Device:
+        """This device as GEMMs that accumulate in fp16 see it: every engine's peak for a dtype it
+        states an ``fp16_accumulate_peak`` for is that rate, and the dtype's energy per FLOP is
+        scaled by the old peak over the new (the catalog's TDP rule: a large kernel at the default
+        efficiency draws the TDP at either rate). The device itself when no engine states one;
+        the copy is made once per device."""
+        if not any(e.fp16_accumulate_flops for e in self.engines.values()):
+            return self
+        if self._fp16_accumulate is None:
+            engines, energy = {}, dict(self.power.energy_j_per_flop)
+            for name, engine in self.engines.items():
+                peak = dict(engine.peak_flops)
+                for dtype, rate in engine.fp16_accumulate_flops.items():
+                    if dtype in energy:
+                        energy[dtype] *= peak[dtype] / rate
+                    peak[dtype] = rate
+                engines[name] = engine.model_copy(update={"peak_flops": peak})
+            power = self.power.model_copy(update={"energy_j_per_flop": energy})
+            self._fp16_accumulate = self.model_copy(update={"engines": engines, "power": power})
+        return self._fp16_accumulate
 
     def with_overrides(self, overrides: dict[str, Any]) -> Device:
         """A copy with YAML-form values replaced at dotted paths, e.g.
@@ -323,9 +347,15 @@ def _engine(name: str, spec: EngineSpec, doc: Document, problems: list[Problem])
                     f"{DERIVED_PEAK_TOLERANCE:.0%}", (*path, "peak", dtype)))
     units = spec.units or (spec.systolic.arrays if spec.systolic else 1)
     curves = {d: _curve(c) for d, c in spec.efficiency_curve.items()} if spec.efficiency_curve else None
+    fp16_acc = {d: parse_quantity(v, "compute_rate") for d, v in (spec.fp16_accumulate_peak or {}).items()}
+    for dtype in fp16_acc:
+        if dtype not in peak:
+            problems.append(doc.problem(f"fp16_accumulate_peak names {dtype}, which the engine has no peak for",
+                                        (*path, "fp16_accumulate_peak", dtype)))
     return Engine(kind=spec.kind, peak_flops=peak, units=units,
                   efficiency=spec.efficiency or engine_efficiency(spec.kind), efficiency_curve=curves,
-                  operand_multicast=spec.operand_multicast or 1, attention_kernel=spec.attention_kernel)
+                  operand_multicast=spec.operand_multicast or 1, attention_kernel=spec.attention_kernel,
+                  fp16_accumulate_flops=fp16_acc)
 
 
 def _memory(spec: MemoryLevelSpec) -> MemoryLevel:

@@ -15,7 +15,20 @@ property of the engine, not of the hardware or the model. A runtime profile
   ``dispatch_cpu``: the host's time to issue one kernel eagerly (a Python framework's operator
   dispatch), which runs ahead of the GPU and bounds the step only when the kernels are shorter;
 * ``unfused``: kernels the engine runs separately that the model graph would otherwise not
-  have (``fp8_quantize``: a quantize kernel in front of every fp8 GEMM's activation input);
+  have (:data:`UNFUSED_KINDS`; :mod:`workloads.runtime` says what each adds): ``fp8_quantize``
+  (a quantize kernel in front of every fp8 GEMM's activation input); ggml's (llama.cpp's)
+  ``f16_convert`` (activations kept in fp32: cuBLAS GEMMs of more than one row convert their
+  input to fp16 and their fp16 output back), ``attention_scores`` (no flash attention: the score
+  matrix goes through device memory, with the conversions around the batched cuBLAS GEMMs),
+  ``norm_weight`` (the norm's weight multiply as its own kernel), ``kv_store`` (new K and V
+  copied into the cache by their own kernels), ``swiglu_split`` (SiLU and the multiply as two
+  kernels) and ``all_logits`` (the LM head over every prompt token, logits copied to the host);
+* ``gemm_accumulate``: ``fp32`` (what the catalog's peaks mean) or ``fp16``: the engine's cuBLAS
+  GEMMs accumulate in fp16 (ggml's CUBLAS_COMPUTE_16F), and run at a device's
+  ``fp16_accumulate_peak`` where it states one (a GeForce card: twice its fp32-accumulate rate);
+* ``ubatch_tokens``: the most tokens of a prompt one forward pass takes (llama.cpp's n_ubatch):
+  a longer prefill runs as passes of that many queries, each attending to the keys so far
+  (0: the whole prompt in one pass);
 * for the serving simulator (:mod:`simulator.serving`, which takes the same profile as its
   engine profile): ``runtime_reserve`` (device memory kept beyond weights, activations and KV
   cache) and ``gpu_time_scale`` (measured / predicted GPU time of a run it was fitted on);
@@ -44,13 +57,19 @@ for _name, _help in (("none", "no runtime: the kernels alone at the device's lau
                      ("vllm-v1", "vLLM V1 engine (0.8+; serve's default): async scheduling, CUDA graphs up to 512 "
                                  "tokens; serving figures fitted on the bundled vLLM 0.19 RTX 4090 run"),
                      ("trtllm", "TensorRT-LLM C++ runtime (gptSessionBenchmark / trtllm-bench)"),
-                     ("sglang", "SGLang 0.3/0.4: CUDA graphs for decode <= 160")):
+                     ("sglang", "SGLang 0.3/0.4: CUDA graphs for decode <= 160"),
+                     ("llama.cpp", "llama.cpp (ggml CUDA, May 2024 on): CUDA graphs for one-token decode only, "
+                                   "512-token passes, no flash attention, unfused fp32/fp16 conversions"),
+                     ("llama.cpp-b1680", "llama.cpp of December 2023 (ggml CUDA b1680): every kernel eager, "
+                                         "logits of every prompt token copied to the host")):
     RUNTIMES.register(_name, f"{_name}.yaml", help=_help)
 
-UNFUSED_KINDS = ("fp8_quantize",)
+UNFUSED_KINDS = ("fp8_quantize", "f16_convert", "attention_scores", "norm_weight", "kv_store", "swiglu_split",
+                 "all_logits")
 TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
-FIELDS = (*TIME_FIELDS, "async_scheduling", "cuda_graph_max_tokens", "unfused", "runtime_reserve",
-          "gpu_time_scale")
+ACCUMULATORS = ("fp32", "fp16")
+FIELDS = (*TIME_FIELDS, "async_scheduling", "cuda_graph_max_tokens", "ubatch_tokens", "gemm_accumulate", "unfused",
+          "runtime_reserve", "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
 
 
@@ -69,6 +88,8 @@ class RuntimeProfile:
     cuda_graph_max_tokens: int = 0
     dispatch_cpu_s: float = 0.0
     unfused: tuple[str, ...] = ()
+    ubatch_tokens: int = 0
+    gemm_accumulate: str = "fp32"
     runtime_reserve_bytes: float = 0.0
     gpu_time_scale: float = 1.0
     source: str = ""
@@ -114,6 +135,7 @@ class RuntimeProfile:
                 "async_scheduling": self.async_scheduling, "sync_s": self.sync_s, "launch_s": self.launch_s,
                 "graph_launch_s": self.graph_launch_s, "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
                 "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
+                "ubatch_tokens": self.ubatch_tokens, "gemm_accumulate": self.gemm_accumulate,
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
                 "source": self.source, "fitted": self.fitted}
 
@@ -140,9 +162,13 @@ def _parse(doc, key: str, value):
         if not isinstance(value, bool):
             raise doc.error("expected true or false", (key,))
         return value
-    if key == "cuda_graph_max_tokens":
+    if key in ("cuda_graph_max_tokens", "ubatch_tokens"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise doc.error(f"expected a whole number of tokens >= 0, got {value!r}", (key,))
+        return value
+    if key == "gemm_accumulate":
+        if value not in ACCUMULATORS:
+            raise doc.error(f"expected one of: {', '.join(ACCUMULATORS)}, got {value!r}", (key,))
         return value
     if key == "unfused":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):

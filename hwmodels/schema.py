@@ -172,6 +172,10 @@ class EngineSpec(Spec):
                                                          "quantization; default: systolic arrays or 1")
     efficiency: Fraction | None = Field(None, description="default achievable fraction of peak; "
                                                           "default from hwmodels.defaults")
+    fp16_accumulate_peak: dict[Dtype, ComputeRate] | None = Field(
+        None, description="per dtype, the MMA rate with an fp16 accumulator where it is not the 'peak' "
+                          "(a GeForce card runs fp16 accumulate at twice its fp32-accumulate rate); GEMMs "
+                          "of a runtime that accumulates in fp16 (gemm_accumulate: fp16) run at it")
     efficiency_curve: dict[Dtype, CurveSpec] | None = None
     operand_multicast: MulticastCount | None = Field(
         None, description="units of a cluster that one read of an operand tile from the cache feeds "

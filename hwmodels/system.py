@@ -8,6 +8,7 @@ and switches (``kind="switch"``, ``in_network_reduction``); edges carry ``link``
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from dataclasses import dataclass, field
@@ -305,3 +306,18 @@ def system_from_device(device: Device, count: int) -> System:
     return System(id=f"{device.id}-x{count}", name=f"{count} x {device.name}",
                   devices=dict.fromkeys(members, device), graph=graph, accelerators=members,
                   source=device.source, notes=f"made on the fly by system_from_device({device.id}, {count})")
+
+
+def with_fp16_accumulate(hardware: Device | System) -> Device | System:
+    """``hardware`` as GEMMs that accumulate in fp16 see it (:meth:`Device.with_fp16_accumulate`
+    on every device of a system); itself when nothing changes."""
+    if isinstance(hardware, Device):
+        return hardware.with_fp16_accumulate()
+    devices = {name: dev.with_fp16_accumulate() for name, dev in hardware.devices.items()}
+    if all(devices[n] is d for n, d in hardware.devices.items()):
+        return hardware
+    graph = hardware.graph.copy()
+    for _, data in graph.nodes(data=True):
+        if isinstance(data.get("device"), Device):
+            data["device"] = data["device"].with_fp16_accumulate()
+    return dataclasses.replace(hardware, devices=devices, graph=graph)

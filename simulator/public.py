@@ -16,7 +16,7 @@ How a metric maps to simulated steps:
 
 Each step runs under the runtime profile its row's ``framework`` names (:func:`runtime_of`:
 TensorRT-LLM -> ``trtllm``, SGLang -> ``sglang``, vLLM -> ``vllm-v0.6`` or ``vllm-v1`` by version,
-anything else -> ``none``). Sizes the sources do not state are fixed a priori in :data:`ASSUMED`,
+llama.cpp -> ``llama.cpp-b1680`` for a 2023 build (b1xxx) or ``llama.cpp``, anything else -> ``none``). Sizes the sources do not state are fixed a priori in :data:`ASSUMED`,
 with where they come from.
 """
 
@@ -40,9 +40,11 @@ ASSUMED = {
 }
 
 # The runtime profile (hwmodels/runtimes) each row's ``framework`` column names, first match wins;
-# a framework without a profile (llama.cpp, bare kernels) runs with ``none``.
+# llama.cpp builds of 2023 (b1xxx) run the December 2023 profile, later ones ``llama.cpp``;
+# a framework without a profile (bare kernels) runs with ``none``.
 FRAMEWORK_RUNTIMES = ((r"TensorRT-LLM|trtllm", "trtllm"), (r"SGLang", "sglang"),
-                      (r"vLLM (0\.[89]|0\.1\d|1\.)|vLLM v1", "vllm-v1"), (r"vLLM", "vllm-v0.6"))
+                      (r"vLLM (0\.[89]|0\.1\d|1\.)|vLLM v1", "vllm-v1"), (r"vLLM", "vllm-v0.6"),
+                      (r"llama\.cpp.* b1\d{3}\b", "llama.cpp-b1680"), (r"llama\.cpp", "llama.cpp"))
 
 
 def runtime_of(row: dict) -> str:

@@ -395,7 +395,9 @@ def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapp
     ``runtime`` (a profile name such as ``vllm-v0.6``, a YAML file, or a
     :class:`~hwmodels.runtime.RuntimeProfile`; default none) runs the step as that engine does
     (:func:`workloads.runtime.with_runtime`: its launch costs, unfused kernels and host work
-    become operators the cost model prices; ``SimResult.runtime`` names it).
+    become operators the cost model prices; a profile whose GEMMs accumulate in fp16 runs them at
+    the devices' fp16-accumulate rates, :func:`hwmodels.with_fp16_accumulate`;
+    ``SimResult.runtime`` names it).
 
     ``power_cap`` (default on): a device whose average power would exceed its TDP runs at a
     lower clock instead (:func:`_capped`; ``SimResult.power_cap`` gives the clock fraction and
@@ -409,6 +411,10 @@ def simulate(graph, hardware, *, seed: int = 0, jitter: float = 0.0, scale: Mapp
                "algorithm": algorithm}
     profile = load_runtime(runtime)
     graph = with_runtime(graph, profile)
+    if profile.gemm_accumulate == "fp16":
+        if isinstance(hardware, (str, bytes)) or hasattr(hardware, "__fspath__"):
+            hardware = hwmodels.load_hardware(hardware)
+        hardware = hwmodels.with_fp16_accumulate(hardware)
     plan = Plan(graph, hardware, **options)
     stage_nodes = {s: [plan.node(s, r) for r in range(plan.width)] for s in range(plan.pp)}
     placed, memory = place(graph, stage_nodes, plan.system.devices, spill=spill)

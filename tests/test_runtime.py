@@ -30,7 +30,8 @@ def chain(batch: int = 4, phase: str = "decode", n: int = 2, numel: int = 2**20)
 
 
 def test_bundled_profiles_load_and_none_adds_nothing():
-    assert set(RUNTIMES.names()) == {"none", "vllm-v0.6", "vllm-v1", "trtllm", "sglang"}
+    assert set(RUNTIMES.names()) == {"none", "vllm-v0.6", "vllm-v1", "trtllm", "sglang", "llama.cpp",
+                                     "llama.cpp-b1680"}
     for name in RUNTIMES.names():
         assert load_runtime(name).name == name
     assert load_runtime("none").is_none and not load_runtime("vllm-v0.6").is_none
@@ -95,7 +96,10 @@ def test_framework_column_names_the_profile():
     assert runtime_of({"framework": "vLLM (GPU energy via Zeus)"}) == "vllm-v0.6"
     assert runtime_of({"framework": "vLLM 0.19"}) == "vllm-v1"
     assert runtime_of({"framework": "SGLang 0.3.0"}) == "sglang"
-    assert runtime_of({"framework": "llama.cpp llama-bench"}) == "none"
+    assert runtime_of({"framework": "llama.cpp llama-bench"}) == "llama.cpp"
+    assert runtime_of({"framework": "llama.cpp llama-bench b2824 (4426e298), CUDA 12.1"}) == "llama.cpp"
+    assert runtime_of({"framework": "llama.cpp ./main b1680 (afefa31), CUDA 12.1"}) == "llama.cpp-b1680"
+    assert runtime_of({"framework": "PyTorch eager"}) == "none"
 
 
 @pytest.mark.parametrize("text, match", [
@@ -105,6 +109,8 @@ def test_framework_column_names_the_profile():
     ("unfused: [swiglu2]\n", r"rt.yaml:1: unfused\[0\]: unknown unfused kernel 'swiglu2'"),
     ("cuda_graph_max_tokens: -8\n", r"cuda_graph_max_tokens: expected a whole number of tokens >= 0"),
     ("async_scheduling: 1\n", r"async_scheduling: expected true or false"),
+    ("gemm_accumulate: fp8\n", r"gemm_accumulate: expected one of: fp32, fp16"),
+    ("ubatch_tokens: 0.5\n", r"ubatch_tokens: expected a whole number of tokens >= 0"),
 ])
 def test_bad_profile_files_name_file_line_and_field(tmp_path, text, match):
     path = tmp_path / "rt.yaml"

@@ -7,9 +7,37 @@ facts the cost model prices, never into times of its own:
   captured graph (a decode step whose batch is at most the largest captured size), else its
   eager launch cost (when the profile gives one; otherwise the device's ``launch_overhead``
   stays);
-* ``unfused: [fp8_quantize]``: a quantize kernel (an :class:`~workloads.operators.Elementwise`
-  reading the activation in 16 bits and writing it in fp8, 2 vector FLOPs an element: scale and
-  convert) in front of every fp8 GEMM whose activation input is fp8;
+* ``unfused``: kernels the engine runs that the model graph does not have, each an
+  :class:`~workloads.operators.Elementwise` (or a copy) with the bytes it moves:
+
+  - ``fp8_quantize``: a quantize kernel (reads the activation in 16 bits, writes it in fp8, 2
+    vector FLOPs an element: scale and convert) in front of every fp8 GEMM whose activation
+    input is fp8;
+  - ``f16_convert`` (ggml keeps activations in fp32 and runs a GEMM of more than one row through
+    cuBLAS in fp16): ``.to_f16`` before such a GEMM (reads its input as fp32, writes fp16) and
+    ``.to_f32`` after it (reads the fp16 output, writes fp32); a one-row GEMM (batch-1 decode)
+    is ggml's own mat-vec kernel on the fp32 input and gets neither;
+  - ``attention_scores`` (no flash attention): the attention runs unfused (its
+    ``fused=False``: the full query x key score matrix is written and read back as scores and
+    as probabilities) as ggml's batched cuBLAS GEMMs do it, with their conversions:
+    ``.q_to_f16`` before (the fp32 queries), ``.scores_to_f32`` (the fp16 scores the KQ GEMM
+    wrote, for the fp32 softmax), ``.probs_to_f16`` (for the KQV GEMM) and ``.out_to_f32``
+    after; the softmax itself is priced inside the attention operator at its dtype;
+  - ``norm_weight``: ``.weight_mul`` after every RMSNorm (ggml_rms_norm, then ggml_mul by the
+    weight: reads and writes the fp32 activation again);
+  - ``kv_store``: ``.k_store`` and ``.v_store`` before every attention (ggml_cpy of the new
+    fp32 K and V into the fp16 cache); the attention operator already counts the appended
+    cache bytes, so their 2-byte write is counted twice (one token's K/V per layer: small);
+  - ``swiglu_split``: ``.silu`` before the gated activation (ggml_silu, then ggml_mul: the
+    SiLU output is written in fp32 and read back);
+  - ``all_logits`` (prefill): the LM head runs over every prompt token, not only the last, and
+    the fp32 logits are copied to the host (``.logits_to_host``, a
+    :class:`~workloads.operators.MemCopy`), as llama.cpp did before it learned to skip unused
+    outputs (March 2024);
+* ``ubatch_tokens``: an attention whose queries exceed it runs as passes of at most that many
+  queries (``.ub0``, ``.ub1``, ...), pass ``i`` attending to every key up to its last query,
+  as llama.cpp splits a prompt into micro-batches (the GEMMs' FLOPs and bytes do not depend on
+  the split and stay whole: their re-read weights are left out);
 * host work as :class:`~workloads.operators.RuntimeWork` operators: ``runtime.step`` (the
   step's CPU work, fixed plus per sequence) before the first kernels, or beside them with
   ``async_scheduling``; ``runtime.sync`` after the last ones; and, for an eager step,
@@ -22,14 +50,26 @@ The graph's ``meta["runtime"]`` names the profile. The input graph is unchanged.
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 from hwmodels.runtime import load_runtime
 
 from .graph import Graph
-from .operators import Elementwise, RuntimeWork
+from .operators import Attention, Elementwise, MatMul, MemCopy, RMSNorm, RuntimeWork
 from .tensors import Tensor
 
 QUANTIZE_FLOPS_PER_ELEMENT = 2.0   # multiply by the scale, convert
+CONVERT_FLOPS_PER_ELEMENT = 1.0    # one conversion an element
+ACTIVATION_DTYPE = "fp32"          # ggml's activations between kernels
+
+
+def _convert(name: str, numel: float, src: str, dst: str, stage: int, flops: float = CONVERT_FLOPS_PER_ELEMENT,
+             special: bool = False) -> Elementwise:
+    """A kernel reading ``numel`` elements in ``src`` and writing them in ``dst``."""
+    n = max(1, round(numel))
+    return Elementwise(name=name, numel=n, flops_per_element=flops, special=special, dtype=ACTIVATION_DTYPE,
+                       stage=stage, inputs=[Tensor(f"{name}.in", (n,), src, "activation")],
+                       outputs=[Tensor(f"{name}.out", (n,), dst, "activation")])
 
 
 def _quantize(op, stage: int) -> tuple[Elementwise, object]:
@@ -46,6 +86,84 @@ def _quantize(op, stage: int) -> tuple[Elementwise, object]:
 def _needs_quantize(op) -> bool:
     return (op.kind == "matmul" and getattr(op, "dtype", None) == "fp8" and bool(op.inputs)
             and op.inputs[0].role == "activation" and op.inputs[0].dtype == "fp8")
+
+
+def _attention_passes(op: Attention, ubatch: int, fused: bool) -> list[Attention]:
+    """``op`` as the engine runs it: unfused when ``fused`` is False, and split into passes of
+    at most ``ubatch`` queries (0: one pass), pass i attending to every key up to its last query."""
+    if fused and (not ubatch or op.q_len <= ubatch):
+        return [op]
+    past = op.kv_len - op.q_len
+    step = ubatch if ubatch and op.q_len > ubatch else op.q_len
+    starts = range(0, op.q_len, step)
+    passes = []
+    for i, start in enumerate(starts):
+        q = min(step, op.q_len - start)
+        name = op.name if len(starts) == 1 else f"{op.name}.ub{i}"
+        passes.append(dataclasses.replace(op, name=name, q_len=q, kv_len=past + start + q, fused=fused,
+                                          inputs=[], outputs=[]))
+    return passes
+
+
+def _attention_kernels(op: Attention, unfused: tuple, ubatch: int, stage: int) -> tuple[list, list]:
+    """(kernels before, kernels from the attention on) of attention ``op`` under ``unfused``."""
+    before = []
+    if "kv_store" in unfused:
+        new = op.batch * op.q_len * op.kv_heads
+        before += [_convert(f"{op.name}.k_store", new * op.head_dim, ACTIVATION_DTYPE, op.kv_dtype, stage),
+                   _convert(f"{op.name}.v_store", new * op.v_head_dim, ACTIVATION_DTYPE, op.kv_dtype, stage)]
+    scores = "attention_scores" in unfused
+    after = []
+    for part in _attention_passes(op, ubatch, fused=not scores):
+        if scores:
+            rows = part.batch * part.q_len * part.heads
+            after += [_convert(f"{part.name}.q_to_f16", rows * part.head_dim, ACTIVATION_DTYPE, part.dtype, stage),
+                      part,
+                      _convert(f"{part.name}.scores_to_f32", part.scores, part.dtype, ACTIVATION_DTYPE, stage),
+                      _convert(f"{part.name}.probs_to_f16", part.scores, ACTIVATION_DTYPE, part.dtype, stage),
+                      _convert(f"{part.name}.out_to_f32", rows * part.v_head_dim, part.dtype, ACTIVATION_DTYPE,
+                               stage)]
+        else:
+            after.append(part)
+    return before, after
+
+
+def _expand(op, profile, meta: dict) -> tuple[list, list]:
+    """(kernels before ``op``, ``op`` and the kernels after it) as ``profile`` runs ``op``."""
+    unfused = profile.unfused
+    stage = op.stage
+    before, after = [], [op]
+    if "fp8_quantize" in unfused and _needs_quantize(op):
+        before.append(_quantize(op, stage)[0])
+    if isinstance(op, Attention):
+        before, after = _attention_kernels(op, unfused, profile.ubatch_tokens, stage)
+    elif isinstance(op, RMSNorm) and "norm_weight" in unfused:
+        after.append(_convert(f"{op.name}.weight_mul", op.rows * op.cols, ACTIVATION_DTYPE, ACTIVATION_DTYPE, stage))
+    elif (isinstance(op, Elementwise) and "swiglu_split" in unfused and op.operands == 2
+          and op.name.endswith(".act")):
+        before.append(_convert(f"{op.name}.silu", op.numel, ACTIVATION_DTYPE, ACTIVATION_DTYPE, stage,
+                               flops=3.0, special=True))
+    elif isinstance(op, MatMul):
+        after = _matmul_kernels(op, unfused, meta, stage)
+        if "f16_convert" in unfused and op.m > 1 and op.inputs and op.inputs[0].role == "activation" \
+                and not _needs_quantize(after[0]):
+            wide = after[0]
+            before.append(_convert(f"{op.name}.to_f16", wide.inputs[0].numel, ACTIVATION_DTYPE, wide.dtype, stage))
+            after.insert(1, _convert(f"{op.name}.to_f32", wide.outputs[0].numel, wide.dtype, ACTIVATION_DTYPE,
+                                     stage))
+    return before, after
+
+
+def _matmul_kernels(op: MatMul, unfused: tuple, meta: dict, stage: int) -> list:
+    """The LM head over every prompt token with its logits copied to the host (``all_logits``,
+    prefill), or ``op`` as it is."""
+    prompt = int(meta.get("prompt_len") or 1)
+    if "all_logits" not in unfused or meta.get("phase") != "prefill" or op.name != "lm_head" or prompt <= 1:
+        return [op]
+    head = dataclasses.replace(op, m=op.m * prompt, inputs=[], outputs=[])
+    logits = head.outputs[0].numel * 4.0   # fp32 logits
+    return [head, MemCopy(name=f"{op.name}.logits_to_host", bytes_moved=logits, src="device", dst="host",
+                          stage=stage)]
 
 
 def with_runtime(graph: Graph, profile) -> Graph:
@@ -69,27 +187,25 @@ def with_runtime(graph: Graph, profile) -> Graph:
     if host_step > 0:
         step = RuntimeWork(name="runtime.step", host_s=host_step, activity="step", stage=first)
         new.add(step)
+    expanded = [(op, *_expand(op, profile, meta)) for op in ops]
     if not graphed and profile.dispatch_cpu_s > 0:
         # issued on the host stream after the step's CPU work, beside the kernels
-        kernels = len(ops) + sum(map(_needs_quantize, ops)) * ("fp8_quantize" in profile.unfused)
+        kernels = sum(len(before) + len(after) for _, before, after in expanded)
         new.add(RuntimeWork(name="runtime.dispatch", host_s=profile.dispatch_cpu_s * kernels, activity="dispatch",
                             stage=first))
-    for op in ops:
-        deps = list(graph.deps(op.name))
+    alias: dict[str, str] = {}   # an operator's name -> the last kernel standing for it
+    for op, before, after in expanded:
+        deps = [alias.get(d, d) for d in graph.deps(op.name)]
         if step is not None and not profile.async_scheduling and op.name in roots:
             deps.append(step.name)
-        if "fp8_quantize" in profile.unfused and _needs_quantize(op):
-            q, op = _quantize(op, op.stage)
-            if launch is not None:
-                q = copy.copy(q)
-                q.launch_s = launch
-            new.add(q, deps)
-            deps = [q.name]
-        if launch is not None:
-            op = copy.copy(op)
-            op.launch_s = launch
-        new.add(op, deps)
+        for kernel in (*before, *after):
+            if launch is not None and kernel.kind != "memcopy":
+                kernel = copy.copy(kernel)
+                kernel.launch_s = launch
+            new.add(kernel, deps)
+            deps = [kernel.name]
+        alias[op.name] = deps[0]
     if profile.sync_s > 0:
         new.add(RuntimeWork(name="runtime.sync", host_s=profile.sync_s, activity="sync", stage=last),
-                sorted(sinks))
+                sorted(alias.get(s, s) for s in sinks))
     return new

@@ -1,0 +1,132 @@
+"""The llama.cpp runtime profiles: ggml's unfused kernels, micro-batches, fp16 accumulation and
+launch costs, each checked against arithmetic done by hand."""
+
+import pytest
+
+import hwmodels
+from hwmodels.runtime import RuntimeProfile, load_runtime
+from simulator import simulate
+from workloads import Graph, build_llm
+from workloads.operators import Attention, Elementwise, MatMul
+from workloads.runtime import with_runtime
+
+US = 1e-6
+H100_LAUNCH_S = 4 * US   # h100-sxm.yaml launch_overhead
+
+
+def one(op, phase="prefill", batch=1, **meta) -> Graph:
+    g = Graph("one", meta={"phase": phase, "batch": batch, **meta})
+    g.add(op)
+    return g
+
+
+def test_profiles_load_with_their_sourced_figures():
+    new, old = load_runtime("llama.cpp"), load_runtime("llama.cpp-b1680")
+    # graphs only for a one-token decode (ggml-cuda.cu b2824: off when src1 has > 1 row)
+    assert new.graphed("decode", 1) and not new.graphed("decode", 2) and not new.graphed("prefill", 1)
+    assert old.cuda_graph_max_tokens == 0
+    assert new.ubatch_tokens == old.ubatch_tokens == 512 and new.gemm_accumulate == "fp16"
+    # issue #6763: 1 us inside a graph + 0.87 ms / ~1,100 kernels = 1.8 us eager
+    assert new.launch_s == pytest.approx(1.8 * US) and new.graph_launch_s == pytest.approx(1 * US)
+    assert "all_logits" in old.unfused and "all_logits" not in new.unfused
+    assert new.fitted.startswith("nothing") and old.fitted.startswith("nothing")
+
+
+def test_f16_convert_wraps_a_cublas_gemm_but_not_a_mat_vec():
+    prof = RuntimeProfile("c", unfused=("f16_convert",))
+    gemm = MatMul(name="mm", m=512, n=11008, k=4096, dtype="fp16")
+    ops = {op.name: op for op in with_runtime(one(gemm), prof).ops}
+    assert list(ops) == ["mm.to_f16", "mm", "mm.to_f32"]
+    # to_f16 reads the 512 x 4096 input as fp32 (4 B) and writes fp16 (2 B)
+    to16 = ops["mm.to_f16"]
+    assert to16.inputs[0].bytes == 512 * 4096 * 4 and to16.outputs[0].bytes == 512 * 4096 * 2
+    # to_f32 reads the 512 x 11008 fp16 output and writes it as fp32
+    to32 = ops["mm.to_f32"]
+    assert to32.inputs[0].bytes == 512 * 11008 * 2 and to32.outputs[0].bytes == 512 * 11008 * 4
+    matvec = MatMul(name="mv", m=1, n=11008, k=4096, dtype="fp16")
+    assert [op.name for op in with_runtime(one(matvec, "decode"), prof).ops] == ["mv"]
+
+
+def test_unfused_attention_in_512_token_passes_with_its_conversions():
+    attn = Attention(name="a", batch=1, heads=32, kv_heads=8, q_len=1024, kv_len=1024, head_dim=128, dtype="fp16")
+    prof = RuntimeProfile("s", unfused=("attention_scores",), ubatch_tokens=512)
+    ops = {op.name: op for op in with_runtime(one(attn), prof).ops}
+    passes = [ops["a.ub0"], ops["a.ub1"]]
+    assert [(p.q_len, p.kv_len, p.fused) for p in passes] == [(512, 512, False), (512, 1024, False)]
+    # the full score matrix of each pass (the mask comes after the GEMM): 32 heads x 512 x kv
+    assert passes[0].scores == 32 * 512 * 512 and passes[1].scores == 32 * 512 * 1024
+    # scores written fp16 by the KQ GEMM, read again and written fp32 for the softmax: 6 B each
+    s32 = ops["a.ub1.scores_to_f32"]
+    assert s32.inputs[0].bytes + s32.outputs[0].bytes == 32 * 512 * 1024 * (2 + 4)
+    # the fp32 queries converted for cuBLAS: 512 x 32 heads x 128, 4 + 2 B
+    q16 = ops["a.ub0.q_to_f16"]
+    assert q16.inputs[0].bytes + q16.outputs[0].bytes == 512 * 32 * 128 * 6
+    assert len(ops) == 2 * 5
+
+
+def test_norm_weight_kv_store_and_swiglu_split_add_ggml_kernels():
+    g = build_llm("llama-2-7b", "decode", batch=1, context=64, dtype="fp16")
+    prof = RuntimeProfile("k", unfused=("norm_weight", "kv_store", "swiglu_split"))
+    out = with_runtime(g, prof)
+    # per layer: two norm weight multiplies, the K and V copies, one SiLU; + the final norm's multiply
+    assert len(out.ops) == len(g.ops) + 32 * (2 + 2 + 1) + 1
+    k = out.op("model.layers.0.self_attn.attn.k_store")
+    # one token's K: 32 KV heads x 128, read as fp32 and written into the fp16 cache
+    assert k.inputs[0].bytes == 32 * 128 * 4 and k.outputs[0].bytes == 32 * 128 * 2
+    silu = out.op("model.layers.0.mlp.act.silu")
+    assert out.deps("model.layers.0.mlp.act") == [silu.name]
+
+
+def test_eager_launches_cost_the_profiles_launch_and_a_one_token_decode_replays_a_graph():
+    g = Graph("chain", meta={"phase": "decode", "batch": 2})
+    prev = []
+    for i in range(10):
+        g.add(Elementwise(name=f"k{i}", numel=2**20), prev)
+        prev = [f"k{i}"]
+    bare = simulate(g, "h100-sxm").latency_s
+    prof = load_runtime("llama.cpp")
+    no_host = RuntimeProfile("l", launch_s=prof.launch_s, graph_launch_s=prof.graph_launch_s,
+                             cuda_graph_max_tokens=prof.cuda_graph_max_tokens)
+    # batch 2: eager, 10 kernels x (1.8 - 4) us
+    eager = simulate(g, "h100-sxm", runtime=no_host)
+    assert eager.meta["cuda_graph"] is False
+    assert eager.latency_s == pytest.approx(bare - 10 * (H100_LAUNCH_S - 1.8 * US), rel=1e-9)
+    g.meta["batch"] = 1
+    graphed = simulate(g, "h100-sxm", runtime=no_host)
+    assert graphed.latency_s == pytest.approx(bare - 10 * (H100_LAUNCH_S - 1 * US), rel=1e-9)
+
+
+def test_all_logits_runs_the_lm_head_over_the_prompt_and_copies_the_logits_to_the_host():
+    g = build_llm("llama-2-7b", "prefill", batch=1, prompt_len=512, dtype="fp16")
+    out = with_runtime(g, RuntimeProfile("o", unfused=("all_logits",)))
+    assert out.op("lm_head").m == 512
+    copy = out.op("lm_head.logits_to_host")
+    # 512 tokens x 32,000 vocabulary x 4 B of fp32 logits
+    assert copy.bytes_moved == 512 * 32000 * 4 and copy.dst == "host"
+
+
+def test_fp16_accumulate_doubles_a_geforce_tensor_rate_only():
+    rtx = hwmodels.load_device("rtx-4090")
+    fast = rtx.with_fp16_accumulate()
+    # Ada whitepaper: fp16 MMA 165.2 TFLOP/s with fp32 accumulate, 330.3 with fp16
+    assert rtx.engines["tensor"].peak_flops["fp16"] == pytest.approx(165.2e12)
+    assert fast.engines["tensor"].peak_flops["fp16"] == pytest.approx(330.3e12)
+    assert fast.engines["tensor"].peak_flops["bf16"] == pytest.approx(165.2e12)   # no fp16-accumulate bf16
+    # TDP rule: energy per FLOP scales with 1/peak: 1.48 pJ x 165.2 / 330.3
+    assert fast.power.energy_j_per_flop["fp16"] == pytest.approx(1.48e-12 * 165.2 / 330.3)
+    assert fast.with_fp16_accumulate().engines["tensor"].peak_flops == fast.engines["tensor"].peak_flops
+    a100 = hwmodels.load_device("a100-sxm-80gb")
+    assert a100.with_fp16_accumulate() is a100
+    pair = hwmodels.with_fp16_accumulate(hwmodels.system_from_device(rtx, 2))
+    assert all(d.engines["tensor"].peak_flops["fp16"] == pytest.approx(330.3e12) for d in pair.devices.values())
+    gemm = MatMul(name="mm", m=8192, n=8192, k=8192, dtype="fp16")
+    fp32_acc = simulate(one(gemm), rtx, power_cap=False).latency_s
+    fp16_acc = simulate(one(gemm), rtx, runtime=RuntimeProfile("f", gemm_accumulate="fp16"),
+                        power_cap=False).latency_s
+    assert fp16_acc < 0.6 * fp32_acc
+
+
+def test_none_is_unchanged():
+    g = build_llm("llama-2-7b", "prefill", batch=1, prompt_len=512, dtype="fp16")
+    assert with_runtime(g, "none") is g
+    assert simulate(g, "rtx-4090", runtime="none").latency_s == simulate(g, "rtx-4090").latency_s
