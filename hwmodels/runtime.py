@@ -26,6 +26,10 @@ property of the engine, not of the hardware or the model. A runtime profile
 * ``gemm_accumulate``: ``fp32`` (what the catalog's peaks mean) or ``fp16``: the engine's cuBLAS
   GEMMs accumulate in fp16 (ggml's CUBLAS_COMPUTE_16F), and run at a device's
   ``fp16_accumulate_peak`` where it states one (a GeForce card: twice its fp32-accumulate rate);
+* ``matvec_memory_fraction``: per main-memory kind (``hbm``, ``gddr``, ...), the fraction of
+  the memory rate the cost model gives a GEMM that the engine's one-row kernel (batch-1 decode)
+  reaches: a mat-vec kernel with too few bytes in flight falls short on HBM, whose bandwidth x
+  latency product is larger, and not on GDDR (kinds not named: 1);
 * ``ubatch_tokens``: the most tokens of a prompt one forward pass takes (llama.cpp's n_ubatch):
   a longer prefill runs as passes of that many queries, each attending to the keys so far
   (0: the whole prompt in one pass);
@@ -48,6 +52,7 @@ from pathlib import Path
 
 from . import yamlio
 from .errors import InputError, did_you_mean
+from .kinds import MEMORY_KINDS
 from .registry import Registry
 from .units import parse_quantity
 
@@ -68,8 +73,8 @@ UNFUSED_KINDS = ("fp8_quantize", "f16_convert", "attention_scores", "norm_weight
                  "all_logits")
 TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
 ACCUMULATORS = ("fp32", "fp16")
-FIELDS = (*TIME_FIELDS, "async_scheduling", "cuda_graph_max_tokens", "ubatch_tokens", "gemm_accumulate", "unfused",
-          "runtime_reserve", "gpu_time_scale")
+FIELDS = (*TIME_FIELDS, "async_scheduling", "cuda_graph_max_tokens", "ubatch_tokens", "gemm_accumulate",
+          "matvec_memory_fraction", "unfused", "runtime_reserve", "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
 
 
@@ -90,6 +95,7 @@ class RuntimeProfile:
     unfused: tuple[str, ...] = ()
     ubatch_tokens: int = 0
     gemm_accumulate: str = "fp32"
+    matvec_memory_fraction: tuple[tuple[str, float], ...] = ()
     runtime_reserve_bytes: float = 0.0
     gpu_time_scale: float = 1.0
     source: str = ""
@@ -136,6 +142,7 @@ class RuntimeProfile:
                 "graph_launch_s": self.graph_launch_s, "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
                 "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
                 "ubatch_tokens": self.ubatch_tokens, "gemm_accumulate": self.gemm_accumulate,
+                "matvec_memory_fraction": dict(self.matvec_memory_fraction),
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
                 "source": self.source, "fitted": self.fitted}
 
@@ -170,6 +177,8 @@ def _parse(doc, key: str, value):
         if value not in ACCUMULATORS:
             raise doc.error(f"expected one of: {', '.join(ACCUMULATORS)}, got {value!r}", (key,))
         return value
+    if key == "matvec_memory_fraction":
+        return _fractions(doc, key, value)
     if key == "unfused":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise doc.error(f"expected a list of: {', '.join(UNFUSED_KINDS)}", (key,))
@@ -189,6 +198,22 @@ def _parse(doc, key: str, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise doc.error(f"expected a number > 0, got {value!r}", (key,))
     return float(value)
+
+
+def _fractions(doc, key: str, value) -> tuple[tuple[str, float], ...]:
+    """A mapping of memory kind -> fraction in (0, 1], as sorted pairs (hashable)."""
+    if not isinstance(value, dict):
+        raise doc.error(f"expected a mapping of memory kind to a fraction, e.g. {{hbm: 0.75}}, got {value!r}",
+                        (key,))
+    out = []
+    for kind, frac in value.items():
+        if kind not in MEMORY_KINDS:
+            raise doc.error(f"unknown memory kind '{kind}'", (key, kind), suggestion=did_you_mean(str(kind),
+                                                                                                  MEMORY_KINDS))
+        if isinstance(frac, bool) or not isinstance(frac, (int, float)) or not 0 < frac <= 1:
+            raise doc.error(f"expected a fraction in (0, 1], got {frac!r}", (key, kind))
+        out.append((str(kind), float(frac)))
+    return tuple(sorted(out))
 
 
 SI_NAMES = {**{k: f"{k}_s" for k in TIME_FIELDS}, "runtime_reserve": "runtime_reserve_bytes"}

@@ -163,6 +163,14 @@ def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, s
         if launch is not None and op.kind != "runtime":
             # the runtime's launch cost for this kernel replaces the device's (part of the signature)
             d.fixed_s = max(d.fixed_s - device.launch_overhead_s, 0.0) + float(launch)
+        fractions = getattr(op, "memory_fraction", None)
+        if fractions:
+            # the runtime's kernel reaches this fraction of the main-memory rate (per memory kind)
+            main = device.main_memory
+            fraction = dict(fractions).get(device.memory[main].kind, 1.0)
+            key_m = f"memory:{main}"
+            if key_m in d.rates and fraction != 1.0:
+                d.rates[key_m] *= fraction
         entry = (d, d.time_s, d.bound)
         if key is not None:
             if len(memo) >= MEMO_LIMIT:

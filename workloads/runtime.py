@@ -34,6 +34,9 @@ facts the cost model prices, never into times of its own:
     the fp32 logits are copied to the host (``.logits_to_host``, a
     :class:`~workloads.operators.MemCopy`), as llama.cpp did before it learned to skip unused
     outputs (March 2024);
+* ``matvec_memory_fraction``: a one-row GEMM (batch-1 decode, the engine's mat-vec kernel) gets
+  the attribute ``memory_fraction`` (memory kind -> fraction), and the cost model gives it that
+  fraction of its main-memory rate on a device whose main memory is of that kind;
 * ``ubatch_tokens``: an attention whose queries exceed it runs as passes of at most that many
   queries (``.ub0``, ``.ub1``, ...), pass ``i`` attending to every key up to its last query,
   as llama.cpp splits a prompt into micro-batches (the GEMMs' FLOPs and bytes do not depend on
@@ -145,6 +148,9 @@ def _expand(op, profile, meta: dict) -> tuple[list, list]:
                                flops=3.0, special=True))
     elif isinstance(op, MatMul):
         after = _matmul_kernels(op, unfused, meta, stage)
+        if profile.matvec_memory_fraction and op.m * op.batch == 1 and after[0] is op:
+            after[0] = copy.copy(op)
+            after[0].memory_fraction = profile.matvec_memory_fraction
         if "f16_convert" in unfused and op.m > 1 and op.inputs and op.inputs[0].role == "activation" \
                 and not _needs_quantize(after[0]):
             wide = after[0]
