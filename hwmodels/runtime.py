@@ -26,6 +26,8 @@ property of the engine, not of the hardware or the model. A runtime profile
 * ``gemm_accumulate``: ``fp32`` (what the catalog's peaks mean) or ``fp16``: the engine's cuBLAS
   GEMMs accumulate in fp16 (ggml's CUBLAS_COMPUTE_16F), and run at a device's
   ``fp16_accumulate_peak`` where it states one (a GeForce card: twice its fp32-accumulate rate);
+* ``activation_dtype``: the dtype the engine keeps activations in between kernels when it is not
+  the model's (ggml: ``fp32``): norms and elementwise kernels read and write it;
 * ``matvec_memory_fraction``: per main-memory kind (``hbm``, ``gddr``, ...), the fraction of
   the memory rate the cost model gives a GEMM that the engine's one-row kernel (batch-1 decode)
   reaches: a mat-vec kernel with too few bytes in flight falls short on HBM, whose bandwidth x
@@ -51,6 +53,7 @@ from importlib import resources
 from pathlib import Path
 
 from . import yamlio
+from .dtypes import DTYPES
 from .errors import InputError, did_you_mean
 from .kinds import MEMORY_KINDS
 from .registry import Registry
@@ -74,7 +77,7 @@ UNFUSED_KINDS = ("fp8_quantize", "f16_convert", "attention_scores", "norm_weight
 TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
 ACCUMULATORS = ("fp32", "fp16")
 FIELDS = (*TIME_FIELDS, "async_scheduling", "cuda_graph_max_tokens", "ubatch_tokens", "gemm_accumulate",
-          "matvec_memory_fraction", "unfused", "runtime_reserve", "gpu_time_scale")
+          "activation_dtype", "matvec_memory_fraction", "unfused", "runtime_reserve", "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
 
 
@@ -95,6 +98,7 @@ class RuntimeProfile:
     unfused: tuple[str, ...] = ()
     ubatch_tokens: int = 0
     gemm_accumulate: str = "fp32"
+    activation_dtype: str = ""
     matvec_memory_fraction: tuple[tuple[str, float], ...] = ()
     runtime_reserve_bytes: float = 0.0
     gpu_time_scale: float = 1.0
@@ -142,6 +146,7 @@ class RuntimeProfile:
                 "graph_launch_s": self.graph_launch_s, "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
                 "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
                 "ubatch_tokens": self.ubatch_tokens, "gemm_accumulate": self.gemm_accumulate,
+                "activation_dtype": self.activation_dtype,
                 "matvec_memory_fraction": dict(self.matvec_memory_fraction),
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
                 "source": self.source, "fitted": self.fitted}
@@ -176,6 +181,10 @@ def _parse(doc, key: str, value):
     if key == "gemm_accumulate":
         if value not in ACCUMULATORS:
             raise doc.error(f"expected one of: {', '.join(ACCUMULATORS)}, got {value!r}", (key,))
+        return value
+    if key == "activation_dtype":
+        if value not in DTYPES:
+            raise doc.error(f"unknown dtype {value!r}", (key,), suggestion=did_you_mean(str(value), DTYPES))
         return value
     if key == "matvec_memory_fraction":
         return _fractions(doc, key, value)

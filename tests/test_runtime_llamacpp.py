@@ -9,7 +9,7 @@ from hwmodels.runtime import RuntimeProfile, load_runtime
 from roofline import cost
 from simulator import simulate
 from workloads import Graph, build_llm
-from workloads.operators import Attention, Elementwise, MatMul
+from workloads.operators import Attention, Elementwise, MatMul, RMSNorm
 from workloads.runtime import with_runtime
 
 US = 1e-6
@@ -153,6 +153,7 @@ def test_the_mat_vec_kernel_reaches_a_fraction_of_the_memory_rate_by_memory_kind
     ("matvec_memory_fraction: {hbm: 1.5}\n", r"matvec_memory_fraction\.hbm: expected a fraction in \(0, 1\]"),
     ("matvec_memory_fraction: {hbn: 0.5}\n", r"unknown memory kind 'hbn'.*did you mean 'hbm'"),
     ("matvec_memory_fraction: 0.5\n", r"expected a mapping of memory kind to a fraction"),
+    ("activation_dtype: fp33\n", r"activation_dtype: unknown dtype 'fp33'.*did you mean 'fp32'"),
 ])
 def test_bad_matvec_fractions_name_the_field(tmp_path, text, match):
     path = tmp_path / "rt.yaml"
@@ -160,3 +161,14 @@ def test_bad_matvec_fractions_name_the_field(tmp_path, text, match):
     with pytest.raises(InputError) as err:
         load_runtime(str(path))
     assert err.match(match) or pytest.fail(str(err.value))
+
+
+def test_fp32_activations_widen_norms_and_elementwise_kernels_only():
+    prof = RuntimeProfile("w", activation_dtype="fp32")
+    norm = RMSNorm(name="n", rows=512, cols=4096, dtype="fp16")
+    (wide,) = with_runtime(one(norm), prof).ops
+    # reads and writes 512 x 4096 x 4 B, and the fp32 weight (4096 x 4 B)
+    assert sum(t.bytes for t in wide.inputs) == 512 * 4096 * 4 + 4096 * 4
+    assert wide.outputs[0].bytes == 512 * 4096 * 4 and wide.dtype == "fp32"
+    gemm = MatMul(name="mm", m=512, n=4096, k=4096, dtype="fp16")
+    assert with_runtime(one(gemm), prof).ops[0].inputs[0].dtype == "fp16"

@@ -34,6 +34,9 @@ facts the cost model prices, never into times of its own:
     the fp32 logits are copied to the host (``.logits_to_host``, a
     :class:`~workloads.operators.MemCopy`), as llama.cpp did before it learned to skip unused
     outputs (March 2024);
+* ``activation_dtype``: norms and elementwise kernels read and write their tensors in it (ggml
+  keeps activations in fp32; the graph's GEMMs and attention keep their dtypes, the conversions
+  of ``f16_convert`` and ``attention_scores`` sit between);
 * ``matvec_memory_fraction``: a one-row GEMM (batch-1 decode, the engine's mat-vec kernel) gets
   the attribute ``memory_fraction`` (memory kind -> fraction), and the cost model gives it that
   fraction of its main-memory rate on a device whose main memory is of that kind;
@@ -131,10 +134,21 @@ def _attention_kernels(op: Attention, unfused: tuple, ubatch: int, stage: int) -
     return before, after
 
 
+def _widened(op, dtype: str):
+    """Norm or elementwise ``op`` with its tensors and arithmetic in ``dtype`` (the engine's
+    activation dtype; "": as the graph has it)."""
+    if not dtype or not isinstance(op, (Elementwise, RMSNorm)) or op.dtype == dtype:
+        return op
+    def retype(tensors):
+        return [dataclasses.replace(t, dtype=dtype) for t in tensors]
+    return dataclasses.replace(op, dtype=dtype, inputs=retype(op.inputs), outputs=retype(op.outputs))
+
+
 def _expand(op, profile, meta: dict) -> tuple[list, list]:
     """(kernels before ``op``, ``op`` and the kernels after it) as ``profile`` runs ``op``."""
     unfused = profile.unfused
     stage = op.stage
+    op = _widened(op, profile.activation_dtype)
     before, after = [], [op]
     if "fp8_quantize" in unfused and _needs_quantize(op):
         before.append(_quantize(op, stage)[0])
