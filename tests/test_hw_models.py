@@ -13,7 +13,7 @@ from hwmodels.host import HostFacts, detect_facts, parse_cpuinfo, raw_from_facts
 from hwmodels.loader import CATALOG_DIR, load_raw
 from hwmodels.yamlio import loads
 
-ISSUE_DEVICES = {"a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h100-pcie", "h200-sxm", "l4", "mi300x",
+ISSUE_DEVICES = {"a100-sxm-80gb", "a100-sxm-40gb", "a100-pcie-80gb", "h100-sxm", "h100-pcie", "h200-sxm", "l4", "mi300x",
                  "tpu-v4", "tpu-v5e", "gaudi2", "gaudi3", "alveo-u280", "alveo-v80", "cz120-cxl",
                  "xeon-8480", "grace", "host",
                  # the serving issue's devices
@@ -31,7 +31,7 @@ def test_catalog_has_exactly_the_issue_ids():
     assert set(hwmodels.catalog_ids("memory")) == {"cz120-cxl"}
     assert set(hwmodels.catalog_ids("cpu")) == {"xeon-8480", "grace", "host"}
     # overlays (extends:) have the kind of what they extend
-    assert set(hwmodels.catalog_ids("gpu")) == {"a100-sxm-80gb", "a100-sxm-40gb", "h100-sxm", "h100-pcie",
+    assert set(hwmodels.catalog_ids("gpu")) == {"a100-sxm-80gb", "a100-sxm-40gb", "a100-pcie-80gb", "h100-sxm", "h100-pcie",
                                                 "h200-sxm", "l4", "mi300x", "rtx-4090",
                                                 "rtx-pro-6000-server", "l40s", "b200", "mi325x"}
     with pytest.raises(InputError, match="did you mean 'gpu'"):
