@@ -58,6 +58,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 
+from hwmodels.dtypes import DTYPE_BYTES
 from hwmodels.runtime import load_runtime
 
 from .graph import Graph
@@ -66,6 +67,7 @@ from .tensors import Tensor
 
 QUANTIZE_FLOPS_PER_ELEMENT = 2.0   # multiply by the scale, convert
 CONVERT_FLOPS_PER_ELEMENT = 1.0    # one conversion an element
+SILU_FLOPS_PER_ELEMENT = 3.0       # x / (1 + exp(-x)): negate, add, divide (and one exp)
 ACTIVATION_DTYPE = "fp32"          # ggml's activations between kernels
 
 
@@ -139,9 +141,8 @@ def _widened(op, dtype: str):
     activation dtype; "": as the graph has it)."""
     if not dtype or not isinstance(op, (Elementwise, RMSNorm)) or op.dtype == dtype:
         return op
-    def retype(tensors):
-        return [dataclasses.replace(t, dtype=dtype) for t in tensors]
-    return dataclasses.replace(op, dtype=dtype, inputs=retype(op.inputs), outputs=retype(op.outputs))
+    return dataclasses.replace(op, dtype=dtype, inputs=[dataclasses.replace(t, dtype=dtype) for t in op.inputs],
+                               outputs=[dataclasses.replace(t, dtype=dtype) for t in op.outputs])
 
 
 def _expand(op, profile, meta: dict) -> tuple[list, list]:
@@ -149,39 +150,45 @@ def _expand(op, profile, meta: dict) -> tuple[list, list]:
     unfused = profile.unfused
     stage = op.stage
     op = _widened(op, profile.activation_dtype)
-    before, after = [], [op]
-    if "fp8_quantize" in unfused and _needs_quantize(op):
-        before.append(_quantize(op, stage)[0])
     if isinstance(op, Attention):
-        before, after = _attention_kernels(op, unfused, profile.ubatch_tokens, stage)
-    elif isinstance(op, RMSNorm) and "norm_weight" in unfused:
-        after.append(_convert(f"{op.name}.weight_mul", op.rows * op.cols, ACTIVATION_DTYPE, ACTIVATION_DTYPE, stage))
-    elif (isinstance(op, Elementwise) and "swiglu_split" in unfused and op.operands == 2
-          and op.name.endswith(".act")):
-        before.append(_convert(f"{op.name}.silu", op.numel, ACTIVATION_DTYPE, ACTIVATION_DTYPE, stage,
-                               flops=3.0, special=True))
-    elif isinstance(op, MatMul):
-        after = _matmul_kernels(op, unfused, meta, stage)
-        if profile.matvec_memory_fraction and op.m * op.batch == 1 and after[0] is op:
-            after[0] = copy.copy(op)
-            after[0].memory_fraction = profile.matvec_memory_fraction
-        if "f16_convert" in unfused and op.m > 1 and op.inputs and op.inputs[0].role == "activation" \
-                and not _needs_quantize(after[0]):
-            wide = after[0]
-            before.append(_convert(f"{op.name}.to_f16", wide.inputs[0].numel, ACTIVATION_DTYPE, wide.dtype, stage))
-            after.insert(1, _convert(f"{op.name}.to_f32", wide.outputs[0].numel, wide.dtype, ACTIVATION_DTYPE,
-                                     stage))
+        return _attention_kernels(op, unfused, profile.ubatch_tokens, stage)
+    if isinstance(op, MatMul):
+        return _gemm_kernels(op, profile, meta)
+    if isinstance(op, RMSNorm) and "norm_weight" in unfused:
+        return [], [op, _convert(f"{op.name}.weight_mul", op.rows * op.cols, ACTIVATION_DTYPE, ACTIVATION_DTYPE,
+                                 stage)]
+    if isinstance(op, Elementwise) and "swiglu_split" in unfused and op.operands == 2 and op.name.endswith(".act"):
+        return [_convert(f"{op.name}.silu", op.numel, ACTIVATION_DTYPE, ACTIVATION_DTYPE, stage,
+                         flops=SILU_FLOPS_PER_ELEMENT, special=True)], [op]
+    return [], [op]
+
+
+def _gemm_kernels(op: MatMul, profile, meta: dict) -> tuple[list, list]:
+    """(kernels before, the GEMM and the kernels after it) of ``op`` under ``profile``."""
+    unfused, stage = profile.unfused, op.stage
+    if "fp8_quantize" in unfused and _needs_quantize(op):
+        return [_quantize(op, stage)[0]], [op]
+    after = _lm_head_kernels(op, unfused, meta, stage)
+    gemm = after[0]
+    if profile.matvec_memory_fraction and gemm.m * gemm.batch == 1:
+        gemm = copy.copy(gemm)
+        gemm.memory_fraction = profile.matvec_memory_fraction
+        after[0] = gemm
+    before = []
+    if "f16_convert" in unfused and gemm.m > 1 and gemm.inputs and gemm.inputs[0].role == "activation":
+        before.append(_convert(f"{op.name}.to_f16", gemm.inputs[0].numel, ACTIVATION_DTYPE, gemm.dtype, stage))
+        after.insert(1, _convert(f"{op.name}.to_f32", gemm.outputs[0].numel, gemm.dtype, ACTIVATION_DTYPE, stage))
     return before, after
 
 
-def _matmul_kernels(op: MatMul, unfused: tuple, meta: dict, stage: int) -> list:
+def _lm_head_kernels(op: MatMul, unfused: tuple, meta: dict, stage: int) -> list:
     """The LM head over every prompt token with its logits copied to the host (``all_logits``,
     prefill), or ``op`` as it is."""
     prompt = int(meta.get("prompt_len") or 1)
     if "all_logits" not in unfused or meta.get("phase") != "prefill" or op.name != "lm_head" or prompt <= 1:
         return [op]
     head = dataclasses.replace(op, m=op.m * prompt, inputs=[], outputs=[])
-    logits = head.outputs[0].numel * 4.0   # fp32 logits
+    logits = head.outputs[0].numel * DTYPE_BYTES[ACTIVATION_DTYPE]
     return [head, MemCopy(name=f"{op.name}.logits_to_host", bytes_moved=logits, src="device", dst="host",
                           stage=stage)]
 
