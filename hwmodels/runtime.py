@@ -33,8 +33,8 @@ property of the engine, not of the hardware or the model. A runtime profile
   reaches: a mat-vec kernel with too few bytes in flight falls short on HBM, whose bandwidth x
   latency product is larger, and not on GDDR (kinds not named: 1);
 * ``ubatch_tokens``: the most tokens of a prompt one forward pass takes (llama.cpp's n_ubatch):
-  a longer prefill runs as passes of that many queries, each attending to the keys so far
-  (0: the whole prompt in one pass);
+  the attention of a longer prefill runs as passes of that many queries, each attending to the
+  keys so far (0: the whole prompt in one pass; the GEMMs are priced whole);
 * for the serving simulator (:mod:`simulator.serving`, which takes the same profile as its
   engine profile): ``runtime_reserve`` (device memory kept beyond weights, activations and KV
   cache) and ``gpu_time_scale`` (measured / predicted GPU time of a run it was fitted on);
