@@ -154,7 +154,8 @@ class RuntimeProfile:
 
 def _document(ref: str):
     path = Path(ref)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    # a bundled name wins over a file of that name ("llama.cpp" is also the usual checkout folder)
+    if path.suffix in (".yaml", ".yml") or (ref not in RUNTIMES.names() and path.exists()):
         return yamlio.load(path)
     file = RUNTIMES.get(ref, path="runtime")
     text = resources.files("hwmodels.runtimes").joinpath(file).read_text(encoding="utf-8")

@@ -34,6 +34,12 @@ def test_profiles_load_with_their_sourced_figures():
     assert new.fitted.startswith("nothing") and old.fitted.startswith("nothing")
 
 
+def test_the_name_wins_over_a_llama_cpp_checkout_in_the_working_directory(tmp_path, monkeypatch):
+    (tmp_path / "llama.cpp").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert load_runtime("llama.cpp").name == "llama.cpp"
+
+
 def test_f16_convert_wraps_a_cublas_gemm_but_not_a_mat_vec():
     prof = RuntimeProfile("c", unfused=("f16_convert",))
     gemm = MatMul(name="mm", m=512, n=11008, k=4096, dtype="fp16")
