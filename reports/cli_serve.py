@@ -39,8 +39,9 @@ def serve_command(p) -> None:
                                                         "(default half)")
     p.add_argument("--router", default="round_robin", metavar="NAME",
                    help="a registered router (simulator.serving.ROUTERS; default round_robin)")
-    p.add_argument("--requests", metavar="FILE|ID", help="trace file (JSONL or CSV) or a bundled trace: "
-                                                         "azure-conv, azure-code, vllm-rtx4090")
+    p.add_argument("--requests", metavar="FILE|ID", help="trace file (JSONL or CSV), a bundled trace "
+                                                         "(azure-conv, azure-code, vllm-rtx4090) or a request "
+                                                         "length mix drawn --num-requests times at --rate (sharegpt)")
     p.add_argument("--num-requests", type=int, help="requests to draw (or the first N of --requests)")
     p.add_argument("--rate", type=str, help="requests/s (Poisson; default 'inf': all at once)")
     p.add_argument("--burstiness", type=float, help="gamma shape of the gaps (default 1: Poisson)")
@@ -120,15 +121,24 @@ def result_document(res, args) -> dict:
 
 
 def _check_workload(args) -> None:
-    """The request options that go together: a trace brings its own arrivals and lengths; an open
-    loop (--rate, --burstiness) and a closed one (--concurrency) exclude each other."""
+    """The request options that go together: a trace brings its own arrivals and lengths, a mix its
+    lengths (it needs --num-requests); an open loop (--rate, --burstiness) and a closed one
+    (--concurrency) exclude each other."""
     from hwmodels.errors import InputError
+    from simulator.serving.mixes import REQUEST_MIXES
 
     if args.requests is None and args.num_requests is None:
         raise InputError("give --requests FILE or --num-requests N", path="requests")
     drawn = {"--rate": args.rate, "--burstiness": args.burstiness, "--input-len": args.input_len,
              "--output-len": args.output_len}
-    if args.requests is not None:
+    if args.requests in REQUEST_MIXES:
+        if args.num_requests is None:
+            raise InputError(f"the request mix {args.requests} needs --num-requests N", path="num_requests")
+        given = [k for k in ("--input-len", "--output-len") if drawn[k] is not None]
+        if given:
+            raise InputError(f"{', '.join(given)}: the request mix {args.requests} has its own lengths",
+                             path=given[0].lstrip("-"))
+    elif args.requests is not None:
         given = [k for k, v in drawn.items() if v is not None]
         if given:
             raise InputError(f"{', '.join(given)} apply to drawn requests; the trace {args.requests} has its own "

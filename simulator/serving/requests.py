@@ -15,6 +15,9 @@ Traces (:func:`load_trace`): JSONL with ``input_toks``, ``output_toks`` and an a
 ``arrived_at,num_prefill_tokens,num_decode_tokens`` or the Azure columns
 ``TIMESTAMP,ContextTokens,GeneratedTokens``; ``.gz`` files are read through gzip. The bundled
 traces (:data:`BUNDLED`) are named by id.
+
+Mixes (:mod:`.mixes`, e.g. ``sharegpt``): a public benchmark's length distribution without
+arrival times; the lengths come from the mix, the arrivals from ``rate`` (or a closed loop).
 """
 
 from __future__ import annotations
@@ -32,6 +35,8 @@ import numpy as np
 
 from hwmodels import limits
 from hwmodels.errors import InputError, unknown_name
+
+from .mixes import REQUEST_MIXES, load_mix
 
 BUNDLED = {
     "azure-conv": "azure-conv-2023.csv.gz",
@@ -167,8 +172,8 @@ def _open_text(ref: str) -> tuple[str, str]:
     else:
         path = Path(ref)
         if not path.exists():
-            raise InputError(f"no such trace file (bundled traces: {', '.join(BUNDLED)})", file=ref,
-                             path="requests")
+            raise InputError(f"no such trace file (bundled traces: {', '.join(BUNDLED)}; request mixes: "
+                             f"{', '.join(REQUEST_MIXES.names())})", file=ref, path="requests")
         data, name = path.read_bytes(), ref
     if name.endswith(".gz"):
         try:
@@ -299,8 +304,16 @@ def make_requests(*, trace=None, num_requests: int | None = None, rate: float = 
                   seed: int = 0, closed_loop: bool = False) -> list[Request]:
     """The requests of a run: from ``trace`` (a file, a bundled id or a list of (arrival_s,
     input_toks, output_toks); its first ``num_requests`` if given), or
-    ``num_requests`` drawn (arrivals at ``rate``, lengths from ``input_len`` / ``output_len``).
+    ``num_requests`` drawn (arrivals at ``rate``, lengths from ``input_len`` / ``output_len``, or
+    from the mix ``trace`` names, :data:`~.mixes.REQUEST_MIXES`).
     ``closed_loop``: arrival times are left at 0 (the replica admits them by concurrency)."""
+    if isinstance(trace, str) and trace in REQUEST_MIXES:
+        if num_requests is None:
+            raise InputError(f"the mix '{trace}' has no length of its own: give num_requests", path="num_requests")
+        n = _count(num_requests)
+        prompts, outputs = load_mix(trace).draw(n, np.random.default_rng(seed))
+        times = np.zeros(n) if closed_loop else arrival_times(n, rate, burstiness, seed)
+        return [Request(i, float(t), int(p), int(o)) for i, (t, p, o) in enumerate(zip(times, prompts, outputs))]
     if trace is not None:
         rows = load_trace(trace) if isinstance(trace, (str, Path)) else _rows(trace)
         if num_requests is not None:
