@@ -27,7 +27,7 @@ import yaml
 import hwmodels
 from hwmodels.defaults import NON_MATRIX_FLOP_ENERGY_RATIO, flop_energy_at_tdp_j
 from hwmodels.jsonable import dumps_json
-from simulator.public import simulate_row
+from simulator.public import serve_row
 from simulator.simulate import simulate
 from workloads.llm import build_llm
 
@@ -84,7 +84,7 @@ def load_rows() -> dict[str, dict]:
 
 @dataclass
 class RowEnergy:
-    """Predicted decode-step energy per token (J) and average power (W) of one public row."""
+    """Predicted energy per output token (J) and average power (W) of one public row."""
 
     energy_per_token_j: float
     avg_power_w: float
@@ -92,10 +92,10 @@ class RowEnergy:
 
 def predict_row(row: dict, fraction: float, folder: Path) -> RowEnergy:
     """The row's energy per output token and power with the rule's power section at ``fraction``
-    (the same simulation as ``ridgeline validate --public``)."""
-    steps, _ = simulate_row({**row, "hardware": _rule_hardware(row["hardware"], fraction, folder)})
-    step = steps["decode"]
-    return RowEnergy(step.energy_per_token_j, step.energy_j / step.latency_s)
+    (the same serving run as ``ridgeline validate --public``: the run's energy over its output
+    tokens, and its energy over its duration)."""
+    run = serve_row({**row, "hardware": _rule_hardware(row["hardware"], fraction, folder)})
+    return RowEnergy(run["j_per_output_token"], run["avg_power_w"])
 
 
 def fit_fraction(row: dict, folder: Path) -> float:

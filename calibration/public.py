@@ -5,9 +5,10 @@ attention, GELU, STREAM, pointer-chase latency, NVLink copy, all-reduce bus band
 workloads operator costed by ``roofline.cost`` on the catalog device; LLM rows (time to first
 token, inter-token latency, output throughput, energy per token, and prefill or decode tokens/s
 derived from the first two) are predicted by the simulator's public-row helper
-(:func:`simulator.public.predict_public_row`). A row the model cannot predict (a device missing
-from the catalog, an unknown workload, a serving run over a request mix) keeps ``predicted =
-None`` and says why, so the table always lists every row. Nothing here is tuned to these rows:
+(:func:`simulator.public.predict_public_row`), the served ones (serving runs over a request mix,
+the ML.ENERGY chat rows) by a run of the serving simulator. A row the model cannot predict (a
+device missing from the catalog, an unknown workload) keeps ``predicted = None`` and says why, so
+the table always lists every row. Nothing here is tuned to these rows:
 sizes the sources do not state are fixed a priori and named in :data:`ASSUMED`.
 
 Every row carries a ``role`` in the CSV, set before any prediction of it was looked at: ``fit``
@@ -30,7 +31,7 @@ import hwmodels
 from hwmodels.errors import InputError
 from roofline.collectives import bus_factor
 from roofline.costs import cost
-from simulator.public import predict_public_row
+from simulator.public import predict_public_row, served
 from workloads.operators import Attention, Collective, Elementwise, MatMul
 from workloads.tensors import Tensor
 
@@ -66,13 +67,9 @@ DERIVED_LLM_METRICS: dict[str, tuple[str, Callable[[dict, float], float]]] = {
     "decode_throughput": ("median_inter_token_latency", lambda row, ms: _count(row, "batch") / (ms * 1e-3)),
 }
 
-# Metrics the model has no predictor for yet, with the reason the table shows.
-NOT_PREDICTED_YET = {
-    "serving_output_throughput": "not predicted yet: a serving run over a request mix (ShareGPT) needs the "
-                                 "serving simulator",
-    "serving_median_tpot": "not predicted yet: a serving run over a request mix (ShareGPT) needs the "
-                           "serving simulator",
-}
+# Metrics the model has no predictor for yet, with the reason the table shows (none at present:
+# the serving rows run the serving simulator, simulator.public.serve_row).
+NOT_PREDICTED_YET: dict[str, str] = {}
 
 UNIT_SCALE = {"TFLOP/s": 1e12, "GB/s": 1e9, "Gelem/s": 1e9, "ms": 1e-3, "ns": 1e-9, "s": 1.0,
               "tok/s": 1.0, "J/tok": 1.0}
@@ -221,7 +218,7 @@ def predict_row(row: dict, regimes: list | None = None) -> tuple[float | None, s
             value = None if ms is None else convert(row, ms)
     except InputError as err:
         return None, f"not predicted: {err.problems[0].message}"
-    return (None if value is None else float(value)), "simulator"
+    return (None if value is None else float(value)), "serving simulator" if served(row) else "simulator"
 
 
 def _resolve_source(source: str, previous: str) -> str:

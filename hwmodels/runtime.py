@@ -7,6 +7,9 @@ property of the engine, not of the hardware or the model. A runtime profile
 * ``step_cpu`` / ``per_sequence_cpu``: CPU work per step (scheduling, preparing inputs, sampling,
   detokenizing), fixed and per scheduled sequence; ``async_scheduling``: that work overlaps the
   GPU work of the step (the step takes the longer of the two) instead of preceding it;
+  ``scheduler_steps``: multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps``): the engine
+  schedules and prepares inputs once for that many consecutive steps, so each step carries
+  ``1 / scheduler_steps`` of that CPU work;
 * ``sync``: the host-device synchronisation at the end of a step (sampled tokens copied back);
 * ``launch`` / ``graph_launch``: the GPU-side cost of launching one kernel eagerly and inside a
   CUDA graph (replacing the device's ``launch_overhead``), and ``cuda_graph_max_tokens``: the
@@ -76,8 +79,9 @@ UNFUSED_KINDS = ("fp8_quantize", "f16_convert", "attention_scores", "norm_weight
                  "all_logits")
 TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
 ACCUMULATORS = ("fp32", "fp16")
-FIELDS = (*TIME_FIELDS, "async_scheduling", "cuda_graph_max_tokens", "ubatch_tokens", "gemm_accumulate",
-          "activation_dtype", "matvec_memory_fraction", "unfused", "runtime_reserve", "gpu_time_scale")
+FIELDS = (*TIME_FIELDS, "async_scheduling", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
+          "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "unfused", "runtime_reserve",
+          "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
 
 
@@ -90,6 +94,7 @@ class RuntimeProfile:
     step_cpu_s: float = 0.0
     per_sequence_cpu_s: float = 0.0
     async_scheduling: bool = False
+    scheduler_steps: int = 1
     sync_s: float = 0.0
     launch_s: float | None = None
     graph_launch_s: float | None = None
@@ -117,8 +122,9 @@ class RuntimeProfile:
         return phase == "decode" and batch <= self.cuda_graph_max_tokens
 
     def step_cpu_total_s(self, sequences: int) -> float:
-        """CPU time of one step that schedules ``sequences`` sequences."""
-        return self.step_cpu_s + self.per_sequence_cpu_s * sequences
+        """CPU time of one step that schedules ``sequences`` sequences: a scheduling pass (fixed
+        and per sequence), shared by the ``scheduler_steps`` steps it schedules at once."""
+        return (self.step_cpu_s + self.per_sequence_cpu_s * sequences) / self.scheduler_steps
 
     # -- what the serving simulator asks of its engine profile (this same object) -------------
     def gpu_time(self, cost) -> float:
@@ -142,7 +148,8 @@ class RuntimeProfile:
 
     def to_dict(self) -> dict:
         return {"name": self.name, "step_cpu_s": self.step_cpu_s, "per_sequence_cpu_s": self.per_sequence_cpu_s,
-                "async_scheduling": self.async_scheduling, "sync_s": self.sync_s, "launch_s": self.launch_s,
+                "async_scheduling": self.async_scheduling, "scheduler_steps": self.scheduler_steps,
+                "sync_s": self.sync_s, "launch_s": self.launch_s,
                 "graph_launch_s": self.graph_launch_s, "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
                 "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
                 "ubatch_tokens": self.ubatch_tokens, "gemm_accumulate": self.gemm_accumulate,
@@ -189,6 +196,10 @@ def _parse(doc, key: str, value):
         return value
     if key == "matvec_memory_fraction":
         return _fractions(doc, key, value)
+    if key == "scheduler_steps":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise doc.error(f"expected a whole number of steps >= 1, got {value!r}", (key,))
+        return value
     if key == "unfused":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise doc.error(f"expected a list of: {', '.join(UNFUSED_KINDS)}", (key,))

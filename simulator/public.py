@@ -12,7 +12,12 @@ How a metric maps to simulated steps:
 * ``output_throughput`` (static batch, ``input_len`` in / ``output_len`` out): batch x output
   tokens over one prefill (which yields the first token) plus ``output_len - 1`` decode steps at
   the mean context (a decode step's time is affine in the context, so the mean step is exact).
-* ``energy_per_output_token``: the decode step's energy (idle + active baseline + dynamic) over its tokens.
+Served rows (:func:`served`) are runs of the serving simulator instead (:func:`serve_config` maps
+the row to ``simulator.serving.serve`` arguments, :func:`serve_row` runs it, remembered): a
+request mix (``ShareGPT N prompts all at once`` or ``at R req/s``: ``serving_output_throughput``,
+``serving_median_tpot``) and the ML.ENERGY chat rows, whose "batch" is the server's maximum batch
+(``median_inter_token_latency`` and ``energy_per_output_token`` of a run that keeps it full, new
+prompts prefilled as earlier requests finish: vLLM v0 runs them as steps of their own).
 
 Each step runs under the runtime profile its row's ``framework`` names (:func:`runtime_of`:
 TensorRT-LLM -> ``trtllm``, SGLang -> ``sglang``, vLLM -> ``vllm-v0.6`` or ``vllm-v1`` by version,
@@ -22,12 +27,17 @@ with where they come from.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
+import math
 import re
 
 import hwmodels
 from hwmodels.errors import InputError
+from hwmodels.runtime import load_runtime
 from workloads import build_llm, bundled_ids
 
+from .serving.mixes import load_mix
 from .simulate import simulate
 
 ASSUMED = {
@@ -37,7 +47,33 @@ ASSUMED = {
     # ML.ENERGY leaderboard, Llama-3.1-8B-Instruct on lm-arena-chat: mean output 388.7 tokens
     # (stated on the batch-8 row; the batch-256 row is the same dataset).
     "chat_output_tokens": 388.7,
+    # The spread of the chat lengths around those means is not stated: lognormal with sigma 1.0
+    # (the same round a-priori spread as the bundled ShareGPT mix).
+    "chat_length_sigma": 1.0,
+    # Requests of a served chat row: enough for a steady state at the server's maximum batch
+    # (each of the batch's places turns over about 16 times, so that the drain at the end, when fewer
+    # requests are left than places, holds a small share of the tokens) and at least 256.
+    "chat_requests_per_seat": 16,
+    "chat_min_requests": 256,
 }
+
+# How the engines of the served rows ran, from their sources (never tuned to a row). The vLLM
+# rows of the SGLang benchmark ran vLLM 0.6.0 with --max_model_len 4096 (the README's commands):
+# chunked prefill stays off (vLLM turns it on by itself only above 32K), so the V0 scheduler runs
+# whole prompts first (``orca``) within max(max_model_len, 2048) = 4096 tokens a step and at most
+# 256 sequences (max_num_seqs' default), with gpu_memory_utilization 0.9. SGLang 0.3.0 also runs
+# prefill batches apart from decode batches, up to 16,384 prompt tokens (max_prefill_tokens'
+# default), with as many requests as its request pool holds (2,048 at these KV sizes:
+# max(tokens / context_len x 512, 2048)), mem_frac 0.88 (the README sets it at TP 1 and 4),
+# radix cache off (--disable-radix-cache). Blocks of 16 tokens for both (SGLang's are 1 token;
+# the difference is under one block a request).
+SERVING_ENGINES = {
+    "vllm-v0.6": {"scheduler": "orca", "max_num_seqs": 256, "gpu_memory_utilization": 0.9},
+    "sglang": {"scheduler": "orca", "max_num_seqs": 2048, "max_num_batched_tokens": 16384,
+               "gpu_memory_utilization": 0.88},
+}
+SERVED_METRICS = ("serving_output_throughput", "serving_median_tpot")
+CHAT_SERVED_METRICS = ("median_inter_token_latency", "energy_per_output_token")
 
 # The runtime profile (hwmodels/runtimes) each row's ``framework`` column names, first match wins;
 # llama.cpp builds of 2023 (b1xxx) run the December 2023 profile, later ones ``llama.cpp``;
@@ -58,7 +94,7 @@ def runtime_of(row: dict) -> str:
 
 UNITS = {"ms": 1e-3, "s": 1.0, "tok/s": 1.0, "J/tok": 1.0}
 LLM_METRICS = ("time_to_first_token", "median_inter_token_latency", "output_throughput",
-               "energy_per_output_token")
+               "energy_per_output_token", *SERVED_METRICS)
 
 
 def _int(row: dict, key: str) -> int | None:
@@ -123,6 +159,117 @@ def simulate_row(row: dict):
     return steps, output
 
 
+# -- served rows ----------------------------------------------------------------------------------
+def served(row: dict) -> bool:
+    """Whether a row is predicted by a serving run: a request mix, energy per output token (a
+    served run's energy over its tokens), or a chat row's ITL."""
+    metric = row.get("metric", "")
+    return (metric in SERVED_METRICS or metric == "energy_per_output_token"
+            or ("chat" in row.get("workload", "") and metric in CHAT_SERVED_METRICS))
+
+
+def _lognormal(mean: float, sigma: float) -> str:
+    """A ``lognormal:MEDIAN,SIGMA`` length spec with mean ``mean`` (median = mean / e^(sigma^2/2))."""
+    return f"lognormal:{mean * math.exp(-sigma * sigma / 2):.6g},{sigma:g}"
+
+
+def _requests(row: dict) -> dict:
+    """The requests of a served row: a mix drawn N times (at R req/s, or all at once), or the
+    chat lengths of :data:`ASSUMED` sent all at once, enough to keep the server's batch full."""
+    workload = row["workload"]
+    mix = re.search(r"ShareGPT (\d+) prompts (?:all at once|at ([\d.]+) req/s)", workload)
+    if mix:
+        rate = float(mix.group(2)) if mix.group(2) else math.inf
+        return {"requests": "sharegpt", "num_requests": int(mix.group(1)), "rate": rate}
+    if "chat" not in workload:
+        raise InputError(f"row {row.get('id')}: a served row names a request mix (ShareGPT N prompts ...) "
+                         "or chat prompts", path="workload")
+    batch = _int(row, "batch") or 1
+    prompt, output = _lengths(row)
+    sigma = ASSUMED["chat_length_sigma"]
+    n = max(ASSUMED["chat_min_requests"], ASSUMED["chat_requests_per_seat"] * batch)
+    return {"num_requests": n, "rate": math.inf, "input_len": _lognormal(prompt, sigma),
+            "output_len": _lognormal(output, sigma)}
+
+
+def serve_config(row: dict) -> dict:
+    """The ``simulator.serving.serve`` arguments of a served row (see :data:`SERVING_ENGINES`):
+    its model, hardware and TP, its requests, the engine's scheduler and limits, and the runtime
+    profile its framework names, with ``--num-scheduler-steps N`` when the framework says so.
+    A chat row's "batch" is the server's maximum batch (``max_num_seqs``)."""
+    runtime = runtime_of(row)
+    if runtime not in SERVING_ENGINES:
+        raise InputError(f"row {row.get('id')}: no serving engine settings for runtime '{runtime}'",
+                         path="framework")
+    profile = load_runtime(runtime)
+    steps = re.search(r"--num-scheduler-steps (\d+)", row.get("framework") or "")
+    if steps:
+        profile = dataclasses.replace(profile, scheduler_steps=int(steps.group(1)))
+    config = {"model": _model(row), "hardware": row["hardware"], "tp": _int(row, "devices") or 1,
+              "dtype": (row.get("dtype") or "bf16").strip(), "profile": profile, "prefix_caching": False,
+              "seed": 0, **SERVING_ENGINES[runtime], **_requests(row)}
+    if "ShareGPT" in row["workload"]:
+        config["max_model_len"] = 4096          # the README's --max_model_len for vLLM
+        if runtime == "vllm-v0.6":
+            config["max_num_batched_tokens"] = 4096     # max(max_model_len, 2048)
+    if "chat" in row["workload"]:
+        config["max_num_seqs"] = _int(row, "batch") or 1
+    return config
+
+
+def _key(config: dict) -> tuple:
+    return tuple(sorted((k, v) for k, v in config.items()))
+
+
+@functools.lru_cache(maxsize=32)
+def _serve_cached(key: tuple) -> dict:
+    from .serving import serve
+
+    config = dict(key)
+    res = serve(config.pop("model"), config.pop("hardware"), **config)
+    m = res.metrics
+    steps = res.steps
+    decodes = steps["decodes"].to_numpy()
+    busy = decodes > 0
+    return {"output_tokens_per_s": m["throughput"]["output_tokens_per_s"], "median_tpot_s": m["tpot_s"]["median"],
+            "median_itl_s": m["itl_s"]["median"], "j_per_output_token": m["energy"]["j_per_output_token"],
+            "avg_power_w": m["energy"]["total_j"] / m["duration_s"] if m["duration_s"] > 0 else 0.0,
+            "mean_decode_batch": float(decodes[busy].mean()) if busy.any() else 1.0}
+
+
+def serve_row(row: dict) -> dict:
+    """The serving run of a served row (remembered: the ITL and energy rows of one chat run share
+    it): output tok/s, median TPOT and ITL (s), J per output token, average power (W) and the
+    mean batch of its decode steps."""
+    return dict(_serve_cached(_key(serve_config(row))))
+
+
+def _served_regime(row: dict, run: dict) -> str:
+    """The regime of a served row: that of its decode step at the run's mean decode batch."""
+    config = serve_config(row)
+    prompt = round(load_mix("sharegpt").prompt_mean) if "ShareGPT" in row["workload"] else _lengths(row)[0]
+    return _decode_regime(config["model"], row["hardware"], _int(row, "devices") or 1, config["dtype"],
+                          max(1, round(run["mean_decode_batch"])), prompt, config["profile"])
+
+
+@functools.lru_cache(maxsize=32)
+def _decode_regime(model: str, hardware: str, tp: int, dtype: str, batch: int, prompt: int, profile) -> str:
+    hw = _hardware({"hardware": hardware, "devices": str(tp)})
+    graph = build_llm(model, "decode", batch=batch, prompt_len=prompt, context=prompt, dtype=dtype, tp=tp)
+    return simulate(graph, hw, runtime=profile).regime
+
+
+def predict_served_row(row: dict, regimes: list | None = None) -> float:
+    """A served row's predicted value in its unit (:func:`serve_row`)."""
+    run = serve_row(row)
+    if regimes is not None:
+        regimes.append(_served_regime(row, run))
+    value = {"serving_output_throughput": run["output_tokens_per_s"], "serving_median_tpot": run["median_tpot_s"],
+             "median_inter_token_latency": run["median_itl_s"],
+             "energy_per_output_token": run["j_per_output_token"]}[row["metric"]]
+    return value / UNITS[row["unit"]]
+
+
 def predict_public_row(row: dict, regimes: list | None = None) -> float | None:
     """The predicted value of an LLM row of the public CSV in the row's unit (None otherwise);
     the regime of the step the metric rests on is appended to ``regimes`` when given."""
@@ -132,6 +279,8 @@ def predict_public_row(row: dict, regimes: list | None = None) -> float | None:
     unit = row.get("unit", "")
     if unit not in UNITS:
         raise InputError(f"unexpected unit '{unit}' for {metric}", path="unit")
+    if served(row):
+        return predict_served_row(row, regimes)
     steps, output = simulate_row(row)
     if regimes is not None:
         regimes.append((steps.get("decode") or steps["prefill"]).regime)
@@ -140,9 +289,7 @@ def predict_public_row(row: dict, regimes: list | None = None) -> float | None:
         value = steps["prefill"].latency_s
     elif metric == "median_inter_token_latency":
         value = steps["decode"].latency_s
-    elif metric == "output_throughput":
+    else:
         total = steps["prefill"].latency_s + (output - 1) * steps["decode"].latency_s
         value = batch * output / total
-    else:
-        value = steps["decode"].energy_per_token_j
     return value / UNITS[unit]

@@ -100,13 +100,13 @@ def test_units_binary_and_decimal_are_kept_apart():
 
 def test_energy_per_flop_follows_the_stated_tdp_rule():
     # A large bf16 GEMM at 80% of peak draws the TDP on top of the active baseline
-    # (static + 0.54 x (TDP - static)): H100 (700 - 410.2) W / (989 TFLOP/s x 0.8).
+    # (static + 0.50 x (TDP - static) = 70 + 0.50 x 630 = 385 W): H100 (700 - 385) W / (989 TFLOP/s x 0.8).
     h100 = hwmodels.load_device("h100-sxm")
-    assert h100.power.energy_j_per_flop["bf16"] == pytest.approx((700 - 410.2) / (989e12 * 0.8), rel=5e-3)
-    # fp32 runs on A100's CUDA cores only: bf16 (400 - 239.0) W / (312 TFLOP/s x 0.8) x the
+    assert h100.power.energy_j_per_flop["bf16"] == pytest.approx((700 - 385.0) / (989e12 * 0.8), rel=5e-3)
+    # fp32 runs on A100's CUDA cores only: bf16 (400 - 225.0) W / (312 TFLOP/s x 0.8) x the
     # Horowitz fp32/bf16 ratio 4.6 ((3.7 + 0.9) / (1.1 + 0.4) x 3/2 operand delivery).
     a100 = hwmodels.load_device("a100-sxm-80gb")
-    assert a100.power.energy_j_per_flop["fp32"] == pytest.approx((400 - 239.0) / (312e12 * 0.8) * 4.6, rel=5e-3)
+    assert a100.power.energy_j_per_flop["fp32"] == pytest.approx((400 - 225.0) / (312e12 * 0.8) * 4.6, rel=5e-3)
     # HBM: Horowitz DRAM 1.3 nJ per 8 B x0.2 ~ 32 pJ/B
     assert h100.memory["hbm"].energy_j_per_byte == pytest.approx(1.3e-9 / 8 * 0.2, rel=0.02)
 

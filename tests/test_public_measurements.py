@@ -72,11 +72,11 @@ def test_prefill_and_decode_rates_come_from_the_simulated_step_times():
     assert _predict(tg["id"])["predicted"] == pytest.approx(1 / (step_ms * 1e-3))
 
 
-def test_serving_runs_are_listed_as_not_predicted_yet():
-    result = _predict("serve-a100-llama31-8b-vllm-tput")
-    assert result["predicted"] is None and result["error"] is None
-    assert result["how"].startswith("not predicted yet")
-    assert result["class"] == "serving" and result["role"] == "fit"
+def test_serving_rows_are_runs_of_the_serving_simulator():
+    result = _predict("serve-a100-llama31-8b-sglang-tpot")
+    assert result["predicted"] > 0 and result["error"] is not None
+    assert result["how"] == "serving simulator"
+    assert result["class"] == "serving" and result["role"] == "held-out"
 
 
 def test_groups_by_role_and_class_by_hand():

@@ -316,11 +316,15 @@ def test_perfetto_trace(tmp_path):
     assert len(steps) == len(res.steps)
 
 
-@pytest.mark.parametrize("scheduler, kv_blocks, budget", [("vllm", 400, 8192), ("static", None, 8192),
-                                                         ("orca", 600, 8192), ("sarathi", 300, 16)])
-def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_blocks, budget):
-    kw = dict(num_requests=60, rate=4, input_len="uniform:100,900", output_len="uniform:20,200", seed=5,
-              scheduler=scheduler, kv_blocks=kv_blocks, max_num_batched_tokens=budget, chunk_size=budget)
+@pytest.mark.parametrize("scheduler, kv_blocks, budget, rate, seqs", [
+    ("vllm", 400, 8192, 4, 256), ("static", None, 8192, 4, 256), ("orca", 600, 8192, 4, 256), ("sarathi", 300, 16, 4, 256),
+    # offline, requests waiting: runs played at once while no place (orca: max_num_seqs; static: a
+    # batch running) or no blocks (orca without prefix caching) let a waiting one in
+    ("orca", None, 8192, math.inf, 8), ("orca", 300, 8192, math.inf, 64), ("static", None, 8192, math.inf, 8)])
+def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_blocks, budget, rate, seqs):
+    kw = dict(num_requests=60, rate=rate, input_len="uniform:100,900", output_len="uniform:20,200", seed=5,
+              scheduler=scheduler, kv_blocks=kv_blocks, max_num_batched_tokens=budget, chunk_size=budget,
+              max_num_seqs=seqs, prefix_caching=math.isfinite(rate))
     fast, slow = serve(MODEL, HW, **kw), serve(MODEL, HW, fast_forward=False, **kw)
     assert len(fast.steps) == len(slow.steps)
     for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):

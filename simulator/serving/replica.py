@@ -124,7 +124,7 @@ class Replica:
                 yield self.wake
                 self.wake = None
                 continue
-            if cluster.fast_forward and not self.waiting:
+            if cluster.fast_forward and (not self.waiting or self._admits_none()):
                 run = self._decode_run(env.now)
                 if run is not None:
                     yield env.timeout(run[0][-1] - env.now)
@@ -161,9 +161,16 @@ class Replica:
         self._record(now, duration, batch, energy, len(batch.decodes) + sum(c.last for c in chunks))
         return duration
 
+    def _admits_none(self) -> bool:
+        """Whether the scheduler says no waiting request can join before a running one finishes
+        (its ``admits_none``; a scheduler without one is asked every step)."""
+        admits_none = getattr(self.scheduler, "admits_none", None)
+        return admits_none is not None and admits_none(self)
+
     def _decode_run(self, now: float):
         """Play, at once, the decode-only steps that follow while nothing arrives: every running
-        request decodes each step (no waiting request, the scheduler lets all decode), until a
+        request decodes each step (no waiting request, or none the scheduler could admit before
+        a running one finishes, and the scheduler lets all decode), until a
         request finishes, an arrival is due, or the free blocks run out. The same steps, the
         same step times as one at a time; only the Python per step is saved. Returns the step
         end times, or None (fewer than two such steps: the ordinary path takes them)."""
@@ -179,15 +186,16 @@ class Replica:
             c = r.computed
             if r.tokens - c != 1 or r.generated == 0 or r.swapped:   # a decode (not a prompt's last token)
                 return None
+            rest = r.output - r.generated
+            if rest < 2:                    # it finishes in the next step: no run of two
+                return None
             context += c
-            left = min(left, r.output - r.generated)
+            left = min(left, rest)
             first = r.blocks * bs - c       # the step at which it needs a new block
             if first < bs:
                 starts[first] += 1
-            elif first < r.output - r.generated:
+            elif first < rest:
                 return None
-        if left < 2:
-            return None
         cluster = self.cluster
         model, profile = cluster.step_model, cluster.profile
         # step j decodes with contexts summing to context + j n; its cost depends on that only

@@ -178,6 +178,15 @@ class OrcaScheduler:
     def decodes_alone(self, n: int) -> bool:
         return True
 
+    def admits_none(self, replica) -> bool:
+        """Whether no waiting request can be admitted until a running one finishes: every place
+        is taken, or (without prefix caching, which could hand blocks back) the oldest waiting
+        prompt's blocks are not free, and decode steps only take more of them."""
+        if len(replica.running) >= self.config.max_num_seqs:
+            return True
+        head = replica.waiting[0]
+        return not replica.cluster.prefix_caching and not replica.kv.can_hold(head, head.tokens)
+
     def schedule(self, replica) -> Batch | None:
         cfg = self.config
         batch = Batch()
@@ -207,6 +216,10 @@ class StaticScheduler:
 
     def decodes_alone(self, n: int) -> bool:
         return True
+
+    def admits_none(self, replica) -> bool:
+        """Arrivals wait while a batch runs."""
+        return bool(replica.running)
 
     def schedule(self, replica) -> Batch | None:
         batch = Batch()

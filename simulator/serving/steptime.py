@@ -283,9 +283,12 @@ class StepTimeModel:
 
     def energy_j(self, cost: StepCost, gpu_s: float, wall_s: float) -> float:
         """Energy of a step whose GPU work took ``gpu_s`` (the cost model's time, maybe scaled by
-        the engine profile) within ``wall_s`` on the clock: dynamic energy, the active baseline
-        while the GPU works, idle power for the rest."""
-        return cost.dynamic_j + self._power_j(gpu_s) + self.static_w * max(0.0, wall_s - gpu_s)
+        the engine profile) within ``wall_s`` on the clock: dynamic energy, and the active
+        baseline over the whole step. The host work around a step's kernels (scheduling,
+        sampling: a few ms) is too short for the device to clock down, and ``simulate --runtime``
+        counts a step's device busy throughout it too; idle power is for the time between steps
+        (the replica's business)."""
+        return cost.dynamic_j + self._power_j(max(gpu_s, wall_s))
 
     def _power_j(self, time_s: float) -> float:
         """Idle power of every device over the step, plus the active baseline of the stage that
