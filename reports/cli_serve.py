@@ -68,6 +68,9 @@ def serve_command(p) -> None:
     p.add_argument("--runtime", "--profile", dest="profile", default="vllm-v1", metavar="NAME|FILE",
                    help="the engine around the kernels (the runtime profile, as simulate --runtime): a bundled "
                         "profile (none, vllm-v0.6, vllm-v1, trtllm, sglang) or a YAML file (default vllm-v1)")
+    p.add_argument("--scheduler-steps", type=int, metavar="N",
+                   help="multi-step scheduling: the engine schedules once for N steps, sharing the step's CPU "
+                        "work (vLLM 0.6's --num-scheduler-steps; default: the profile's scheduler_steps)")
     p.add_argument("--slo-ttft", type=float, metavar="S")
     p.add_argument("--slo-tpot", type=float, metavar="S")
     p.add_argument("--slo-e2e", type=float, metavar="S")
@@ -85,6 +88,7 @@ def cmd_serve(args) -> int:
     from simulator.serving import serve
 
     _check_workload(args)
+    profile = _profile(args)
     res = serve(args.model, args.hw, requests=args.requests, num_requests=args.num_requests,
                 rate=_rate(args.rate or "inf"), burstiness=1.0 if args.burstiness is None else args.burstiness,
                 concurrency=args.concurrency, input_len=args.input_len or "512",
@@ -95,7 +99,7 @@ def cmd_serve(args) -> int:
                 max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=args.chunk_size,
                 block_size=args.block_size, gpu_memory_utilization=args.gpu_memory_utilization,
                 kv_blocks=args.kv_blocks, preemption=args.preemption, prefix_caching=args.prefix_caching, slo_ttft=args.slo_ttft,
-                slo_tpot=args.slo_tpot, slo_e2e=args.slo_e2e, seed=args.seed, profile=args.profile)
+                slo_tpot=args.slo_tpot, slo_e2e=args.slo_e2e, seed=args.seed, profile=profile)
     if res.metrics["rejected"]:
         first = res.rejected[0]
         warn(f"{res.metrics['rejected']} request(s) rejected (request {first[0]}: {first[1]})")
@@ -118,6 +122,21 @@ def result_document(res, args) -> dict:
     return {"kind": "serve", **res.to_dict(requests=args.with_requests), "latencies": latencies_of(res),
             "timeseries": res.timeseries().to_dict(orient="records"),
             "manifest": manifest(args, hardware=[args.hw], meta=knobs, seed=args.seed)}
+
+
+def _profile(args):
+    """The runtime profile by name or file, with ``--scheduler-steps`` when given."""
+    if args.scheduler_steps is None:
+        return args.profile
+    import dataclasses
+
+    from hwmodels.errors import InputError
+    from hwmodels.runtime import load_runtime
+
+    if args.scheduler_steps < 1:
+        raise InputError(f"--scheduler-steps must be a whole number >= 1, got {args.scheduler_steps}",
+                         path="scheduler_steps")
+    return dataclasses.replace(load_runtime(args.profile), scheduler_steps=args.scheduler_steps)
 
 
 def _check_workload(args) -> None:

@@ -132,6 +132,15 @@ def test_multi_step_scheduling_shares_the_step_cpu():
     assert ten.step_time(10e-3, 256) == pytest.approx(10.79e-3)
 
 
+def test_cli_scheduler_steps_reaches_the_profile(capsys):
+    args = ["serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--num-requests", "4", "--output-len", "8",
+            "--runtime", "vllm-v0.6", "--format", "json", "--no-requests"]
+    assert main([*args, "--scheduler-steps", "10"]) == 0
+    assert json.loads(capsys.readouterr().out)["config"]["scheduler_steps"] == 10
+    assert main([*args, "--scheduler-steps", "0"]) == 2
+    assert "--scheduler-steps must be a whole number >= 1" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("value, match", [("0", "scheduler_steps: expected a whole number of steps >= 1"),
                                           ("'10'", "scheduler_steps: expected a whole number")])
 def test_bad_scheduler_steps_is_an_input_error(tmp_path, value, match):

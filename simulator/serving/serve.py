@@ -104,7 +104,8 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     config = dict(model=cfg.id, hardware=hardware if isinstance(hardware, str) else system.id, tp=tp, pp=pp,
                   replicas=replicas, scheduler=scheduler, router=router, max_num_seqs=max_num_seqs,
                   max_num_batched_tokens=sconf.max_num_batched_tokens, block_size=block_size,
-                  preemption=preemption, prefix_caching=prefix_caching, profile=eng.name, seed=seed, kv_budget=budget.to_dict())
+                  preemption=preemption, prefix_caching=prefix_caching, profile=eng.name,
+                  scheduler_steps=eng.scheduler_steps, seed=seed, kv_budget=budget.to_dict())
     return _result(cluster, reqs, budget, blocks, step_model, config,
                    {"ttft_s": slo_ttft, "tpot_s": slo_tpot, "e2e_s": slo_e2e})
 
