@@ -9,7 +9,8 @@ property of the engine, not of the hardware or the model. A runtime profile
   GPU work of the step (the step takes the longer of the two) instead of preceding it;
   ``scheduler_steps``: multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps``): the engine
   schedules and prepares inputs once for that many consecutive steps, so each step carries
-  ``1 / scheduler_steps`` of that CPU work;
+  ``1 / scheduler_steps`` of that CPU work (and the serving simulator's ``orca`` scheduler admits
+  waiting prompts only between such runs);
 * ``sync``: the host-device synchronisation at the end of a step (sampled tokens copied back);
 * ``launch`` / ``graph_launch``: the GPU-side cost of launching one kernel eagerly and inside a
   CUDA graph (replacing the device's ``launch_overhead``), and ``cuda_graph_max_tokens``: the

@@ -2,6 +2,7 @@
 configuration mapping by hand, multi-step scheduling's share of the step CPU, and the energy of
 a served step."""
 
+import dataclasses
 import json
 import math
 
@@ -13,9 +14,10 @@ from hwmodels.errors import InputError
 from hwmodels.runtime import RuntimeProfile, load_runtime
 from reports.cli import main
 from simulator.public import predict_public_row, serve_config, served
-from simulator.serving import serve
+from simulator.serving import SCHEDULERS, serve
 from simulator.serving.mixes import REQUEST_MIXES, load_mix
 from simulator.serving.requests import make_requests
+from simulator.serving.schedulers import SchedulerConfig
 from simulator.serving.steptime import StepCost, StepTimeModel
 
 ROWS = {r["id"]: r for r in load_rows()}
@@ -139,6 +141,37 @@ def test_cli_scheduler_steps_reaches_the_profile(capsys):
     assert json.loads(capsys.readouterr().out)["config"]["scheduler_steps"] == 10
     assert main([*args, "--scheduler-steps", "0"]) == 2
     assert "--scheduler-steps must be a whole number >= 1" in capsys.readouterr().err
+
+
+def test_multi_step_runs_move_by_hand():
+    sched = SCHEDULERS.get("orca")(SchedulerConfig(decode_run_steps=10))
+    sched.locked = 3
+    sched.advance(3)        # the run's last 3 steps
+    assert sched.locked == 0
+    sched.locked = 3
+    sched.advance(4)        # 3 steps end the run, the 4th starts one of 10: 9 left
+    assert sched.locked == 9
+    sched.locked = 3
+    sched.advance(13)       # 3 + 10: a whole run after this one, nothing left
+    assert sched.locked == 0
+    sched.locked = 3
+    sched.advance(14)       # 3 + 10 + 1: a third run started, 9 left
+    assert sched.locked == 9
+
+
+def test_multi_step_admits_waiting_prompts_only_between_runs():
+    profile = dataclasses.replace(load_runtime("vllm-v0.6"), scheduler_steps=4)
+    res = serve("llama-3.1-8b", "h100-sxm", num_requests=80, rate=40.0, input_len="uniform:20,200",
+                output_len="uniform:20,120", scheduler="orca", profile=profile, seed=2)
+    prefills = res.steps["prefills"].to_numpy() > 0
+    run = 0
+    for is_prefill in prefills:      # decode steps between two prefill steps: whole runs of 4
+        if is_prefill:
+            assert run % 4 == 0, run
+            run = 0
+        else:
+            run += 1
+    assert prefills.sum() > 10 and res.metrics["completed"] == 80
 
 
 @pytest.mark.parametrize("value, match", [("0", "scheduler_steps: expected a whole number of steps >= 1"),

@@ -1,5 +1,6 @@
 """Serving simulation: requests, KV blocks, schedulers, metrics, and the paper claims they reproduce."""
 
+import dataclasses
 import json
 import math
 
@@ -13,6 +14,7 @@ from reports.cli import main
 from simulator.serving import SCHEDULERS, serve
 from simulator.serving.kvcache import KVCache
 from simulator.serving.metrics import serving_metrics, stats
+from simulator.serving.profile import load_profile
 from simulator.serving.requests import Request, arrival_times, draw_lengths, load_trace
 
 MODEL, HW = "llama-3.1-8b", "h100-sxm"
@@ -316,15 +318,19 @@ def test_perfetto_trace(tmp_path):
     assert len(steps) == len(res.steps)
 
 
-@pytest.mark.parametrize("scheduler, kv_blocks, budget, rate, seqs", [
-    ("vllm", 400, 8192, 4, 256), ("static", None, 8192, 4, 256), ("orca", 600, 8192, 4, 256), ("sarathi", 300, 16, 4, 256),
+@pytest.mark.parametrize("scheduler, kv_blocks, budget, rate, seqs, steps", [
+    ("vllm", 400, 8192, 4, 256, 1), ("static", None, 8192, 4, 256, 1), ("orca", 600, 8192, 4, 256, 1),
+    ("sarathi", 300, 16, 4, 256, 1),
     # offline, requests waiting: runs played at once while no place (orca: max_num_seqs; static: a
     # batch running) or no blocks (orca without prefix caching) let a waiting one in
-    ("orca", None, 8192, math.inf, 8), ("orca", 300, 8192, math.inf, 64), ("static", None, 8192, math.inf, 8)])
-def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_blocks, budget, rate, seqs):
+    ("orca", None, 8192, math.inf, 8, 1), ("orca", 300, 8192, math.inf, 64, 1), ("static", None, 8192, math.inf, 8, 1),
+    # multi-step scheduling: waiting requests join only at the end of a 7-step decode run
+    ("orca", None, 8192, 4, 256, 7), ("orca", 300, 8192, math.inf, 16, 7)])
+def test_decode_runs_played_at_once_match_one_step_at_a_time(scheduler, kv_blocks, budget, rate, seqs, steps):
+    profile = dataclasses.replace(load_profile("vllm-v0.6"), scheduler_steps=steps)
     kw = dict(num_requests=60, rate=rate, input_len="uniform:100,900", output_len="uniform:20,200", seed=5,
               scheduler=scheduler, kv_blocks=kv_blocks, max_num_batched_tokens=budget, chunk_size=budget,
-              max_num_seqs=seqs, prefix_caching=math.isfinite(rate))
+              max_num_seqs=seqs, prefix_caching=math.isfinite(rate), profile=profile)
     fast, slow = serve(MODEL, HW, **kw), serve(MODEL, HW, fast_forward=False, **kw)
     assert len(fast.steps) == len(slow.steps)
     for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):

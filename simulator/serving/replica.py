@@ -215,8 +215,12 @@ class Replica:
         kv_used = self.kv.used + np.cumsum(np.asarray(starts)[j % bs])
         k = int(np.searchsorted(kv_used, self.kv.blocks_total, side="right"))
         ends = now + np.cumsum(durations[:k])
-        # stop at the step during which the next request arrives (it joins the step after)
+        # stop at the step during which the next request arrives (it joins the step after), or
+        # where the scheduler would let a waiting one in (the end of a multi-step run)
         k = min(k, int(np.searchsorted(ends, cluster.next_arrival_s(), side="left")) + 1)
+        cap = getattr(self.scheduler, "steps_before_admission", None)
+        if self.waiting and cap is not None and cap(self) is not None:
+            k = min(k, cap(self))
         if k < 2:
             return None
         durations, energies, kv_used, ends = durations[:k], energies[:k], kv_used[:k], ends[:k]
@@ -238,6 +242,9 @@ class Replica:
         """Hand out the tokens of ``k`` decode steps ending at ``ends`` to every running request."""
         bs = self.kv.block_size
         k = len(ends)
+        advance = getattr(self.scheduler, "advance", None)
+        if advance is not None:
+            advance(k)
         gaps = array("d", np.diff(ends))
         last = float(ends[-1])
         itl = self.cluster.itl

@@ -30,9 +30,13 @@ class SchedulerConfig:
     max_num_batched_tokens: int = 8192
     chunk_size: int = 512            # sarathi's token budget per step
     reserve_full_prompt: bool = True  # admit only when the whole prompt's blocks are free
+    # multi-step scheduling (the engine profile's scheduler_steps, vLLM 0.6's
+    # --num-scheduler-steps): orca runs a decode batch this many steps before it looks at the
+    # waiting requests again
+    decode_run_steps: int = 1
 
     def __post_init__(self):
-        for name in ("max_num_seqs", "max_num_batched_tokens", "chunk_size"):
+        for name in ("max_num_seqs", "max_num_batched_tokens", "chunk_size", "decode_run_steps"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise InputError(f"{name} must be a positive integer, got {value!r}", path=name)
@@ -170,22 +174,44 @@ class SarathiScheduler(VLLMScheduler):
 class OrcaScheduler:
     """Iteration-level batching without chunking: when waiting requests can be admitted, the
     step runs their whole prompts (up to the token budget, at least one prompt) and the running
-    requests wait (vLLM v0's prefill-first policy); otherwise every running request decodes."""
+    requests wait (vLLM v0's prefill-first policy); otherwise every running request decodes.
+
+    With ``decode_run_steps`` N > 1 (multi-step scheduling, vLLM 0.6) a decode batch runs N
+    steps before the waiting requests are looked at again (``locked``: the steps left of the
+    current run); a prefill step is a step of its own. A request that finishes inside a run
+    leaves it at once (vLLM keeps its place to the run's end)."""
 
     def __init__(self, config: SchedulerConfig):
         self.config = config
+        self.locked = 0
 
     def decodes_alone(self, n: int) -> bool:
         return True
 
     def admits_none(self, replica) -> bool:
-        """Whether no waiting request can be admitted until a running one finishes: every place
-        is taken, or (without prefix caching, which could hand blocks back) the oldest waiting
-        prompt's blocks are not free, and decode steps only take more of them."""
+        """Whether no waiting request can be admitted before a running one finishes or the
+        current multi-step run ends (:meth:`steps_before_admission`)."""
+        return bool(self.locked) or self._full(replica)
+
+    def _full(self, replica) -> bool:
+        """Every place is taken, or (without prefix caching, which could hand blocks back) the
+        oldest waiting prompt's blocks are not free, and decode steps only take more of them."""
         if len(replica.running) >= self.config.max_num_seqs:
             return True
         head = replica.waiting[0]
         return not replica.cluster.prefix_caching and not replica.kv.can_hold(head, head.tokens)
+
+    def steps_before_admission(self, replica) -> int | None:
+        """Decode steps that may be played at once before a waiting request could join: the
+        rest of the current multi-step run when only it keeps them out; None: until a running
+        request finishes."""
+        return self.locked if self.locked and not self._full(replica) else None
+
+    def advance(self, steps: int) -> None:
+        """``steps`` decode steps were played at once: move through the multi-step runs (a
+        decode step outside a run starts one of ``decode_run_steps``)."""
+        n = self.config.decode_run_steps
+        self.locked = self.locked - steps if steps <= self.locked else n - 1 - (steps - self.locked - 1) % n
 
     def schedule(self, replica) -> Batch | None:
         cfg = self.config
@@ -194,14 +220,19 @@ class OrcaScheduler:
         def room(req, batch) -> bool:   # at least one prompt, then whole prompts within the budget
             return not batch.prefills or batch.tokens + req.tokens - req.computed <= cfg.max_num_batched_tokens
 
-        _admit_whole(replica, batch, cfg.max_num_seqs, room)
-        if batch:
-            return batch
+        if not self.locked:
+            _admit_whole(replica, batch, cfg.max_num_seqs, room)
+            if batch:
+                return batch
         for req in list(replica.running):
             if req in replica.running_set and _grow_or_preempt(replica, req, req.computed + 1,
                                                                protect=batch.decodes):
                 batch.add(req, req.tokens - req.computed)
-        return batch or None
+        if not batch:
+            self.locked = 0
+            return None
+        self.advance(1)
+        return batch
 
 
 @SCHEDULERS.register("static", help="static batching (FasterTransformer): a batch is admitted when the "

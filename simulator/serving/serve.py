@@ -75,14 +75,14 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     _check(preemption=preemption, replicas=replicas, block_size=block_size, max_num_seqs=max_num_seqs,
            kv_blocks=kv_blocks, concurrency=concurrency, rate=rate, slo_ttft=slo_ttft, slo_tpot=slo_tpot,
            slo_e2e=slo_e2e)
+    eng = load_profile(profile)
     sconf = SchedulerConfig(max_num_seqs=max_num_seqs, max_num_batched_tokens=max_num_batched_tokens or 8192,
-                            chunk_size=chunk_size)
+                            chunk_size=chunk_size, decode_run_steps=eng.scheduler_steps)
     split = getattr(sched_cls, "disaggregated", False)
     prefill_replicas = _pools(split, replicas, prefill_replicas)
     reqs = make_requests(trace=requests, num_requests=num_requests, rate=rate, burstiness=burstiness,
                          input_len=input_len, output_len=output_len, seed=seed,
                          closed_loop=concurrency is not None)
-    eng = load_profile(profile)
     step_model = StepTimeModel(cfg, hardware, tp=tp, pp=pp, dtype=dtype, weight_dtype=weight_dtype,
                                kv_dtype=kv_dtype)
     system = step_model.system
