@@ -6,17 +6,22 @@ inverse), so a positive residual means the real run was slower or hungrier than 
 residuals are grouped by the row's class (gemm, attention, prefill, decode, ...) and the regime
 of its prediction (compute-, memory- or overhead-bound); the interval of a figure is the figure
 scaled by the group's split-conformal 10% and 90% residual bounds (:func:`_quantiles`). A group needs
-:data:`MIN_GROUP` rows; with fewer, the class alone, then the regime alone, then all rows are used
-(:func:`group_keys`). Fit rows never enter: they may have been tuned to.
+:data:`MIN_GROUP` rows; with fewer, the class alone, then (for a class with a pool, :data:`FALLBACK_POOL`:
+serving borrows the pooled prefill, decode and serving rows, ``llm``) the pool with the regime and
+the pool alone, then the regime alone, then all rows are used (:func:`group_keys`); the group a
+figure's interval came from is its basis (:func:`basis`). Fit rows never enter: they may have been
+tuned to.
 
 ``python -m calibration.intervals`` recomputes the bundled table (``data/intervals.json``) and
 prints the leave-one-out coverage (each held-out row's measurement against the interval built
 without it), which ``ridgeline validate --public`` also reports. The CLI attaches the intervals to
-``op`` and ``simulate`` figures as ``<key>_interval: [lo, hi]``.
+``op``, ``simulate`` and ``serve`` figures as ``<key>_interval: [lo, hi]`` (a serving run's with
+its ``interval_basis``, :func:`attach_serve_intervals`).
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from importlib import resources
@@ -40,16 +45,29 @@ def residual(row: dict) -> float | None:
     return math.log(1.0 / ratio if row.get("unit") in RATE_UNITS else ratio)
 
 
+# Pools of kin classes: a class named in FALLBACK_POOL whose own held-out rows are too few borrows
+# its pool's before falling back to the regime alone. A serving run is prefills and decodes under a
+# runtime, so its kin are the LLM step rows (the serving class held one or two rows at first).
+POOLS = {"llm": ("prefill", "decode", "serving")}
+FALLBACK_POOL = {"serving": "llm"}
+
+
+def _with_regime(keys: list[str], regime: str | None) -> list[str]:
+    return [k for key in keys for k in ([f"{key}/{regime}"] if regime else []) + [key]]
+
+
 def group_keys(cls: str | None, regime: str | None) -> list[str]:
-    """The groups a figure's interval may come from, most specific first."""
-    keys = []
-    if cls and regime:
-        keys.append(f"{cls}/{regime}")
-    if cls:
-        keys.append(cls)
-    if regime:
-        keys.append(regime)
-    return [*keys, "all"]
+    """The groups a figure's interval may come from, most specific first: class and regime,
+    class, its pool (:data:`FALLBACK_POOL`) with the regime, the pool, the regime, all."""
+    keys = _with_regime([k for k in (cls, FALLBACK_POOL.get(cls or "")) if k], regime)
+    return [*keys, *([regime] if regime else []), "all"]
+
+
+def member_keys(cls: str | None, regime: str | None) -> list[str]:
+    """The groups a held-out row of class ``cls`` in ``regime`` counts in: those of
+    :func:`group_keys` and every pool its class belongs to (:data:`POOLS`)."""
+    pools = [pool for pool, members in POOLS.items() if cls in members]
+    return list(dict.fromkeys([*group_keys(cls, regime), *_with_regime(pools, regime)]))
 
 
 def _quantiles(values: list[float], level: float) -> tuple[float, float]:
@@ -67,14 +85,15 @@ def _quantiles(values: list[float], level: float) -> tuple[float, float]:
 
 
 def fit_table(rows: list[dict], level: float = LEVEL) -> dict[str, dict]:
-    """Residual percentiles per group (``class/regime``, ``class``, ``regime``, ``all``) of the
-    held-out rows: ``{key: {"n", "lo", "hi"}}``, groups with at least :data:`MIN_GROUP` rows."""
+    """Residual percentiles per group (``class/regime``, ``class``, ``pool/regime``, ``pool``,
+    ``regime``, ``all``) of the held-out rows: ``{key: {"n", "lo", "hi"}}``, groups with at least
+    :data:`MIN_GROUP` rows."""
     groups: dict[str, list[float]] = {}
     for row in rows:
         r = residual(row) if row.get("role", "held-out") == "held-out" else None
         if r is None:
             continue
-        for key in group_keys(row.get("class"), row.get("regime")):
+        for key in member_keys(row.get("class"), row.get("regime")):
             groups.setdefault(key, []).append(r)
     out = {}
     for key, values in sorted(groups.items()):
@@ -90,6 +109,15 @@ def bounds(table: dict, cls: str | None, regime: str | None) -> tuple[float, flo
         if key in table:
             return table[key]["lo"], table[key]["hi"], key
     return 0.0, 0.0, "none"
+
+
+def basis(table: dict, cls: str | None, regime: str | None) -> dict:
+    """Where the interval of a figure of class ``cls`` in ``regime`` comes from: the ``group``
+    used, its held-out rows ``n``, and ``fallback`` (true when the class with the regime, or the
+    class alone, had fewer than :data:`MIN_GROUP` rows and a wider group stood in)."""
+    _, _, key = bounds(table, cls, regime)
+    return {"class": cls, "regime": regime, "group": key, "n": table.get(key, {}).get("n", 0),
+            "fallback": key not in group_keys(cls, regime)[:1 + bool(cls and regime)], "level": LEVEL}
 
 
 def interval(value: float, table: dict, cls: str | None, regime: str | None, *, rate: bool = False) -> list[float]:
@@ -123,10 +151,14 @@ def coverage(rows: list[dict], level: float = LEVEL) -> dict:
     return {key: {"n": n, "inside": k, "coverage": k / n} for key, (n, k) in counts.items()}
 
 
+@functools.cache
+def _bundled_text() -> str:
+    return resources.files("calibration.data").joinpath(TABLE_FILE).read_text(encoding="utf-8")
+
+
 def load_table() -> dict:
     """The bundled interval table (``calibration/data/intervals.json``)."""
-    text = resources.files("calibration.data").joinpath(TABLE_FILE).read_text(encoding="utf-8")
-    return json.loads(text)["groups"]
+    return json.loads(_bundled_text())["groups"]
 
 
 def table_document(rows: list[dict], level: float = LEVEL) -> dict:
@@ -166,6 +198,40 @@ def op_intervals(report: dict, kind: str, regime: str, table: dict | None = None
     if report.get("energy_j", 0) > 0:
         out["energy_j_interval"] = interval(report["energy_j"], table, "energy", regime)
     return out
+
+
+# Figures of a serving run's metrics (ServeResult.metrics): block -> (keys or None for every
+# statistic, rate?, class). Latencies and rates are the serving class's; energy the energy class's.
+SERVE_FIGURES = {
+    "ttft_s": (None, False, "serving"), "tpot_s": (None, False, "serving"), "itl_s": (None, False, "serving"),
+    "e2e_s": (None, False, "serving"),
+    "throughput": (("requests_per_s", "output_tokens_per_s", "total_tokens_per_s"), True, "serving"),
+    "goodput": (("requests_per_s",), True, "serving"),
+    "energy": (("total_j", "j_per_output_token"), False, "energy"),
+}
+
+
+def serve_interval_block(metrics: dict, regime: str | None, table: dict | None = None) -> dict:
+    """``{block: {"<key>_interval": [lo, hi]}}`` for every positive figure of a serving run's
+    ``metrics`` (:data:`SERVE_FIGURES`), and ``interval_basis``: per class, the group each
+    interval came from (:func:`basis`). ``regime``: the run's (``metrics["regime"]``)."""
+    table = load_table() if table is None else table
+    out: dict = {}
+    for block, (keys, rate, cls) in SERVE_FIGURES.items():
+        values = metrics.get(block) or {}
+        for key in keys or list(values):
+            value = values.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
+                out.setdefault(block, {})[f"{key}_interval"] = interval(value, table, cls, regime, rate=rate)
+    out["interval_basis"] = {cls: basis(table, cls, regime) for cls in ("serving", "energy")}
+    return out
+
+
+def attach_serve_intervals(result, table: dict | None = None):
+    """Give a :class:`simulator.serving.result.ServeResult` its intervals (``result.intervals``,
+    merged into ``to_dict()``'s metrics and shown by ``metrics_frame()``); returns ``result``."""
+    result.intervals = serve_interval_block(result.metrics, result.metrics.get("regime"), table)
+    return result
 
 
 def main(argv: list[str] | None = None) -> int:

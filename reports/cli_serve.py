@@ -1,7 +1,8 @@
 """``ridgeline serve``: requests over time on replicas of a model (see docs/serving.md).
 
 TTFT, TPOT, ITL and end-to-end latency as vLLM's ``benchmark_serving`` reports them, throughput,
-goodput under ``--slo-*``, energy, KV-cache use and preemptions; ``--format json`` with one object
+goodput under ``--slo-*``, energy (each figure with its 80% interval, ``<key>_interval``, and the
+``interval_basis`` it came from: :func:`calibration.intervals.attach_serve_intervals`), KV-cache use and preemptions; ``--format json`` with one object
 per request (``--no-requests`` leaves them out), ``--trace`` a Perfetto trace, ``--plot`` a figure.
 """
 
@@ -85,6 +86,7 @@ def serve_command(p) -> None:
 
 
 def cmd_serve(args) -> int:
+    from calibration.intervals import attach_serve_intervals
     from simulator.serving import serve
 
     _check_workload(args)
@@ -100,6 +102,7 @@ def cmd_serve(args) -> int:
                 block_size=args.block_size, gpu_memory_utilization=args.gpu_memory_utilization,
                 kv_blocks=args.kv_blocks, preemption=args.preemption, prefix_caching=args.prefix_caching, slo_ttft=args.slo_ttft,
                 slo_tpot=args.slo_tpot, slo_e2e=args.slo_e2e, seed=args.seed, profile=profile)
+    attach_serve_intervals(res)
     if res.metrics["rejected"]:
         first = res.rejected[0]
         warn(f"{res.metrics['rejected']} request(s) rejected (request {first[0]}: {first[1]})")

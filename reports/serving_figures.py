@@ -22,22 +22,26 @@ def serving_figure(latencies: dict, timeseries, metrics: dict, config: dict):
     """Four panels: CDFs of TTFT, TPOT and E2E (s, log); output and prompt tokens/s over time;
     running and waiting requests; KV-cache use (%). ``latencies``: ``{"ttft_s": [...], "tpot_s":
     [...], "e2e_s": [...]}`` per completed request; ``timeseries``: ``ServeResult.timeseries()``
-    as a DataFrame or records."""
+    as a DataFrame or records. Where ``metrics`` carry intervals, each CDF shows the 80% interval
+    of its median as a bar at 0.5."""
     import pandas as pd
 
     plt = pyplot()
     ts = pd.DataFrame(timeseries)
     fig, axes = plt.subplots(2, 2, figsize=(11, 7))
     ax = axes[0][0]
-    for col, label in (("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "E2E")):
+    shown = False
+    for i, (col, label) in enumerate((("ttft_s", "TTFT"), ("tpot_s", "TPOT"), ("e2e_s", "E2E"))):
         values = np.sort(np.asarray(latencies.get(col, []), dtype=float))
         values = values[values > 0]
         if values.size:
-            ax.plot(values, np.arange(1, values.size + 1) / values.size, label=label)
+            line, = ax.plot(values, np.arange(1, values.size + 1) / values.size, label=label)
+            # the bars sit a little apart around 0.5 so that overlapping ones stay readable
+            shown |= _median_interval(ax, metrics.get(col) or {}, line.get_color(), 0.5 + 0.04 * (i - 1))
     ax.set_xscale("log")
     ax.set_xlabel("latency (s)")
     ax.set_ylabel("fraction of requests")
-    ax.set_title("latency CDFs")
+    ax.set_title("latency CDFs" + (" (bars: 80% interval of each median)" if shown else ""), fontsize="medium")
     ax.legend(loc="lower right", fontsize="small")
     if not ts.empty:
         ax = axes[0][1]
@@ -66,6 +70,18 @@ def serving_figure(latencies: dict, timeseries, metrics: dict, config: dict):
     return fig
 
 
+def _median_interval(ax, stats: dict, color: str, y: float) -> bool:
+    """The 80% interval of a latency's median as a horizontal bar through (median, ``y``);
+    whether there was one to draw."""
+    span = stats.get("median_interval")
+    if not span or not stats.get("median", 0) > 0:
+        return False
+    median = stats["median"]
+    ax.errorbar([median], [y], xerr=[[median - span[0]], [span[1] - median]], fmt="o", color=color,
+                capsize=3, markersize=3, alpha=0.8)
+    return True
+
+
 def latencies_of(res) -> dict:
     """Per completed request of a :class:`simulator.serving.result.ServeResult`: TTFT, TPOT, E2E (s)."""
     df = res.to_frame()
@@ -73,5 +89,6 @@ def latencies_of(res) -> dict:
 
 
 def plot_serving(res, interval_s: float = 1.0):
-    """The figure of a live serving result (``ServeResult.plot()``)."""
-    return serving_figure(latencies_of(res), res.timeseries(interval_s), res.metrics, res.config)
+    """The figure of a live serving result (``ServeResult.plot()``; with the medians' intervals
+    when the result has them: :func:`calibration.intervals.attach_serve_intervals`)."""
+    return serving_figure(latencies_of(res), res.timeseries(interval_s), res.merged_metrics(), res.config)

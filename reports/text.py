@@ -273,16 +273,21 @@ def validation_text(report) -> str:
 
 def _public_groups_text(rows: list[dict]) -> str:
     """The public rows' errors per role and row class, one table per role."""
+    from calibration.intervals import coverage
     from calibration.public import public_groups
 
     parts = []
+    cov = coverage(rows)
     for role, groups in public_groups(rows).items():
         table = [{"class": name, "n": g["n"], "not_predicted": g["not_predicted"], "mape": _fmt_abs(g["mape"]),
                   "median_abs_error": _fmt_abs(g["median_abs_error"]),
-                  "signed_mean_error": "-" if g["signed_mean_error"] is None else f"{g['signed_mean_error']:+.1%}"}
+                  "signed_mean_error": "-" if g["signed_mean_error"] is None else f"{g['signed_mean_error']:+.1%}",
+                  "interval_coverage": f"{cov[name]['inside']}/{cov[name]['n']}" if name in cov else "-"}
                  for name, g in groups.items()]
-        parts.append(f"\n{role} rows per class\n" + format_table(
-            table, ["class", "n", "not_predicted", "mape", "median_abs_error", "signed_mean_error"]))
+        parts.append(f"\n{role} rows per class (interval_coverage: held-out rows inside the 80% interval built "
+                     "without them)\n" if role == "held-out" else f"\n{role} rows per class\n")
+        parts[-1] += format_table(table, ["class", "n", "not_predicted", "mape", "median_abs_error",
+                                          "signed_mean_error", *(["interval_coverage"] if role == "held-out" else [])])
     return "\n".join(parts)
 
 
@@ -339,23 +344,39 @@ def _interval_of(report: dict, key: str) -> str:
 # ------------------------------------------------------------------------------------ serving
 
 def serving_text(res) -> str:
-    """Headline fields and one row per latency metric, in ms."""
-    m, c = res.metrics, res.config
+    """Headline fields and one row per latency metric, in ms; each figure with its 80% interval
+    in brackets when the result has them (``res.intervals``), and the group they came from."""
+    m, c = res.merged_metrics(), res.config
+
+    def fig(block: str, key: str, fmt: str = ".4g", scale: float = 1.0) -> str:
+        span = m[block].get(f"{key}_interval")
+        text = format(m[block][key] * scale, fmt)
+        return text + (f" [{span[0] * scale:{fmt}}, {span[1] * scale:{fmt}}]" if span else "")
+
     head = [("deployment", f"{c['model']} on {c['hardware']}: {c['replicas']} replica(s) x tp={c['tp']} "
                            f"pp={c['pp']}, scheduler {c['scheduler']}, profile {c['profile']}"),
             ("requests", f"{m['completed']} completed, {m['rejected']} rejected, {m['preemptions']} preemptions"),
             ("duration", f"{m['duration_s']:.4g} s"),
-            ("throughput", f"{m['throughput']['requests_per_s']:.4g} req/s, "
-                           f"{m['throughput']['output_tokens_per_s']:.4g} output tok/s, "
-                           f"{m['throughput']['total_tokens_per_s']:.4g} total tok/s"),
+            ("throughput", f"{fig('throughput', 'requests_per_s')} req/s, "
+                           f"{fig('throughput', 'output_tokens_per_s')} output tok/s, "
+                           f"{fig('throughput', 'total_tokens_per_s')} total tok/s"),
             ("kv cache", f"{m['kv']['blocks_total']} blocks of {m['kv']['block_size']} tokens, peak "
                          f"{m['kv']['peak_used_fraction']:.1%} used"),
-            ("energy", f"{m['energy']['total_j']:.4g} J, {m['energy']['j_per_output_token']:.4g} J/output token")]
+            ("energy", f"{fig('energy', 'total_j')} J, {fig('energy', 'j_per_output_token')} J/output token")]
     if m["goodput"]["slo"]:
-        head.append(("goodput", f"{m['goodput']['requests_per_s']:.4g} req/s meeting {m['goodput']['slo']}"))
-    rows = [{"metric": key.removesuffix("_s").upper(), **{k: f"{v * 1e3:.4g}" for k, v in m[key].items()}}
+        head.append(("goodput", f"{fig('goodput', 'requests_per_s')} req/s meeting {m['goodput']['slo']}"))
+    if "interval_basis" in m:
+        head.append(("80% intervals", f"[lo, hi] ({m.get('regime') or 'regime unknown'}): "
+                                      + "; ".join(_basis_text(b) for b in m["interval_basis"].values())))
+    rows = [{"metric": key.removesuffix("_s").upper(), **{k: fig(key, k, scale=1e3) for k in m[key] if not k.endswith("_interval")}}
             for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s")]
     return "\n".join([format_fields(head), "", "latency (ms)", format_table(rows)])
+
+
+def _basis_text(basis: dict) -> str:
+    """``serving from llm/memory-bound (6 held-out rows; too few of its own)``."""
+    return (f"{basis['class']} from {basis['group']} ({basis['n']} held-out rows"
+            + ("; its own too few" if basis["fallback"] else "") + ")")
 
 
 # ------------------------------------------------------------------------------------ workloads and hardware

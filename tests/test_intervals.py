@@ -9,6 +9,7 @@ from clitools import run
 
 from calibration.intervals import (
     _quantiles,
+    basis,
     bounds,
     coverage,
     fit_table,
@@ -91,3 +92,104 @@ def test_cli_op_and_simulate_carry_intervals(capsys):
     code, out, _ = run(capsys, "simulate", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "decode",
                        "--batch", "8", "--context", "512", "--top", "0")
     assert "80% interval" in out
+
+
+# -- serving runs ----------------------------------------------------------------------------------
+def _fake_serving_table():
+    # two serving rows (too few for a group of their own), three decode rows and one GEMM, all
+    # memory-bound; measured / predicted of the times: serving 1.1, 1.2; decode 0.9, 1.0, 1.3
+    rows = [row(1.1, 1.0, cls="serving"), row(1.2, 1.0, cls="serving"),
+            row(0.9, 1.0), row(1.0, 1.0), row(1.3, 1.0), row(3.0, 1.0, cls="gemm")]
+    return fit_table(rows)
+
+
+def test_serving_borrows_the_pooled_llm_rows_by_hand():
+    table = _fake_serving_table()
+    # the pool llm/memory-bound holds the 5 serving and decode residuals log(0.9 .. 1.3); n = 5 at
+    # 80%: ranks max(1, floor(0.6)) = 1 and min(5, ceil(5.4)) = 5, so [log 0.9, log 1.3]; the GEMM's 3.0
+    # is not an LLM row (it widens only memory-bound and all)
+    assert "serving" not in table and table["llm/memory-bound"]["n"] == 5
+    assert table["memory-bound"]["n"] == 6
+    assert table["llm/memory-bound"]["lo"] == pytest.approx(math.log(0.9))
+    assert table["llm/memory-bound"]["hi"] == pytest.approx(math.log(1.3))
+    b = basis(table, "serving", "memory-bound")
+    assert (b["group"], b["n"], b["fallback"]) == ("llm/memory-bound", 5, True)
+    # a decode figure does not borrow from the pool: decode/memory-bound (3) and decode (3) are too
+    # few, so the regime alone (6 rows)
+    assert bounds(table, "decode", "memory-bound")[2] == "memory-bound"
+
+
+def test_serve_interval_block_by_hand():
+    from calibration.intervals import serve_interval_block
+
+    table = _fake_serving_table()
+    metrics = {"ttft_s": {"mean": 0.010, "median": 0.0}, "throughput": {"requests_per_s": 100.0},
+               "goodput": {"requests_per_s": 50.0, "slo": {"ttft_s": 1.0}},
+               "energy": {"total_j": 20.0, "j_per_output_token": 0.5}, "duration_s": 3.0}
+    out = serve_interval_block(metrics, "memory-bound", table)
+    # a time: 10 ms x [0.9, 1.3] = [9, 13] ms; a rate: 100 / [1.3, 0.9] = [76.92, 111.1]
+    assert out["ttft_s"]["mean_interval"] == pytest.approx([0.009, 0.013])
+    assert "median_interval" not in out["ttft_s"]          # a zero (no such request) gets none
+    assert out["throughput"]["requests_per_s_interval"] == pytest.approx([100 / 1.3, 100 / 0.9])
+    assert out["goodput"]["requests_per_s_interval"] == pytest.approx([50 / 1.3, 50 / 0.9])
+    # energy has no group of its own: the regime's 6 residuals log(0.9, 1.0, 1.1, 1.2, 1.3, 3.0),
+    # ranks max(1, floor(0.7)) = 1 and min(6, ceil(6.3)) = 6: 20 J x [0.9, 3.0] = [18, 60] J
+    assert out["energy"]["total_j_interval"] == pytest.approx([18.0, 60.0])
+    assert out["interval_basis"]["energy"]["group"] == "memory-bound"
+    assert out["interval_basis"]["serving"]["group"] == "llm/memory-bound"
+
+
+def test_serve_result_carries_intervals_in_json_and_frame():
+    from calibration.intervals import attach_serve_intervals
+    from simulator.serving import serve
+
+    res = serve("llama-3.1-8b", "h100-sxm", num_requests=4, input_len="64", output_len="4", seed=0)
+    assert res.intervals == {} and "ttft_s_interval" not in res.to_dict(requests=False)["metrics"]
+    res.metrics["regime"] = "memory-bound"   # the lookup's key, set so the factors are known by hand
+    attach_serve_intervals(res, _fake_serving_table())
+    m = res.to_dict(requests=False)["metrics"]
+    # llm/memory-bound of the fake table: times x [0.9, 1.3], rates / [1.3, 0.9]
+    assert m["ttft_s"]["p99_interval"] == pytest.approx([m["ttft_s"]["p99"] * f for f in (0.9, 1.3)])
+    rate = m["throughput"]["output_tokens_per_s"]
+    assert m["throughput"]["output_tokens_per_s_interval"] == pytest.approx([rate / 1.3, rate / 0.9])
+    assert res.metrics["ttft_s"].keys() == {"mean", "median", "p90", "p95", "p99"}   # metrics untouched
+    frame = res.metrics_frame()
+    shown = frame.dropna(subset=["lo"])
+    assert len(shown) >= 20 and ((shown["lo"] <= shown["value"]) & (shown["value"] <= shown["hi"])).all()
+    assert set(frame["block"]) >= {"ttft_s", "tpot_s", "itl_s", "e2e_s", "throughput", "goodput", "energy"}
+
+
+def test_serving_run_regime_follows_the_work():
+    from simulator.serving import serve
+
+    # one 4096-token prompt and a single output token: the prefill's GEMMs (4096 rows each) are
+    # compute-bound on an H100; one sequence decoding 256 tokens reads every weight per token
+    prefill = serve("llama-3.1-8b", "h100-sxm", num_requests=2, input_len="4096", output_len="1")
+    decode = serve("llama-3.1-8b", "h100-sxm", num_requests=1, input_len="16", output_len="256")
+    assert prefill.metrics["regime"] == "compute-bound"
+    assert decode.metrics["regime"] == "memory-bound"
+
+
+def test_cli_serve_carries_intervals(capsys):
+    code, out, _ = run(capsys, "serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--num-requests", "6",
+                       "--rate", "4", "--input-len", "64", "--output-len", "8", "--format", "json",
+                       "--no-requests")
+    m = json.loads(out)["metrics"]
+    assert code == 0 and m["regime"] in ("compute-bound", "memory-bound", "overhead-bound")
+    for block in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
+        for stat in ("mean", "median", "p99"):
+            lo, hi = m[block][f"{stat}_interval"]
+            assert lo <= m[block][stat] <= hi and lo < hi
+    for block, key in (("throughput", "requests_per_s"), ("throughput", "output_tokens_per_s"),
+                       ("goodput", "requests_per_s"), ("energy", "total_j"), ("energy", "j_per_output_token")):
+        lo, hi = m[block][f"{key}_interval"]
+        assert lo <= m[block][key] <= hi
+    assert set(m["interval_basis"]) == {"serving", "energy"}
+    assert m["interval_basis"]["serving"]["group"] in load_table()
+    code, out, _ = run(capsys, "serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--num-requests", "6",
+                       "--input-len", "64", "--output-len", "8")
+    assert code == 0 and "80% intervals" in out and "[" in out.split("latency (ms)")[1]
+    # bad input is refused as before (exit 2, no result)
+    code, out, err = run(capsys, "serve", "--hw", "h100-sxm", "--model", "llama-3.1-8b", "--num-requests", "2",
+                         "--rate", "-1", "--format", "json")
+    assert code == 2 and out == "" and "rate" in err

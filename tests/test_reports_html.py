@@ -128,8 +128,11 @@ def test_serving_report_repeats_the_metrics(result_docs, result_reports):
     html = result_reports["serve"].read_text()
     m = doc["metrics"]
     assert m["completed"] == 30 and len(doc["latencies"]["ttft_s"]) == 30
-    # the headline's TTFT median in ms, 4 significant digits, as the section formats it
-    assert f"median {m['ttft_s']['median'] * 1e3:.4g} ms" in html
+    # the headline's TTFT median in ms, 4 significant digits, with its 80% interval from the JSON
+    lo, hi = m["ttft_s"]["median_interval"]
+    assert lo <= m["ttft_s"]["median"] <= hi
+    assert f"median {m['ttft_s']['median'] * 1e3:.4g} [{lo * 1e3:.4g}, {hi * 1e3:.4g}] ms" in html
+    assert "80% intervals of the run" in html and m["interval_basis"]["serving"]["group"] in html
     assert doc["manifest"]["command"].startswith("ridgeline serve --hw h100-sxm")
 
 

@@ -269,9 +269,11 @@ def test_cli_json_keys(capsys):
                  "--input-len", "64", "--output-len", "4", "--format", "json", "--slo-ttft", "1"]) == 0
     out = json.loads(capsys.readouterr().out)
     m = out["metrics"]
-    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):
-        assert set(m[key]) == {"mean", "median", "p90", "p95", "p99"}
-    assert set(m["throughput"]) == {"requests_per_s", "output_tokens_per_s", "total_tokens_per_s"}
+    stats = {"mean", "median", "p90", "p95", "p99"}
+    for key in ("ttft_s", "tpot_s", "itl_s", "e2e_s"):   # each figure with its 80% interval
+        assert set(m[key]) == stats | {f"{s}_interval" for s in stats}
+    rates = {"requests_per_s", "output_tokens_per_s", "total_tokens_per_s"}
+    assert set(m["throughput"]) == rates | {f"{r}_interval" for r in rates}
     assert {"goodput", "preemptions", "duration_s"} <= set(m)
     assert {"total_j", "j_per_output_token"} <= set(m["energy"])
     assert {"blocks_total", "block_size", "peak_used_fraction"} <= set(m["kv"])

@@ -17,13 +17,24 @@ def _title(doc: dict) -> tuple[str, str]:
             f"{m['completed']} requests completed, {m['rejected']} rejected, over {m['duration_s']:.4g} s")
 
 
+def _fig(values: dict, key: str, scale: float = 1.0) -> str:
+    """``7.2 [6.8, 9.1]``: a figure and its 80% interval, when the run's JSON has one."""
+    span = values.get(f"{key}_interval")
+    return f"{values[key] * scale:.4g}" + (f" [{span[0] * scale:.4g}, {span[1] * scale:.4g}]" if span else "")
+
+
 def _headline(doc: dict) -> list[tuple[str, str]]:
     m = doc["metrics"]
-    out = [("throughput", f"{m['throughput']['requests_per_s']:.4g} req/s, "
-                          f"{m['throughput']['output_tokens_per_s']:.4g} output tok/s")]
-    out += [(label, f"median {m[key]['median'] * 1e3:.4g} ms, p99 {m[key]['p99'] * 1e3:.4g} ms")
+    out = [("throughput", f"{_fig(m['throughput'], 'requests_per_s')} req/s, "
+                          f"{_fig(m['throughput'], 'output_tokens_per_s')} output tok/s")]
+    out += [(label, f"median {_fig(m[key], 'median', 1e3)} ms, p99 {_fig(m[key], 'p99', 1e3)} ms")
             for key, label in _LATENCIES if m.get(key)]
-    out.append(("energy", f"{m['energy']['total_j']:.4g} J, {m['energy']['j_per_output_token']:.4g} J per output token"))
+    out.append(("energy", f"{_fig(m['energy'], 'total_j')} J, {_fig(m['energy'], 'j_per_output_token')} J per "
+                          "output token"))
+    if m.get("interval_basis"):
+        out.append(("80% intervals", "[lo, hi] from the held-out public rows of "
+                    + ", ".join(f"{b['group']} ({b['n']} rows) for {b['class']}" for b in m["interval_basis"].values())
+                    + f"; run {m.get('regime') or 'regime unknown'}"))
     out.append(("KV cache", f"peak {m['kv']['peak_used_fraction']:.1%} of {m['kv']['blocks_total']} blocks, "
                             f"{m['preemptions']} preemptions"))
     if m["goodput"]["slo"]:
@@ -39,11 +50,31 @@ def serving_section(doc: dict) -> Section | None:
                      "Latency CDFs of the completed requests (TTFT, TPOT, E2E; defined as vLLM's benchmark "
                      "defines them) and the run's per-second log: tokens/s, running and waiting requests, "
                      "KV-cache use.", "serving")]
-    stats = list(next(m[k] for k, _ in _LATENCIES if m.get(k)))
+    stats = [s for s in next(m[k] for k, _ in _LATENCIES if m.get(k)) if not s.endswith("_interval")]
     blocks.append(Table(["metric", *[f"{s} (ms)" for s in stats]],
                         [[label, *[m[key][s] * 1e3 for s in stats]] for key, label in _LATENCIES if m.get(key)],
                         "Latency per request"))
+    spans = _interval_rows(m)
+    if spans:
+        blocks.append(Table(["figure", "value", "80% lo", "80% hi", "from held-out rows of"], spans,
+                            "80% intervals of the run's figures (the figure scaled by the 10% and 90% residual "
+                            "bounds of held-out public rows of its class and regime; ridgeline validate --public)"))
     return Section("serving", "Latency and load over time", blocks)
+
+
+def _interval_rows(m: dict) -> list[list]:
+    """One row per figure with an interval: name, value, lo, hi, the group it came from."""
+    basis = m.get("interval_basis") or {}
+    rows = []
+    for block, values in m.items():
+        if not isinstance(values, dict) or block == "interval_basis":
+            continue
+        group = (basis.get("energy" if block == "energy" else "serving") or {}).get("group", "")
+        for key, span in values.items():
+            if key.endswith("_interval"):
+                name = key.removesuffix("_interval")
+                rows.append([f"{block} {name}", values[name], span[0], span[1], group])
+    return rows
 
 
 @REPORT_SECTIONS.register("deployment", help="the serving deployment: replicas, scheduler, KV budget")

@@ -13,8 +13,11 @@ class ServeResult:
     """The result of :func:`simulator.serving.serve`.
 
     ``metrics``: the JSON block (TTFT/TPOT/ITL/E2E stats, throughput, goodput, energy, kv,
-    preemptions, duration_s, rejected); ``requests``: per completed request arrays; ``steps``: one
-    DataFrame row per step of every replica; ``rejected``: (request id, reason) of requests refused.
+    preemptions, duration_s, rejected, and the ``regime`` of the run); ``requests``: per completed
+    request arrays; ``steps``: one DataFrame row per step of every replica; ``rejected``: (request
+    id, reason) of requests refused. ``intervals``: the 80% intervals of the metrics' figures
+    (``{block: {"<key>_interval": [lo, hi]}, "interval_basis": ...}``), empty until
+    :func:`calibration.intervals.attach_serve_intervals` gives them (the CLI always does).
     """
 
     metrics: dict
@@ -23,15 +26,43 @@ class ServeResult:
     rejected: list = field(default_factory=list)
     config: dict = field(default_factory=dict)
     trace_events: list | None = None
+    intervals: dict = field(default_factory=dict)
 
     def to_frame(self) -> pd.DataFrame:
-        """One row per completed request: times (s), tokens, preemptions, and its latencies."""
+        """One row per completed request: times (s), tokens, preemptions, and its latencies (the
+        run's figures with their intervals: :meth:`metrics_frame`)."""
         df = pd.DataFrame(self.requests)
         df["ttft_s"] = df["first_token_s"] - df["arrival_s"]
         df["e2e_s"] = df["finish_s"] - df["arrival_s"]
         multi = df["output_tokens"] > 1
         df["tpot_s"] = np.where(multi, (df["e2e_s"] - df["ttft_s"]) / np.maximum(df["output_tokens"] - 1, 1), 0.0)
         return df
+
+    def metrics_frame(self) -> pd.DataFrame:
+        """One row per figure of the run (``block``: ttft_s ... energy; ``key``: mean, p99,
+        output_tokens_per_s, total_j ...; ``value``), with ``lo`` and ``hi`` of its interval and the
+        interval's ``basis`` (group of held-out rows) when :attr:`intervals` are attached."""
+        rows = []
+        for block, values in self.merged_metrics().items():
+            if not isinstance(values, dict) or block in ("kv", "interval_basis"):
+                continue
+            for key, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    span = values.get(f"{key}_interval")
+                    row = {"block": block, "key": key, "value": float(value)}
+                    if span:
+                        cls = "energy" if block == "energy" else "serving"
+                        row.update(lo=span[0], hi=span[1], basis=self.intervals["interval_basis"][cls]["group"])
+                    rows.append(row)
+        return pd.DataFrame(rows)
+
+    def merged_metrics(self) -> dict:
+        """:attr:`metrics` with each figure's ``<key>_interval`` beside it and ``interval_basis``
+        (as they are when no intervals are attached)."""
+        out = dict(self.metrics)
+        for block, extra in self.intervals.items():
+            out[block] = {**out[block], **extra} if isinstance(out.get(block), dict) else extra
+        return out
 
     def timeseries(self, interval_s: float = 1.0) -> pd.DataFrame:
         """Per-``interval_s`` rows like vLLM's own logging: prompt throughput (tok/s; each prompt
@@ -63,9 +94,10 @@ class ServeResult:
         return out.reset_index(drop=True)
 
     def to_dict(self, requests: bool = True) -> dict:
-        """The JSON form (the CLI's ``--format json``): ``metrics``, ``config``, ``rejected`` (id and
-        reason of each refused request) and, with ``requests``, one object per completed request."""
-        out = {"metrics": dict(self.metrics), "config": dict(self.config),
+        """The JSON form (the CLI's ``--format json``): ``metrics`` (with the intervals, if attached:
+        :meth:`merged_metrics`), ``config``, ``rejected`` (id and reason of each refused request)
+        and, with ``requests``, one object per completed request."""
+        out = {"metrics": self.merged_metrics(), "config": dict(self.config),
                "rejected": [{"id": int(i), "reason": why} for i, why in self.rejected]}
         if requests:
             df = self.to_frame()

@@ -191,5 +191,30 @@ def _result(cluster, reqs, budget, blocks, step_model, config, slo) -> ServeResu
     links = [lk for lk in ([cluster.kv_link] + [r.host_link for r in cluster.replicas]) if lk is not None]
     if links:
         metrics["transfers"] = {"bytes": sum(lk.bytes_moved for lk in links), "busy_s": sum(lk.busy_s for lk in links)}
+    metrics["regime"] = run_regime(steps, step_model, cluster.profile, metrics["kv"]["block_size"])
     rejected = [(r.id, r.rejected) for r in reqs if r.rejected]
     return ServeResult(metrics, arrays, steps, rejected, config)
+
+
+def run_regime(steps: pd.DataFrame, step_model: StepTimeModel, profile, block_size: int) -> str | None:
+    """The regime of a run (what its intervals are looked up by): the steps that prefill and the
+    decode-only steps each stand for their busy seconds with their duration-weighted mean step
+    (prefill tokens, decodes, context of a decode from the KV blocks in use), whose regime comes
+    from the cost model (:meth:`StepTimeModel.regime`); the regime holding most seconds wins.
+    None when no step ran or such a step cannot be simulated (e.g. it does not fit)."""
+    seconds: dict[str, float] = {}
+    for part in (steps[steps["prefill_tokens"] > 0], steps[steps["prefill_tokens"] <= 0]):
+        busy = float(part["duration_s"].sum()) if len(part) else 0.0
+        if busy <= 0:
+            continue
+        w = part["duration_s"].to_numpy(dtype=float) / busy
+        decodes = int(round(float(w @ part["decodes"].to_numpy(dtype=float))))
+        tokens = int(round(float(w @ part["prefill_tokens"].to_numpy(dtype=float))))
+        cached = part["kv_blocks_used"].to_numpy(dtype=float) * block_size / np.maximum(part["running"].to_numpy(dtype=float), 1.0)
+        try:
+            regime = step_model.regime(tokens, decodes if tokens or decodes else 1, int(round(float(w @ cached))),
+                                       runtime=profile)
+        except InputError:
+            continue
+        seconds[regime] = seconds.get(regime, 0.0) + busy
+    return max(seconds, key=seconds.__getitem__) if seconds else None

@@ -281,6 +281,16 @@ class StepTimeModel:
         return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"], tokens, not prefills,
                         kernels + self._kernels + attn, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
 
+    def regime(self, prefill_tokens: int, decodes: int, context: int, runtime=None) -> str:
+        """The regime (compute-, memory- or overhead-bound) of a step of one ``prefill_tokens``-token
+        chunk and ``decodes`` decodes at ``context`` cached tokens each under ``runtime``: what owns
+        most of the simulated step's critical path (``SimResult.regime``), as for ``simulate``."""
+        from ..simulate import simulate
+
+        chunks = [PrefillChunk(prefill_tokens, 0)] if prefill_tokens > 0 else []
+        graph = build_step(self.cfg, chunks, [max(1, context)] * decodes, knobs=self.knobs)
+        return simulate(graph, self.system, runtime=runtime).regime
+
     def energy_j(self, cost: StepCost, gpu_s: float, wall_s: float) -> float:
         """Energy of a step whose GPU work took ``gpu_s`` (the cost model's time, maybe scaled by
         the engine profile) within ``wall_s`` on the clock: dynamic energy, and the active
