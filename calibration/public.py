@@ -90,7 +90,7 @@ def row_class(row: dict) -> str:
         return "attention"
     if workload.startswith("gelu"):
         return "elementwise"
-    if re.search(r"^all_reduce|device-to-device copy", workload):
+    if re.search(r"^all_reduce|^send_recv|device-to-device copy", workload):
         return "collective"
     if workload.startswith(("stream", "pointer chase")):
         return "memory"
@@ -172,14 +172,15 @@ def _latency(row, device, n_dev, regimes=None):
 
 def _collective(row, device, n_dev, regimes=None):
     wl = row["workload"]
+    stated = re.search(r"(\d+) (GiB|MiB)", wl)
+    size = float(stated.group(1)) * (2**30 if stated.group(2) == "GiB" else 2**20) if stated else None
     if "all_reduce" in wl:
-        size = float(re.search(r"(\d+) GiB", wl).group(1)) * 2**30
         op = Collective(name="ar", collective="all_reduce", payload_bytes=size, group_size=n_dev)
         if "ring" in wl:
             op.algorithm = "ring"  # the row measured with NVLS off
         algbw = size / _time(op, device, regimes)
         return algbw * bus_factor(op.collective, n_dev)  # nccl-tests' bus bandwidth
-    size = float(ASSUMED["copy_bytes"])
+    size = size or float(ASSUMED["copy_bytes"])
     op = Collective(name="d2d", collective="send_recv", payload_bytes=size, group="pp", group_size=2,
                     peer_stage=1)
     return size / _time(op, device, regimes)
@@ -191,7 +192,7 @@ OPERATOR_ROWS: list[tuple[str, Callable]] = [
     (r"^gelu ", _gelu),
     (r"^stream ", _stream),
     (r"^pointer chase", _latency),
-    (r"^all_reduce|device-to-device copy", _collective),
+    (r"^all_reduce|^send_recv|device-to-device copy", _collective),
 ]
 
 
