@@ -12,9 +12,9 @@ the table always lists every row. Nothing here is tuned to these rows:
 sizes the sources do not state are fixed a priori and named in :data:`ASSUMED`.
 
 Every row carries a ``role`` in the CSV, set before any prediction of it was looked at: ``fit``
-rows may be used to fit parameters (at most a third of them; so far one has been, the energy
-model's active-power fraction, :data:`FIT_ROWS`), ``held-out`` rows never. The summaries are per
-role and per row class (:func:`row_class`): :func:`public_summary` over the held-out rows,
+rows may be used to fit parameters (at most a third of them; so far two have been: the energy
+model's active-power fraction and a collective's startup, :data:`FIT_ROWS`), ``held-out`` rows
+never. The summaries are per role and per row class (:func:`row_class`): :func:`public_summary` over the held-out rows,
 :func:`public_groups` for both roles.
 """
 
@@ -52,7 +52,9 @@ ASSUMED = {
 # listed with ``role: fit`` and left out of the summary, which is over held-out rows only.
 # The one row the energy model's active-power fraction is fitted on (calibration.energy_fit).
 ENERGY_FIT_ROW = "energy-h100-llama31-8b-b8"
-FIT_ROWS = {ENERGY_FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)"}
+FIT_ROWS = {ENERGY_FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)",
+            **dict.fromkeys(("allreduce-a100x8-azure-64m", "allreduce-h100x8-azure-64m", "allreduce-h200x8-azure-16m"),
+                            "a library collective's startup per step (python -m calibration.collective_fit)")}
 
 # Row classes the summaries group by (:func:`row_class`).
 ROW_CLASSES = ("gemm", "attention", "prefill", "decode", "serving", "energy", "elementwise", "memory",
@@ -170,7 +172,10 @@ def _latency(row, device, n_dev, regimes=None):
     return _time(op, device, regimes) - device.launch_overhead_s
 
 
-def _collective(row, device, n_dev, regimes=None):
+def collective_op(row: dict, n_dev: int) -> Collective:
+    """The collective a row measured: an all-reduce of the stated size over the ``n_dev`` ranks
+    (pinned to the ring when the row says so), else a send of the stated size (or nvbandwidth's
+    default buffer) to the next device."""
     wl = row["workload"]
     stated = re.search(r"(\d+) (GiB|MiB)", wl)
     size = float(stated.group(1)) * (2**30 if stated.group(2) == "GiB" else 2**20) if stated else None
@@ -178,12 +183,15 @@ def _collective(row, device, n_dev, regimes=None):
         op = Collective(name="ar", collective="all_reduce", payload_bytes=size, group_size=n_dev)
         if "ring" in wl:
             op.algorithm = "ring"  # the row measured with NVLS off
-        algbw = size / _time(op, device, regimes)
-        return algbw * bus_factor(op.collective, n_dev)  # nccl-tests' bus bandwidth
-    size = size or float(ASSUMED["copy_bytes"])
-    op = Collective(name="d2d", collective="send_recv", payload_bytes=size, group="pp", group_size=2,
-                    peer_stage=1)
-    return size / _time(op, device, regimes)
+        return op
+    return Collective(name="d2d", collective="send_recv", payload_bytes=size or float(ASSUMED["copy_bytes"]),
+                      group="pp", group_size=2, peer_stage=1)
+
+
+def _collective(row, device, n_dev, regimes=None):
+    op = collective_op(row, n_dev)
+    algbw = op.payload_bytes / _time(op, device, regimes)
+    return algbw * bus_factor(op.collective, op.group_size)  # nccl-tests' bus bandwidth (send: 1)
 
 
 OPERATOR_ROWS: list[tuple[str, Callable]] = [

@@ -39,6 +39,10 @@ class DemandsBuilder:
         self.flops_by_dtype: dict[str, object] = {}
         self._latency_s = 0.0   # the largest access latency touched
         self._extra_fixed_s = 0.0
+        self._link_efficiency: dict[str, float] = {}   # link key -> efficiency given with its bytes
+
+    def _link_rate(self, key: str, res):
+        return res.bandwidth_bytes_s * self._link_efficiency.get(key, link_efficiency(res))
 
     def _add(self, key: str, amount) -> None:
         work = self.work
@@ -81,12 +85,16 @@ class DemandsBuilder:
         if lv.latency_s > self._latency_s:
             self._latency_s = lv.latency_s
 
-    def link(self, name: str, nbytes) -> None:
-        """``nbytes`` over link ``name`` (per direction)."""
+    def link(self, name: str, nbytes, efficiency: float | None = None) -> None:
+        """``nbytes`` over link ``name`` (per direction); ``efficiency``: the fraction of the
+        link's bandwidth this traffic reaches, when not the link's own (a collective library's,
+        :func:`~roofline.efficiency.collective_link_efficiency`)."""
         if self.xp is SCALAR and nbytes <= 0:
             return
         key = self.info.link_key[name]
         self._add(key, nbytes)
+        if efficiency is not None:
+            self._link_efficiency[key] = efficiency
         lk = self.info.resource[key]
         self.energy_j += nbytes * lk.energy_j_per_byte
         if lk.latency_s > self._latency_s:
@@ -123,7 +131,7 @@ class DemandsBuilder:
                 rates[key] = res.bandwidth_bytes_s * memory_efficiency(res, amount, xp)
             else:
                 peaks[key] = res.bandwidth_bytes_s
-                rates[key] = res.bandwidth_bytes_s * link_efficiency(res)
+                rates[key] = self._link_rate(key, res)
         return rates, peaks
 
     def spawn(self) -> DemandsBuilder:
@@ -148,7 +156,7 @@ class DemandsBuilder:
             elif key[0] == "m":
                 t = amount / (res.bandwidth_bytes_s * memory_efficiency(res, amount))
             else:
-                t = amount / (res.bandwidth_bytes_s * link_efficiency(res))
+                t = amount / self._link_rate(key, res)
             if t > busy:
                 busy = t
         return busy

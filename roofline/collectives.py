@@ -17,13 +17,23 @@ Bytes per rank per direction (N ranks, payload P), the textbook figures:
 ============== ======================= ============================ =============================
 collective     ring                    tree (double binary)         in_switch (NVLS/SHARP)
 ============== ======================= ============================ =============================
-all_reduce     2 (N-1)/N P, 2(N-1) st  ~2 P (reduce + broadcast),   P up, P down in parallel:
-                                       2 ceil(log2 N) steps         P, 2 hops of latency
-all_gather     (N-1)/N P, N-1 steps    -                            (N-1)/N P, 1 step (multicast)
-reduce_scatter (N-1)/N P, N-1 steps    -                            (N-1)/N P, 1 step
+all_reduce     2 (N-1)/N P, 2(N-1) st  ~2 P (reduce + broadcast),   (1 + 1/N) P each way:
+                                       2 ceil(log2 N) steps         1 step, 2 hops of latency
+all_gather     (N-1)/N P, N-1 steps    -                            P one way, 1 step (multicast)
+reduce_scatter (N-1)/N P, N-1 steps    -                            P one way, 1 step
 all_to_all     (N-1)/N P, N-1 steps    -                            -
 send_recv      P, 1 step               P, 1 step                    -
 ============== ======================= ============================ =============================
+
+In-switch (NCCL's NVLS): a rank's multimem.ld_reduce of its 1/N of the result makes the switch
+pull that chunk from every rank, so each rank sends P (its share of every chunk) and receives P/N;
+the multimem.st of the reduced chunk sends P/N and the multicast brings back P: (1 + 1/N) P each
+way (NVIDIA/nccl issues 828 and 2072). An in-switch all-gather or reduce-scatter moves P one way
+and P/N the other (NCCL's maintainer, NVIDIA/nccl issue 1506).
+
+A collective run by a library over NVLink reaches the library's fraction of the line rate and
+takes a startup before its pipeline streams (:func:`roofline.efficiency.collective_link_efficiency`,
+:func:`roofline.efficiency.collective_startup_s`); the plan carries both.
 
 nccl-tests reports "bus bandwidth" = algbw x factor with the ring's factor (2(N-1)/N for
 all-reduce, (N-1)/N for all-gather/reduce-scatter), so on an ideal ring bus bandwidth equals the
@@ -42,7 +52,7 @@ from workloads.operators import COLLECTIVES
 
 from .builder import DemandsBuilder
 from .demands import Demands
-from .efficiency import link_efficiency
+from .efficiency import collective_link_efficiency, collective_startup_s
 
 REDUCING = ("all_reduce", "reduce_scatter")   # collectives that add up what the ranks send
 
@@ -158,11 +168,11 @@ def _in_switch(collective: str, payload: float, n: int) -> list[Step]:
     if n == 1:
         return []
     if collective == "all_reduce":
-        # Each rank pushes P to the switch while the reduced P streams back: up and down use
-        # opposite directions, so P per direction, through two hops.
-        return [Step(payload, 1, hops=2)]
-    # multicast all-gather / in-switch reduce-scatter: a rank receives (sends) the other N-1 chunks
-    return [Step(payload * (n - 1) / n, 1, hops=2)]
+        # ld_reduce pulls every rank's share of each chunk (P out, P/N back), st multicasts the
+        # reduced chunks (P/N out, P back): (1 + 1/N) P per direction, through two hops.
+        return [Step(payload * (1.0 + 1.0 / n), 1, hops=2)]
+    # multicast all-gather / in-switch reduce-scatter: P one way (and P/N the other)
+    return [Step(payload, 1, hops=2)]
 
 
 ALGORITHMS.register("ring", Algorithm(COLLECTIVES, _ring, _ring_peers),
@@ -297,15 +307,17 @@ def plan_collective(op, device, *, reducing_switch: bool | None = None, algorith
     chosen = choose_algorithm(op, reducing_switch=reducing_switch, algorithm=algorithm, preferred=preferred)
     step_list = steps(op.collective, op.payload_bytes, op.group_size, chosen)
     sent = link_bytes(step_list)
-    b.link(link_name, sent)
     in_network = ALGORITHMS[chosen].in_network
+    efficiency = collective_link_efficiency(link, in_network)
+    b.link(link_name, sent, efficiency)
     reduce_reads = 0.0
     if op.collective in REDUCING and not in_network:
         reduce_reads = op.payload_bytes * (op.group_size - 1) / op.group_size
     b.memory(b.info.main_memory, 2.0 * sent + reduce_reads)
     if not in_network:
         b.add_flops(op.flops())
+    b.fixed(collective_startup_s(chosen, op.payload_bytes, sum(s.count for s in step_list), link))
     overhead_s = b.fixed_s
     b.fixed(latency_s(step_list, link.latency_s))
     return CollectivePlan(op.collective, chosen, int(op.group_size), tuple(step_list), link_name,
-                          float(link.latency_s), link_efficiency(link), overhead_s, b.build())
+                          float(link.latency_s), efficiency, overhead_s, b.build())

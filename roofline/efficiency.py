@@ -33,6 +33,11 @@ calibration.kernel_fit``); nothing else here is fitted to published measurements
   latency-bound: ``time >= latency + bytes / bandwidth``.
 * **Link framing.** A link carries payload in packets with headers and CRCs: the achievable
   fraction is ``payload / (payload + overhead)`` per packet (:data:`LINK_FRAMING`).
+* **Collective libraries.** A collective run by a library (NCCL) over NVLink reaches its own
+  fraction of the line rate, which replaces the framing (:data:`COLLECTIVE_LINK_EFFICIENCY`,
+  from NCCL's own topology model); an in-switch reduction a further fraction
+  (:data:`IN_NETWORK_EFFICIENCY`, NCCL's); and its chunk pipeline takes a startup before it
+  streams (:func:`collective_startup_s`, the one constant here fitted on public rows marked `fit`).
 * **Cache reuse** (bytes, not rates; used by the GEMM tiling model in :mod:`roofline.costs`):
   only :data:`CACHE_USABLE_FRACTION` of a cache holds reusable panels, and the tiles of a wave
   share fetches while the cache holds :data:`WAVE_K_SLICE` of k of their panels.
@@ -172,6 +177,49 @@ def causal_block_scores(q_len, kv_len, q_tile, kv_tile) -> float:
         total += rows * min(kv_len, SCALAR.ceil(last_key / kv_tile) * kv_tile)
         start += q_tile
     return total
+# Collectives run by a communication library over a link: the fraction of the line rate they
+# reach, in place of the link's packet framing (the library's protocol: its flags, flow control
+# and copy loops). NVLink: NCCL's topology model credits 20.0 (Ampere), 20.6 (Hopper) and 40.1
+# (Blackwell) GB/s per NVLink of 25, 25 and 50 GB/s line rate (src/graph/topo.h,
+# SM80/SM90/SM100_NVLINK_BW): "the protocol overhead (~20%)", as NCCL's maintainer puts it
+# (NVIDIA/nccl-tests issue 212: 370 GB/s of H100's 450). Their mean, 0.81. Links not listed
+# keep their framing.
+COLLECTIVE_LINK_EFFICIENCY: dict[str, float] = {
+    "nvlink": round((20.0 / 25.0 + 20.6 / 25.0 + 40.1 / 50.0) / 3.0, 3),
+}
+# An in-switch reduction (NVLink SHARP) reaches this fraction of the above: NCCL's
+# nvlsEfficiency for Hopper (src/graph/tuning.cc; 0.74 for Blackwell, not told apart here).
+IN_NETWORK_EFFICIENCY = 0.85
+# A library collective streams only once its chunk pipeline is full: each of its steps (a ring
+# all-reduce has 2(N-1), an in-switch one 1, a send 1) waits a startup of
+# t0 x P / (P + COLLECTIVE_FILL_BYTES) for a payload P per rank (small payloads barely pay it:
+# they run in one short chunk; NCCL's tuner charges such a per-step latency too, 3.4 us for a
+# ring step and 25 us for NVLS, src/graph/tuning.cc, and misses most of what the rows show). The
+# half-way payload is NCCL's default channel buffer (NCCL_BUFFSIZE, 4 MiB), fixed a priori; t0
+# per step and algorithm is fitted on the public collective rows marked `fit`
+# (python -m calibration.collective_fit prints it; a test checks the figures below are its
+# output). Tree steps and sends take the ring's (no rows of theirs).
+COLLECTIVE_FILL_BYTES = 4.0 * 2**20
+COLLECTIVE_STEP_STARTUP_S: dict[str, float] = {"in_switch": 7.295e-05, "ring": 1.532e-05}
+
+
+def collective_link_efficiency(link, in_network: bool = False) -> float:
+    """Achievable fraction of ``link``'s bandwidth for a collective run by a library over it
+    (:data:`COLLECTIVE_LINK_EFFICIENCY`, times :data:`IN_NETWORK_EFFICIENCY` when the switch
+    reduces); the link's own (:func:`link_efficiency`) where no library figure is known."""
+    library = COLLECTIVE_LINK_EFFICIENCY.get(link.kind)
+    if library is None or getattr(link, "efficiency", None):
+        return link_efficiency(link)
+    return library * (IN_NETWORK_EFFICIENCY if in_network else 1.0)
+
+
+def collective_startup_s(algorithm: str, payload_bytes: float, steps: int, link) -> float:
+    """Startup of a library collective of ``payload_bytes`` per rank in ``steps`` pipeline
+    steps with ``algorithm`` over ``link`` (0 where no library figure is known for the link)."""
+    if link.kind not in COLLECTIVE_LINK_EFFICIENCY or payload_bytes <= 0:
+        return 0.0
+    t0 = COLLECTIVE_STEP_STARTUP_S.get(algorithm, COLLECTIVE_STEP_STARTUP_S["ring"])
+    return steps * t0 * payload_bytes / (payload_bytes + COLLECTIVE_FILL_BYTES)
 
 
 def curve_value(curve, x, xp=SCALAR):

@@ -101,3 +101,37 @@ def test_the_algorithm_is_chosen_in_one_place():
         collectives.choose_algorithm(gather, reducing_switch=False, algorithm="tree")
     with pytest.raises(InputError, match="did you mean 'tree'"):
         collectives.choose_algorithm(gather, reducing_switch=False, preferred="trea")
+
+
+# -- a collective library over NVLink: its share of the line rate and its startup ---------------------
+def test_library_startup_per_step_by_hand():
+    from roofline.efficiency import COLLECTIVE_STEP_STARTUP_S, collective_startup_s
+
+    nvlink = hwmodels.load_device("h100-sxm").links["nvlink"]
+    pcie = hwmodels.load_device("h100-sxm").links["pcie"]
+    t0 = COLLECTIVE_STEP_STARTUP_S["ring"]
+    # a 4 MiB payload fills half the pipeline: 1 step x t0 x 4 / (4 + 4); 14 steps x 12 / 16 at 12 MiB
+    assert collective_startup_s("ring", 4 * 2**20, 1, nvlink) == pytest.approx(t0 / 2)
+    assert collective_startup_s("ring", 12 * 2**20, 14, nvlink) == pytest.approx(14 * t0 * 0.75)
+    # the tree (no rows of its own) takes the ring's; no library figure for PCIe: no startup
+    assert collective_startup_s("tree", 4 * 2**20, 2, nvlink) == pytest.approx(t0)
+    assert collective_startup_s("ring", 4 * 2**20, 14, pcie) == 0.0
+    # a 64 KB tensor-parallel all-reduce of a decode step barely pays it: 64e3 / (64e3 + 4194304)
+    assert collective_startup_s("ring", 64e3, 1, nvlink) == pytest.approx(t0 * 64e3 / (64e3 + 4 * 2**20))
+
+
+def test_startup_constants_are_the_fit_on_the_fit_rows():
+    from calibration.collective_fit import fit_startup, startup_samples
+    from calibration.public import FIT_ROWS, load_rows
+    from roofline.efficiency import COLLECTIVE_STEP_STARTUP_S
+
+    fitted = fit_startup()
+    assert set(fitted) == {"ring", "in_switch"}
+    for algo, t0 in fitted.items():
+        assert COLLECTIVE_STEP_STARTUP_S[algo] == pytest.approx(t0, rel=1e-3), \
+            "rerun `python -m calibration.collective_fit` and copy its figures"
+    # only rows marked fit enter; marking every collective row held-out leaves nothing to fit
+    rows = load_rows()
+    assert startup_samples([{**r, "role": "held-out"} for r in rows]) == {}
+    used = {r["id"] for r in rows if r["role"] == "fit" and r["workload"].startswith("all_reduce")}
+    assert used and used <= set(FIT_ROWS)

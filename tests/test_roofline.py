@@ -337,7 +337,10 @@ def test_ring_tree_and_in_switch_bytes():
     assert collectives.link_bytes(tree) == pytest.approx(2 * p)
     assert collectives.latency_s(tree, 1.0) == 2 * 3
     nvls = collectives.steps("all_reduce", p, n, "in_switch")
-    assert collectives.link_bytes(nvls) == p and collectives.latency_s(nvls, 1.0) == 2
+    # ld_reduce: P out, P/8 in; st + multicast: P/8 out, P in: 900 each way, 2 hops
+    assert collectives.link_bytes(nvls) == pytest.approx(900.0) and collectives.latency_s(nvls, 1.0) == 2
+    # in-switch all-gather: the gathered 800 arrive in one step
+    assert collectives.link_bytes(collectives.steps("all_gather", p, n, "in_switch")) == p
     assert collectives.steps("send_recv", p, 2) == [collectives.Step(p, 1)]
     assert collectives.bus_factor("all_reduce", 8) == 1.75
 
@@ -353,23 +356,38 @@ def test_collective_algorithm_errors():
 
 
 def test_all_reduce_cost_on_a_ring(a100):
+    from roofline.efficiency import (
+        COLLECTIVE_FILL_BYTES,
+        COLLECTIVE_STEP_STARTUP_S,
+        collective_link_efficiency,
+    )
+
     p, n = float(2**30), 8
     d = cost(Collective(name="ar", collective="all_reduce", payload_bytes=p, group_size=n), a100)
     link_bytes = 2 * (n - 1) / n * p
-    payload, overhead = LINK_FRAMING["nvlink"]
-    rate = 300e9 * payload / (payload + overhead)
+    # NCCL over NVLink: (20.0/25 + 20.6/25 + 40.1/50) / 3 = (0.8 + 0.824 + 0.802) / 3 = 0.809 of
+    # the line rate, in place of the framing
+    rate = 300e9 * 0.809
     assert d.work["link:nvlink"] == pytest.approx(link_bytes)
+    assert d.rates["link:nvlink"] == pytest.approx(rate)
     assert d.work["memory:hbm"] == pytest.approx(2 * link_bytes + (n - 1) / n * p)
-    fixed = 4e-6 + 1e-6 + 2 * (n - 1) * 1e-6     # launch, link latency touched, 14 ring steps
+    # 14 pipeline steps, each waiting the ring's startup scaled by P / (P + 4 MiB) = 256/257
+    startup = 14 * COLLECTIVE_STEP_STARTUP_S["ring"] * 256 / 257
+    assert COLLECTIVE_FILL_BYTES == 4 * 2**20
+    fixed = 4e-6 + 1e-6 + 2 * (n - 1) * 1e-6 + startup   # launch, link latency touched, 14 ring steps
     assert d.fixed_s == pytest.approx(fixed)
     assert d.time_s == pytest.approx(link_bytes / rate + fixed)
+    # a link without a library figure keeps its framing (PCIe: 256 / 282)
+    payload, overhead = LINK_FRAMING["pcie"]
+    assert collective_link_efficiency(a100.links["pcie"]) == pytest.approx(payload / (payload + overhead))
 
 
 def test_all_reduce_uses_in_switch_reduction_where_the_switch_offers_it():
     h100 = hwmodels.load_device("h100-sxm")
     op = Collective(name="ar", collective="all_reduce", payload_bytes=2.0**30, group_size=8)
     d = cost(op, h100)
-    assert d.work["link:nvlink"] == 2.0**30
+    assert d.work["link:nvlink"] == pytest.approx(9 / 8 * 2.0**30)   # (1 + 1/8) P each way
+    assert d.rates["link:nvlink"] == pytest.approx(450e9 * 0.809 * 0.85)   # NCCL's NVLink and NVLS shares
     assert "compute:vector" not in d.work      # the switch reduces
     op.algorithm = "ring"                     # pinned on the operator (NVLS off)
     assert cost(op, h100).work["link:nvlink"] == pytest.approx(1.75 * 2**30)

@@ -146,8 +146,8 @@ def test_in_switch_all_reduce_is_cheaper_than_the_ring_on_nvswitch():
     ring = simulate(g, system, algorithm="ring", **LINKS_ONLY).latency_s
     nvls = simulate(g, system, **LINKS_ONLY).latency_s
     link = system.link("gpu0", "nvswitch")
-    # in-switch: P up and P down in parallel, two latencies; ring: 2(N-1)/N P, 14 latencies.
-    assert nvls == pytest.approx(256e6 / link.bandwidth_bytes_s + 2 * link.latency_s, rel=1e-9)
+    # in-switch: (1 + 1/8) P up and down in parallel, two latencies; ring: 2(N-1)/N P, 14 latencies.
+    assert nvls == pytest.approx(9 / 8 * 256e6 / link.bandwidth_bytes_s + 2 * link.latency_s, rel=1e-9)
     assert ring == pytest.approx(2 * 7 / 8 * 256e6 / link.bandwidth_bytes_s + 14 * link.latency_s, rel=1e-9)
 
 
@@ -161,7 +161,7 @@ def test_a_collective_pinned_to_another_algorithm_is_routed_by_its_own():
     ring_op.algorithm = "ring"
     g.add(ring_op, ["nvls"])
     link = system.link("gpu0", "nvswitch")
-    nvls = 256e6 / link.bandwidth_bytes_s + 2 * link.latency_s
+    nvls = 9 / 8 * 256e6 / link.bandwidth_bytes_s + 2 * link.latency_s
     ring = 2 * 7 / 8 * 256e6 / link.bandwidth_bytes_s + 14 * link.latency_s
     assert simulate(g, system, **LINKS_ONLY).latency_s == pytest.approx(nvls + ring, rel=1e-9)
 
@@ -185,14 +185,14 @@ def test_a_forced_algorithm_applies_to_the_collectives_it_implements():
     # "tree" implements all-reduce, not all-gather. Over NVSwitch every step sends P/3 up and
     # down each GPU's link (recursive doubling over 2 x ceil(log2 8) = 6 steps: 2P per direction,
     # one link latency per step); the all-gather keeps the library's choice (NVLS multicast:
-    # 7/8 P per direction, two latencies).
+    # P one way, two latencies).
     system = hwmodels.load_system("hgx-h100")
     g = workloads.Graph("two", meta={"tp": 8, "tokens": 1})
     g.add(Collective(name="ar", collective="all_reduce", payload_bytes=240e6, group="tp", group_size=8))
     g.add(Collective(name="ag", collective="all_gather", payload_bytes=240e6, group="tp", group_size=8), ["ar"])
     link = system.link("gpu0", "nvswitch")
     tree = 2 * 240e6 / link.bandwidth_bytes_s + 6 * link.latency_s
-    gather = 7 / 8 * 240e6 / link.bandwidth_bytes_s + 2 * link.latency_s
+    gather = 240e6 / link.bandwidth_bytes_s + 2 * link.latency_s
     assert simulate(g, system, algorithm="tree", **LINKS_ONLY).latency_s == pytest.approx(tree + gather,
                                                                                                rel=1e-9)
     with pytest.raises(InputError, match="did you mean 'tree'"):
