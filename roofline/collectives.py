@@ -316,7 +316,7 @@ def plan_collective(op, device, *, reducing_switch: bool | None = None, algorith
     b.memory(b.info.main_memory, 2.0 * sent + reduce_reads)
     if not in_network:
         b.add_flops(op.flops())
-    b.fixed(collective_startup_s(chosen, op.payload_bytes, sum(s.count for s in step_list), link))
+    b.fixed(collective_startup_s(chosen, op.payload_bytes, sum(s.count for s in step_list), link, in_network))
     overhead_s = b.fixed_s
     b.fixed(latency_s(step_list, link.latency_s))
     return CollectivePlan(op.collective, chosen, int(op.group_size), tuple(step_list), link_name,

@@ -190,6 +190,9 @@ COLLECTIVE_LINK_EFFICIENCY: dict[str, float] = {
 # An in-switch reduction (NVLink SHARP) reaches this fraction of the above: NCCL's
 # nvlsEfficiency for Hopper (src/graph/tuning.cc; 0.74 for Blackwell, not told apart here).
 IN_NETWORK_EFFICIENCY = 0.85
+# ... and waits this latency, once (NCCL's tuner: hwLatencies[NVLINK][NVLS][Simple], 25 us, its
+# whole latency on one node; a ring's per-step latency is the link's, already charged per hop).
+IN_NETWORK_LATENCY_S = 25e-6
 # A library collective streams only once its chunk pipeline is full: each of its steps (a ring
 # all-reduce has 2(N-1), an in-switch one 1, a send 1) waits a startup of
 # t0 x P / (P + COLLECTIVE_FILL_BYTES) for a payload P per rank (small payloads barely pay it:
@@ -200,7 +203,7 @@ IN_NETWORK_EFFICIENCY = 0.85
 # (python -m calibration.collective_fit prints it; a test checks the figures below are its
 # output). Tree steps and sends take the ring's (no rows of theirs).
 COLLECTIVE_FILL_BYTES = 4.0 * 2**20
-COLLECTIVE_STEP_STARTUP_S: dict[str, float] = {"in_switch": 7.295e-05, "ring": 1.532e-05}
+COLLECTIVE_STEP_STARTUP_S: dict[str, float] = {"in_switch": 4.405e-05, "ring": 1.532e-05}
 
 
 def collective_link_efficiency(link, in_network: bool = False) -> float:
@@ -213,13 +216,17 @@ def collective_link_efficiency(link, in_network: bool = False) -> float:
     return library * (IN_NETWORK_EFFICIENCY if in_network else 1.0)
 
 
-def collective_startup_s(algorithm: str, payload_bytes: float, steps: int, link) -> float:
+def collective_startup_s(algorithm: str, payload_bytes: float, steps: int, link, in_network: bool = False) -> float:
     """Startup of a library collective of ``payload_bytes`` per rank in ``steps`` pipeline
-    steps with ``algorithm`` over ``link`` (0 where no library figure is known for the link)."""
-    if link.kind not in COLLECTIVE_LINK_EFFICIENCY or payload_bytes <= 0:
+    steps with ``algorithm`` over ``link`` (0 where no library figure is known for the link):
+    the pipeline fill, and an in-switch reduction's latency (:data:`IN_NETWORK_LATENCY_S`)."""
+    if link.kind not in COLLECTIVE_LINK_EFFICIENCY:
         return 0.0
+    latency = IN_NETWORK_LATENCY_S if in_network else 0.0
+    if payload_bytes <= 0:
+        return latency
     t0 = COLLECTIVE_STEP_STARTUP_S.get(algorithm, COLLECTIVE_STEP_STARTUP_S["ring"])
-    return steps * t0 * payload_bytes / (payload_bytes + COLLECTIVE_FILL_BYTES)
+    return latency + steps * t0 * payload_bytes / (payload_bytes + COLLECTIVE_FILL_BYTES)
 
 
 def curve_value(curve, x, xp=SCALAR):

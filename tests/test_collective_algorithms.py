@@ -118,6 +118,10 @@ def test_library_startup_per_step_by_hand():
     assert collective_startup_s("ring", 4 * 2**20, 14, pcie) == 0.0
     # a 64 KB tensor-parallel all-reduce of a decode step barely pays it: 64e3 / (64e3 + 4194304)
     assert collective_startup_s("ring", 64e3, 1, nvlink) == pytest.approx(t0 * 64e3 / (64e3 + 4 * 2**20))
+    # an in-switch reduction waits NCCL's NVLS latency, 25 us, before its one step's fill
+    nvls = COLLECTIVE_STEP_STARTUP_S["in_switch"]
+    assert collective_startup_s("in_switch", 4 * 2**20, 1, nvlink, in_network=True) == pytest.approx(25e-6 + nvls / 2)
+    assert collective_startup_s("in_switch", 0.0, 1, nvlink, in_network=True) == pytest.approx(25e-6)
 
 
 def test_startup_constants_are_the_fit_on_the_fit_rows():
