@@ -107,6 +107,11 @@ def test_validation_report_lists_every_public_row(result_docs, result_reports):
     assert rows and all(f">{r['name']}<" in html for r in rows)
     err = next(r for r in rows if r["error"] is not None)
     assert f">{err['error']:+.1%}<" in html   # signed relative error, as the table formats it
+    # per held-out class: the signed mean error and the interval coverage the JSON holds
+    cov = doc["public"]["interval_coverage"]["collective"]
+    signed = doc["public"]["groups"]["held-out"]["collective"]["signed_mean_error"]
+    assert "inside 80% interval" in html and f">{cov['inside']}/{cov['n']}<" in html
+    assert f">{signed:+.1%}<" in html
 
 
 def test_sweep_report_draws_the_front_and_lists_every_point(result_docs, result_reports):

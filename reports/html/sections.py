@@ -298,9 +298,24 @@ def validation_section(doc: dict) -> Section | None:
                 blocks.append(_table([{k: b.get(k) for k in ("op", "ops", "kind", "measured", "predicted", "error",
                                                              "bound")} for b in r["breakdown"]],
                                      f"per operator, {r['name']}", {"error": "+.1%"}))
+    classes = _public_classes(doc.get("public") or {})
+    if classes:
+        blocks.append(Table(["class", "n", "MAPE", "median |error|", "signed mean error", "inside 80% interval"],
+                            classes, "Held-out public rows per class: errors (signed: positive = optimistic) and "
+                            "how many measurements fall inside the interval built without them",
+                            {"MAPE": ".1%", "median |error|": ".1%", "signed mean error": "+.1%"}))
     blocks += [Text(f"note: {n}") for n in doc.get("notes", [])]
     blocks += [Text(f"warning: {w}") for w in doc.get("warnings", [])]
     return Section("validation", "Validation", blocks)
+
+
+def _public_classes(public: dict) -> list[list]:
+    """One row per held-out class: n, MAPE, median, signed mean error, interval coverage."""
+    groups = (public.get("groups") or {}).get("held-out") or {}
+    cov = public.get("interval_coverage") or {}
+    return [[name, g["n"], g["mape"], g["median_abs_error"], g["signed_mean_error"],
+             f"{cov[name]['inside']}/{cov[name]['n']}" if name in cov else ""]
+            for name, g in groups.items() if g.get("n")]
 
 
 REPORT_KINDS.register("validate", ReportKind(
