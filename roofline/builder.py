@@ -196,6 +196,7 @@ class DemandsBuilder:
             self.energy_j += np.choose(energies[-1], energies[:-1])
         for c in cands:
             self._latency_s = max(self._latency_s, c._latency_s)
+            self._link_efficiency.update(c._link_efficiency)
         if index is None:
             self._extra_fixed_s = self._extra_fixed_s + chosen._extra_fixed_s
         else:

@@ -1,8 +1,9 @@
 """How much of a peak an operator can actually get: every efficiency assumption, in one place.
 
 Each factor is a physical mechanism; one constant per fused-attention kernel family (its exposed
-softmax, below) is fitted, on the public rows with role ``fit`` only (``python -m
-calibration.kernel_fit``); nothing else here is fitted to published measurements.
+softmax, below) and one per collective algorithm (its pipeline startup per step) are fitted, on
+the public rows with role ``fit`` only (``python -m calibration.kernel_fit``, ``python -m
+calibration.collective_fit``); nothing else here is fitted to published measurements.
 
 * **Base efficiency.** A device states the achievable fraction of each engine's and memory
   level's peak (``Engine.efficiency``, ``MemoryLevel.efficiency``; clock throttling, issue
@@ -37,7 +38,7 @@ calibration.kernel_fit``); nothing else here is fitted to published measurements
   fraction of the line rate, which replaces the framing (:data:`COLLECTIVE_LINK_EFFICIENCY`,
   from NCCL's own topology model); an in-switch reduction a further fraction
   (:data:`IN_NETWORK_EFFICIENCY`, NCCL's); and its chunk pipeline takes a startup before it
-  streams (:func:`collective_startup_s`, the one constant here fitted on public rows marked `fit`).
+  streams (:func:`collective_startup_s`, its per-step time fitted on public rows marked `fit`).
 * **Cache reuse** (bytes, not rates; used by the GEMM tiling model in :mod:`roofline.costs`):
   only :data:`CACHE_USABLE_FRACTION` of a cache holds reusable panels, and the tiles of a wave
   share fetches while the cache holds :data:`WAVE_K_SLICE` of k of their panels.
