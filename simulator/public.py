@@ -37,7 +37,6 @@ from hwmodels.errors import InputError
 from hwmodels.runtime import load_runtime
 from workloads import build_llm, bundled_ids
 
-from .serving.mixes import load_mix
 from .simulate import simulate
 
 ASSUMED = {
@@ -234,36 +233,22 @@ def _serve_cached(key: tuple) -> dict:
     return {"output_tokens_per_s": m["throughput"]["output_tokens_per_s"], "median_tpot_s": m["tpot_s"]["median"],
             "median_itl_s": m["itl_s"]["median"], "j_per_output_token": m["energy"]["j_per_output_token"],
             "avg_power_w": m["energy"]["total_j"] / m["duration_s"] if m["duration_s"] > 0 else 0.0,
-            "mean_decode_batch": float(decodes[busy].mean()) if busy.any() else 1.0}
+            "mean_decode_batch": float(decodes[busy].mean()) if busy.any() else 1.0,
+            "regime": m.get("regime") or "memory-bound"}
 
 
 def serve_row(row: dict) -> dict:
     """The serving run of a served row (remembered: the ITL and energy rows of one chat run share
-    it): output tok/s, median TPOT and ITL (s), J per output token, average power (W) and the
-    mean batch of its decode steps."""
+    it): output tok/s, median TPOT and ITL (s), J per output token, average power (W), the
+    mean batch of its decode steps and the run's regime (:func:`simulator.serving.serve.run_regime`)."""
     return dict(_serve_cached(_key(serve_config(row))))
-
-
-def _served_regime(row: dict, run: dict) -> str:
-    """The regime of a served row: that of its decode step at the run's mean decode batch."""
-    config = serve_config(row)
-    prompt = round(load_mix("sharegpt").prompt_mean) if "ShareGPT" in row["workload"] else _lengths(row)[0]
-    return _decode_regime(config["model"], row["hardware"], _int(row, "devices") or 1, config["dtype"],
-                          max(1, round(run["mean_decode_batch"])), prompt, config["profile"])
-
-
-@functools.lru_cache(maxsize=32)
-def _decode_regime(model: str, hardware: str, tp: int, dtype: str, batch: int, prompt: int, profile) -> str:
-    hw = _hardware({"hardware": hardware, "devices": str(tp)})
-    graph = build_llm(model, "decode", batch=batch, prompt_len=prompt, context=prompt, dtype=dtype, tp=tp)
-    return simulate(graph, hw, runtime=profile).regime
 
 
 def predict_served_row(row: dict, regimes: list | None = None) -> float:
     """A served row's predicted value in its unit (:func:`serve_row`)."""
     run = serve_row(row)
     if regimes is not None:
-        regimes.append(_served_regime(row, run))
+        regimes.append(run["regime"])   # the run's regime, as `serve` looks up its intervals
     value = {"serving_output_throughput": run["output_tokens_per_s"], "serving_median_tpot": run["median_tpot_s"],
              "median_inter_token_latency": run["median_itl_s"],
              "energy_per_output_token": run["j_per_output_token"]}[row["metric"]]
