@@ -111,6 +111,10 @@ def test_framework_column_names_the_profile():
     ("async_scheduling: 1\n", r"async_scheduling: expected true or false"),
     ("gemm_accumulate: fp8\n", r"gemm_accumulate: expected one of: fp32, fp16"),
     ("ubatch_tokens: 0.5\n", r"ubatch_tokens: expected a whole number of tokens >= 0"),
+    ("matvec_memory_fraction: {hbm: 1.5}\n", r"matvec_memory_fraction\.hbm: expected a fraction in \(0, 1\]"),
+    ("matvec_memory_fraction: {hbn: 0.5}\n", r"unknown memory kind 'hbn'.*did you mean 'hbm'"),
+    ("matvec_memory_fraction: 0.5\n", r"expected a mapping of memory kind to a fraction"),
+    ("activation_dtype: fp33\n", r"activation_dtype: unknown dtype 'fp33'.*did you mean 'fp32'"),
 ])
 def test_bad_profile_files_name_file_line_and_field(tmp_path, text, match):
     path = tmp_path / "rt.yaml"
