@@ -287,6 +287,8 @@ def test_cli_json_keys(capsys):
     (["--num-requests", "2", "--input-len", "0"], "input_len"),
     (["--num-requests", "2", "--scheduler", "vlm"], "did you mean 'vllm'"),
     (["--num-requests", "2", "--input-len", "200000"], "every request was rejected"),
+    (["--num-requests", "2", "--requests", "sharegp"], "no such trace file (bundled traces: azure-conv"),
+    (["--num-requests", "2", "--requests", "sharegp"], "did you mean 'sharegpt'"),
 ])
 def test_cli_bad_input_exits_2(capsys, args, message):
     assert main(["serve", "--hw", HW, "--model", MODEL, *args]) == 2

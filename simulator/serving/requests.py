@@ -34,7 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from hwmodels import limits
-from hwmodels.errors import InputError, unknown_name
+from hwmodels.errors import InputError, did_you_mean, unknown_name
 
 from .mixes import REQUEST_MIXES, load_mix
 
@@ -173,7 +173,8 @@ def _open_text(ref: str) -> tuple[str, str]:
         path = Path(ref)
         if not path.exists():
             raise InputError(f"no such trace file (bundled traces: {', '.join(BUNDLED)}; request mixes: "
-                             f"{', '.join(REQUEST_MIXES.names())})", file=ref, path="requests")
+                             f"{', '.join(REQUEST_MIXES.names())})", file=ref, path="requests",
+                             suggestion=did_you_mean(ref, [*BUNDLED, *REQUEST_MIXES.names()]))
         data, name = path.read_bytes(), ref
     if name.endswith(".gz"):
         try:
