@@ -4,7 +4,7 @@ PIP ?= $(PYTHON) -m pip
 .PHONY: install install-dev demo test lint bench fuzz
 
 install:
-	$(PIP) install -q -e .
+	$(PIP) install -q -e '.[html]'
 
 install-dev:
 	$(PIP) install -q -e '.[dev]'

@@ -229,3 +229,15 @@ def test_a_new_kind_plugs_in_with_one_registration_each(monkeypatch):
     report = build_report({"answer": 42})
     assert report.kind == "oracle" and [s.key for s in report.sections] == ["answer", "manifest"]
     assert report.sections[0].blocks[0].text == "42"
+
+
+def test_without_jinja2_html_is_one_clear_error(capsys, tmp_path, monkeypatch):
+    import sys
+
+    # as on a machine without the html extra: importing jinja2 or markupsafe raises ImportError
+    monkeypatch.setitem(sys.modules, "jinja2", None)
+    monkeypatch.setitem(sys.modules, "markupsafe", None)
+    code, _, err = run(capsys, "op", "matmul", "--hw", "h100-sxm", "--m", "64", "--n", "64", "--k", "64",
+                       "--html", str(tmp_path / "r.html"))
+    assert code == 2 and "HTML reports need Jinja2: pip install 'ridgeline[html]'" in err
+    assert "Traceback" not in err

@@ -37,9 +37,9 @@ def _environment():
 
 def render_html(report: Report) -> str:
     """The report as one HTML page that needs no network (PNG as base64 data, CSS and script inline)."""
+    env = _environment()   # before markupsafe: it comes with Jinja2, whose absence is a clean error
     from markupsafe import Markup
 
-    env = _environment()
     macros = env.get_template("blocks.html.j2").module
 
     def block(b) -> Markup:
