@@ -181,7 +181,7 @@ def fit_gpu_time_scale(grid=None) -> tuple[float, dict]:
     measured = measured_run()
     base = prof.load_profile("vllm-v1")
     best = (float("inf"), 1.0, {})
-    for scale in grid if grid is not None else np.arange(0.80, 1.0001, 0.01):
+    for scale in grid if grid is not None else np.round(np.arange(0.80, 1.2001, 0.01), 2):
         p = dataclasses.replace(base, gpu_time_scale=float(scale))
         m = serve("llama-3.1-8b", "rtx-4090", requests=RUN, max_num_seqs=conf["max_num_seqs"],
                   max_num_batched_tokens=conf["max_num_batched_tokens"], kv_blocks=conf["resolved_blocks"],
