@@ -122,3 +122,14 @@ def test_faster_softmax_pipes_never_slow_fused_attention(scale, which, causal, q
     op = Attention(name="a", batch=2, heads=16, kv_heads=4, q_len=q_len, kv_len=2048, head_dim=128,
                    causal=causal)
     assert cost(op, faster).time_s <= cost(op, h100).time_s * (1 + 1e-12)
+
+
+def test_the_softmax_constants_are_what_the_fit_rows_give():
+    from calibration.kernel_fit import attention_rows, fit_family
+    from roofline.efficiency import ATTENTION_KERNELS
+
+    fit = attention_rows("fit")
+    assert set(fit) == {"fa2", "fa3"} and all(r["role"] == "fit" for rows in fit.values() for r in rows)
+    for name, rows in fit.items():
+        assert ATTENTION_KERNELS.get(name).softmax_exposed == pytest.approx(fit_family(name, rows)), \
+            "rerun `python -m calibration.kernel_fit` and copy its figures into roofline/efficiency.py"
