@@ -39,6 +39,16 @@ property of the engine, not of the hardware or the model. A runtime profile
 * ``ubatch_tokens``: the most tokens of a prompt one forward pass takes (llama.cpp's n_ubatch):
   the attention of a longer prefill runs as passes of that many queries, each attending to the
   keys so far (0: the whole prompt in one pass; the GEMMs are priced whole);
+* ``all_reduce_kernel``: the engine's own tensor-parallel all-reduce kernel (vLLM's
+  ``custom_all_reduce``, TensorRT-LLM's custom all-reduce plugin; SGLang runs vLLM's): an all-reduce
+  of fewer bytes per rank than ``one_shot_below[N]`` over N ranks on NVLink runs one-shot (every
+  rank reads all peers' buffers and reduces, 1 step), else below ``two_shot_below[N]`` two-shot
+  (reduce-scatter and all-gather by peer reads, 2 steps), else (or for a group size neither
+  lists, or ranks without NVLink) NCCL as without a runtime; ``latency``: the kernel's own time per
+  call apart from its launch and the link's hop latency (its barriers: flags written to and
+  polled on every peer); ``link_efficiency``: the fraction of the link's line rate its peer reads
+  reach (default: NCCL's). :class:`AllReduceKernel`;
+  :func:`roofline.collectives.plan_collective` prices it;
 * for the serving simulator (:mod:`simulator.serving`, which takes the same profile as its
   engine profile): ``runtime_reserve`` (device memory kept beyond weights, activations and KV
   cache) and ``gpu_time_scale`` (measured / predicted GPU time of a run it was fitted on);
@@ -80,10 +90,38 @@ UNFUSED_KINDS = ("fp8_quantize", "f16_convert", "attention_scores", "norm_weight
                  "all_logits")
 TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
 ACCUMULATORS = ("fp32", "fp16")
-FIELDS = (*TIME_FIELDS, "async_scheduling", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
+FIELDS = (*TIME_FIELDS, "all_reduce_kernel", "async_scheduling", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
           "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "unfused", "runtime_reserve",
           "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
+KERNEL_FIELDS = ("name", "latency", "link_efficiency", "one_shot_below", "two_shot_below")
+
+
+@dataclass(frozen=True)
+class AllReduceKernel:
+    """A runtime's own all-reduce kernel (see the module docstring): per group size, the message
+    sizes (bytes per rank, exclusive) below which it runs one-shot and two-shot, as sorted
+    (group size, bytes) pairs, its own latency per call and the fraction of the link's line rate
+    its peer reads reach (None: a library's, :func:`roofline.efficiency.collective_link_efficiency`)."""
+
+    name: str
+    latency_s: float
+    link_efficiency: float | None = None
+    one_shot_below: tuple[tuple[int, float], ...] = ()
+    two_shot_below: tuple[tuple[int, float], ...] = ()
+
+    def algorithm(self, payload_bytes: float, group_size: int) -> str | None:
+        """``one_shot`` or ``two_shot`` for an all-reduce of ``payload_bytes`` per rank over
+        ``group_size`` ranks, or None where the engine leaves it to NCCL."""
+        for algorithm, limits in (("one_shot", self.one_shot_below), ("two_shot", self.two_shot_below)):
+            if payload_bytes < dict(limits).get(group_size, 0.0):
+                return algorithm
+        return None
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "latency_s": self.latency_s, "link_efficiency": self.link_efficiency,
+                "one_shot_below_bytes": {str(n): b for n, b in self.one_shot_below},
+                "two_shot_below_bytes": {str(n): b for n, b in self.two_shot_below}}
 
 
 @dataclass(frozen=True)
@@ -108,6 +146,7 @@ class RuntimeProfile:
     matvec_memory_fraction: tuple[tuple[str, float], ...] = ()
     runtime_reserve_bytes: float = 0.0
     gpu_time_scale: float = 1.0
+    all_reduce_kernel: AllReduceKernel | None = None
     source: str = ""
     fitted: str = ""
     notes: str = field(default="", compare=False)
@@ -157,6 +196,7 @@ class RuntimeProfile:
                 "activation_dtype": self.activation_dtype,
                 "matvec_memory_fraction": dict(self.matvec_memory_fraction),
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
+                "all_reduce_kernel": self.all_reduce_kernel.to_dict() if self.all_reduce_kernel else None,
                 "source": self.source, "fitted": self.fitted}
 
 
@@ -197,6 +237,8 @@ def _parse(doc, key: str, value):
         return value
     if key == "matvec_memory_fraction":
         return _fractions(doc, key, value)
+    if key == "all_reduce_kernel":
+        return _all_reduce_kernel(doc, key, value)
     if key == "scheduler_steps":
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             raise doc.error(f"expected a whole number of steps >= 1, got {value!r}", (key,))
@@ -220,6 +262,46 @@ def _parse(doc, key: str, value):
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
         raise doc.error(f"expected a number > 0, got {value!r}", (key,))
     return float(value)
+
+
+def _quantity(doc, value, kind: str, example: str, path: tuple) -> float:
+    """A quantity with its unit at ``path`` of the document, or an InputError there."""
+    if not isinstance(value, str):
+        raise doc.error(f"expected a {kind} with its unit (e.g. '{example}'), got {value!r}", path)
+    try:
+        return parse_quantity(value, kind, path=".".join(map(str, path)), allow_zero=True)
+    except InputError as err:
+        raise doc.error(err.problems[0].message, path) from None
+
+
+def _all_reduce_kernel(doc, key: str, value) -> AllReduceKernel:
+    """The ``all_reduce_kernel`` mapping: name, latency, and per group size its size limits."""
+    if not isinstance(value, dict):
+        raise doc.error("expected a mapping with name, latency, one_shot_below and two_shot_below", (key,))
+    for sub in value:
+        if sub not in KERNEL_FIELDS:
+            raise doc.error(f"unknown field '{sub}'", (key, sub), suggestion=did_you_mean(str(sub), KERNEL_FIELDS))
+    for sub in ("name", "latency"):
+        if sub not in value:
+            raise doc.error(f"missing field '{sub}'", (key,))
+    limits = {}
+    for sub in ("one_shot_below", "two_shot_below"):
+        table = value.get(sub, {})
+        if not isinstance(table, dict):
+            raise doc.error(f"expected a mapping of group size to a message size, e.g. {{8: '256 KiB'}}, "
+                            f"got {table!r}", (key, sub))
+        pairs = []
+        for n, size in table.items():
+            if isinstance(n, bool) or not isinstance(n, int) or n < 2:
+                raise doc.error(f"expected a group size (a whole number >= 2), got {n!r}", (key, sub, n))
+            pairs.append((n, _quantity(doc, size, "capacity", "8 MiB", (key, sub, n))))
+        limits[sub] = tuple(sorted(pairs))
+    efficiency = value.get("link_efficiency")
+    if efficiency is not None and (isinstance(efficiency, bool) or not isinstance(efficiency, (int, float))
+                                   or not 0 < efficiency <= 1):
+        raise doc.error(f"expected a fraction in (0, 1], got {efficiency!r}", (key, "link_efficiency"))
+    return AllReduceKernel(str(value["name"]), _quantity(doc, value["latency"], "time", "1 us", (key, "latency")),
+                           None if efficiency is None else float(efficiency), **limits)
 
 
 def _fractions(doc, key: str, value) -> tuple[tuple[str, float], ...]:

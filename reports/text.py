@@ -102,6 +102,8 @@ def simulation_text(res, top: int = 10) -> str:
                          f"pp={meta.get('pp', 1)} ep={meta.get('ep', 1)}"
                          + (f" dp={meta['dp']}" if meta.get("dp", 1) > 1 else "") + ")"),
             ("runtime", res.runtime + (" (CUDA graph)" if meta.get("cuda_graph") else "")),
+            *([("collectives", "; ".join(f"{c}: " + ", ".join(f"{a} x{n}" for a, n in algos.items())
+                                         for c, algos in res.collectives.items()))] if res.collectives else []),
             ("latency", f"{format_quantity(res.latency_s, 'time')} ({figure_meanings(res)['latency_s']})")]
     spans = simulation_intervals(res)
     if "latency_s_interval" in spans:

@@ -31,6 +31,13 @@ the multimem.st of the reduced chunk sends P/N and the multicast brings back P: 
 way (NVIDIA/nccl issues 828 and 2072). An in-switch all-gather or reduce-scatter moves P one way
 and P/N the other (NCCL's maintainer, NVIDIA/nccl issue 1506).
 
+A runtime's own all-reduce kernel (vLLM's ``custom_all_reduce``, TensorRT-LLM's custom all-reduce;
+:class:`hwmodels.runtime.AllReduceKernel`) replaces NCCL below its size limits with ``one_shot``
+(every rank reads the whole buffer of each of its N-1 peers and reduces: (N-1) P each way, 1 step)
+or ``two_shot`` (a reduce-scatter then an all-gather by peer reads: (N-1)/N P each way per step,
+2 steps). Such a kernel has no chunk pipeline to fill: it costs its own per-call latency (its
+barriers: :attr:`Algorithm.call_latency_s`, or the runtime's figure) instead of NCCL's startup.
+
 A collective run by a library over NVLink reaches the library's fraction of the line rate and
 takes a startup before its pipeline streams (:func:`roofline.efficiency.collective_link_efficiency`,
 :func:`roofline.efficiency.collective_startup_s`); the plan carries both.
@@ -91,12 +98,15 @@ class Algorithm:
     """A collective algorithm: which collectives it implements, its step decomposition
     (``steps_fn(collective, payload_bytes, group_size)``) and who sends to whom in each step
     (``peers``). ``in_network``: the network (a switch) reduces, so the ranks neither read their
-    local chunk to reduce it nor spend FLOPs on it. Registered by name in :data:`ALGORITHMS`."""
+    local chunk to reduce it nor spend FLOPs on it. ``call_latency_s``: an engine's own kernel
+    (not a library's pipeline): its fixed time per call (its barriers) in place of the library's
+    pipeline startup (None: a library's). Registered by name in :data:`ALGORITHMS`."""
 
     collectives: tuple[str, ...]
     steps_fn: Callable[[str, float, int], list[Step]]
     peers: Peers
     in_network: bool = False
+    call_latency_s: float | None = None
 
 
 ALGORITHMS: Registry[Algorithm] = Registry("collective algorithm")
@@ -129,6 +139,14 @@ def _tree_peers(collective: str, index: int, members: list[str], nbytes: float, 
     # tree phases as recursive doubling: in level j every rank exchanges with the rank 2^j away
     n = len(members)
     return _shifted(members, nbytes, 1 << (index % max(1, (n - 1).bit_length())))
+
+
+def _all_pairs_peers(collective: str, index: int, members: list[str], nbytes: float,
+                     switch) -> list[list[Transfer]]:
+    # peer reads: every rank's step bytes come in equal parts from each of the others
+    n = len(members)
+    share = nbytes / max(1, n - 1)
+    return [[Transfer(members[j], members[i], share)] for i in range(n) for j in range(n) if j != i]
 
 
 def _in_switch_peers(collective: str, index: int, members: list[str], nbytes: float,
@@ -175,6 +193,23 @@ def _in_switch(collective: str, payload: float, n: int) -> list[Step]:
     return [Step(payload, 1, hops=2)]
 
 
+def _one_shot(collective: str, payload: float, n: int) -> list[Step]:
+    # every rank reads each peer's whole buffer: (N-1) P in, and as much read out of it
+    return [] if n == 1 else [Step(payload * (n - 1), 1)]
+
+
+def _two_shot(collective: str, payload: float, n: int) -> list[Step]:
+    # reduce-scatter (read the own 1/N of every peer) then all-gather (read every peer's reduced 1/N)
+    return [] if n == 1 else [Step(payload * (n - 1) / n, 2)]
+
+
+# An engine kernel's own time per call when its runtime gives none: vLLM's custom all-reduce on
+# 8 H100 took 10.1 us eagerly for 512 fp32 elements (sgl-project/sglang PR 2904, unit-test table),
+# less what the plan charges anyway: two launches (the copy into its IPC buffer and the kernel) at
+# the catalog's 4 us H100 estimate, the NVLink's access latency and one hop (1 us each,
+# estimates): 0.1 us of barriers.
+ENGINE_KERNEL_LATENCY_S = 0.1e-6
+
 ALGORITHMS.register("ring", Algorithm(COLLECTIVES, _ring, _ring_peers),
                     help="bandwidth-optimal ring / pairwise exchange")
 ALGORITHMS.register("tree", Algorithm(("all_reduce", "send_recv"), _tree, _tree_peers),
@@ -182,6 +217,13 @@ ALGORITHMS.register("tree", Algorithm(("all_reduce", "send_recv"), _tree, _tree_
 ALGORITHMS.register("in_switch", Algorithm(("all_reduce", "all_gather", "reduce_scatter"), _in_switch,
                                            _in_switch_peers, in_network=True),
                     help="reduction/multicast in the switch (NVLink SHARP, InfiniBand SHARP)")
+ALGORITHMS.register("one_shot", Algorithm(("all_reduce",), _one_shot, _all_pairs_peers,
+                                          call_latency_s=ENGINE_KERNEL_LATENCY_S),
+                    help="an engine's one-shot all-reduce (vLLM custom all-reduce, TensorRT-LLM): every rank "
+                         "reads all peers' buffers, 1 step")
+ALGORITHMS.register("two_shot", Algorithm(("all_reduce",), _two_shot, _all_pairs_peers,
+                                          call_latency_s=ENGINE_KERNEL_LATENCY_S),
+                    help="an engine's two-shot all-reduce: reduce-scatter and all-gather by peer reads, 2 steps")
 
 
 def _implementing(algorithm: str, collective: str, path: str = "algorithm") -> Algorithm:
@@ -227,7 +269,7 @@ def bus_factor(collective: str, group_size: int) -> float:
 
 
 def choose_algorithm(op, *, reducing_switch: bool, algorithm: str | None = None,
-                     preferred: str | None = None) -> str:
+                     preferred: str | None = None, kernel=None, link=None) -> str:
     """The algorithm collective ``op`` runs, the one place it is chosen:
 
     1. ``algorithm``, demanded by the caller (``ridgeline op --algorithm``): it must implement
@@ -235,7 +277,9 @@ def choose_algorithm(op, *, reducing_switch: bool, algorithm: str | None = None,
     2. the operator's own ``algorithm`` attribute (a graph may pin one, e.g. a measurement taken
        with NVLS off);
     3. ``preferred`` (``simulate(algorithm=...)``) where it implements the collective;
-    4. what a library (NCCL) picks for large messages: in-switch reduction where a
+    4. the runtime's own all-reduce ``kernel`` (:class:`hwmodels.runtime.AllReduceKernel`) for
+       an all-reduce over NVLink (``link``) below its size limits for the group;
+    5. what a library (NCCL) picks for large messages: in-switch reduction where a
        ``reducing_switch`` joins the ranks and in-switch implements the collective, else the ring.
     """
     collective = op.collective
@@ -247,6 +291,10 @@ def choose_algorithm(op, *, reducing_switch: bool, algorithm: str | None = None,
         return pinned
     if preferred and collective in ALGORITHMS.get(preferred, path="algorithm").collectives:
         return preferred
+    if kernel is not None and collective == "all_reduce" and link is not None and link.kind == "nvlink":
+        engine = kernel.algorithm(op.payload_bytes, int(op.group_size))
+        if engine:
+            return engine
     if reducing_switch and "in_switch" in ALGORITHMS and collective in ALGORITHMS["in_switch"].collectives:
         return "in_switch"
     return "ring"
@@ -286,16 +334,22 @@ class CollectivePlan:
 
 
 def plan_collective(op, device, *, reducing_switch: bool | None = None, algorithm: str | None = None,
-                    preferred: str | None = None) -> CollectivePlan:
+                    preferred: str | None = None, kernel=None) -> CollectivePlan:
     """The :class:`CollectivePlan` of collective ``op`` on one rank of ``device``.
 
     ``reducing_switch``: whether a switch with in-network reduction joins the ranks (the
     simulator knows from the topology; ``None``: as the device's scale-up link declares).
-    ``algorithm`` and ``preferred``: see :func:`choose_algorithm`.
+    ``algorithm``, ``preferred`` and ``kernel`` (a runtime's all-reduce kernel; default the
+    operator's ``all_reduce_kernel`` attribute, which a runtime profile sets): see
+    :func:`choose_algorithm`; an engine kernel costs its per-call latency (the runtime's, else
+    the algorithm's :attr:`Algorithm.call_latency_s`) in place of a library's pipeline startup,
+    and reaches the kernel's link efficiency where the runtime gives one.
 
     Memory traffic: every byte sent is read and every byte received written, and a reduction
     reads the local chunk too, unless the network reduces.
     """
+    if kernel is None:
+        kernel = getattr(op, "all_reduce_kernel", None)   # the runtime's (workloads.runtime)
     b = DemandsBuilder(op.name, op.kind, device)
     link_name = b.info.scale_up_link
     if link_name is None:
@@ -304,11 +358,15 @@ def plan_collective(op, device, *, reducing_switch: bool | None = None, algorith
     link = device.links[link_name]
     if reducing_switch is None:
         reducing_switch = bool(link.in_network_reduction)
-    chosen = choose_algorithm(op, reducing_switch=reducing_switch, algorithm=algorithm, preferred=preferred)
+    chosen = choose_algorithm(op, reducing_switch=reducing_switch, algorithm=algorithm, preferred=preferred,
+                              kernel=kernel, link=link)
     step_list = steps(op.collective, op.payload_bytes, op.group_size, chosen)
     sent = link_bytes(step_list)
     in_network = ALGORITHMS[chosen].in_network
+    call_latency_s = ALGORITHMS[chosen].call_latency_s
     efficiency = collective_link_efficiency(link, in_network)
+    if call_latency_s is not None and kernel is not None and kernel.link_efficiency:
+        efficiency = kernel.link_efficiency
     b.link(link_name, sent, efficiency)
     reduce_reads = 0.0
     if op.collective in REDUCING and not in_network:
@@ -316,7 +374,10 @@ def plan_collective(op, device, *, reducing_switch: bool | None = None, algorith
     b.memory(b.info.main_memory, 2.0 * sent + reduce_reads)
     if not in_network:
         b.add_flops(op.flops())
-    b.fixed(collective_startup_s(chosen, op.payload_bytes, sum(s.count for s in step_list), link, in_network))
+    if call_latency_s is None:
+        b.fixed(collective_startup_s(chosen, op.payload_bytes, sum(s.count for s in step_list), link, in_network))
+    else:
+        b.fixed(kernel.latency_s if kernel is not None else call_latency_s)
     overhead_s = b.fixed_s
     b.fixed(latency_s(step_list, link.latency_s))
     return CollectivePlan(op.collective, chosen, int(op.group_size), tuple(step_list), link_name,

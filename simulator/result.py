@@ -63,6 +63,7 @@ class SimResult:
     memory: object = None   # simulator.memory.MemoryReport: footprint, capacity and spills per device
     runtime: str = "none"   # the runtime profile the step ran under (hwmodels.runtime)
     power_cap: dict = field(default_factory=dict)   # node -> clock_fraction, uncapped_power_w (capped devices)
+    collectives: dict = field(default_factory=dict)  # collective -> {algorithm it ran: operators}
     _plan: object = field(default=None, repr=False)
     _infos: list = field(default_factory=list, repr=False)
     _sensitivity: dict | None = field(default=None, repr=False)
@@ -121,6 +122,7 @@ class SimResult:
             active_energy_j=active_e, busy_s=busy,
             avg_power_w=power, tdp_w=tdp, over_tdp=over, utilisation=util, timeline=timeline,
             critical_path=path, bottleneck=_bottleneck(path), events=res.events,
+            collectives=_algorithm_counts(plan),
             meta={**meta, "system": system.id, "seed": seed, "jitter": jitter, "scale": scale,
                   "devices": len(used)},
             _plan=plan, _infos=infos,
@@ -241,6 +243,7 @@ class SimResult:
             "events": self.events,
             "memory": self.memory.to_dict() if self.memory is not None else None,
             "runtime": self.runtime,
+            "collectives": self.collectives,
             "meta": self.meta,
         }
         if timeline:
@@ -435,3 +438,12 @@ def _bottleneck(path: list[dict]) -> dict:
     return {"resource": key, "bound": _bound_class(key), "share": owners[key] / total if total else 0.0,
             "by_resource": {k: v / total for k, v in sorted(owners.items(), key=lambda kv: -kv[1])}}
 
+
+def _algorithm_counts(plan) -> dict[str, dict[str, int]]:
+    """collective -> {algorithm: how many of the graph's operators ran it} (NCCL's ring or
+    in-switch, or a runtime's own one-shot / two-shot kernel)."""
+    out: dict[str, dict[str, int]] = {}
+    for collective, algorithm in getattr(plan, "algorithm_of", {}).values():
+        counts = out.setdefault(collective, {})
+        counts[algorithm] = counts.get(algorithm, 0) + 1
+    return out

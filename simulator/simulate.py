@@ -189,6 +189,7 @@ class Plan:
         self.topology = Topology(self.system.graph)
         self._demands: dict[tuple[str, int], object] = {}
         self._collectives: dict[tuple, tuple] = {}
+        self.algorithm_of: dict[str, tuple[str, str]] = {}   # op name -> (collective, algorithm it ran)
         self.deps = {op.name: graph.deps(op.name) for op in self.ops}
         self.op_index = {op.name: i for i, op in enumerate(self.ops)}
 
@@ -240,6 +241,7 @@ class Plan:
             phases = self.topology.phases(plan.steps, plan.peers, op.collective, members, switch,
                                           merge=self.merge_steps)
             found = self._collectives[key] = (plan, phases)
+        self.algorithm_of[op.name] = (op.collective, found[0].algorithm)
         return found
 
     # ------------------------------------------------------------------ building and playing

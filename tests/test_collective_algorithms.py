@@ -1,7 +1,7 @@
 """A collective algorithm is one registration in ``roofline.collectives``: its steps and its peers.
 
-The toy below (a one-shot all-reduce: every rank sends its whole buffer straight to every other
-rank in one step, as small-message all-reduce kernels do) is registered in one place; the
+The toy below (a one-shot all-reduce priced as a library's, with a pipeline startup: every rank
+sends its whole buffer straight to every other rank in one step) is registered in one place; the
 analytic cost, ``ridgeline op``, and the simulator's routing over a system must all use it.
 The registry is restored after each test.
 """
@@ -37,9 +37,9 @@ def one_shot(monkeypatch):
     """``one_shot`` registered for the test only (the registry's entries are restored after)."""
     monkeypatch.setattr(ALGORITHMS, "_entries", dict(ALGORITHMS._entries))
     monkeypatch.setattr(ALGORITHMS, "_help", dict(ALGORITHMS._help))
-    ALGORITHMS.register("one_shot", Algorithm(("all_reduce",), _one_shot_steps, _one_shot_peers),
+    ALGORITHMS.register("toy_one_shot", Algorithm(("all_reduce",), _one_shot_steps, _one_shot_peers),
                         help="every rank sends its buffer to every other rank at once")
-    yield "one_shot"
+    yield "toy_one_shot"
     clear_memo()
 
 
@@ -55,7 +55,7 @@ def test_a_registered_algorithm_is_costed_and_simulated(one_shot):
     # analytic: 3 x 8 MB leave each rank over NVLink in one step of one hop; every byte sent is
     # read and every byte received written, and the reduction reads 3/4 of the local 8 MB
     plan = plan_collective(op, gpu, algorithm=one_shot)
-    assert plan.algorithm == "one_shot"
+    assert plan.algorithm == one_shot
     d = cost_collective(op, gpu, algorithm=one_shot)
     assert d.work["link:nvlink"] == pytest.approx(3 * 8e6)
     assert d.work["memory:hbm"] == pytest.approx(2 * 3 * 8e6 + 3 / 4 * 8e6)
@@ -80,8 +80,8 @@ def test_a_registered_algorithm_is_a_cli_choice(capsys, one_shot):
 
 
 def test_the_registry_is_restored_after_a_test():
-    assert "one_shot" not in ALGORITHMS
-    assert ALGORITHMS.names() == ["ring", "tree", "in_switch"]
+    assert "toy_one_shot" not in ALGORITHMS
+    assert ALGORITHMS.names() == ["ring", "tree", "in_switch", "one_shot", "two_shot"]
 
 
 def test_the_algorithm_is_chosen_in_one_place():

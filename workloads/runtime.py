@@ -44,6 +44,9 @@ facts the cost model prices, never into times of its own:
   queries (``.ub0``, ``.ub1``, ...), pass ``i`` attending to every key up to its last query,
   as llama.cpp splits a prompt into micro-batches (the GEMMs' FLOPs and bytes do not depend on
   the split and stay whole: their re-read weights are left out);
+* ``all_reduce_kernel``: every all-reduce carries the engine's kernel as its attribute
+  ``all_reduce_kernel`` (:func:`with_all_reduce_kernel`); the cost model runs it one-shot or
+  two-shot below its size limits over NVLink, else NCCL;
 * host work as :class:`~workloads.operators.RuntimeWork` operators: ``runtime.step`` (the
   step's CPU work, fixed plus per sequence) before the first kernels, or beside them with
   ``async_scheduling``; ``runtime.sync`` after the last ones; and, for an eager step,
@@ -69,6 +72,18 @@ QUANTIZE_FLOPS_PER_ELEMENT = 2.0   # multiply by the scale, convert
 CONVERT_FLOPS_PER_ELEMENT = 1.0    # one conversion an element
 SILU_FLOPS_PER_ELEMENT = 3.0       # x / (1 + exp(-x)): negate, add, divide (and one exp)
 ACTIVATION_DTYPE = "fp32"          # ggml's activations between kernels
+
+
+def with_all_reduce_kernel(op, kernel):
+    """``op`` as the engine runs it when it is an all-reduce and the engine has its own all-reduce
+    ``kernel`` (:class:`hwmodels.runtime.AllReduceKernel`): a copy carrying it as its
+    ``all_reduce_kernel`` attribute, which :func:`roofline.collectives.plan_collective` prices
+    (the kernel below its size limits, NCCL above); any other operator as it is."""
+    if kernel is None or op.kind != "collective" or op.collective != "all_reduce":
+        return op
+    op = copy.copy(op)
+    op.all_reduce_kernel = kernel
+    return op
 
 
 def _convert(name: str, numel: float, src: str, dst: str, stage: int, flops: float = CONVERT_FLOPS_PER_ELEMENT,
@@ -229,6 +244,7 @@ def with_runtime(graph: Graph, profile) -> Graph:
             if launch is not None and kernel.kind != "memcopy":
                 kernel = copy.copy(kernel)
                 kernel.launch_s = launch
+            kernel = with_all_reduce_kernel(kernel, profile.all_reduce_kernel)
             new.add(kernel, deps)
             deps = [kernel.name]
         alias[op.name] = deps[0]

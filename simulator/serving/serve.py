@@ -83,8 +83,8 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     reqs = make_requests(trace=requests, num_requests=num_requests, rate=rate, burstiness=burstiness,
                          input_len=input_len, output_len=output_len, seed=seed,
                          closed_loop=concurrency is not None)
-    step_model = StepTimeModel(cfg, hardware, tp=tp, pp=pp, dtype=dtype, weight_dtype=weight_dtype,
-                               kv_dtype=kv_dtype)
+    step_model = StepTimeModel(cfg, hardware, all_reduce_kernel=eng.all_reduce_kernel, tp=tp, pp=pp, dtype=dtype,
+                               weight_dtype=weight_dtype, kv_dtype=kv_dtype)
     system = step_model.system
     if tp * pp < len(system.accelerators) < replicas * tp * pp:
         raise InputError(f"{replicas} replicas of {tp * pp} devices need {replicas * tp * pp} accelerators; "

@@ -33,6 +33,7 @@ from workloads.batch import PrefillChunk, build_step, decode_context, step_knobs
 from workloads.configs import ModelConfig, load_config
 from workloads.graph import Graph
 from workloads.llm import Segment, _Builder
+from workloads.runtime import with_all_reduce_kernel
 
 HEAD_OPS = ("model.norm", "lm_head", "lm_head.all_gather")
 
@@ -63,9 +64,12 @@ class StepTimeModel:
     >>> m.step([PrefillChunk(512, 0)], 8, 8 * 1000).time_s   # a chunk and 8 decodes at 1000 tokens
     """
 
-    def __init__(self, model: str | ModelConfig, hardware, **knobs):
+    def __init__(self, model: str | ModelConfig, hardware, all_reduce_kernel=None, **knobs):
         from ..simulate import _as_system
 
+        # the engine's own all-reduce kernel (hwmodels.runtime.AllReduceKernel), carried by the
+        # step's all-reduces as workloads.runtime.with_all_reduce_kernel puts it
+        self.all_reduce_kernel = all_reduce_kernel
         self.cfg = model if isinstance(model, ModelConfig) else load_config(model)
         self.knobs = step_knobs(self.cfg, **knobs)
         self.ranks = self.knobs["tp"] * self.knobs["pp"]
@@ -95,6 +99,7 @@ class StepTimeModel:
         memo = device_info(self.device).memo
         t = e = 0.0
         for op in ops:
+            op = with_all_reduce_kernel(op, self.all_reduce_kernel)
             d, time_s, _ = shared_cost(op, self.device, memo)
             t += time_s
             e += d.energy_j
