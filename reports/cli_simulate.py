@@ -16,7 +16,7 @@ from .cli_workload import add_workload_arguments, workload_from_args
 from .commands import COMMANDS
 from .emit import add_result_arguments, emit_result
 from .output import check_finite, check_plot_name, file_name, plot_figure, warn
-from .text import figure_meanings, simulation_intervals, simulation_text
+from .text import figure_meanings, interval_span, simulation_intervals, simulation_text
 
 # The simulator is imported inside the command: CLI start-up.
 
@@ -107,12 +107,10 @@ def result_document(res, graph, hardware, args) -> dict:
 
 def _gantt_with_interval(res):
     """The result's Gantt chart with the latency's 80% interval in its title."""
-    from hwmodels.units import format_quantity
-
     from .figures import timeline_figure
 
     title = res.title()
     span = simulation_intervals(res).get("latency_s_interval")
     if span:
-        title += f" (80% interval: {format_quantity(span[0], 'time')} - {format_quantity(span[1], 'time')})"
+        title += f" (80% interval: {interval_span(span, 'time')})"
     return timeline_figure(res.timeline, title=title)

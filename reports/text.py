@@ -87,7 +87,14 @@ def simulation_intervals(res) -> dict:
     return sim_intervals(res.summary(), res.meta.get("phase"), res.regime)
 
 
-def _span(pair, kind: str | None = None) -> str:
+def value_with_interval(values: dict, key: str, scale: float = 1.0) -> str:
+    """``7.2 [6.8, 9.1]``: ``values[key]`` x ``scale`` and, when ``values`` has its
+    ``<key>_interval``, the interval in brackets (a serving run's figures)."""
+    span = values.get(f"{key}_interval")
+    return f"{values[key] * scale:.4g}" + (f" [{span[0] * scale:.4g}, {span[1] * scale:.4g}]" if span else "")
+
+
+def interval_span(pair, kind: str | None = None) -> str:
     lo, hi = pair
     if kind:
         return f"{format_quantity(lo, kind)} - {format_quantity(hi, kind)}"
@@ -107,7 +114,7 @@ def simulation_text(res, top: int = 10) -> str:
             ("latency", f"{format_quantity(res.latency_s, 'time')} ({figure_meanings(res)['latency_s']})")]
     spans = simulation_intervals(res)
     if "latency_s_interval" in spans:
-        head.append(("80% interval", f"{_span(spans['latency_s_interval'], 'time')} ({res.regime}; from held-out "
+        head.append(("80% interval", f"{interval_span(spans['latency_s_interval'], 'time')} ({res.regime}; from held-out "
                                      "public rows of its class)"))
     head += _token_lines(res)
     head += [("energy", f"{res.energy_j:.4g} J (idle {res.static_energy_j:.4g}, active baseline "
@@ -115,7 +122,7 @@ def simulation_text(res, top: int = 10) -> str:
     if res.energy_per_token_j:
         label = "energy/first token" if meta.get("phase") == "prefill" else "energy/token"
         head.append((label, f"{res.energy_per_token_j:.4g} J"
-                            + (f" (80%: {_span(spans['energy_per_token_j_interval'])} J)"
+                            + (f" (80%: {interval_span(spans['energy_per_token_j_interval'])} J)"
                                if "energy_per_token_j_interval" in spans else "")))
     b = res.bottleneck
     if b["resource"]:
@@ -340,7 +347,7 @@ def op_text(op, device, demands, report: dict) -> str:
 
 def _interval_of(report: dict, key: str) -> str:
     pair = report.get(f"{key}_interval")
-    return f" (80% interval {_span(pair)})" if pair else ""
+    return f" (80% interval {interval_span(pair)})" if pair else ""
 
 
 # ------------------------------------------------------------------------------------ serving
@@ -350,10 +357,8 @@ def serving_text(res) -> str:
     in brackets when the result has them (``res.intervals``), and the group they came from."""
     m, c = res.merged_metrics(), res.config
 
-    def fig(block: str, key: str, fmt: str = ".4g", scale: float = 1.0) -> str:
-        span = m[block].get(f"{key}_interval")
-        text = format(m[block][key] * scale, fmt)
-        return text + (f" [{span[0] * scale:{fmt}}, {span[1] * scale:{fmt}}]" if span else "")
+    def fig(block: str, key: str, scale: float = 1.0) -> str:
+        return value_with_interval(m[block], key, scale)
 
     head = [("deployment", f"{c['model']} on {c['hardware']}: {c['replicas']} replica(s) x tp={c['tp']} "
                            f"pp={c['pp']}, scheduler {c['scheduler']}, profile {c['profile']}"),

@@ -10,7 +10,7 @@ from hwmodels.units import format_quantity
 from roofline.plot import run_label
 
 from .. import figures
-from ..text import memory_rows, memory_state
+from ..text import interval_span, memory_rows, memory_state
 from .blocks import Fields, Figure, Section, Table, Text
 from .kinds import REPORT_KINDS, REPORT_SECTIONS, ReportKind
 
@@ -45,9 +45,7 @@ def _interval_note(doc: dict, key: str, kind: str | None = None) -> str:
     pair = doc.get(f"{key}_interval")
     if not pair:
         return ""
-    lo, hi = pair
-    span = f"{format_quantity(lo, kind)} - {format_quantity(hi, kind)}" if kind else f"{lo:.4g} - {hi:.4g}"
-    return f" (80% interval: {span})"
+    return f" (80% interval: {interval_span(pair, kind)})"
 
 
 def _sim_headline(doc: dict) -> list[tuple[str, str]]:

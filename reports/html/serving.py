@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from .. import figures
 from ..serving_figures import serving_figure, serving_run_label
+from ..text import value_with_interval
 from .blocks import Fields, Figure, Section, Table
 from .kinds import REPORT_KINDS, REPORT_SECTIONS, ReportKind
 
@@ -17,19 +18,13 @@ def _title(doc: dict) -> tuple[str, str]:
             f"{m['completed']} requests completed, {m['rejected']} rejected, over {m['duration_s']:.4g} s")
 
 
-def _fig(values: dict, key: str, scale: float = 1.0) -> str:
-    """``7.2 [6.8, 9.1]``: a figure and its 80% interval, when the run's JSON has one."""
-    span = values.get(f"{key}_interval")
-    return f"{values[key] * scale:.4g}" + (f" [{span[0] * scale:.4g}, {span[1] * scale:.4g}]" if span else "")
-
-
 def _headline(doc: dict) -> list[tuple[str, str]]:
     m = doc["metrics"]
-    out = [("throughput", f"{_fig(m['throughput'], 'requests_per_s')} req/s, "
-                          f"{_fig(m['throughput'], 'output_tokens_per_s')} output tok/s")]
-    out += [(label, f"median {_fig(m[key], 'median', 1e3)} ms, p99 {_fig(m[key], 'p99', 1e3)} ms")
+    out = [("throughput", f"{value_with_interval(m['throughput'], 'requests_per_s')} req/s, "
+                          f"{value_with_interval(m['throughput'], 'output_tokens_per_s')} output tok/s")]
+    out += [(label, f"median {value_with_interval(m[key], 'median', 1e3)} ms, p99 {value_with_interval(m[key], 'p99', 1e3)} ms")
             for key, label in _LATENCIES if m.get(key)]
-    out.append(("energy", f"{_fig(m['energy'], 'total_j')} J, {_fig(m['energy'], 'j_per_output_token')} J per "
+    out.append(("energy", f"{value_with_interval(m['energy'], 'total_j')} J, {value_with_interval(m['energy'], 'j_per_output_token')} J per "
                           "output token"))
     if m.get("interval_basis"):
         out.append(("80% intervals", "[lo, hi] from the held-out public rows of "
