@@ -227,20 +227,16 @@ def _serve_cached(key: tuple) -> dict:
     config = dict(key)
     res = serve(config.pop("model"), config.pop("hardware"), **config)
     m = res.metrics
-    steps = res.steps
-    decodes = steps["decodes"].to_numpy()
-    busy = decodes > 0
     return {"output_tokens_per_s": m["throughput"]["output_tokens_per_s"], "median_tpot_s": m["tpot_s"]["median"],
             "median_itl_s": m["itl_s"]["median"], "j_per_output_token": m["energy"]["j_per_output_token"],
             "avg_power_w": m["energy"]["total_j"] / m["duration_s"] if m["duration_s"] > 0 else 0.0,
-            "mean_decode_batch": float(decodes[busy].mean()) if busy.any() else 1.0,
             "regime": m.get("regime") or "memory-bound"}
 
 
 def serve_row(row: dict) -> dict:
     """The serving run of a served row (remembered: the ITL and energy rows of one chat run share
-    it): output tok/s, median TPOT and ITL (s), J per output token, average power (W), the
-    mean batch of its decode steps and the run's regime (:func:`simulator.serving.serve.run_regime`)."""
+    it): output tok/s, median TPOT and ITL (s), J per output token, average power (W) and the
+    run's regime (:func:`simulator.serving.serve.run_regime`)."""
     return dict(_serve_cached(_key(serve_config(row))))
 
 
