@@ -27,6 +27,8 @@ import math
 from importlib import resources
 from pathlib import Path
 
+from simulator.serving.result import interval_class
+
 from .public import validate_public
 
 LEVEL = 0.80
@@ -201,13 +203,12 @@ def op_intervals(report: dict, kind: str, regime: str, table: dict | None = None
 
 
 # Figures of a serving run's metrics (ServeResult.metrics): block -> (keys or None for every
-# statistic, rate?, class). Latencies and rates are the serving class's; energy the energy class's.
+# statistic, rate?); the class of each block's residuals is serving.result.interval_class's.
 SERVE_FIGURES = {
-    "ttft_s": (None, False, "serving"), "tpot_s": (None, False, "serving"), "itl_s": (None, False, "serving"),
-    "e2e_s": (None, False, "serving"),
-    "throughput": (("requests_per_s", "output_tokens_per_s", "total_tokens_per_s"), True, "serving"),
-    "goodput": (("requests_per_s",), True, "serving"),
-    "energy": (("total_j", "j_per_output_token"), False, "energy"),
+    "ttft_s": (None, False), "tpot_s": (None, False), "itl_s": (None, False), "e2e_s": (None, False),
+    "throughput": (("requests_per_s", "output_tokens_per_s", "total_tokens_per_s"), True),
+    "goodput": (("requests_per_s",), True),
+    "energy": (("total_j", "j_per_output_token"), False),
 }
 
 
@@ -217,7 +218,8 @@ def serve_interval_block(metrics: dict, regime: str | None, table: dict | None =
     interval came from (:func:`basis`). ``regime``: the run's (``metrics["regime"]``)."""
     table = load_table() if table is None else table
     out: dict = {}
-    for block, (keys, rate, cls) in SERVE_FIGURES.items():
+    for block, (keys, rate) in SERVE_FIGURES.items():
+        cls = interval_class(block)
         values = metrics.get(block) or {}
         for key in keys or list(values):
             value = values.get(key)

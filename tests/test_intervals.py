@@ -159,6 +159,21 @@ def test_serve_result_carries_intervals_in_json_and_frame():
     assert set(frame["block"]) >= {"ttft_s", "tpot_s", "itl_s", "e2e_s", "throughput", "goodput", "energy"}
 
 
+def test_figure_rows_take_each_blocks_basis():
+    from simulator.serving.result import figure_rows
+
+    metrics = {"ttft_s": {"mean": 2.0, "mean_interval": [1.5, 3.0]},
+               "energy": {"total_j": 10.0, "total_j_interval": [8.0, 12.0], "j_per_output_token": 0.5},
+               "kv": {"blocks": 7}, "regime": "memory-bound",
+               "interval_basis": {"serving": {"group": "llm/memory-bound"}, "energy": {"group": "energy"}}}
+    rows = {(r["block"], r["key"]): r for r in figure_rows(metrics)}
+    # kv and the basis are not figures; a figure without an interval has no lo/hi
+    assert set(rows) == {("ttft_s", "mean"), ("energy", "total_j"), ("energy", "j_per_output_token")}
+    assert rows["ttft_s", "mean"] == {"block": "ttft_s", "key": "mean", "value": 2.0, "lo": 1.5, "hi": 3.0,
+                                      "basis": "llm/memory-bound"}
+    assert rows["energy", "total_j"]["basis"] == "energy" and "lo" not in rows["energy", "j_per_output_token"]
+
+
 def test_serving_run_regime_follows_the_work():
     from simulator.serving import serve
 

@@ -3,6 +3,8 @@ benchmark metrics as a table, the deployment, and the manifest."""
 
 from __future__ import annotations
 
+from simulator.serving.result import figure_rows
+
 from .. import figures
 from ..serving_figures import serving_figure, serving_run_label
 from ..text import value_with_interval
@@ -59,17 +61,8 @@ def serving_section(doc: dict) -> Section | None:
 
 def _interval_rows(m: dict) -> list[list]:
     """One row per figure with an interval: name, value, lo, hi, the group it came from."""
-    basis = m.get("interval_basis") or {}
-    rows = []
-    for block, values in m.items():
-        if not isinstance(values, dict) or block == "interval_basis":
-            continue
-        group = (basis.get("energy" if block == "energy" else "serving") or {}).get("group", "")
-        for key, span in values.items():
-            if key.endswith("_interval"):
-                name = key.removesuffix("_interval")
-                rows.append([f"{block} {name}", values[name], span[0], span[1], group])
-    return rows
+    return [[f"{r['block']} {r['key']}", r["value"], r["lo"], r["hi"], r["basis"]]
+            for r in figure_rows(m) if "lo" in r]
 
 
 @REPORT_SECTIONS.register("deployment", help="the serving deployment: replicas, scheduler, KV budget")

@@ -8,6 +8,32 @@ import numpy as np
 import pandas as pd
 
 
+def interval_class(block: str) -> str:
+    """The row class whose held-out residuals give the interval of a serving figure in metrics
+    block ``block``: energy figures the energy class's, latencies and rates the serving class's."""
+    return "energy" if block == "energy" else "serving"
+
+
+def figure_rows(metrics: dict) -> list[dict]:
+    """One dict per figure of a serving run's ``metrics`` as :meth:`ServeResult.to_dict` writes
+    them (``block``: ttft_s ... energy; ``key``: mean, p99, output_tokens_per_s, total_j ...;
+    ``value``), with ``lo`` and ``hi`` of its interval and the interval's ``basis`` (group of
+    held-out rows) where the metrics carry intervals."""
+    basis = metrics.get("interval_basis") or {}
+    rows = []
+    for block, values in metrics.items():
+        if not isinstance(values, dict) or block in ("kv", "interval_basis"):
+            continue
+        for key, value in values.items():
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                row = {"block": block, "key": key, "value": float(value)}
+                span = values.get(f"{key}_interval")
+                if span:
+                    row.update(lo=span[0], hi=span[1], basis=(basis.get(interval_class(block)) or {}).get("group", ""))
+                rows.append(row)
+    return rows
+
+
 @dataclass
 class ServeResult:
     """The result of :func:`simulator.serving.serve`.
@@ -39,22 +65,8 @@ class ServeResult:
         return df
 
     def metrics_frame(self) -> pd.DataFrame:
-        """One row per figure of the run (``block``: ttft_s ... energy; ``key``: mean, p99,
-        output_tokens_per_s, total_j ...; ``value``), with ``lo`` and ``hi`` of its interval and the
-        interval's ``basis`` (group of held-out rows) when :attr:`intervals` are attached."""
-        rows = []
-        for block, values in self.merged_metrics().items():
-            if not isinstance(values, dict) or block in ("kv", "interval_basis"):
-                continue
-            for key, value in values.items():
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    span = values.get(f"{key}_interval")
-                    row = {"block": block, "key": key, "value": float(value)}
-                    if span:
-                        cls = "energy" if block == "energy" else "serving"
-                        row.update(lo=span[0], hi=span[1], basis=self.intervals["interval_basis"][cls]["group"])
-                    rows.append(row)
-        return pd.DataFrame(rows)
+        """One row per figure of the run (:func:`figure_rows` of :meth:`merged_metrics`)."""
+        return pd.DataFrame(figure_rows(self.merged_metrics()))
 
     def merged_metrics(self) -> dict:
         """:attr:`metrics` with each figure's ``<key>_interval`` beside it and ``interval_basis``
