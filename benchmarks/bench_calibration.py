@@ -8,10 +8,11 @@ fit and the predictions are pure computation.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from _figures import print_figures
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -42,11 +43,7 @@ def main() -> int:
     out["predict_public_rows_s"] = time.perf_counter() - t0
     out["predict_public_rows_cpu_s"] = time.process_time() - c0   # wall time on a shared machine is more
     out["public_rows"] = len(rows)
-    if args.format == "json":
-        print(json.dumps(out, indent=2))
-    else:
-        for key, value in out.items():
-            print(f"{key:24s} {value:.4g}" if isinstance(value, float) else f"{key:24s} {value}")
+    print_figures(out, args.format)
     return 0
 
 

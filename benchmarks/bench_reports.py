@@ -11,11 +11,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
-import json
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _figures import print_figures
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -69,13 +70,7 @@ def main() -> int:
     args = parser.parse_args()
     results = {"simulation_report": bench_simulation_report(args.repeat),
                "six_rooflines": bench_six_rooflines(args.repeat)}
-    if args.format == "json":
-        print(json.dumps(results, indent=2))
-    else:
-        for name, figures in results.items():
-            print(name)
-            for k, v in figures.items():
-                print(f"  {k:20s} {v:.3g}" if isinstance(v, float) else f"  {k:20s} {v}")
+    print_figures(results, args.format)
     return 0
 
 

@@ -8,13 +8,14 @@ tracemalloc during the run, and the process's peak RSS.
 from __future__ import annotations
 
 import argparse
-import json
 import random
 import resource
 import sys
 import time
 import tracemalloc
 from pathlib import Path
+
+from _figures import print_figures
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -137,14 +138,7 @@ def main(argv=None) -> int:
         "llama70b_tp8_decode": bench_llama70b_decode(repeat=args.repeat),
         "graph_100k": bench_100k(10_000 if args.quick else 100_000),
     }
-    if args.format == "json":
-        json.dump(out, sys.stdout, indent=2)
-        print()
-    else:
-        for name, row in out.items():
-            print(name)
-            for k, v in row.items():
-                print(f"  {k:26s} {v:.4g}" if isinstance(v, float) else f"  {k:26s} {v}")
+    print_figures(out, args.format)
     return 0
 
 
