@@ -12,8 +12,9 @@ the table always lists every row. Nothing here is tuned to these rows:
 sizes the sources do not state are fixed a priori and named in :data:`ASSUMED`.
 
 Every row carries a ``role`` in the CSV, set before any prediction of it was looked at: ``fit``
-rows may be used to fit parameters (at most a third of them; so far two have been: the energy
-model's active-power fraction and a collective's startup, :data:`FIT_ROWS`), ``held-out`` rows
+rows may be used to fit parameters (at most a third of them; among them the energy model's
+active-power fraction, a collective's startup and vLLM 0.6's output processing,
+:data:`FIT_ROWS`), ``held-out`` rows
 never. The summaries are per role and per row class (:func:`row_class`): :func:`public_summary` over the held-out rows,
 :func:`public_groups` for both roles.
 """
@@ -53,6 +54,8 @@ ASSUMED = {
 # The one row the energy model's active-power fraction is fitted on (calibration.energy_fit).
 ENERGY_FIT_ROW = "energy-h100-llama31-8b-b8"
 FIT_ROWS = {ENERGY_FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)",
+            "serve-a100-llama31-8b-vllm-tput": "vLLM 0.6's output processing per sequence and step "
+                                               "(python -m calibration.engine_fit)",
             **dict.fromkeys(("allreduce-a100x8-azure-64m", "allreduce-h100x8-azure-64m", "allreduce-h200x8-azure-16m"),
                             "a library collective's startup per step (python -m calibration.collective_fit)")}
 

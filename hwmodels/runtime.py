@@ -4,13 +4,22 @@ The cost model prices kernels; a real engine also spends time around them, and t
 property of the engine, not of the hardware or the model. A runtime profile
 (``hwmodels/runtimes/<name>.yaml``, or a user's file) says, per engine:
 
-* ``step_cpu`` / ``per_sequence_cpu``: CPU work per step (scheduling, preparing inputs, sampling,
-  detokenizing), fixed and per scheduled sequence; ``async_scheduling``: that work overlaps the
-  GPU work of the step (the step takes the longer of the two) instead of preceding it;
-  ``scheduler_steps``: multi-step scheduling (vLLM 0.6's ``--num-scheduler-steps``): the engine
-  schedules and prepares inputs once for that many consecutive steps, so each step carries
-  ``1 / scheduler_steps`` of that CPU work (and the serving simulator's ``orca`` scheduler admits
-  waiting prompts only between such runs);
+* ``step_cpu`` / ``per_sequence_cpu``: the CPU work of a scheduling pass (scheduling, preparing
+  inputs, and what the engine does once per pass for each request, such as building and
+  streaming its outputs), fixed and per scheduled sequence; ``async_scheduling``: all of a
+  step's CPU work overlaps the GPU work of the step (the step takes the longer of the two)
+  instead of preceding it; ``scheduler_steps``: multi-step scheduling (vLLM 0.6's
+  ``--num-scheduler-steps``): the engine schedules and prepares inputs once for that many
+  consecutive decode steps, so each carries ``1 / scheduler_steps`` of the pass (and the serving
+  simulator's ``orca`` scheduler admits waiting prompts only between such runs); a step that
+  prefills is a run of its own (vLLM 0.6 starts every prompt with a one-step run) and carries
+  the whole pass;
+* ``output_cpu_per_sequence``: CPU work per sampled sequence that the engine pays every step,
+  however many steps a pass schedules: taking the sampled token to the host, appending it to the
+  request, incremental detokenization and the stop checks (vLLM 0.6's output processor runs
+  once per step and sequence, inside a multi-step run too); ``async_output``: that work for
+  step i runs while the GPU runs step i+1 (vLLM 0.6's asynchronous output processor), so a
+  step takes the longer of the GPU work and it, else it follows the GPU work;
 * ``sync``: the host-device synchronisation at the end of a step (sampled tokens copied back);
 * ``launch`` / ``graph_launch``: the GPU-side cost of launching one kernel eagerly and inside a
   CUDA graph (replacing the device's ``launch_overhead``), and ``cuda_graph_max_tokens``: the
@@ -88,9 +97,11 @@ for _name, _help in (("none", "no runtime: the kernels alone at the device's lau
 
 UNFUSED_KINDS = ("fp8_quantize", "f16_convert", "attention_scores", "norm_weight", "kv_store", "swiglu_split",
                  "all_logits")
-TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "sync", "launch", "graph_launch", "dispatch_cpu")
+TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "output_cpu_per_sequence", "sync", "launch", "graph_launch",
+               "dispatch_cpu")
+FLAG_FIELDS = ("async_scheduling", "async_output")
 ACCUMULATORS = ("fp32", "fp16")
-FIELDS = (*TIME_FIELDS, "all_reduce_kernel", "async_scheduling", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
+FIELDS = (*TIME_FIELDS, *FLAG_FIELDS, "all_reduce_kernel", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
           "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "unfused", "runtime_reserve",
           "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
@@ -132,7 +143,9 @@ class RuntimeProfile:
     name: str
     step_cpu_s: float = 0.0
     per_sequence_cpu_s: float = 0.0
+    output_cpu_per_sequence_s: float = 0.0
     async_scheduling: bool = False
+    async_output: bool = False
     scheduler_steps: int = 1
     sync_s: float = 0.0
     launch_s: float | None = None
@@ -161,10 +174,17 @@ class RuntimeProfile:
         (the engine pads the batch to the next captured size, so any batch up to the largest)."""
         return phase == "decode" and batch <= self.cuda_graph_max_tokens
 
-    def step_cpu_total_s(self, sequences: int) -> float:
-        """CPU time of one step that schedules ``sequences`` sequences: a scheduling pass (fixed
-        and per sequence), shared by the ``scheduler_steps`` steps it schedules at once."""
-        return (self.step_cpu_s + self.per_sequence_cpu_s * sequences) / self.scheduler_steps
+    def step_cpu_total_s(self, sequences: int, prefill: bool = False) -> float:
+        """CPU time of the scheduling pass one step carries, for ``sequences`` sequences: the pass
+        (fixed and per sequence) shared by the ``scheduler_steps`` decode steps it schedules at
+        once, or whole for a step that ``prefill``s (a run of its own)."""
+        steps = 1 if prefill else self.scheduler_steps
+        return (self.step_cpu_s + self.per_sequence_cpu_s * sequences) / steps
+
+    def output_cpu_s(self, sequences: int) -> float:
+        """CPU time of one step's output processing for ``sequences`` sampled sequences (paid
+        every step, multi-step or not)."""
+        return self.output_cpu_per_sequence_s * sequences
 
     # -- what the serving simulator asks of its engine profile (this same object) -------------
     def gpu_time(self, cost) -> float:
@@ -180,15 +200,24 @@ class RuntimeProfile:
             t -= max(0, cost.kernels - launches) * max(cost.launch_s - (self.graph_launch_s or 0.0), 0.0)
         return t * self.gpu_time_scale
 
-    def step_time(self, gpu_s: float, seqs: int) -> float:
+    def step_time(self, gpu_s: float, seqs: int, prefill: bool = False) -> float:
         """Wall time of a step whose GPU work takes ``gpu_s`` (from :meth:`gpu_time`) with ``seqs``
-        scheduled requests: the CPU work overlaps the GPU's with ``async_scheduling``, else adds."""
-        cpu = self.step_cpu_total_s(seqs)
-        return max(gpu_s, cpu) if self.async_scheduling else gpu_s + cpu
+        scheduled requests (``prefill``: the step prefills, a run of its own): with
+        ``async_scheduling`` all CPU work overlaps the GPU's; else the scheduling pass's share
+        (:meth:`step_cpu_total_s`) precedes it, and the output processing (:meth:`output_cpu_s`)
+        overlaps it with ``async_output`` or follows it."""
+        sched, out = self.step_cpu_total_s(seqs, prefill), self.output_cpu_s(seqs)
+        if self.async_scheduling:
+            return max(gpu_s, sched + out)
+        if self.async_output:
+            return sched + max(gpu_s, out)
+        return sched + gpu_s + out
 
     def to_dict(self) -> dict:
         return {"name": self.name, "step_cpu_s": self.step_cpu_s, "per_sequence_cpu_s": self.per_sequence_cpu_s,
-                "async_scheduling": self.async_scheduling, "scheduler_steps": self.scheduler_steps,
+                "output_cpu_per_sequence_s": self.output_cpu_per_sequence_s,
+                "async_scheduling": self.async_scheduling, "async_output": self.async_output,
+                "scheduler_steps": self.scheduler_steps,
                 "sync_s": self.sync_s, "launch_s": self.launch_s,
                 "graph_launch_s": self.graph_launch_s, "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
                 "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
@@ -219,7 +248,7 @@ def _parse(doc, key: str, value):
             return parse_quantity(value, "time", path=key, allow_zero=True)
         except InputError as err:   # the units parser knows no file: say where
             raise doc.error(err.problems[0].message, (key,)) from None
-    if key == "async_scheduling":
+    if key in FLAG_FIELDS:
         if not isinstance(value, bool):
             raise doc.error("expected true or false", (key,))
         return value

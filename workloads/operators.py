@@ -863,14 +863,15 @@ def make_operator(kind: str, **fields) -> Operator:
     return cls(**fields)
 
 
-RUNTIME_ACTIVITIES = ("step", "sync", "dispatch")
+RUNTIME_ACTIVITIES = ("step", "output", "sync", "dispatch")
 
 
 @register_operator
 @dataclass(kw_only=True)
 class RuntimeWork(Operator):
     """Work a runtime (inference engine) does around the kernels of a step, on the host:
-    ``activity`` ``step`` (scheduling, input preparation, sampling, detokenization), ``sync``
+    ``activity`` ``step`` (scheduling, input preparation, sampling), ``output`` (the step's output
+    processing: appending sampled tokens, detokenization, stop checks), ``sync``
     (waiting for the device at the end of the step) or ``dispatch`` (issuing kernels eagerly),
     taking ``host_s`` seconds as the runtime profile says (:mod:`hwmodels.runtime`). No FLOPs and
     no device bytes; the cost model charges ``host_s`` as a fixed latency."""

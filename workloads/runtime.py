@@ -48,8 +48,11 @@ facts the cost model prices, never into times of its own:
   ``all_reduce_kernel`` (:func:`with_all_reduce_kernel`); the cost model runs it one-shot or
   two-shot below its size limits over NVLink, else NCCL;
 * host work as :class:`~workloads.operators.RuntimeWork` operators: ``runtime.step`` (the
-  step's CPU work, fixed plus per sequence) before the first kernels, or beside them with
-  ``async_scheduling``; ``runtime.sync`` after the last ones; and, for an eager step,
+  step's share of a scheduling pass, fixed plus per sequence; a prefill step carries a whole
+  pass) before the first kernels, or beside them with ``async_scheduling``; ``runtime.sync``
+  after the last ones; ``runtime.output`` (the step's output processing, per sequence) after the
+  sync, or beside the kernels (after ``runtime.step``) with ``async_output`` or
+  ``async_scheduling``; and, for an eager step,
   ``runtime.dispatch`` (the host issuing every kernel) beside them, so the step takes at least
   as long as the host needs to issue it.
 
@@ -225,7 +228,7 @@ def with_runtime(graph: Graph, profile) -> Graph:
     sinks = {op.name for op in ops} - {d for op in ops for d in graph.deps(op.name)}
     first, last = min(op.stage for op in ops), max(op.stage for op in ops)
     step = None
-    host_step = profile.step_cpu_total_s(batch)
+    host_step = profile.step_cpu_total_s(batch, prefill=phase == "prefill")
     if host_step > 0:
         step = RuntimeWork(name="runtime.step", host_s=host_step, activity="step", stage=first)
         new.add(step)
@@ -248,7 +251,13 @@ def with_runtime(graph: Graph, profile) -> Graph:
             new.add(kernel, deps)
             deps = [kernel.name]
         alias[op.name] = deps[0]
+    ends = sorted(alias.get(s, s) for s in sinks)
     if profile.sync_s > 0:
-        new.add(RuntimeWork(name="runtime.sync", host_s=profile.sync_s, activity="sync", stage=last),
-                sorted(alias.get(s, s) for s in sinks))
+        new.add(RuntimeWork(name="runtime.sync", host_s=profile.sync_s, activity="sync", stage=last), ends)
+        ends = ["runtime.sync"]
+    if profile.output_cpu_s(batch) > 0:
+        # overlapped: the previous step's outputs, processed while this step's kernels run
+        overlapped = profile.async_output or profile.async_scheduling
+        new.add(RuntimeWork(name="runtime.output", host_s=profile.output_cpu_s(batch), activity="output",
+                            stage=last), ([step.name] if step is not None else []) if overlapped else ends)
     return new

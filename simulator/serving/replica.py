@@ -153,7 +153,7 @@ class Replica:
         chunks = [PrefillChunk(n, r.computed, r.computed + n >= r.tokens) for r, n in batch.prefills]
         cost = model.step(chunks, len(batch.decodes), context)
         gpu = profile.gpu_time(cost)
-        duration = profile.step_time(gpu, len(chunks) + len(batch.decodes))
+        duration = profile.step_time(gpu, len(chunks) + len(batch.decodes), prefill=bool(chunks))
         if self.swap_bytes_pending:
             duration += self.host_link.transfer(now, self.swap_bytes_pending) - now
             self.swap_bytes_pending = 0.0
