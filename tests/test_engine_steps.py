@@ -127,3 +127,32 @@ def test_the_fitted_constant_is_what_its_fit_row_gives():
     here = engine_fit.loss(rows, value)
     assert here <= engine_fit.loss(rows, value - 1) and here <= engine_fit.loss(rows, value + 1), \
         "rerun `python -m calibration.engine_fit` and copy its figure into hwmodels/runtimes/vllm-v0.6.yaml"
+
+
+@pytest.mark.parametrize("fast_forward", [True, False])
+def test_a_multi_step_run_streams_its_tokens_at_its_end(fast_forward):
+    """vLLM 0.6 builds a request's output only at the end of a multi-step run (or when it
+    finishes), so a streaming client sees one chunk per run: one inter-token gap per chunk."""
+    res = serve("llama-3.1-8b", "a100-sxm-80gb", num_requests=1, input_len="128", output_len="21",
+                scheduler="orca", profile=RuntimeProfile("b", scheduler_steps=10), prefix_caching=False,
+                fast_forward=fast_forward)
+    steps = res.steps["duration_s"].to_numpy()
+    assert len(steps) == 21          # the prompt step, then two runs of 10 decode steps
+    # the first token at the prompt step's end; then chunks at the ends of steps 11 and 21, so two
+    # gaps of ten decode steps each, their mean the two runs' sum / 2
+    itl = res.metrics["itl_s"]
+    assert itl["mean"] == pytest.approx(steps[1:].sum() / 2, rel=1e-9)
+    low, high = sorted((steps[1:11].sum(), steps[11:21].sum()))
+    assert itl["p99"] == pytest.approx(low + 0.99 * (high - low), rel=1e-9)   # numpy's linear p99 of two
+    # TPOT is the time from the first to the last token over the 20 after the first: unchanged
+    assert res.metrics["tpot_s"]["median"] == pytest.approx(steps[1:].sum() / 20, rel=1e-9)
+
+
+def test_a_request_finishing_inside_a_run_streams_its_last_tokens_at_once():
+    """A run of 10 decode steps with a request of 6 tokens: it leaves after its 5th decode step,
+    and its 5 held tokens go out then, as one chunk."""
+    res = serve("llama-3.1-8b", "a100-sxm-80gb", num_requests=1, input_len="128", output_len="6",
+                scheduler="orca", profile=RuntimeProfile("b", scheduler_steps=10), prefix_caching=False)
+    steps = res.steps["duration_s"].to_numpy()
+    assert len(steps) == 6
+    assert res.metrics["itl_s"]["mean"] == pytest.approx(steps[1:].sum(), rel=1e-9)

@@ -243,10 +243,13 @@ class Replica:
         bs = self.kv.block_size
         k = len(ends)
         advance = getattr(self.scheduler, "advance", None)
+        run_ends = getattr(self.scheduler, "run_ends", None)
+        # the steps whose tokens reach the client (all, or a multi-step run's last ones)
+        shown = ends if run_ends is None else ends[np.asarray(run_ends(k), dtype=bool)]
         if advance is not None:
             advance(k)
-        gaps = array("d", np.diff(ends))
         last = float(ends[-1])
+        gaps = array("d", np.diff(shown))
         itl = self.cluster.itl
         self.kv.take(self.kv.free - free)
         done = False
@@ -254,9 +257,14 @@ class Replica:
             r.computed += k
             r.generated += k
             r.blocks = max(r.blocks, -(-r.computed // bs))
-            itl.append(float(ends[0]) - r.last_token_s)
-            itl.extend(gaps)
-            r.last_token_s = last
+            times, between = shown, gaps
+            if r.generated >= r.output and (not shown.size or shown[-1] != last):
+                times = np.append(shown, last)      # its last token goes out when it finishes
+                between = array("d", np.diff(times))
+            if times.size:
+                itl.append(float(times[0]) - r.last_token_s)
+                itl.extend(between)
+                r.last_token_s = float(times[-1])
             if r.generated >= r.output:
                 r.finish_s = last
                 self._leave(r)
@@ -296,20 +304,24 @@ class Replica:
             req.computed += n
             if req.computed >= req.tokens:
                 done |= self._token(req, now, itl)
+        holds = getattr(self.scheduler, "holds_tokens", None)
+        held = holds is not None and holds()
         for req in batch.decodes:
             req.computed += 1
-            done |= self._token(req, now, itl)
+            done |= self._token(req, now, itl, held)
         if done:
             self.running = [r for r in self.running if r in self.running_set]
 
-    def _token(self, req, now: float, itl) -> bool:
-        """``req`` produced a token at ``now``; True when it leaves the replica."""
+    def _token(self, req, now: float, itl, held: bool = False) -> bool:
+        """``req`` produced a token at ``now`` (``held``: kept for the end of its multi-step run,
+        unless it is the last); True when it leaves the replica."""
         req.generated += 1
         if req.first_token_s is None:
             req.first_token_s = now
-        else:
+            req.last_token_s = now
+        elif not held or req.generated >= req.output:
             itl.append(now - req.last_token_s)
-        req.last_token_s = now
+            req.last_token_s = now
         if req.generated >= req.output:
             req.finish_s = now
             self._leave(req)

@@ -210,8 +210,21 @@ class OrcaScheduler:
     def advance(self, steps: int) -> None:
         """``steps`` decode steps were played at once: move through the multi-step runs (a
         decode step outside a run starts one of ``decode_run_steps``)."""
+        self.locked = self._locked_after(steps)
+
+    def _locked_after(self, steps: int) -> int:
         n = self.config.decode_run_steps
-        self.locked = self.locked - steps if steps <= self.locked else n - 1 - (steps - self.locked - 1) % n
+        return self.locked - steps if steps <= self.locked else n - 1 - (steps - self.locked - 1) % n
+
+    def run_ends(self, steps: int) -> list[bool]:
+        """For each of the next ``steps`` decode steps (asked before :meth:`advance`), whether it
+        ends a multi-step run: vLLM 0.6 hands a run's tokens to the client at its end."""
+        return [self._locked_after(j) == 0 for j in range(1, steps + 1)]
+
+    def holds_tokens(self) -> bool:
+        """Whether the step just scheduled leaves its multi-step run open (its tokens are held
+        for the run's end)."""
+        return self.locked > 0
 
     def schedule(self, replica) -> Batch | None:
         cfg = self.config
