@@ -161,9 +161,10 @@ def test_bad_arguments_exit_2_with_a_message(argv, fragment, capsys):
 def test_public_fit_row_is_marked_and_left_out_of_the_summary():
     from calibration.public import FIT_ROWS, public_summary
 
-    # the energy model's row and the three rows a collective's startup is fitted on
+    # the energy model's row, the three rows a collective's startup is fitted on and vLLM 0.6's
+    # output-processing row
     assert set(FIT_ROWS) == {"energy-h100-llama31-8b-b8", "allreduce-a100x8-azure-64m", "allreduce-h100x8-azure-64m",
-                             "allreduce-h200x8-azure-16m"}
+                             "allreduce-h200x8-azure-16m", "serve-a100-llama31-8b-vllm-tput"}
     rows = [{"name": "a", "role": "held-out", "error": 0.10},
             {"name": "b", "role": "held-out", "error": -0.30},
             {"name": "c", "role": "held-out", "error": 0.20},
