@@ -42,8 +42,7 @@ def log_error(row: dict, output_cpu_us: float) -> float:
     config = served_rows.serve_config(row)
     config["profile"] = dataclasses.replace(config["profile"], **{FIELD: output_cpu_us * US})
     run = served_rows._serve_cached(served_rows._key(config))
-    value = {"serving_output_throughput": run["output_tokens_per_s"],
-             "serving_median_tpot": run["median_tpot_s"]}[row["metric"]] / served_rows.UNITS[row["unit"]]
+    value = run[served_rows.SERVED_VALUES[row["metric"]]] / served_rows.UNITS[row["unit"]]
     return math.log(value / float(row["value"]))
 
 

@@ -71,14 +71,14 @@ def serving_figure(latencies: dict, timeseries, metrics: dict, config: dict):
 
 
 def _median_interval(ax, stats: dict, color: str, y: float) -> bool:
-    """The 80% interval of a latency's median as a horizontal bar through (median, ``y``);
-    whether there was one to draw."""
+    """The 80% interval of a latency's median as a horizontal bar at height ``y``, the median a
+    dot on it (or beside it: where the held-out runs of its class were all slower than predicted,
+    the interval lies wholly above the median); whether there was one to draw."""
     span = stats.get("median_interval")
     if not span or not stats.get("median", 0) > 0:
         return False
-    median = stats["median"]
-    ax.errorbar([median], [y], xerr=[[median - span[0]], [span[1] - median]], fmt="o", color=color,
-                capsize=3, markersize=3, alpha=0.8)
+    ax.plot(span, [y, y], color=color, marker="|", markersize=6, alpha=0.8)
+    ax.plot([stats["median"]], [y], "o", color=color, markersize=3, alpha=0.8)
     return True
 
 

@@ -15,7 +15,8 @@ How a metric maps to simulated steps:
 Served rows (:func:`served`) are runs of the serving simulator instead (:func:`serve_config` maps
 the row to ``simulator.serving.serve`` arguments, :func:`serve_row` runs it, remembered): a
 request mix (``ShareGPT N prompts all at once`` or ``at R req/s``: ``serving_output_throughput``,
-``serving_median_tpot``) and the ML.ENERGY chat rows, whose "batch" is the server's maximum batch
+``serving_median_tpot``, ``serving_median_itl``: one gap per streamed chunk, as the serving
+simulator's ITL counts it) and the ML.ENERGY chat rows, whose "batch" is the server's maximum batch
 (``median_inter_token_latency`` and ``energy_per_output_token`` of a run that keeps it full, new
 prompts prefilled as earlier requests finish: vLLM v0 runs them as steps of their own).
 
@@ -71,7 +72,7 @@ SERVING_ENGINES = {
     "sglang": {"scheduler": "orca", "max_num_seqs": 2048, "max_num_batched_tokens": 16384,
                "gpu_memory_utilization": 0.88},
 }
-SERVED_METRICS = ("serving_output_throughput", "serving_median_tpot")
+SERVED_METRICS = ("serving_output_throughput", "serving_median_tpot", "serving_median_itl")
 CHAT_SERVED_METRICS = ("median_inter_token_latency", "energy_per_output_token")
 
 # The runtime profile (hwmodels/runtimes) each row's ``framework`` column names, first match wins;
@@ -240,15 +241,18 @@ def serve_row(row: dict) -> dict:
     return dict(_serve_cached(_key(serve_config(row))))
 
 
+# The figure of a serving run (:func:`serve_row`) each served metric reads.
+SERVED_VALUES = {"serving_output_throughput": "output_tokens_per_s", "serving_median_tpot": "median_tpot_s",
+                 "serving_median_itl": "median_itl_s", "median_inter_token_latency": "median_itl_s",
+                 "energy_per_output_token": "j_per_output_token"}
+
+
 def predict_served_row(row: dict, regimes: list | None = None) -> float:
     """A served row's predicted value in its unit (:func:`serve_row`)."""
     run = serve_row(row)
     if regimes is not None:
         regimes.append(run["regime"])   # the run's regime, as `serve` looks up its intervals
-    value = {"serving_output_throughput": run["output_tokens_per_s"], "serving_median_tpot": run["median_tpot_s"],
-             "median_inter_token_latency": run["median_itl_s"],
-             "energy_per_output_token": run["j_per_output_token"]}[row["metric"]]
-    return value / UNITS[row["unit"]]
+    return run[SERVED_VALUES[row["metric"]]] / UNITS[row["unit"]]
 
 
 def predict_public_row(row: dict, regimes: list | None = None) -> float | None:

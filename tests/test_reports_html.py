@@ -135,7 +135,7 @@ def test_serving_report_repeats_the_metrics(result_docs, result_reports):
     assert m["completed"] == 30 and len(doc["latencies"]["ttft_s"]) == 30
     # the headline's TTFT median in ms, 4 significant digits, with its 80% interval from the JSON
     lo, hi = m["ttft_s"]["median_interval"]
-    assert lo <= m["ttft_s"]["median"] <= hi
+    assert 0 < lo < hi      # (it may lie wholly above the median: see test_intervals)
     assert f"median {m['ttft_s']['median'] * 1e3:.4g} [{lo * 1e3:.4g}, {hi * 1e3:.4g}] ms" in html
     assert "80% intervals of the run" in html and m["interval_basis"]["serving"]["group"] in html
     assert doc["manifest"]["command"].startswith("ridgeline serve --hw h100-sxm")
