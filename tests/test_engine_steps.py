@@ -79,12 +79,13 @@ def step_graph(batch: int = 4) -> Graph:
     return g
 
 
-def test_simulate_runtime_places_the_output_work_after_or_beside_the_kernels():
+@pytest.mark.parametrize("sync_s", [0.0, 50 * US])
+def test_simulate_runtime_places_the_output_work_after_or_beside_the_kernels(sync_s):
     g = step_graph(batch=4)
-    base = RuntimeProfile("s", step_cpu_s=1 * MS)
+    base = RuntimeProfile("s", step_cpu_s=1 * MS, sync_s=sync_s)
     bare = simulate(g, "h100-sxm", runtime=base).latency_s
     serial = simulate(g, "h100-sxm", runtime=dataclasses.replace(base, output_cpu_per_sequence_s=100 * US))
-    # after the kernels: 4 x 100 us more
+    # after the kernels (and the sync): 4 x 100 us more
     assert serial.latency_s == pytest.approx(bare + 400 * US, rel=1e-9)
     hidden = simulate(g, "h100-sxm", runtime=dataclasses.replace(base, output_cpu_per_sequence_s=1 * US,
                                                                   async_output=True))
@@ -92,8 +93,23 @@ def test_simulate_runtime_places_the_output_work_after_or_beside_the_kernels():
     assert hidden.latency_s == pytest.approx(bare, rel=1e-9)
     long = simulate(g, "h100-sxm", runtime=dataclasses.replace(base, output_cpu_per_sequence_s=1.0,
                                                                 async_output=True))
-    # 4 x 1 s of output work beside the kernels outlasts them: the 1 ms pass + 4 s
-    assert long.latency_s == pytest.approx(1 * MS + 4.0, rel=1e-9)
+    # 4 x 1 s of output work beside the kernels outlasts them: the 1 ms pass + 4 s, then the sync
+    assert long.latency_s == pytest.approx(1 * MS + 4.0 + sync_s, rel=1e-9)
+
+
+def test_simulate_overlaps_vllm_06_output_work_with_the_kernels():
+    """A vLLM 0.6 decode step of 256 sequences under `simulate --runtime vllm-v0.6`: the pass,
+    then the longer of the kernels and the output work, then the sync."""
+    from workloads import build_llm
+
+    v06 = load_runtime("vllm-v0.6")
+    g = build_llm("llama-3.1-8b", "decode", batch=256, prompt_len=512, context=512)
+    kernels = simulate(g, "a100-sxm-80gb", runtime=dataclasses.replace(v06, output_cpu_per_sequence_s=0.0,
+                                                                        step_cpu_s=0.0, per_sequence_cpu_s=0.0))
+    full = simulate(g, "a100-sxm-80gb", runtime=v06).latency_s
+    gpu = kernels.latency_s      # kernels + the 30 us sync
+    # pass: 1.5 ms + 256 x 25 us = 7.9 ms; output 256 x 153 us = 39.168 ms beside the kernels
+    assert full == pytest.approx(7.9 * MS + max(gpu - 30 * US, 39.168 * MS) + 30 * US, rel=1e-9)
 
 
 def test_vllm_06_profile_says_what_it_amortizes_and_what_not():

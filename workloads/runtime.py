@@ -251,13 +251,18 @@ def with_runtime(graph: Graph, profile) -> Graph:
             new.add(kernel, deps)
             deps = [kernel.name]
         alias[op.name] = deps[0]
+    output = None
+    if profile.output_cpu_s(batch) > 0:
+        output = RuntimeWork(name="runtime.output", host_s=profile.output_cpu_s(batch), activity="output", stage=last)
+    overlapped = profile.async_output or profile.async_scheduling
+    if output is not None and overlapped:
+        # the previous step's outputs, processed on the host while this step's kernels run (host
+        # work runs in the order it is added: before the sync that waits for the kernels)
+        new.add(output, [step.name] if step is not None else [])
     ends = sorted(alias.get(s, s) for s in sinks)
     if profile.sync_s > 0:
         new.add(RuntimeWork(name="runtime.sync", host_s=profile.sync_s, activity="sync", stage=last), ends)
         ends = ["runtime.sync"]
-    if profile.output_cpu_s(batch) > 0:
-        # overlapped: the previous step's outputs, processed while this step's kernels run
-        overlapped = profile.async_output or profile.async_scheduling
-        new.add(RuntimeWork(name="runtime.output", host_s=profile.output_cpu_s(batch), activity="output",
-                            stage=last), ([step.name] if step is not None else []) if overlapped else ends)
+    if output is not None and not overlapped:
+        new.add(output, ends)
     return new
