@@ -7,6 +7,14 @@ runs that family, and on nothing else: a grid over [0, 1] in steps of 0.01, mini
 squared log errors (a ratio error counts the same whether the kernel is reported in ms or in
 TFLOP/s). Run ``python -m calibration.kernel_fit`` to reproduce the constants
 ``SOFTMAX_EXPOSED_*`` in :mod:`roofline.efficiency`; it prints the held-out errors afterwards.
+
+Decode attention (the attention rows whose workload says ``decode``: one query token per
+sequence over a paged KV cache) is left out of that fit and fits two mechanisms of its own, one
+constant each, on its ``fit`` rows: the latency per wave of decode CTAs
+(``DECODE_CTA_LATENCY_S``, every family) and the streaming lost per paged KV block
+(``page_gather_bytes`` of the rows' kernel family, ``PAGE_GATHER_BYTES_*``). The two are fitted
+together by coordinate descent over grids (0 to 5 us in 0.1 us; 0 to 4000 bytes in 50 bytes),
+the same loss.
 """
 
 from __future__ import annotations
@@ -14,12 +22,17 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import re
 
+from roofline import efficiency
+from roofline.costs import clear_memo
 from roofline.efficiency import ATTENTION_KERNELS, DEFAULT_ATTENTION_KERNEL
 
 from . import public
 
 GRID = [i / 100 for i in range(101)]
+LATENCY_GRID_S = [i * 1e-7 for i in range(51)]
+GATHER_GRID_BYTES = [50.0 * i for i in range(81)]
 
 
 def family_of(row: dict) -> str:
@@ -50,13 +63,54 @@ def fit_family(name: str, rows: list[dict]) -> float:
         ATTENTION_KERNELS.register(name, original)
 
 
-def attention_rows(role: str) -> dict[str, list[dict]]:
-    """Public attention rows of ``role``, by the kernel family of their device."""
+def is_decode(row: dict) -> bool:
+    """A decode-attention row (one query token per sequence over a KV cache)."""
+    return public.row_class(row) == "attention" and re.search(r"\bdecode\b", row["workload"]) is not None
+
+
+def attention_rows(role: str, decode: bool = False) -> dict[str, list[dict]]:
+    """Public attention rows of ``role``, by the kernel family of their device: the decode rows
+    when ``decode``, else the others."""
     out: dict[str, list[dict]] = {}
     for row in public.load_rows():
-        if row["role"] == role and public.row_class(row) == "attention":
+        if row["role"] == role and public.row_class(row) == "attention" and is_decode(row) == decode:
             out.setdefault(family_of(row), []).append(row)
     return out
+
+
+def _with_decode_constants(latency_s: float, gather: dict[str, float]) -> None:
+    """Set the decode CTA latency and the families' page gather bytes (costs forgotten)."""
+    efficiency.DECODE_CTA_LATENCY_S = latency_s
+    for name, value in gather.items():
+        ATTENTION_KERNELS.register(name, dataclasses.replace(ATTENTION_KERNELS.get(name), page_gather_bytes=value))
+    clear_memo()
+
+
+def fit_decode(rows_by_family: dict[str, list[dict]]) -> tuple[float, dict[str, float]]:
+    """(decode CTA latency per wave in s, page gather bytes per family) that fit the decode rows
+    best: coordinate descent over the grids until neither moves."""
+    rows = [r for family in rows_by_family.values() for r in family]
+    originals = {name: ATTENTION_KERNELS.get(name) for name in rows_by_family}
+    latency0 = efficiency.DECODE_CTA_LATENCY_S
+    latency, gather = 0.0, dict.fromkeys(rows_by_family, 0.0)
+
+    def loss(lat: float, gat: dict[str, float]) -> float:
+        _with_decode_constants(lat, gat)
+        return sum(e * e for e in _log_errors(rows))
+
+    try:
+        previous = None
+        while previous != (latency, gather):
+            previous = (latency, dict(gather))
+            latency = min(LATENCY_GRID_S, key=lambda v: loss(v, gather))
+            for name in gather:
+                gather[name] = min(GATHER_GRID_BYTES, key=lambda v: loss(latency, {**gather, name: v}))
+        return latency, gather
+    finally:
+        efficiency.DECODE_CTA_LATENCY_S = latency0
+        for name, kernel in originals.items():
+            ATTENTION_KERNELS.register(name, kernel)
+        clear_memo()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -70,7 +124,24 @@ def main(argv: list[str] | None = None) -> int:
         mape = sum(abs(e) for e in errors) / len(errors) if errors else float("nan")
         print(f"  in roofline.efficiency now: {current:.2f}; held-out rows of this family at that "
               f"value: {len(errors)}, MAPE {mape:.1%}")
+    _report_decode()
     return 0
+
+
+def _report_decode() -> None:
+    fit = attention_rows("fit", decode=True)
+    if not fit:
+        return
+    latency, gather = fit_decode(fit)
+    names = ", ".join(r["id"] for rows in fit.values() for r in rows)
+    print(f"decode: DECODE_CTA_LATENCY_S = {latency:.1e} s per wave (fit on {names})")
+    for name, value in gather.items():
+        print(f"  {name}: page_gather_bytes = {value:.0f} (PAGE_GATHER_BYTES_{name.upper()})")
+    held = [r for rows in attention_rows("held-out", decode=True).values() for r in rows]
+    errors = [math.exp(e) - 1 for e in _log_errors(held)]
+    print(f"  at the constants in roofline.efficiency now ({efficiency.DECODE_CTA_LATENCY_S:.1e} s), "
+          f"held-out decode rows: {len(errors)}, MAPE {sum(abs(e) for e in errors) / len(errors):.1%}, "
+          f"mean {sum(errors) / len(errors):+.1%}")
 
 
 if __name__ == "__main__":

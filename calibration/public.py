@@ -159,11 +159,13 @@ def _stream(row, device, n_dev, regimes=None):
 def _attention(row, device, n_dev, regimes=None):
     """An attention kernel alone (FlashAttention benchmarks): latency, or TFLOP/s as those
     benchmarks count them, 4 x B x H x Q x KV x D, halved when causal. The operator also writes
-    the new K/V as a cache append, a small overcount for a standalone kernel."""
-    dims = {key: int(value) for key, value in re.findall(r"\b(B|H|KVH|Q|KV|D)=(\d+)", row["workload"])}
+    the new K/V as a cache append, a small overcount for a standalone kernel. ``P=`` is the block
+    size of a paged KV cache (a decode row: Q=1, the decode step's operator)."""
+    dims = {key: int(value) for key, value in re.findall(r"\b(B|H|KVH|Q|KV|D|P)=(\d+)", row["workload"])}
     causal = not re.search(r"non-causal", row["workload"])
     op = Attention(name="attention", batch=dims["B"], heads=dims["H"], kv_heads=dims["KVH"], q_len=dims["Q"],
-                   kv_len=dims["KV"], head_dim=dims["D"], causal=causal, dtype=row["dtype"])
+                   kv_len=dims["KV"], head_dim=dims["D"], causal=causal, dtype=row["dtype"],
+                   page_size=dims.get("P"))
     t = _time(op, device, regimes)
     counted = 4.0 * dims["B"] * dims["H"] * dims["Q"] * dims["KV"] * dims["D"] * (0.5 if causal else 1.0)
     return {"throughput": counted / t, "latency": t}[row["metric"]]

@@ -45,6 +45,11 @@ property of the engine, not of the hardware or the model. A runtime profile
   the memory rate the cost model gives a GEMM that the engine's one-row kernel (batch-1 decode)
   reaches: a mat-vec kernel with too few bytes in flight falls short on HBM, whose bandwidth x
   latency product is larger, and not on GDDR (kinds not named: 1);
+* ``sampling_kernels``: the kernels the engine's decoder runs on the GPU after the model's last
+  kernel of every step to turn the logits into tokens (penalties, sampling, stop criteria,
+  copying the new tokens into place), eagerly (outside any CUDA graph) at ``launch``;
+  ``sampling_logit_passes`` of them read and rewrite the whole logits, the others one value a
+  sequence;
 * ``ubatch_tokens``: the most tokens of a prompt one forward pass takes (llama.cpp's n_ubatch):
   the attention of a longer prefill runs as passes of that many queries, each attending to the
   keys so far (0: the whole prompt in one pass; the GEMMs are priced whole);
@@ -102,6 +107,7 @@ TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "output_cpu_per_sequence", "sync"
 FLAG_FIELDS = ("async_scheduling", "async_output")
 ACCUMULATORS = ("fp32", "fp16")
 FIELDS = (*TIME_FIELDS, *FLAG_FIELDS, "all_reduce_kernel", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
+          "sampling_kernels", "sampling_logit_passes",
           "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "unfused", "runtime_reserve",
           "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
@@ -154,6 +160,8 @@ class RuntimeProfile:
     dispatch_cpu_s: float = 0.0
     unfused: tuple[str, ...] = ()
     ubatch_tokens: int = 0
+    sampling_kernels: int = 0
+    sampling_logit_passes: int = 0
     gemm_accumulate: str = "fp32"
     activation_dtype: str = ""
     matvec_memory_fraction: tuple[tuple[str, float], ...] = ()
@@ -221,7 +229,9 @@ class RuntimeProfile:
                 "sync_s": self.sync_s, "launch_s": self.launch_s,
                 "graph_launch_s": self.graph_launch_s, "cuda_graph_max_tokens": self.cuda_graph_max_tokens,
                 "dispatch_cpu_s": self.dispatch_cpu_s, "unfused": list(self.unfused),
-                "ubatch_tokens": self.ubatch_tokens, "gemm_accumulate": self.gemm_accumulate,
+                "ubatch_tokens": self.ubatch_tokens, "sampling_kernels": self.sampling_kernels,
+                "sampling_logit_passes": self.sampling_logit_passes,
+                "gemm_accumulate": self.gemm_accumulate,
                 "activation_dtype": self.activation_dtype,
                 "matvec_memory_fraction": dict(self.matvec_memory_fraction),
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
@@ -255,6 +265,10 @@ def _parse(doc, key: str, value):
     if key in ("cuda_graph_max_tokens", "ubatch_tokens"):
         if isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise doc.error(f"expected a whole number of tokens >= 0, got {value!r}", (key,))
+        return value
+    if key in ("sampling_kernels", "sampling_logit_passes"):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise doc.error(f"expected a whole number of kernels >= 0, got {value!r}", (key,))
         return value
     if key == "gemm_accumulate":
         if value not in ACCUMULATORS:
@@ -369,4 +383,7 @@ def load_runtime(ref: str | Path | RuntimeProfile | None = "none") -> RuntimePro
         if key not in FIELDS:
             raise doc.error(f"unknown field '{key}'", (key,), suggestion=did_you_mean(key, [*FIELDS, *TEXT_FIELDS]))
         out[SI_NAMES.get(key, key)] = _parse(doc, key, value)
+    if out.get("sampling_logit_passes", 0) > out.get("sampling_kernels", 0):
+        raise doc.error(f"{out['sampling_logit_passes']} passes over the logits but only "
+                        f"{out.get('sampling_kernels', 0)} sampling_kernels", ("sampling_logit_passes",))
     return RuntimeProfile(**out)

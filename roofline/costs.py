@@ -82,10 +82,12 @@ from .efficiency import (
     WAVE_K_SLICE,
     causal_block_scores,
     clamp_tile,
+    decode_attention_latency_s,
     engine_base_efficiency,
     exposed_softmax_utilization,
     k_ramp,
     link_efficiency,
+    page_gather_efficiency,
     split_k_partial_bytes,
     tiled_utilization,
 )
@@ -502,12 +504,37 @@ def cost_attention(op, device) -> Demands:
     fits = heads_in_flight * kv_bytes / instances <= capacity
     # query tiles of one head running together stream the same K/V tiles: one read per wave
     kv_reads = 1.0 if fits or not op.fused else SCALAR.ceil(q_tiles / units)
-    for t in kv_in:
-        b.tensor(t, kv_reads)
+    levels = {b.tensor(t, kv_reads) for t in kv_in}
     for t in (q, *rest, *op.outputs):
         b.tensor(t)
     _through_chip(b, kv_bytes * q_tiles + sum(t.bytes for t in (q, *rest, *op.outputs)))
-    return b.build()
+    if op.fused and q_tiles == 1:
+        # a decode kernel: one short pass over its KV per CTA, a fixed latency per wave of CTAs
+        b.fixed(decode_attention_latency_s(instances, units))
+    d = b.build()
+    if op.fused and op.page_size:
+        _gather_pages(d, b, op, choice, kv_in, kv_reads, levels)
+    return d
+
+
+def _gather_pages(d: Demands, b: DemandsBuilder, op, choice, kv_in, kv_reads, levels) -> None:
+    """A paged KV cache read block by block: the memory holding the cache gives the kernel
+    family's :func:`~roofline.efficiency.page_gather_efficiency` on those bytes (the operator's
+    other bytes there, the query and output, stream at the full rate)."""
+    gather = _attention_kernel(b, choice).page_gather_bytes
+    # elements per token and head of one cached part: MLA's latent, else the mean of K and V
+    dim = op.cache_dim or (op.head_dim if op.latent_kv else (op.head_dim + op.v_head_dim) / 2.0)
+    eff = page_gather_efficiency(op.page_size, dim, DTYPE_BYTES[op.kv_dtype], gather)
+    if eff >= 1.0:
+        return
+    for level in levels:
+        key = b.info.memory_key[level]
+        paged = sum(t.bytes * kv_reads for t in kv_in
+                    if t.role == "kv" and b.info.placement(t.placement)[0] == level)
+        total = d.work.get(key, 0.0)
+        if paged and total:
+            # time on the level: (other bytes + paged bytes / eff) at the level's rate
+            d.rates[key] *= total / (total - paged + paged / eff)
 
 
 def _fused_attention_utilization(b: DemandsBuilder, op, flops: dict, choice, shape_util, ramp) -> float:

@@ -1,9 +1,11 @@
 """How much of a peak an operator can actually get: every efficiency assumption, in one place.
 
 Each factor is a physical mechanism; one constant per fused-attention kernel family (its exposed
-softmax, below) and one per collective algorithm (its pipeline startup per step) are fitted, on
-the public rows with role ``fit`` only (``python -m calibration.kernel_fit``, ``python -m
-calibration.collective_fit``); nothing else here is fitted to published measurements.
+softmax, below), one per collective algorithm (its pipeline startup per step) and one per decode
+attention mechanism (the latency per wave of decode CTAs; the streaming a family loses per paged
+KV block) are fitted, on the public rows with role ``fit`` only (``python -m
+calibration.kernel_fit``, ``python -m calibration.collective_fit``); nothing else here is fitted
+to published measurements.
 
 * **Base efficiency.** A device states the achievable fraction of each engine's and memory
   level's peak (``Engine.efficiency``, ``MemoryLevel.efficiency``; clock throttling, issue
@@ -25,6 +27,16 @@ calibration.collective_fit``); nothing else here is fitted to published measurem
   time a kernel family leaves exposed next to its MMAs (:func:`exposed_softmax_utilization`;
   FlashAttention-2 serialises it per warp, FlashAttention-3 overlaps it across warpgroups), and
   the whole KV blocks a causal kernel computes on the diagonal (:func:`causal_block_scores`).
+* **Decode attention** (one query tile per sequence and KV head: a decode step's attention).
+  Each thread block (CTA) makes one short pass over its sequence's KV and pays a fixed latency
+  that streaming does not hide: reading its page-table entries and its query, the first K
+  round trip, the final rescale and the output's write. The CTAs run in waves of one per unit,
+  so the kernel pays :data:`DECODE_CTA_LATENCY_S` per wave (:func:`decode_attention_latency_s`):
+  many short sequences cost more than their bytes say (batch 256 x 8 KV heads is 16 waves on an
+  H100). A paged KV cache is gathered block by block; a kernel family that cannot stream a
+  small block at full rate (FlashAttention-3 leaves its TMA path for a gather when a block is
+  shorter than its KV tile) pays ``page_gather_bytes`` of streaming per block read
+  (:func:`page_gather_efficiency`). Both fitted on the paged decode rows with role ``fit``.
 * **Pipeline ramp along k.** Every output tile pays a prologue (filling the multi-stage operand
   pipeline) and an epilogue (converting and storing the accumulators) that cost about as much as
   :data:`K_OVERHEAD` steps of its k loop; the useful fraction is ``k / (k + K_OVERHEAD)``.
@@ -71,6 +83,11 @@ ATTENTION_Q_TILE = 128.0
 # AttentionKernel): fitted with `python -m calibration.kernel_fit` on the rows with role `fit`.
 SOFTMAX_EXPOSED_FA2 = 0.93
 SOFTMAX_EXPOSED_FA3 = 0.67
+# Latency per wave of decode-attention CTAs (see the module docstring), and the streaming a
+# FlashAttention-3 kernel loses per paged KV block (per head and per K or V), in bytes: fitted
+# with `python -m calibration.kernel_fit` on the paged decode rows with role `fit`.
+DECODE_CTA_LATENCY_S = 1.9e-6
+PAGE_GATHER_BYTES_FA3 = 1200.0
 # Smallest stretch of k a split-K (or split-KV) kernel gives one split.
 SPLIT_K_MIN = 256.0
 # A split-K GEMM is two kernels: the split GEMM writes fp32 partial sums (4 bytes per element of C
@@ -133,11 +150,14 @@ class AttentionKernel:
     QK^T, softmax and PV of a KV block one after the other in each warp; FlashAttention-3 overlaps
     the softmax of one warpgroup with the GEMMs of another (ping-pong) and within a warpgroup.
     ``kv_tile``: keys per KV block; a causal kernel computes whole blocks on the diagonal.
+    ``page_gather_bytes``: streaming time lost per block of a paged KV cache (per KV head, per K
+    or V), in bytes at the memory's rate; 0 where no paged measurement says otherwise.
     """
 
     softmax_exposed: float
     kv_tile: float
     source: str
+    page_gather_bytes: float = 0.0
 
 
 # Fused-attention kernel families; an engine names its own (``attention_kernel`` in the device
@@ -155,9 +175,29 @@ ATTENTION_KERNELS.register("fa3", AttentionKernel(
     softmax_exposed=SOFTMAX_EXPOSED_FA3, kv_tile=128.0,
     source="FlashAttention-3 (Shah et al. 2024): warp-specialised, ping-pong scheduling between "
            "two warpgroups and intra-warpgroup softmax/GEMM overlap, 128 x 128 blocks at head dim "
-           "128 on Hopper"),
+           "128 on Hopper; a paged KV cache with blocks shorter than the KV tile is gathered "
+           "without TMA: 1849 GB/s at page size 8 on an H100, Dao-AILab/flash-attention issue "
+           "1572 (page_gather_bytes fitted on that row)",
+    page_gather_bytes=PAGE_GATHER_BYTES_FA3),
     help="FlashAttention-3 forward (Hopper: softmax overlapped with the GEMMs)")
 DEFAULT_ATTENTION_KERNEL = "fa2"
+
+
+def decode_attention_latency_s(ctas, units, latency_s=None):
+    """Fixed time of a decode-attention kernel's ``ctas`` thread blocks (one per sequence and KV
+    head) on ``units`` SMs: :data:`DECODE_CTA_LATENCY_S` per wave of ``units`` CTAs."""
+    per_wave = DECODE_CTA_LATENCY_S if latency_s is None else latency_s
+    return SCALAR.ceil(ctas / max(units, 1.0)) * per_wave
+
+
+def page_gather_efficiency(page_tokens, head_dim, kv_bytes, gather_bytes):
+    """Fraction of the memory rate a paged KV read reaches: each block of ``page_tokens`` tokens
+    (``page_tokens x head_dim x kv_bytes`` bytes per head for K, likewise V) costs
+    ``gather_bytes`` more of streaming. 1 for a contiguous cache (``page_tokens`` None)."""
+    if not page_tokens or gather_bytes <= 0:
+        return 1.0
+    block = float(page_tokens) * head_dim * kv_bytes
+    return block / (block + gather_bytes)
 
 
 def exposed_softmax_utilization(mma_s, softmax_s, exposed):

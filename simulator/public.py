@@ -66,7 +66,9 @@ ASSUMED = {
 # default), with as many requests as its request pool holds (2,048 at these KV sizes:
 # max(tokens / context_len x 512, 2048)), mem_frac 0.88 (the README sets it at TP 1 and 4),
 # radix cache off (--disable-radix-cache). Blocks of 16 tokens for both (SGLang's are 1 token;
-# the difference is under one block a request).
+# the difference is under one block a request; the step's attention reads its cache in blocks of
+# 16 too, at the gather cost of the device's attention kernel family, which describes
+# FlashAttention and not SGLang's FlashInfer kernels).
 SERVING_ENGINES = {
     "vllm-v0.6": {"scheduler": "orca", "max_num_seqs": 256, "gpu_memory_utilization": 0.9},
     "sglang": {"scheduler": "orca", "max_num_seqs": 2048, "max_num_batched_tokens": 16384,

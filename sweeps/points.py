@@ -14,6 +14,7 @@ task evaluates its rate variants in one vectorized call (:mod:`roofline.variants
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
@@ -97,7 +98,10 @@ def plan(spec: SweepSpec) -> list[Point]:
         try:
             key = point_key(spec, values)
         except InputError as err:
-            raise (err.with_file(spec.file) if spec.file else err) from None
+            if not spec.file:
+                raise
+            raise InputError(problems=[dataclasses.replace(p, file=p.file or str(spec.file))
+                                       for p in err.problems]) from None
         if key not in seen:
             seen.add(key)
             out.append(Point(values, key))

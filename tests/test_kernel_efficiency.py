@@ -133,3 +133,20 @@ def test_the_softmax_constants_are_what_the_fit_rows_give():
     for name, rows in fit.items():
         assert ATTENTION_KERNELS.get(name).softmax_exposed == pytest.approx(fit_family(name, rows)), \
             "rerun `python -m calibration.kernel_fit` and copy its figures into roofline/efficiency.py"
+
+
+def test_the_decode_constants_are_what_the_decode_fit_rows_give():
+    """The decode CTA latency and fa3's page gather bytes come from the paged decode rows with
+    role ``fit`` only, and those rows stay out of the softmax fit."""
+    from calibration.kernel_fit import attention_rows, fit_decode
+    from roofline import efficiency
+
+    decode = attention_rows("fit", decode=True)
+    assert set(decode) == {"fa3"} and all(r["role"] == "fit" and "decode" in r["workload"] for r in decode["fa3"])
+    assert not any("decode" in r["workload"] for rows in attention_rows("fit").values() for r in rows)
+    latency, gather = fit_decode(decode)
+    assert latency == pytest.approx(efficiency.DECODE_CTA_LATENCY_S), \
+        "rerun `python -m calibration.kernel_fit` and copy its figures into roofline/efficiency.py"
+    assert gather == {"fa3": pytest.approx(efficiency.PAGE_GATHER_BYTES_FA3)}
+    # the fit leaves the constants as they were
+    assert ATTENTION_KERNELS.get("fa3").page_gather_bytes == efficiency.PAGE_GATHER_BYTES_FA3

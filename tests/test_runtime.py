@@ -11,7 +11,7 @@ from hwmodels.runtime import RUNTIMES, RuntimeProfile, load_runtime
 from simulator import simulate
 from simulator.public import runtime_of
 from workloads import Graph, build_llm
-from workloads.operators import Elementwise
+from workloads.operators import Elementwise, MatMul
 from workloads.runtime import with_runtime
 
 US = 1e-6
@@ -90,6 +90,54 @@ def test_unfused_fp8_quantize_adds_one_kernel_per_fp8_gemm():
     assert simulate(out, "h100-sxm").latency_s > simulate(g, "h100-sxm").latency_s
 
 
+def logits_step(tp: int = 1) -> Graph:
+    """A decode step of 2 sequences that is only its LM head: 2 rows x 1000 of the vocabulary a rank."""
+    g = Graph("head", meta={"phase": "decode", "batch": 2, "tp": tp})
+    g.add(MatMul(name="lm_head", m=2, n=1000, k=64, dtype="fp16"))
+    return g
+
+
+def test_sampling_kernels_follow_the_logits_eagerly_before_the_sync():
+    prof = RuntimeProfile("t", sampling_kernels=3, sampling_logit_passes=1, launch_s=1 * US,
+                          graph_launch_s=0.5 * US, cuda_graph_max_tokens=8, sync_s=20 * US)
+    out = with_runtime(logits_step(), prof)
+    assert out.meta["cuda_graph"] is True
+    first, second, third = (out.op(f"runtime.sample.{i}") for i in range(3))
+    # the pass over the logits touches 2 rows x 1000 in the LM head's dtype; the others one 4-byte
+    # value a sequence
+    assert (first.numel, second.numel, third.numel) == (2 * 1000, 2, 2)
+    assert (first.dtype, second.dtype) == ("fp16", "fp32")
+    assert out.deps("runtime.sample.0") == ["lm_head"] and out.deps("runtime.sample.2") == ["runtime.sample.1"]
+    assert out.deps("runtime.sync") == ["runtime.sample.2"]
+    # outside the CUDA graph: the eager launch, not the graph's
+    assert {first.launch_s, second.launch_s, third.launch_s} == {1 * US}
+    # under TP the decoder reads the gathered logits: 2 rows x 1000 x 4 ranks
+    assert with_runtime(logits_step(tp=4), prof).op("runtime.sample.0").numel == 2 * 1000 * 4
+    # a graph without an LM head has nothing to sample
+    assert not any(op.name.startswith("runtime.sample") for op in with_runtime(chain(), prof).ops)
+
+
+def test_sampling_kernels_add_a_launch_and_an_access_latency_each():
+    base = RuntimeProfile("t", launch_s=1 * US)
+    with_sampling = RuntimeProfile("t", launch_s=1 * US, sampling_kernels=3, sampling_logit_passes=1)
+    bare = simulate(logits_step(), "h100-sxm", runtime=base).latency_s
+    res = simulate(logits_step(), "h100-sxm", runtime=with_sampling).latency_s
+    # 3 kernels x (1 us launch + 450 ns HBM latency, h100-sxm.yaml); their bytes (2 x 4 kB of
+    # logits and 8-byte values) take nanoseconds at 3.35 TB/s
+    assert res - bare == pytest.approx(3 * (1 * US + 450e-9), rel=1e-2)
+
+
+def test_trtllm_samples_with_six_kernels_three_over_the_logits():
+    # gptSessionBenchmark's decoder at top-k 1: penalty, end mask, top-k stage 1 over the logits;
+    # top-k stage 2, length criterion, next-step ids over one value a sequence
+    trt = load_runtime("trtllm")
+    assert (trt.sampling_kernels, trt.sampling_logit_passes) == (6, 3)
+    out = with_runtime(build_llm("llama-2-7b", "prefill", batch=1, prompt_len=128, dtype="fp16"), trt)
+    sample = [op for op in out.ops if op.name.startswith("runtime.sample.")]
+    # llama-2-7b's vocabulary is 32000; the prefill's LM head runs on the last token only
+    assert [op.numel for op in sample] == [32000] * 3 + [1] * 3
+
+
 def test_framework_column_names_the_profile():
     assert runtime_of({"framework": "TensorRT-LLM v0.9.0"}) == "trtllm"
     assert runtime_of({"framework": "vLLM 0.6.0 (--num-scheduler-steps 10)"}) == "vllm-v0.6"
@@ -115,6 +163,9 @@ def test_framework_column_names_the_profile():
     ("matvec_memory_fraction: {hbn: 0.5}\n", r"unknown memory kind 'hbn'.*did you mean 'hbm'"),
     ("matvec_memory_fraction: 0.5\n", r"expected a mapping of memory kind to a fraction"),
     ("activation_dtype: fp33\n", r"activation_dtype: unknown dtype 'fp33'.*did you mean 'fp32'"),
+    ("sampling_kernels: -1\n", r"rt.yaml:1: sampling_kernels: expected a whole number of kernels >= 0"),
+    ("sampling_kernels: 2\nsampling_logit_passes: 3\n",
+     r"rt.yaml:2: sampling_logit_passes: 3 passes over the logits but only 2 sampling_kernels"),
 ])
 def test_bad_profile_files_name_file_line_and_field(tmp_path, text, match):
     path = tmp_path / "rt.yaml"

@@ -54,6 +54,18 @@ def test_bad_spec_reports_every_problem_with_file_line_and_suggestion(tmp_path, 
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unknown_base_hardware_names_the_spec_file(tmp_path, capsys):
+    """A problem found while keying the points (an unknown hardware id) is an InputError naming
+    the spec's file, not a traceback."""
+    spec = _spec_file(tmp_path, """\
+        base: {job: analyze, hw: 0, model: llama-3.1-8b, phase: decode}
+        objectives: {latency_s: min}
+        """)
+    code, out, err = run(capsys, "sweep", "run", str(spec), "--out", str(tmp_path / "out"))
+    assert code == 2 and "Traceback" not in err
+    assert err.strip().startswith(f"error: {spec}: hw: unknown hardware id '0'")
+
+
 def test_grid_above_the_limit_needs_yes(tmp_path, capsys):
     spec = _spec_file(tmp_path, """\
         base: {job: analyze, hw: h100-sxm, model: llama-3.1-8b, phase: decode}

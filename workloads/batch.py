@@ -46,12 +46,13 @@ class PrefillChunk:
 
 def step_knobs(cfg: ModelConfig, *, tp: int = 1, pp: int = 1, dtype: str = "bf16",
                weight_dtype: str | None = None, kv_dtype: str | None = None,
-               group_size: int | None = None, fused_attention: bool = True) -> dict:
+               group_size: int | None = None, fused_attention: bool = True, kv_block: int | None = None) -> dict:
     """The builder knobs of a serving step, checked as :class:`~workloads.options.StepOptions`
     checks them (dtypes, a group size only for int4/int8 weights) and against the model
     (parallelism that divides it; an attention model, since serving pages a KV cache)."""
     opts = StepOptions(phase="prefill", tp=tp, pp=pp, dtype=dtype, weight_dtype=weight_dtype,
-                       kv_dtype=kv_dtype, group_size=group_size, fused_attention=fused_attention)
+                       kv_dtype=kv_dtype, group_size=group_size, fused_attention=fused_attention,
+                       kv_block=kv_block)
     if cfg.family == "mamba":
         raise InputError(f"{cfg.id} (Mamba) has no KV cache to page; serving models attention LLMs",
                          path="model")

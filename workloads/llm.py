@@ -239,7 +239,8 @@ class _Builder:
             names.append(self.add(Attention, name + suffix, deps, stage, batch=s.batch, q_len=s.q_len,
                                   kv_len=s.kv_len, shared_kv_len=s.shared, share_group=s.group,
                                   dtype=self.dt, kv_dtype=self.kvdt, kv_placement=k["kv_placement"],
-                                  kv_fraction=k["kv_fraction"], fused=k["fused_attention"], **dims))
+                                  kv_fraction=k["kv_fraction"], fused=k["fused_attention"],
+                                  page_size=k["kv_block"], **dims))
         return names
 
     def mlp_layer(self, i: int, x: str, stage: int, T: int, intermediate: int | None = None,
@@ -436,7 +437,7 @@ def builder_knobs(opts: StepOptions) -> dict:
             "weight_dtype": opts.effective("weight_dtype"), "kv_dtype": opts.effective("kv_dtype"),
             "group_size": opts.effective("group_size"), "kv_placement": opts.kv_placement,
             "kv_fraction": opts.kv_fraction, "fused_attention": opts.fused_attention,
-            "moe_imbalance": float(opts.effective("moe_imbalance"))}
+            "kv_block": opts.kv_block, "moe_imbalance": float(opts.effective("moe_imbalance"))}
 
 
 def _meta(cfg: ModelConfig, opts: StepOptions, plan: StepPlan) -> dict:

@@ -360,9 +360,12 @@ class Attention(Operator):
     share_group: int = 1
     latent_kv: bool = False
     cache_dim: int | None = None
+    page_size: int | None = None
 
     def check(self):
         self._require("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "share_group")
+        if self.page_size is not None:
+            self._require("page_size")
         if self.cache_dim is not None:
             self._require("cache_dim")
             if self.latent_kv:

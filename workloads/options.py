@@ -159,6 +159,8 @@ class StepOptions:
                                        min=1, fallback=lambda o: 1.0)
     fused_attention: bool = knob(True, bool, "flash-style fused attention (off: the scores are materialized)",
                                  flag="--unfused-attention")
+    kv_block: int | None = knob(None, int, "tokens per block of a paged KV cache, gathered block by block "
+                                "(vLLM's --block-size; default: a contiguous cache)", min=1)
 
     def __post_init__(self) -> None:
         for name, axis in _AXES.items():

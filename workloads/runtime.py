@@ -47,6 +47,13 @@ facts the cost model prices, never into times of its own:
 * ``all_reduce_kernel``: every all-reduce carries the engine's kernel as its attribute
   ``all_reduce_kernel`` (:func:`with_all_reduce_kernel`); the cost model runs it one-shot or
   two-shot below its size limits over NVLink, else NCCL;
+* ``sampling_kernels``: after the step's last kernels (the LM head and its all-gather) the
+  engine's decoder picks the next tokens in ``runtime.sample.0``, ``runtime.sample.1``, ...: the
+  first ``sampling_logit_passes`` of them read and rewrite the logits (the LM head's rows x the
+  whole vocabulary, in the LM head's output dtype: penalties, masks, a top-k pass), the others
+  read and write one 4-byte value a sequence (stop criteria, lengths, the new tokens copied into
+  place); they launch eagerly at the profile's ``launch`` (outside any CUDA graph) and a graph
+  without an ``lm_head`` gets none;
 * host work as :class:`~workloads.operators.RuntimeWork` operators: ``runtime.step`` (the
   step's share of a scheduling pass, fixed plus per sequence; a prefill step carries a whole
   pass) before the first kernels, or beside them with ``async_scheduling``; ``runtime.sync``
@@ -211,6 +218,25 @@ def _lm_head_kernels(op: MatMul, unfused: tuple, meta: dict, stage: int) -> list
                           stage=stage)]
 
 
+def _sampling_kernels(graph: Graph, profile, stage: int) -> list[Elementwise]:
+    """The decoder's kernels after the logits (``sampling_kernels``; none without an ``lm_head``)."""
+    if not profile.sampling_kernels or "lm_head" not in {op.name for op in graph.ops}:
+        return []
+    head = graph.op("lm_head")
+    rows = max(1, round(head.m * head.batch))
+    logits = rows * head.n * int(graph.meta.get("tp") or 1)   # the LM head's vocabulary shard x TP ranks
+    passes = min(profile.sampling_logit_passes, profile.sampling_kernels)
+    # a pass over the logits reads and rewrites them (penalties, masks); the others touch a
+    # 4-byte value a sequence (token ids, lengths, flags: fp32 stands for their size)
+    kernels = [Elementwise(name=f"runtime.sample.{i}", numel=logits if i < passes else rows,
+                           dtype=head.outputs[0].dtype if i < passes else "fp32", stage=stage)
+               for i in range(profile.sampling_kernels)]
+    if profile.launch_s is not None:
+        for kernel in kernels:
+            kernel.launch_s = profile.launch_s
+    return kernels
+
+
 def with_runtime(graph: Graph, profile) -> Graph:
     """``graph`` as ``profile`` (a :class:`~hwmodels.runtime.RuntimeProfile`, a name or a file)
     runs it (see the module docstring); the graph itself when the profile adds nothing."""
@@ -233,9 +259,10 @@ def with_runtime(graph: Graph, profile) -> Graph:
         step = RuntimeWork(name="runtime.step", host_s=host_step, activity="step", stage=first)
         new.add(step)
     expanded = [(op, *_expand(op, profile, meta)) for op in ops]
+    sampling = _sampling_kernels(graph, profile, last)
     if not graphed and profile.dispatch_cpu_s > 0:
         # issued on the host stream after the step's CPU work, beside the kernels
-        kernels = sum(len(before) + len(after) for _, before, after in expanded)
+        kernels = sum(len(before) + len(after) for _, before, after in expanded) + len(sampling)
         new.add(RuntimeWork(name="runtime.dispatch", host_s=profile.dispatch_cpu_s * kernels, activity="dispatch",
                             stage=first))
     alias: dict[str, str] = {}   # an operator's name -> the last kernel standing for it
@@ -259,10 +286,13 @@ def with_runtime(graph: Graph, profile) -> Graph:
         # the previous step's outputs, processed on the host while this step's kernels run (host
         # work runs in the order it is added: before the sync that waits for the kernels)
         new.add(output, [step.name] if step is not None else [])
-    ends = sorted(alias.get(s, s) for s in sinks)
+    tails = sorted(alias.get(s, s) for s in sinks)
+    for kernel in sampling:
+        new.add(kernel, tails)
+        tails = [kernel.name]
     if profile.sync_s > 0:
-        new.add(RuntimeWork(name="runtime.sync", host_s=profile.sync_s, activity="sync", stage=last), ends)
-        ends = ["runtime.sync"]
+        new.add(RuntimeWork(name="runtime.sync", host_s=profile.sync_s, activity="sync", stage=last), tails)
+        tails = ["runtime.sync"]
     if output is not None and not overlapped:
-        new.add(output, ends)
+        new.add(output, tails)
     return new

@@ -84,7 +84,7 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
                          input_len=input_len, output_len=output_len, seed=seed,
                          closed_loop=concurrency is not None)
     step_model = StepTimeModel(cfg, hardware, all_reduce_kernel=eng.all_reduce_kernel, tp=tp, pp=pp, dtype=dtype,
-                               weight_dtype=weight_dtype, kv_dtype=kv_dtype)
+                               weight_dtype=weight_dtype, kv_dtype=kv_dtype, kv_block=block_size)
     system = step_model.system
     if tp * pp < len(system.accelerators) < replicas * tp * pp:
         raise InputError(f"{replicas} replicas of {tp * pp} devices need {replicas * tp * pp} accelerators; "
