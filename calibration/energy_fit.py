@@ -51,9 +51,14 @@ def rule_power(device, fraction: float) -> dict:
     """The YAML ``power`` overrides of ``device`` at active fraction ``fraction``: the active
     baseline and, for every dtype a matrix engine runs, the TDP-rule energy per FLOP (on the
     matrix engine with the highest peak for that dtype, at its efficiency); dtypes only vector
-    or scalar engines run get the bf16 value times ``NON_MATRIX_FLOP_ENERGY_RATIO``."""
+    or scalar engines run get the bf16 value times ``NON_MATRIX_FLOP_ENERGY_RATIO``. A device
+    with an ``energy_basis`` (a lower-power card of a chip) takes that part's energy per FLOP:
+    the same silicon spends the same energy on a FLOP whatever the card's power limit."""
     p = device.power
     active = p.static_w + fraction * (p.tdp_w - p.static_w)
+    if p.energy_basis:
+        basis = rule_power(hwmodels.load_device(p.energy_basis), fraction)
+        return {"active": f"{active!r} W", "energy_per_flop": basis["energy_per_flop"]}
     best: dict[str, tuple[float, float]] = {}
     others: set[str] = set()
     for engine in device.engines.values():

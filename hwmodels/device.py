@@ -131,12 +131,14 @@ class Link(_Frozen):
 
 class Power(_Frozen):
     """Static (idle) power, the active baseline drawn while any work runs, TDP (W), and dynamic
-    energy per FLOP per dtype (J/FLOP). ``static_w <= active_w <= tdp_w``."""
+    energy per FLOP per dtype (J/FLOP). ``static_w <= active_w <= tdp_w``. ``energy_basis``: the
+    catalog part of the same chip whose TDP rule the energy per FLOP follows (None: this one)."""
 
     static_w: float
     active_w: float
     tdp_w: float
     energy_j_per_flop: dict[str, float]
+    energy_basis: str | None = None
 
 
 class Device(_Frozen):
@@ -433,7 +435,8 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
         engines=engines,
         memory={name: _memory(m) for name, m in spec.memory.items()},
         links={name: link_from_spec(lk) for name, lk in spec.links.items()},
-        power=Power(static_w=static, active_w=active, tdp_w=tdp, energy_j_per_flop=energy),
+        power=Power(static_w=static, active_w=active, tdp_w=tdp, energy_j_per_flop=energy,
+                    energy_basis=spec.power.energy_basis),
         launch_overhead_s=parse_quantity(spec.launch_overhead, "time", allow_zero=True),
         threads=spec.threads,
     )

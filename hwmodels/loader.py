@@ -16,7 +16,7 @@ from typing import Any
 
 from . import catalog as _catalog_pkg
 from .device import Device, device_from_raw
-from .errors import InputError, Problem, unknown_name, warn_problems
+from .errors import InputError, Problem, did_you_mean, unknown_name, warn_problems
 from .host import host_raw
 from .kinds import HARDWARE_KINDS
 from .yamlio import Document, load
@@ -181,12 +181,22 @@ def _load_device_cached(key: str, path: Path | None = None) -> Device:
     if hit is not None and _stamps([stamp[0] for stamp in hit[0]]) == hit[0]:
         return hit[1]
     raw, doc = load_raw(path if path is not None else key)
+    _check_energy_basis(raw, doc)
     device = device_from_raw(raw, doc, origin=key)
     files = [str(Path(d.file).resolve()) for d in doc.chain if not d.file.startswith("<")]
     if len(_DEVICES) >= 256:
         _DEVICES.pop(next(iter(_DEVICES)))
     _DEVICES[key] = (_stamps(files), device)
     return device
+
+
+def _check_energy_basis(raw: dict, doc) -> None:
+    """``power.energy_basis`` names a catalog device (whose TDP rule the energy per FLOP follows)."""
+    power = raw.get("power")
+    basis = power.get("energy_basis") if isinstance(power, dict) else None
+    if basis is not None and str(basis) not in _catalog_files():
+        raise doc.error(unknown_name("catalog device", str(basis), _catalog_files()).problems[0].message,
+                        ("power", "energy_basis"), suggestion=did_you_mean(str(basis), _catalog_files()))
 
 
 def load_device(ref: str | Path, overrides: dict | None = None) -> Device:

@@ -231,6 +231,10 @@ class PowerSpec(Spec):
         "front-ends, register files, memory PHYs busy); default: hwmodels.defaults.active_power_w"))
     tdp: Power
     energy_per_flop: dict[Dtype, EnergyPerFlop] = Field(default_factory=dict)
+    energy_basis: str | None = Field(None, description=(
+        "catalog id of the full-power part of the same chip: its TDP rule gives this device's energy "
+        "per FLOP (a lower-power card of that chip does the same work for the same energy, and its "
+        "own tdp caps it); default: this device's own TDP"))
     notes: str | None = None
 
 

@@ -208,3 +208,33 @@ def test_clock_update_is_proportional_then_bisects_its_bracket():
     assert _next_clock(1.0, 800.0, 300.0, 700.0, [0.9, 1.0], 0) == pytest.approx(0.95)
     # and after a few updates a slowly converging (partly memory-bound) device bisects
     assert _next_clock(0.9, 710.0, 300.0, 700.0, [0.5, 0.9], POWER_CAP_SECANT_ROUNDS) == pytest.approx(0.7)
+
+
+def test_a_lower_power_card_of_a_chip_spends_the_chips_energy_per_flop_and_is_capped():
+    """The A100 PCIe (300 W) is the A100 SXM's silicon: the same energy per FLOP (energy_basis),
+    so a large GEMM that would draw more than 300 W runs at the clock that draws 300 W."""
+    from roofline.costs import cost
+
+    pcie, sxm = hwmodels.load_device("a100-pcie-80gb"), hwmodels.load_device("a100-sxm-80gb")
+    assert pcie.power.energy_basis == "a100-sxm-80gb"
+    assert pcie.power.energy_j_per_flop == sxm.power.energy_j_per_flop
+    gemm = MatMul(name="gemm", m=8192, n=8192, k=8192, dtype="bf16")
+    g = workloads.Graph("gemm", meta={"tokens": 1})
+    g.add(gemm)
+    d = cost(gemm, pcie)
+    active = 50.0 + 0.49 * (300.0 - 50.0)      # 172.5 W
+    assert d.energy_j / d.time_s > 300.0 - active   # uncapped: above the card's TDP
+    res = simulate(g, pcie)
+    # compute-bound: the energy of the work is the same at any clock, spread over the time at which
+    # the device draws its TDP: active + E / t = 300 W
+    assert res.latency_s == pytest.approx(d.energy_j / (300.0 - active), rel=0.02)
+    assert res.avg_power_w["gpu0"] == pytest.approx(300.0, rel=0.01)
+
+
+def test_an_energy_basis_must_be_a_catalog_device(tmp_path):
+    f = tmp_path / "card.yaml"
+    f.write_text("extends: h100-pcie\nid: card\npower:\n  energy_basis: h100-sxn\n")
+    with pytest.raises(InputError) as err:
+        hwmodels.load_device(str(f))
+    problem = err.value.problems[0]
+    assert (problem.line, problem.path, problem.suggestion) == (4, "power.energy_basis", "h100-sxm")
