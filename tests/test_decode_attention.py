@@ -5,7 +5,7 @@ fitted constants enter by name."""
 import dataclasses
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 import hwmodels
@@ -87,11 +87,14 @@ def test_larger_pages_are_never_slower(small, factor, batch, kv_len):
 
 @settings(max_examples=20, deadline=None)
 @given(batch=st.integers(1, 1024), kv_heads=st.sampled_from([1, 2, 8, 32]), scale=st.floats(1.0, 4.0))
+@example(batch=1, kv_heads=1, scale=2.0)   # one CTA: slower on weaker SMs, never on more of the same
 def test_more_sms_never_slow_a_decode(batch, kv_heads, scale):
-    """More units mean fewer waves of CTAs: never slower."""
+    """More units (each as fast as before) mean fewer waves of CTAs: never slower."""
     tensor = H100.engines["tensor"]
+    units = int(tensor.units * scale)
+    per_unit = units / tensor.units   # the peak grows with the units: an SM keeps its own rate
     more = H100.model_copy(update={"engines": {**H100.engines, "tensor": tensor.model_copy(
-        update={"units": int(tensor.units * scale)})}})
+        update={"units": units, "peak_flops": {d: p * per_unit for d, p in tensor.peak_flops.items()}})}})
     op = _decode(batch=batch, heads=kv_heads * 4, kv_heads=kv_heads, kv_len=1024)
     assert cost(op, more).time_s <= cost(op, H100).time_s * (1 + 1e-12)
 
