@@ -52,7 +52,9 @@ time (up to one per unit) stream the same K/V tiles together, so K/V is read onc
 query tiles, ``ceil(q_tiles / units)`` times. Scores stay on chip. A fused kernel's tensor time
 includes the softmax its kernel family leaves exposed (:data:`~roofline.efficiency.ATTENTION_KERNELS`,
 named by the matrix engine) and, when causal, the masked part of the diagonal KV blocks it
-computes. Unfused attention's scores and probabilities are tensors of the operator (written and re-read in memory).
+computes. Unfused attention's scores and probabilities are tensors of the operator (written and re-read in memory,
+each side in its dtype: the GEMMs' and the softmax's); its softmax's mask, broadcast over the heads, comes from memory
+once when what one head streams fits in the cache beside it, else once a head (see :func:`_mask_reads`).
 Attention's matrix FLOPs run at the wider of the activation and K/V dtypes (one MMA, one operand
 type: fp8 queries over a bf16 KV cache multiply at the bf16 rate).
 Decode reads every weight and all the KV once per step because its tensors say so.
@@ -494,9 +496,12 @@ def cost_attention(op, device) -> Demands:
     q_tiles = SCALAR.ceil(rows / tm)
 
     q = op.inputs[0]
-    # K/V (new and cached) are the inputs after Q that are not also outputs (unfused scores are)
-    kv_in = [t for t in op.inputs[1:] if t not in op.outputs]
-    rest = [t for t in op.inputs[1:] if t in op.outputs]
+    # K/V (new and cached) are the inputs after Q that the operator does not write (unfused scores
+    # and probabilities it does) and that are not the unfused softmax's mask
+    written = {t.name for t in op.outputs}
+    mask = [t for t in op.inputs[1:] if t.name == op.mask_name]
+    kv_in = [t for t in op.inputs[1:] if t.name not in written and t not in mask]
+    rest = [t for t in op.inputs[1:] if t.name in written]
     kv_bytes = sum(t.bytes for t in kv_in)
     cache = info.cache_level
     capacity = info.device.memory[cache].capacity_bytes * CACHE_USABLE_FRACTION if cache else 0.0
@@ -507,7 +512,11 @@ def cost_attention(op, device) -> Demands:
     levels = {b.tensor(t, kv_reads) for t in kv_in}
     for t in (q, *rest, *op.outputs):
         b.tensor(t)
-    _through_chip(b, kv_bytes * q_tiles + sum(t.bytes for t in (q, *rest, *op.outputs)))
+    mask_reads = _mask_reads(op, mask, capacity)
+    for t in mask:
+        b.tensor(t, mask_reads)
+    _through_chip(b, kv_bytes * q_tiles + sum(t.bytes for t in (q, *rest, *op.outputs))
+                  + op.heads * sum(t.bytes for t in mask))
     if op.fused and q_tiles == 1:
         # a decode kernel: one short pass over its KV per CTA, a fixed latency per wave of CTAs
         b.fixed(decode_attention_latency_s(instances, units))
@@ -515,6 +524,20 @@ def cost_attention(op, device) -> Demands:
     if op.fused and op.page_size:
         _gather_pages(d, b, op, choice, kv_in, kv_reads, levels)
     return d
+
+
+def _mask_reads(op, mask, capacity) -> float:
+    """Times the unfused softmax reads its mask from memory: the kernel walks its rows head by
+    head, each head reading the whole mask (one element a score of the head: it is broadcast over
+    heads), so the cache keeps the mask from one head to the next when what one head streams (its
+    scores read and probabilities written in ``softmax_dtype``, and the mask) fits in it: one
+    read; else one a head."""
+    if not mask:
+        return 1.0
+    elements = sum(t.numel for t in mask)
+    soft = DTYPE_BYTES[op.softmax_dtype or op.dtype]
+    streamed = elements * 2 * soft + sum(t.bytes for t in mask)
+    return 1.0 if streamed <= capacity else float(op.heads)
 
 
 def _gather_pages(d: Demands, b: DemandsBuilder, op, choice, kv_in, kv_reads, levels) -> None:

@@ -68,7 +68,42 @@ def test_unfused_attention_in_512_token_passes_with_its_conversions():
     # the fp32 queries converted for cuBLAS: 512 x 32 heads x 128, 4 + 2 B
     q16 = ops["a.ub0.q_to_f16"]
     assert q16.inputs[0].bytes + q16.outputs[0].bytes == 512 * 32 * 128 * 6
-    assert len(ops) == 2 * 5
+    # per pass: q_to_f16, the KQ pointer kernel (GQA: 32 query heads on 8 KV heads), the
+    # attention, scores_to_f32, probs_to_f16, the KQV pointer kernel, out_to_f32, out_cont
+    assert len(ops) == 2 * 8
+    kq = ops["a.ub0.kq_pointers"]
+    # a pointer (8 B) to A, B and C of each of the 32 batched GEMMs
+    assert kq.outputs[0].bytes == 3 * 32 * 8 and with_runtime(one(attn), prof).deps("a.ub0") == ["a.ub0.kq_pointers"]
+    mha = Attention(name="m", batch=1, heads=32, kv_heads=32, q_len=512, kv_len=512, head_dim=128, dtype="fp16")
+    assert not [op for op in with_runtime(one(mha), prof).ops if op.name.endswith("_pointers")]
+
+
+def _bytes(tensors, suffix):
+    return sum(t.bytes for t in tensors if t.name.endswith(suffix))
+
+
+def test_ggml_softmax_reads_and_writes_fp32_with_its_fp32_mask_and_the_output_is_copied_contiguous():
+    attn = Attention(name="a", batch=1, heads=32, kv_heads=8, q_len=1024, kv_len=1024, head_dim=128, dtype="fp16")
+    prof = RuntimeProfile("s", unfused=("attention_scores",), ubatch_tokens=512)
+    ops = {op.name: op for op in with_runtime(one(attn), prof).ops}
+    ub1 = ops["a.ub1"]
+    scores = 32 * 512 * 1024   # heads x queries of the pass x keys up to its last query
+    # the KQ GEMM writes fp16 scores (2 B); ggml_soft_max_ext reads them in fp32 (4 B)
+    assert _bytes(ub1.outputs, ".scores") == scores * 2 and _bytes(ub1.inputs, ".scores") == scores * 4
+    # the softmax writes fp32 probabilities (4 B); the KQV GEMM reads the fp16 copy (2 B)
+    assert _bytes(ub1.outputs, ".probs") == scores * 4 and _bytes(ub1.inputs, ".probs") == scores * 2
+    # the fp32 KQ mask: one n_kv x n_tokens matrix (1024 x 512 x 4 B), broadcast over the heads
+    assert _bytes(ub1.inputs, ".mask") == 1024 * 512 * 4
+    # the softmax's arithmetic is fp32: no fp16 vector FLOPs are left
+    assert not [k for k in ub1.flops() if k[0] != "matrix" and k[1] != "fp32"]
+    # ggml_cont_2d of the permuted fp32 KQV output: 512 x 32 heads x 128, read and written in fp32
+    cont = ops["a.ub1.out_cont"]
+    assert cont.inputs[0].bytes == cont.outputs[0].bytes == 512 * 32 * 128 * 4
+    # whole chain per pass: GEMM 2 + convert 2+4 + softmax 4+4 + convert 4+2 + GEMM 2 = 24 B a score
+    chain = (_bytes(ub1.outputs, (".scores", ".probs")) + _bytes(ub1.inputs, (".scores", ".probs"))
+             + sum(t.bytes for n in ("scores_to_f32", "probs_to_f16") for t in (*ops[f"a.ub1.{n}"].inputs,
+                                                                               *ops[f"a.ub1.{n}"].outputs)))
+    assert chain == 24 * scores
 
 
 def test_norm_weight_kv_store_and_swiglu_split_add_ggml_kernels():
@@ -164,3 +199,20 @@ def test_fp32_activations_widen_norms_and_elementwise_kernels_only():
     assert wide.outputs[0].bytes == 512 * 4096 * 4 and wide.dtype == "fp32"
     gemm = MatMul(name="mm", m=512, n=4096, k=4096, dtype="fp16")
     assert with_runtime(one(gemm), prof).ops[0].inputs[0].dtype == "fp16"
+
+
+def test_the_softmax_mask_stays_in_l2_between_heads_only_while_one_heads_stream_fits():
+    h100 = hwmodels.load_device("h100-sxm")   # 50 MB of L2, half of it counted usable: 25 MB
+    base = {"batch": 1, "heads": 32, "kv_heads": 8, "q_len": 512, "head_dim": 128, "dtype": "fp16",
+            "fused": False, "softmax_dtype": "fp32"}
+
+    def mask_hbm_bytes(kv_len):
+        bare = cost(Attention(name="a", kv_len=kv_len, **base), h100).work["memory:hbm"]
+        masked = cost(Attention(name="a", kv_len=kv_len, mask_dtype="fp32", **base), h100).work["memory:hbm"]
+        return masked - bare
+
+    # 512 keys: one head streams 512 x 512 x (4 + 4) B of scores and probabilities + the 1 MB
+    # mask = 3.1 MB < 25 MB: the mask comes from HBM once
+    assert mask_hbm_bytes(512) == pytest.approx(512 * 512 * 4)
+    # 8192 keys: 512 x 8192 x (4 + 4 + 4) B = 50.3 MB > 25 MB: read from HBM once per head
+    assert mask_hbm_bytes(8192) == pytest.approx(32 * 512 * 8192 * 4)

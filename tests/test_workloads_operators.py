@@ -139,6 +139,8 @@ def test_attention_decode_reads_cache_and_unfused_materializes_scores():
     scores = [t for t in unfused.outputs if t.name.endswith(("scores", "probs"))]
     assert len(scores) == 2 and all(t in unfused.inputs for t in scores)   # written, then re-read
     assert scores[0].bytes == b * h * 1 * (ctx + 1) * 2
+    with pytest.raises(InputError, match="unfused"):
+        dataclasses.replace(op, inputs=[], outputs=[], softmax_dtype="fp32")
 
 
 def test_attention_window_sparse_and_shared_prefix():

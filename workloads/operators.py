@@ -334,7 +334,11 @@ class Attention(Operator):
     (see :func:`attended_keys`); a sliding ``window`` limits each query to its w most recent keys;
     ``kv_fraction`` (sparse attention) attends to and reads that fraction of the keys. Unfused
     attention (``fused=False``) computes the full q_len x kv_len score matrix (the mask is applied
-    afterwards) and writes and re-reads the scores and the probabilities.
+    afterwards) and writes and re-reads the scores and the probabilities: its GEMMs write the scores
+    and read the probabilities in ``dtype``, its softmax reads the scores and writes the
+    probabilities (and does its arithmetic) in ``softmax_dtype`` (default ``dtype``; ggml: fp32,
+    with conversions between as separate kernels) and, with ``mask_dtype``, reads an additive
+    q_len x kv_len mask of each sequence in that dtype, the same for every head (ggml_soft_max_ext).
 
     Bytes: the new K/V (inputs, activations) are appended to the cache (outputs, role kv); the
     cached past keys that the queries need are read from ``kv_placement``. Best-of-N: groups of
@@ -361,6 +365,8 @@ class Attention(Operator):
     latent_kv: bool = False
     cache_dim: int | None = None
     page_size: int | None = None
+    softmax_dtype: str | None = None
+    mask_dtype: str | None = None
 
     def check(self):
         self._require("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "share_group")
@@ -372,9 +378,12 @@ class Attention(Operator):
                 raise InputError("cache_dim (decompressed MLA) and latent_kv (absorbed MLA) exclude each "
                                  "other", path="cache_dim")
         self._require("shared_kv_len", positive=False)
-        self._dtype("dtype", "kv_dtype")
+        self._dtype("dtype", "kv_dtype", "softmax_dtype", "mask_dtype")
         if self.kv_dtype is None:
             self.kv_dtype = self.dtype
+        if self.fused and (self.softmax_dtype or self.mask_dtype):
+            raise InputError("softmax_dtype and mask_dtype describe unfused attention (fused: false)",
+                             path="softmax_dtype" if self.softmax_dtype else "mask_dtype")
         if self.v_head_dim is None:
             self.v_head_dim = self.head_dim
         self._require("v_head_dim")
@@ -434,18 +443,28 @@ class Attention(Operator):
                                self.kv_placement))
         if not self.fused:
             keys = round(self.kv_len * self.kv_fraction)
-            for inter in ("scores", "probs"):
-                t = Tensor(f"{self.name}.{inter}", (b, h, q, keys), self.dtype)
-                ins.append(t)
-                outs.append(t)
+            soft = self.softmax_dtype or self.dtype
+            # (written, read back): the QK GEMM writes the scores the softmax reads, the softmax
+            # writes the probabilities the PV GEMM reads
+            for inter, written, read in (("scores", self.dtype, soft), ("probs", soft, self.dtype)):
+                outs.append(Tensor(f"{self.name}.{inter}", (b, h, q, keys), written))
+                ins.append(Tensor(f"{self.name}.{inter}", (b, h, q, keys), read))
+            if self.mask_dtype:
+                ins.append(Tensor(self.mask_name, (b, q, keys), self.mask_dtype))
         return ins, outs
+
+    @property
+    def mask_name(self) -> str:
+        """The name of the unfused softmax's mask tensor (an input with ``mask_dtype``)."""
+        return f"{self.name}.mask"
 
     def flops(self):
         s = self.scores
         out: dict = {}
         _add(out, "matrix", self.dtype, 2.0 * s * (self.head_dim + self.v_head_dim))
-        _add(out, "vector", self.dtype, s * (SOFTMAX_VECTOR_FLOPS + ATTENTION_SCALE_FLOPS))
-        _add(out, "special", self.dtype, s)
+        soft = self.softmax_dtype or self.dtype
+        _add(out, "vector", soft, s * (SOFTMAX_VECTOR_FLOPS + ATTENTION_SCALE_FLOPS))
+        _add(out, "special", soft, s)
         return out
 
     def cache_bytes(self):

@@ -21,8 +21,12 @@ facts the cost model prices, never into times of its own:
     ``fused=False``: the full query x key score matrix is written and read back as scores and
     as probabilities) as ggml's batched cuBLAS GEMMs do it, with their conversions:
     ``.q_to_f16`` before (the fp32 queries), ``.scores_to_f32`` (the fp16 scores the KQ GEMM
-    wrote, for the fp32 softmax), ``.probs_to_f16`` (for the KQV GEMM) and ``.out_to_f32``
-    after; the softmax itself is priced inside the attention operator at its dtype;
+    wrote, for the fp32 softmax), ``.probs_to_f16`` (for the KQV GEMM), ``.out_to_f32`` after
+    and ``.out_cont`` (ggml_cont_2d of the permuted fp32 output: a copy); under GQA each GEMM
+    is a cublasGemmBatchedEx behind a kernel writing its pointer arrays (``.kq_pointers``,
+    ``.kqv_pointers``); the softmax itself is
+    priced inside the attention operator (its ``softmax_dtype`` fp32: ggml_soft_max_ext reads
+    the fp32 scores and writes fp32 probabilities, reading the fp32 KQ mask, its ``mask_dtype``);
   - ``norm_weight``: ``.weight_mul`` after every RMSNorm (ggml_rms_norm, then ggml_mul by the
     weight: reads and writes the fp32 activation again);
   - ``kv_store``: ``.k_store`` and ``.v_store`` before every attention (ggml_cpy of the new
@@ -122,10 +126,12 @@ def _needs_quantize(op) -> bool:
 
 
 def _attention_passes(op: Attention, ubatch: int, fused: bool) -> list[Attention]:
-    """``op`` as the engine runs it: unfused when ``fused`` is False, and split into passes of
-    at most ``ubatch`` queries (0: one pass), pass i attending to every key up to its last query."""
+    """``op`` as the engine runs it: unfused when ``fused`` is False (ggml's fp32
+    ggml_soft_max_ext with its fp32 mask), and split into passes of at most ``ubatch`` queries
+    (0: one pass), pass i attending to every key up to its last query."""
     if fused and (not ubatch or op.q_len <= ubatch):
         return [op]
+    softmax = {} if fused else {"softmax_dtype": ACTIVATION_DTYPE, "mask_dtype": ACTIVATION_DTYPE}
     past = op.kv_len - op.q_len
     step = ubatch if ubatch and op.q_len > ubatch else op.q_len
     starts = range(0, op.q_len, step)
@@ -134,8 +140,21 @@ def _attention_passes(op: Attention, ubatch: int, fused: bool) -> list[Attention
         q = min(step, op.q_len - start)
         name = op.name if len(starts) == 1 else f"{op.name}.ub{i}"
         passes.append(dataclasses.replace(op, name=name, q_len=q, kv_len=past + start + q, fused=fused,
-                                          inputs=[], outputs=[]))
+                                          inputs=[], outputs=[], **softmax))
     return passes
+
+
+def _batched_pointers(name: str, op: Attention, stage: int) -> list[Elementwise]:
+    """ggml's k_compute_batched_ptrs in front of a batched cuBLAS GEMM whose K/V heads are shared
+    by several query heads (GQA: cublasGemmBatchedEx takes an array of pointers; without sharing
+    cublasGemmStridedBatchedEx needs none): one small kernel writing a pointer (8 B) to A, B and C
+    of each of the batch x heads GEMMs, from three base pointers."""
+    if op.heads == op.kv_heads:
+        return []
+    gemms = op.batch * op.heads
+    return [Elementwise(name=name, numel=3 * gemms, flops_per_element=0.0, dtype=ACTIVATION_DTYPE, stage=stage,
+                        inputs=[Tensor(f"{name}.bases", (3,), "fp64", "activation")],
+                        outputs=[Tensor(f"{name}.out", (3 * gemms,), "fp64", "activation")])]
 
 
 def _attention_kernels(op: Attention, unfused: tuple, ubatch: int, stage: int) -> tuple[list, list]:
@@ -151,11 +170,15 @@ def _attention_kernels(op: Attention, unfused: tuple, ubatch: int, stage: int) -
         if scores:
             rows = part.batch * part.q_len * part.heads
             after += [_convert(f"{part.name}.q_to_f16", rows * part.head_dim, ACTIVATION_DTYPE, part.dtype, stage),
+                      *_batched_pointers(f"{part.name}.kq_pointers", part, stage),
                       part,
                       _convert(f"{part.name}.scores_to_f32", part.scores, part.dtype, ACTIVATION_DTYPE, stage),
                       _convert(f"{part.name}.probs_to_f16", part.scores, ACTIVATION_DTYPE, part.dtype, stage),
+                      *_batched_pointers(f"{part.name}.kqv_pointers", part, stage),
                       _convert(f"{part.name}.out_to_f32", rows * part.v_head_dim, part.dtype, ACTIVATION_DTYPE,
-                               stage)]
+                               stage),
+                      _convert(f"{part.name}.out_cont", rows * part.v_head_dim, ACTIVATION_DTYPE, ACTIVATION_DTYPE,
+                               stage, flops=0.0)]
         else:
             after.append(part)
     return before, after
