@@ -105,6 +105,9 @@ UNFUSED_KINDS = ("fp8_quantize", "f16_convert", "attention_scores", "norm_weight
 TIME_FIELDS = ("step_cpu", "per_sequence_cpu", "output_cpu_per_sequence", "sync", "launch", "graph_launch",
                "dispatch_cpu")
 FLAG_FIELDS = ("async_scheduling", "async_output")
+# whole-number fields: what they count and their least value
+WHOLE_FIELDS = {"cuda_graph_max_tokens": ("tokens", 0), "ubatch_tokens": ("tokens", 0), "scheduler_steps": ("steps", 1),
+                "sampling_kernels": ("kernels", 0), "sampling_logit_passes": ("kernels", 0)}
 ACCUMULATORS = ("fp32", "fp16")
 FIELDS = (*TIME_FIELDS, *FLAG_FIELDS, "all_reduce_kernel", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
           "sampling_kernels", "sampling_logit_passes",
@@ -262,13 +265,10 @@ def _parse(doc, key: str, value):
         if not isinstance(value, bool):
             raise doc.error("expected true or false", (key,))
         return value
-    if key in ("cuda_graph_max_tokens", "ubatch_tokens"):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise doc.error(f"expected a whole number of tokens >= 0, got {value!r}", (key,))
-        return value
-    if key in ("sampling_kernels", "sampling_logit_passes"):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise doc.error(f"expected a whole number of kernels >= 0, got {value!r}", (key,))
+    if key in WHOLE_FIELDS:
+        what, least = WHOLE_FIELDS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise doc.error(f"expected a whole number of {what} >= {least}, got {value!r}", (key,))
         return value
     if key == "gemm_accumulate":
         if value not in ACCUMULATORS:
@@ -282,10 +282,6 @@ def _parse(doc, key: str, value):
         return _fractions(doc, key, value)
     if key == "all_reduce_kernel":
         return _all_reduce_kernel(doc, key, value)
-    if key == "scheduler_steps":
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise doc.error(f"expected a whole number of steps >= 1, got {value!r}", (key,))
-        return value
     if key == "unfused":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise doc.error(f"expected a list of: {', '.join(UNFUSED_KINDS)}", (key,))
