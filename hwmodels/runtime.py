@@ -76,7 +76,7 @@ by :func:`workloads.runtime.with_runtime` as operators the cost model prices.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
@@ -191,6 +191,14 @@ class RuntimeProfile:
         once, or whole for a step that ``prefill``s (a run of its own)."""
         steps = 1 if prefill else self.scheduler_steps
         return (self.step_cpu_s + self.per_sequence_cpu_s * sequences) / steps
+
+    def with_scheduler_steps(self, steps: int, path: str = "scheduler_steps") -> RuntimeProfile:
+        """This profile scheduling ``steps`` decode steps a pass (vLLM's --num-scheduler-steps);
+        InputError (at ``path``) unless ``steps`` is a whole number >= 1."""
+        what, least = WHOLE_FIELDS["scheduler_steps"]
+        if isinstance(steps, bool) or not isinstance(steps, int) or steps < least:
+            raise InputError(f"expected a whole number of {what} >= {least}, got {steps!r}", path=path)
+        return replace(self, scheduler_steps=steps)
 
     def output_cpu_s(self, sequences: int) -> float:
         """CPU time of one step's output processing for ``sequences`` sampled sequences (paid

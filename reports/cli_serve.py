@@ -131,15 +131,9 @@ def _profile(args):
     """The runtime profile by name or file, with ``--scheduler-steps`` when given."""
     if args.scheduler_steps is None:
         return args.profile
-    import dataclasses
-
-    from hwmodels.errors import InputError
     from hwmodels.runtime import load_runtime
 
-    if args.scheduler_steps < 1:
-        raise InputError(f"--scheduler-steps must be a whole number >= 1, got {args.scheduler_steps}",
-                         path="scheduler_steps")
-    return dataclasses.replace(load_runtime(args.profile), scheduler_steps=args.scheduler_steps)
+    return load_runtime(args.profile).with_scheduler_steps(args.scheduler_steps, path="--scheduler-steps")
 
 
 def _check_workload(args) -> None:

@@ -28,7 +28,6 @@ with where they come from.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 import re
@@ -206,7 +205,7 @@ def serve_config(row: dict) -> dict:
     profile = load_runtime(runtime)
     steps = re.search(r"--num-scheduler-steps (\d+)", row.get("framework") or "")
     if steps:
-        profile = dataclasses.replace(profile, scheduler_steps=int(steps.group(1)))
+        profile = profile.with_scheduler_steps(int(steps.group(1)), path="framework")
     config = {"model": _model(row), "hardware": row["hardware"], "tp": _int(row, "devices") or 1,
               "dtype": (row.get("dtype") or "bf16").strip(), "profile": profile, "prefix_caching": False,
               "seed": 0, **SERVING_ENGINES[runtime], **_requests(row)}

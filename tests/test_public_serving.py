@@ -140,7 +140,7 @@ def test_cli_scheduler_steps_reaches_the_profile(capsys):
     assert main([*args, "--scheduler-steps", "10"]) == 0
     assert json.loads(capsys.readouterr().out)["config"]["scheduler_steps"] == 10
     assert main([*args, "--scheduler-steps", "0"]) == 2
-    assert "--scheduler-steps must be a whole number >= 1" in capsys.readouterr().err
+    assert "--scheduler-steps: expected a whole number of steps >= 1, got 0" in capsys.readouterr().err
 
 
 def test_multi_step_runs_move_by_hand():
