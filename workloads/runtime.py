@@ -301,9 +301,9 @@ def with_runtime(graph: Graph, profile) -> Graph:
             new.add(kernel, deps)
             deps = [kernel.name]
         alias[op.name] = deps[0]
-    output = None
-    if profile.output_cpu_s(batch) > 0:
-        output = RuntimeWork(name="runtime.output", host_s=profile.output_cpu_s(batch), activity="output", stage=last)
+    output_s = profile.output_cpu_s(batch)
+    output = (RuntimeWork(name="runtime.output", host_s=output_s, activity="output", stage=last)
+              if output_s > 0 else None)
     overlapped = profile.async_output or profile.async_scheduling
     if output is not None and overlapped:
         # the previous step's outputs, processed on the host while this step's kernels run (host
