@@ -3,8 +3,8 @@
 Each row names a catalog device or system, a workload and a metric. Operator rows (GEMM,
 attention, GELU, STREAM, pointer-chase latency, NVLink copy, all-reduce bus bandwidth) become one
 workloads operator costed by ``roofline.cost`` on the catalog device; LLM rows (time to first
-token, inter-token latency, output throughput, energy per token, and prefill or decode tokens/s
-derived from the first two) are predicted by the simulator's public-row helper
+token, inter-token latency, output throughput, energy per token, mean power of a static batch,
+and prefill or decode tokens/s derived from the first two) are predicted by the simulator's public-row helper
 (:func:`simulator.public.predict_public_row`), the served ones (serving runs over a request mix,
 the ML.ENERGY chat rows) by a run of the serving simulator. A row the model cannot predict (a
 device missing from the catalog, an unknown workload) keeps ``predicted = None`` and says why, so
@@ -77,7 +77,7 @@ DERIVED_LLM_METRICS: dict[str, tuple[str, Callable[[dict, float], float]]] = {
 NOT_PREDICTED_YET: dict[str, str] = {}
 
 UNIT_SCALE = {"TFLOP/s": 1e12, "GB/s": 1e9, "Gelem/s": 1e9, "ms": 1e-3, "ns": 1e-9, "s": 1.0,
-              "tok/s": 1.0, "J/tok": 1.0}
+              "tok/s": 1.0, "J/tok": 1.0, "W": 1.0}
 
 
 def _count(row: dict, key: str) -> int:
@@ -99,7 +99,7 @@ def row_class(row: dict) -> str:
         return "collective"
     if workload.startswith(("stream", "pointer chase")):
         return "memory"
-    if metric.startswith("energy"):
+    if metric.startswith("energy") or metric == "mean_power":
         return "energy"
     if metric.startswith("serving_") or metric == "output_throughput":
         return "serving"

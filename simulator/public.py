@@ -12,6 +12,10 @@ How a metric maps to simulated steps:
 * ``output_throughput`` (static batch, ``input_len`` in / ``output_len`` out): batch x output
   tokens over one prefill (which yields the first token) plus ``output_len - 1`` decode steps at
   the mean context (a decode step's time is affine in the context, so the mean step is exact).
+* ``mean_power`` (W, the same static batch): the accelerators' energy over that prefill and those
+  decode steps, over their time; a source that kept sampling power for N seconds after the run
+  (``workload`` says ``and N s after``) has that tail in its mean, at the devices' idle power
+  (:func:`static_batch_power_w`).
 Served rows (:func:`served`) are runs of the serving simulator instead (:func:`serve_config` maps
 the row to ``simulator.serving.serve`` arguments, :func:`serve_row` runs it, remembered): a
 request mix (``ShareGPT N prompts all at once`` or ``at R req/s``: ``serving_output_throughput``,
@@ -93,9 +97,9 @@ def runtime_of(row: dict) -> str:
     return "none"
 
 
-UNITS = {"ms": 1e-3, "s": 1.0, "tok/s": 1.0, "J/tok": 1.0}
+UNITS = {"ms": 1e-3, "s": 1.0, "tok/s": 1.0, "J/tok": 1.0, "W": 1.0}
 LLM_METRICS = ("time_to_first_token", "median_inter_token_latency", "output_throughput",
-               "energy_per_output_token", *SERVED_METRICS)
+               "energy_per_output_token", "mean_power", *SERVED_METRICS)
 
 
 def _int(row: dict, key: str) -> int | None:
@@ -150,7 +154,7 @@ def simulate_row(row: dict):
     prompt, output = _lengths(row)
     runtime = runtime_of(row)
     steps = {}
-    if metric in ("time_to_first_token", "output_throughput"):
+    if metric in ("time_to_first_token", "output_throughput", "mean_power"):
         steps["prefill"] = simulate(build_llm(model, "prefill", batch=batch, prompt_len=prompt, **knobs), hw,
                                     runtime=runtime)
     if metric != "time_to_first_token":
@@ -158,6 +162,23 @@ def simulate_row(row: dict):
         steps["decode"] = simulate(build_llm(model, "decode", batch=batch, prompt_len=prompt, context=context,
                                              **knobs), hw, runtime=runtime)
     return steps, output
+
+
+def _sampled_after_s(row: dict) -> float:
+    """Seconds a row's power sampling went on after its run ended (``and N s after`` in its
+    workload), 0 when it does not say so."""
+    stated = re.search(r"\band ([\d.]+) s after\b", row["workload"])
+    return float(stated.group(1)) if stated else 0.0
+
+
+def static_batch_power_w(prefill, decode, output_tokens: float, after_s: float = 0.0) -> float:
+    """Mean power (W) of the accelerators over one static batch: a prefill, then
+    ``output_tokens - 1`` decode steps (at the mean context), then ``after_s`` seconds idle, at the
+    devices' static power (their static energy over a step's time)."""
+    steps = output_tokens - 1
+    idle_w = decode.static_energy_j / decode.latency_s
+    energy = prefill.energy_j + steps * decode.energy_j + idle_w * after_s
+    return energy / (prefill.latency_s + steps * decode.latency_s + after_s)
 
 
 # -- served rows ----------------------------------------------------------------------------------
@@ -275,6 +296,8 @@ def predict_public_row(row: dict, regimes: list | None = None) -> float | None:
         value = steps["prefill"].latency_s
     elif metric == "median_inter_token_latency":
         value = steps["decode"].latency_s
+    elif metric == "mean_power":
+        value = static_batch_power_w(steps["prefill"], steps["decode"], output, _sampled_after_s(row))
     else:
         total = steps["prefill"].latency_s + (output - 1) * steps["decode"].latency_s
         value = batch * output / total

@@ -4,6 +4,8 @@ LLM predictors checked by hand, and the per-role, per-class summary of ``validat
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 import hwmodels
 from calibration.public import (
@@ -110,3 +112,50 @@ def test_validate_public_reports_fit_and_held_out_groups(capsys):
     assert main(["validate", "--public", "--no-progress"]) == 0
     text = capsys.readouterr().out
     assert "held-out rows per class" in text and "fit rows per class" in text
+
+
+def _step(energy_j, latency_s, static_w):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(energy_j=energy_j, latency_s=latency_s, static_energy_j=static_w * latency_s)
+
+
+def test_static_batch_power_is_energy_over_time_with_the_idle_tail_by_hand():
+    from simulator.public import static_batch_power_w
+
+    # prefill 1 s at 600 J; 100 decode steps of 10 ms at 3 J each (300 W); 1 s idle at 70 W:
+    # (600 + 100 x 3 + 70 x 1) J / (1 + 100 x 0.01 + 1) s = 970 / 3 = 323.33 W
+    prefill, decode = _step(600.0, 1.0, 70.0), _step(3.0, 0.01, 70.0)
+    assert static_batch_power_w(prefill, decode, 101, after_s=1.0) == pytest.approx(970.0 / 3.0)
+    # without the tail: 900 J / 2 s
+    assert static_batch_power_w(prefill, decode, 101) == pytest.approx(450.0)
+
+
+@given(st.floats(50, 800), st.floats(50, 800), st.floats(0.01, 10), st.floats(1e-3, 0.1), st.integers(2, 4096),
+       st.floats(0, 5))
+def test_static_batch_power_lies_between_its_parts(prefill_w, decode_w, prefill_s, step_s, output, after_s):
+    from simulator.public import static_batch_power_w
+
+    idle_w = 40.0
+    power = static_batch_power_w(_step(prefill_w * prefill_s, prefill_s, idle_w),
+                                 _step(decode_w * step_s, step_s, idle_w), output, after_s)
+    assert min(prefill_w, decode_w, idle_w) * (1 - 1e-9) <= power <= max(prefill_w, decode_w) * (1 + 1e-9)
+
+
+def test_mean_power_row_is_the_simulated_static_batch():
+    from simulator.public import predict_public_row, simulate_row
+
+    row = {"id": "p", "hardware": "h100-sxm", "devices": "1", "dtype": "bf16", "batch": "4", "input_len": "128",
+           "output_len": "33", "metric": "mean_power", "unit": "W", "framework": "vLLM",
+           "workload": "llama-3.1-8b static batch (GPU power sampled over the run and 1 s after)"}
+    steps, _ = simulate_row(row)
+    p, d = steps["prefill"], steps["decode"]
+    # 32 decode steps follow the prefill; the H100 SXM idles at 70 W (its catalog power.static)
+    with_tail = (p.energy_j + 32 * d.energy_j + 70.0 * 1.0) / (p.latency_s + 32 * d.latency_s + 1.0)
+    assert predict_public_row(row) == pytest.approx(with_tail)
+    bare = {**row, "workload": "llama-3.1-8b static batch"}
+    assert predict_public_row(bare) == pytest.approx((p.energy_j + 32 * d.energy_j) / (p.latency_s + 32 * d.latency_s))
+    assert 70.0 < with_tail < predict_public_row(bare)
+    assert row_class(row) == "energy"
+    (result,) = validate_public([{**row, "value": "300", "source": "test", "role": "held-out"}])
+    assert result["how"] == "simulator" and result["predicted"] == pytest.approx(with_tail)
