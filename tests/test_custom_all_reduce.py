@@ -127,7 +127,7 @@ def test_serving_steps_price_the_engines_kernel():
 
     kernel = load_runtime("vllm-v1").all_reduce_kernel
     nccl = StepTimeModel("llama-3.1-8b", "h100-sxm", tp=4)
-    engine = StepTimeModel("llama-3.1-8b", "h100-sxm", all_reduce_kernel=kernel, tp=4)
+    engine = StepTimeModel("llama-3.1-8b", "h100-sxm", runtime=RuntimeProfile("k", all_reduce_kernel=kernel), tp=4)
     # 64 tokens x 4096 x 2 B = 512 KiB per all-reduce: two-shot on 4 ranks (one-shot below 512 KiB)
     ops = nccl._split(nccl._probe(64, 1))
     reduces = [(op, n) for op, n in ops if op.kind == "collective" and op.collective == "all_reduce"]

@@ -95,3 +95,33 @@ def test_mla_with_leading_dense_layer_matches_the_engine(prefills, ctx):
     played = simulate(build_step(model, prefills, [mean] * len(ctx)), "h100-sxm")
     assert cost.time_s == pytest.approx(played.latency_s, rel=0.01)
     assert cost.kernels == len(build_step(model, prefills, [mean] * len(ctx)).ops)
+
+
+def test_a_step_runs_the_engines_unfused_kernels_as_simulate_does():
+    from hwmodels.runtime import RuntimeProfile
+
+    quantize = RuntimeProfile("q", unfused=("fp8_quantize",))
+    bare = _model("h100-sxm", dtype="fp8").step([], 8, 8 * 1000)
+    engine = StepTimeModel(MODEL, "h100-sxm", runtime=quantize, dtype="fp8").step([], 8, 8 * 1000)
+    # a quantize kernel in front of every fp8 GEMM: 32 layers x 7 projections (q, k, v, o, gate,
+    # up, down) + the LM head = 225 kernels more
+    assert engine.kernels - bare.kernels == 32 * 7 + 1
+    played = simulate(build_step(MODEL, [], [1000] * 8, dtype="fp8"), "h100-sxm", runtime=quantize)
+    assert engine.time_s == pytest.approx(played.latency_s, rel=0.01)
+    assert engine.time_s > bare.time_s
+
+
+def test_a_step_pays_the_engines_sampling_kernels_outside_its_graph():
+    from hwmodels.runtime import RuntimeProfile
+
+    sampler = RuntimeProfile("s", sampling_kernels=1, sampling_logit_passes=1)
+    bare = _model("h100-sxm").step([], 8, 8 * 1000)
+    engine = StepTimeModel(MODEL, "h100-sxm", runtime=sampler).step([], 8, 8 * 1000)
+    # one pass over the logits: 8 rows x 128256 bf16 read and written = 4,104,192 B; at most the
+    # HBM's 3.35 TB/s (1.23 us) plus the device's 4 us launch, at least half of it (2.45 us) plus
+    # the launch and 1 us of latency
+    extra = engine.time_s - bare.time_s
+    assert 4104192 / 3.35e12 + 4e-6 <= extra <= 4104192 / (0.5 * 3.35e12) + 5e-6
+    assert engine.kernels == bare.kernels       # eager: not a kernel of the replayed graph
+    played = simulate(build_step(MODEL, [], [1000] * 8), "h100-sxm", runtime=sampler)
+    assert engine.time_s == pytest.approx(played.latency_s, rel=0.01)

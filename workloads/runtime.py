@@ -241,8 +241,18 @@ def _lm_head_kernels(op: MatMul, unfused: tuple, meta: dict, stage: int) -> list
                           stage=stage)]
 
 
-def _sampling_kernels(graph: Graph, profile, stage: int) -> list[Elementwise]:
-    """The decoder's kernels after the logits (``sampling_kernels``; none without an ``lm_head``)."""
+def engine_kernels(op, profile, meta: dict) -> list:
+    """The kernels ``profile`` runs for operator ``op`` of a step whose graph has ``meta``, in
+    order: its unfused kernels around it (:func:`_expand`) and ``op`` as the engine runs it (its
+    all-reduce kernel), without launch costs (the caller says how kernels launch). The one
+    expansion :func:`with_runtime` and the serving step model both use."""
+    before, after = _expand(op, profile, meta)
+    return [with_all_reduce_kernel(kernel, profile.all_reduce_kernel) for kernel in (*before, *after)]
+
+
+def sampling_kernels(graph: Graph, profile, stage: int = 0) -> list[Elementwise]:
+    """The decoder's kernels after the logits (``sampling_kernels``; none without an ``lm_head``),
+    each launched eagerly at the profile's ``launch`` when it gives one."""
     if not profile.sampling_kernels or "lm_head" not in {op.name for op in graph.ops}:
         return []
     head = graph.op("lm_head")
@@ -281,23 +291,22 @@ def with_runtime(graph: Graph, profile) -> Graph:
     if host_step > 0:
         step = RuntimeWork(name="runtime.step", host_s=host_step, activity="step", stage=first)
         new.add(step)
-    expanded = [(op, *_expand(op, profile, meta)) for op in ops]
-    sampling = _sampling_kernels(graph, profile, last)
+    expanded = [(op, engine_kernels(op, profile, meta)) for op in ops]
+    sampling = sampling_kernels(graph, profile, last)
     if not graphed and profile.dispatch_cpu_s > 0:
         # issued on the host stream after the step's CPU work, beside the kernels
-        kernels = sum(len(before) + len(after) for _, before, after in expanded) + len(sampling)
+        kernels = sum(len(run) for _, run in expanded) + len(sampling)
         new.add(RuntimeWork(name="runtime.dispatch", host_s=profile.dispatch_cpu_s * kernels, activity="dispatch",
                             stage=first))
     alias: dict[str, str] = {}   # an operator's name -> the last kernel standing for it
-    for op, before, after in expanded:
+    for op, run in expanded:
         deps = [alias.get(d, d) for d in graph.deps(op.name)]
         if step is not None and not profile.async_scheduling and op.name in roots:
             deps.append(step.name)
-        for kernel in (*before, *after):
+        for kernel in run:
             if launch is not None and kernel.kind != "memcopy":
                 kernel = copy.copy(kernel)
                 kernel.launch_s = launch
-            kernel = with_all_reduce_kernel(kernel, profile.all_reduce_kernel)
             new.add(kernel, deps)
             deps = [kernel.name]
         alias[op.name] = deps[0]

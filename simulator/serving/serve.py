@@ -83,7 +83,7 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     reqs = make_requests(trace=requests, num_requests=num_requests, rate=rate, burstiness=burstiness,
                          input_len=input_len, output_len=output_len, seed=seed,
                          closed_loop=concurrency is not None)
-    step_model = StepTimeModel(cfg, hardware, all_reduce_kernel=eng.all_reduce_kernel, tp=tp, pp=pp, dtype=dtype,
+    step_model = StepTimeModel(cfg, hardware, runtime=eng, tp=tp, pp=pp, dtype=dtype,
                                weight_dtype=weight_dtype, kv_dtype=kv_dtype, kv_block=block_size)
     system = step_model.system
     if tp * pp < len(system.accelerators) < replicas * tp * pp:

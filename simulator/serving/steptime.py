@@ -33,7 +33,7 @@ from workloads.batch import PrefillChunk, build_step, decode_context, step_knobs
 from workloads.configs import ModelConfig, load_config
 from workloads.graph import Graph
 from workloads.llm import Segment, _Builder
-from workloads.runtime import with_all_reduce_kernel
+from workloads.runtime import engine_kernels, sampling_kernels, with_all_reduce_kernel
 
 HEAD_OPS = ("model.norm", "lm_head", "lm_head.all_gather")
 
@@ -64,12 +64,17 @@ class StepTimeModel:
     >>> m.step([PrefillChunk(512, 0)], 8, 8 * 1000).time_s   # a chunk and 8 decodes at 1000 tokens
     """
 
-    def __init__(self, model: str | ModelConfig, hardware, all_reduce_kernel=None, **knobs):
+    def __init__(self, model: str | ModelConfig, hardware, runtime=None, **knobs):
+        from hwmodels.runtime import load_runtime
+
         from ..simulate import _as_system
 
-        # the engine's own all-reduce kernel (hwmodels.runtime.AllReduceKernel), carried by the
-        # step's all-reduces as workloads.runtime.with_all_reduce_kernel puts it
-        self.all_reduce_kernel = all_reduce_kernel
+        # the engine (a runtime profile, name or file): the kernels it runs for each operator
+        # (unfused ones, its own all-reduce) and the sampling kernels after the LM head, as
+        # workloads.runtime.with_runtime runs them for `simulate --runtime`; its launch costs
+        # and CUDA graphs are the engine profile's gpu_time, its CPU work step_time
+        self.runtime = load_runtime(runtime)
+        self.all_reduce_kernel = self.runtime.all_reduce_kernel
         self.cfg = model if isinstance(model, ModelConfig) else load_config(model)
         self.knobs = step_knobs(self.cfg, **knobs)
         self.ranks = self.knobs["tp"] * self.knobs["pp"]
@@ -79,6 +84,7 @@ class StepTimeModel:
         self.active_w = sum(self.system.devices[n].power.active_w for n in nodes)
         self.static_w = sum(self.system.devices[n].power.static_w for n in nodes)
         self.fast = (self.knobs["pp"] == 1 and self.cfg.family != "mla" and not self.cfg.first_dense)
+        self._meta = {"tp": self.knobs["tp"], "pp": self.knobs["pp"]}
         self._one_layer = dataclasses.replace(self.cfg, layers=1)
         self._dense: dict[int, tuple[float, float]] = {}
         self._head: dict[int, tuple[float, float]] = {}
@@ -92,6 +98,10 @@ class StepTimeModel:
         self._gemm_e = np.zeros(0)
 
     # -- parts ---------------------------------------------------------------------------------
+    def _engine(self, ops) -> list:
+        """The kernels the engine runs for ``ops`` (:func:`workloads.runtime.engine_kernels`)."""
+        return [kernel for op in ops for kernel in engine_kernels(op, self.runtime, self._meta)]
+
     def _cost(self, ops) -> tuple[float, float]:
         from roofline.costs import shared_cost
         from roofline.hardware import device_info
@@ -124,7 +134,7 @@ class StepTimeModel:
             base = [op for op in g.ops if not op.name.startswith("model.layers.") and op.name not in HEAD_OPS]
             if self._attn_probe is None:
                 self._attn_probe = next(op for op in g.ops if op.kind == "attention")
-            (lt, le), (bt, be) = self._cost(layer), self._cost(base)
+            (lt, le), (bt, be) = self._cost(self._engine(layer)), self._cost(self._engine(base))
             hit = self._dense[tokens] = (bt + self.cfg.layers * lt, be + self.cfg.layers * le)
         return hit
 
@@ -135,7 +145,8 @@ class StepTimeModel:
         for op in g.ops:
             if op.kind == "attention" or op.name in HEAD_OPS:
                 continue
-            out.append((op, self.cfg.layers if op.name.startswith("model.layers.") else 1))
+            mult = self.cfg.layers if op.name.startswith("model.layers.") else 1
+            out += [(kernel, mult) for kernel in self._engine([op])]
         return out
 
     def _dense_plan(self):
@@ -145,6 +156,8 @@ class StepTimeModel:
         equal); False when a model's operators do not follow that pattern (then a probe per T)."""
         from roofline.costs import op_signature
 
+        if self.runtime.matvec_memory_fraction:
+            return False    # one-row GEMMs carry the engine's memory fraction: cost them one by one
         ones, twos = self._split(self._probe(1, 1)), dict((op.name, op) for op, _ in self._split(self._probe(2, 1)))
         gemms, others = {}, []
         for op, mult in ones:
@@ -205,7 +218,9 @@ class StepTimeModel:
         hit = self._head.get(rows)
         if hit is None:
             g = self._probe(rows, rows)
-            hit = self._head[rows] = self._cost([op for op in g.ops if op.name in HEAD_OPS])
+            # the decoder's sampling kernels launch eagerly after the graph (not in `kernels`)
+            hit = self._head[rows] = self._cost([*self._engine([op for op in g.ops if op.name in HEAD_OPS]),
+                                                 *sampling_kernels(g, self.runtime)])
         return hit
 
     def attention(self, batch: int, q_len: int, kv_len: int, fresh: bool = False) -> tuple[float, float]:
@@ -222,7 +237,7 @@ class StepTimeModel:
                     self.dense_whole(1, fresh)
                     probe = self._attn_probes[fresh]
             op = dataclasses.replace(probe, batch=batch, q_len=q_len, kv_len=kv_len, inputs=[], outputs=[])
-            t, e = self._cost([op])
+            t, e = self._cost(self._engine([op]))
             hit = self._attn[key] = (t * self.cfg.layers, e * self.cfg.layers)
         return hit
 
@@ -233,7 +248,7 @@ class StepTimeModel:
         hit = self._whole.get(key)
         if hit is None:
             g = build_step(self.cfg, [PrefillChunk(tokens, 0 if fresh else 1)], knobs=self.knobs)
-            ops = [op for op in g.ops if op.kind != "attention" and op.name not in HEAD_OPS]
+            ops = self._engine([op for op in g.ops if op.kind != "attention" and op.name not in HEAD_OPS])
             if fresh not in self._attn_probes:
                 self._attn_probes[fresh] = next(op for op in g.ops if op.kind == "attention")
             hit = self._whole[key] = (*self._cost(ops), len(ops))
@@ -264,7 +279,10 @@ class StepTimeModel:
     def _count_kernels(self) -> int:
         """Operators of a step besides attention: the dense ones (every layer) and the head."""
         g = self._probe(1, 1)
-        return sum(m for _, m in self._split(g)) + sum(1 for op in g.ops if op.name in HEAD_OPS)
+        return sum(m for _, m in self._split(g)) + len(self._head_kernels(g))
+
+    def _head_kernels(self, g: Graph) -> list:
+        return self._engine([op for op in g.ops if op.name in HEAD_OPS])
 
     def _slow_step(self, prefills, decodes: int, context: int) -> StepCost:
         step_segments(prefills, [1] * decodes)     # checks the batch
@@ -280,7 +298,7 @@ class StepTimeModel:
             at, ae = self.attention(decodes, 1, decode_context(decodes, context) + 1)
             t, e = t + at, e + ae
         if self._kernels is None:
-            self._kernels = sum(1 for op in self._probe(1, 1).ops if op.name in HEAD_OPS)
+            self._kernels = len(self._head_kernels(self._probe(1, 1)))
         attn = self.cfg.layers * (len(prefills) + (1 if decodes else 0))
         # one rank's operators per stage: a stage's ranks are alike, stages run one after the other
         return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"], tokens, not prefills,
