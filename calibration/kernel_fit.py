@@ -15,6 +15,10 @@ constant each, on its ``fit`` rows: the latency per wave of decode CTAs
 (``page_gather_bytes`` of the rows' kernel family, ``PAGE_GATHER_BYTES_*``). The two are fitted
 together by coordinate descent over grids (0 to 5 us in 0.1 us; 0 to 4000 bytes in 50 bytes),
 the same loss.
+
+Decode-shaped GEMMs (the GEMM rows with at most :data:`SKINNY_M` rows, M in the workload) fit one
+constant: the fraction of the main memory's streaming rate a library GEMM's traffic reaches
+(``GEMM_MEMORY_FRACTION``), over a grid of 0.50 to 1.00 in steps of 0.01, the same loss.
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from . import public
 GRID = [i / 100 for i in range(101)]
 LATENCY_GRID_S = [i * 1e-7 for i in range(51)]
 GATHER_GRID_BYTES = [50.0 * i for i in range(81)]
+FRACTION_GRID = [i / 100 for i in range(50, 101)]
+SKINNY_M = 64   # decode steps' GEMMs: one row per running sequence
 
 
 def family_of(row: dict) -> str:
@@ -113,6 +119,33 @@ def fit_decode(rows_by_family: dict[str, list[dict]]) -> tuple[float, dict[str, 
         clear_memo()
 
 
+def skinny_gemm_rows(role: str) -> list[dict]:
+    """Public GEMM rows of ``role`` with at most :data:`SKINNY_M` rows (``M=`` in the workload)."""
+    out = []
+    for row in public.load_rows():
+        rows = re.search(r"\bM=(\d+)", row["workload"])
+        if row["role"] == role and public.row_class(row) == "gemm" and rows and int(rows.group(1)) <= SKINNY_M:
+            out.append(row)
+    return out
+
+
+def fit_gemm_memory(rows: list[dict]) -> float:
+    """The ``GEMM_MEMORY_FRACTION`` that fits ``rows`` best (grid search; the constant is left
+    as it was)."""
+    original = efficiency.GEMM_MEMORY_FRACTION
+
+    def loss(value: float) -> float:
+        efficiency.GEMM_MEMORY_FRACTION = value
+        clear_memo()
+        return sum(e * e for e in _log_errors(rows))
+
+    try:
+        return min(FRACTION_GRID, key=loss)
+    finally:
+        efficiency.GEMM_MEMORY_FRACTION = original
+        clear_memo()
+
+
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     held = attention_rows("held-out")
@@ -125,7 +158,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  in roofline.efficiency now: {current:.2f}; held-out rows of this family at that "
               f"value: {len(errors)}, MAPE {mape:.1%}")
     _report_decode()
+    _report_gemm_memory()
     return 0
+
+
+def _report_gemm_memory() -> None:
+    fit = skinny_gemm_rows("fit")
+    value = fit_gemm_memory(fit)
+    print(f"skinny GEMMs: GEMM_MEMORY_FRACTION = {value:.2f} (fit on {', '.join(r['id'] for r in fit)})")
+    errors = [math.exp(e) - 1 for e in _log_errors(skinny_gemm_rows("held-out"))]
+    print(f"  at the constant in roofline.efficiency now ({efficiency.GEMM_MEMORY_FRACTION:.2f}), held-out "
+          f"skinny GEMM rows: {len(errors)}, MAPE {sum(abs(e) for e in errors) / len(errors):.1%}, "
+          f"mean {sum(errors) / len(errors):+.1%}")
 
 
 def _report_decode() -> None:

@@ -57,7 +57,7 @@ def memory_efficiency(kind: str) -> float:
 # batch 8, vLLM on an H100 SXM, 0.4548 J/tok) by `python -m calibration.energy_fit`, which also
 # prints the error on held-out data (the batch-256 row and TPU v4's measured mean power).
 ACTIVE_POWER_FRACTION: tuple[float, str] = (
-    0.50, "fitted by `python -m calibration.energy_fit` on the public row energy-h100-llama31-8b-b8 "
+    0.46, "fitted by `python -m calibration.energy_fit` on the public row energy-h100-llama31-8b-b8 "
           "(one free parameter; the per-FLOP and per-byte energies are fixed before the fit)")
 
 # Kinds the fraction applies to by default. CPUs, FPGAs and memory expanders keep active =

@@ -18,6 +18,7 @@ from workloads.operators import MatMul
 from .builder import DemandsBuilder
 from .costs import gemm_into
 from .demands import LATENCY_BOUND
+from .efficiency import gemm_memory_fraction
 from .mathns import VECTOR
 
 
@@ -79,6 +80,7 @@ def cost_matmul_batch(m, n, k, device, *, batch: int = 1, dtype: str = "bf16",
                  else n * k / (probe.n * probe.k))
         flops[(flop_class, fdtype)] = amount * scale
     builder = DemandsBuilder("batch", "matmul", device, xp=VECTOR)
+    builder.main_memory_fraction = gemm_memory_fraction(probe, device)
     gemm_into(builder, m=m, n=n, k=k, instances=float(batch), flops=flops,
               a=(batch * m * k * ea, ea, a_t.placement), bm=(batch * k * n * eb, eb, b_t.placement),
               c=(batch * m * n * ec, ec, c_t.placement), xp=VECTOR)

@@ -40,6 +40,9 @@ class DemandsBuilder:
         self._latency_s = 0.0   # the largest access latency touched
         self._extra_fixed_s = 0.0
         self._link_efficiency: dict[str, float] = {}   # link key -> efficiency given with its bytes
+        # fraction of the main memory's streaming rate this operator's traffic reaches (a GEMM's
+        # tile pipeline: roofline.efficiency.gemm_memory_fraction); 1 for a streaming kernel
+        self.main_memory_fraction = 1.0
 
     def _link_rate(self, key: str, res):
         return res.bandwidth_bytes_s * self._link_efficiency.get(key, link_efficiency(res))
@@ -128,15 +131,23 @@ class DemandsBuilder:
                 peaks[key] = amount / self._peak_seconds[key]
             elif key[0] == "m":
                 peaks[key] = res.bandwidth_bytes_s
-                rates[key] = res.bandwidth_bytes_s * memory_efficiency(res, amount, xp)
+                rates[key] = res.bandwidth_bytes_s * memory_efficiency(res, amount, xp) * self._fraction(key)
             else:
                 peaks[key] = res.bandwidth_bytes_s
                 rates[key] = self._link_rate(key, res)
         return rates, peaks
 
+    def _fraction(self, key: str) -> float:
+        """:attr:`main_memory_fraction` for the main memory's key, else 1."""
+        if self.main_memory_fraction == 1.0 or key != self.info.memory_key[self.device.main_memory]:
+            return 1.0
+        return self.main_memory_fraction
+
     def spawn(self) -> DemandsBuilder:
         """An empty builder for the same operator and device (to cost an alternative)."""
-        return DemandsBuilder(self.op_name, self.kind, self.device, self.xp, self.info)
+        other = DemandsBuilder(self.op_name, self.kind, self.device, self.xp, self.info)
+        other.main_memory_fraction = self.main_memory_fraction
+        return other
 
     def busy_s(self):
         """max over resources of work / effective rate, without fixed latency."""
@@ -154,7 +165,7 @@ class DemandsBuilder:
             if res is None:
                 t = self._seconds[key]
             elif key[0] == "m":
-                t = amount / (res.bandwidth_bytes_s * memory_efficiency(res, amount))
+                t = amount / (res.bandwidth_bytes_s * memory_efficiency(res, amount) * self._fraction(key))
             else:
                 t = amount / self._link_rate(key, res)
             if t > busy:

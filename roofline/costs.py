@@ -87,6 +87,7 @@ from .efficiency import (
     decode_attention_latency_s,
     engine_base_efficiency,
     exposed_softmax_utilization,
+    gemm_memory_fraction,
     k_ramp,
     link_efficiency,
     page_gather_efficiency,
@@ -167,14 +168,6 @@ def shared_cost(op, device, memo: dict | None = None) -> tuple[Demands, float, s
         if launch is not None and op.kind != "runtime":
             # the runtime's launch cost for this kernel replaces the device's (part of the signature)
             d.fixed_s = max(d.fixed_s - device.launch_overhead_s, 0.0) + float(launch)
-        fractions = getattr(op, "memory_fraction", None)
-        if fractions:
-            # the runtime's kernel reaches this fraction of the main-memory rate (per memory kind)
-            main = device.main_memory
-            fraction = dict(fractions).get(device.memory[main].kind, 1.0)
-            key_m = f"memory:{main}"
-            if key_m in d.rates and fraction != 1.0:
-                d.rates[key_m] *= fraction
         entry = (d, d.time_s, d.bound)
         if key is not None:
             if len(memo) >= MEMO_LIMIT:
@@ -436,6 +429,7 @@ def matmul_into(b: DemandsBuilder, op, xp=SCALAR) -> None:
     arrays, see :mod:`roofline.variants`)."""
     a_t, b_t = op.inputs[0], op.inputs[1]
     out = op.outputs[0]
+    b.main_memory_fraction = gemm_memory_fraction(op, b.device)
     gemm_into(b, m=float(op.m * op.imbalance), n=float(op.n), k=float(op.k),
               instances=float(op.batch * op.experts), flops=op.flops(),
               a=_tensor_operand(a_t), bm=_tensor_operand(b_t), c=_tensor_operand(out),
@@ -465,6 +459,7 @@ def conv2d_into(b: DemandsBuilder, op, xp=SCALAR) -> None:
     n = float(op.out_channels // op.groups)
     k = float(op.in_channels // op.groups * op.kernel ** 2)
     # the im2col view of the input is k elements per output row; its bytes in memory are the input's
+    b.main_memory_fraction = gemm_memory_fraction(op, b.device)
     gemm_into(b, m=m, n=n, k=k, instances=float(op.groups), flops=op.flops(),
               a=(x.bytes, x.bytes / (m * k * op.groups), x.placement), bm=_tensor_operand(w),
               c=_tensor_operand(op.outputs[0]), others=[_tensor_operand(t) for t in op.inputs[2:]], xp=xp)

@@ -88,6 +88,16 @@ SOFTMAX_EXPOSED_FA3 = 0.67
 # with `python -m calibration.kernel_fit` on the paged decode rows with role `fit`.
 DECODE_CTA_LATENCY_S = 1.9e-6
 PAGE_GATHER_BYTES_FA3 = 1200.0
+# Fraction of its main memory's streaming rate (the level's efficiency: what STREAM reaches) a
+# library GEMM's operand traffic reaches. A memory-bound GEMM (few rows: a decode step's weights)
+# streams its weights through a tile pipeline of a few k-slices per SM (cp.async / TMA stages)
+# with a prologue and an epilogue per tile, so fewer bytes are in flight than in a STREAM kernel:
+# cuBLAS fp16 GEMMs with M = 1..64 rows against 4096-16384 square weights on A100 and H100 (MLX
+# pull requests 3160, 3173, 3180, 3255) stream at 1.4-1.7 TB/s (A100) and 2.6-2.9 TB/s (H100).
+# Fitted with `python -m calibration.kernel_fit` on the GEMM rows with role `fit` and M <= 64 (5
+# rows, both devices; applied on GPUs); a runtime's own mat-vec kernel states its own fraction instead
+# (`matvec_memory_fraction`, :func:`gemm_memory_fraction`).
+GEMM_MEMORY_FRACTION = 0.92
 # Smallest stretch of k a split-K (or split-KV) kernel gives one split.
 SPLIT_K_MIN = 256.0
 # A split-K GEMM is two kernels: the split GEMM writes fp32 partial sums (4 bytes per element of C
@@ -333,6 +343,17 @@ def engine_base_efficiency(engine, dtype: str, flops, xp=SCALAR, ramp=1.0):
     if curve is not None:
         return curve_value(curve, xp.log10(xp.maximum(flops, 1.0)), xp)
     return engine.efficiency * ramp
+
+
+def gemm_memory_fraction(op, device) -> float:
+    """Fraction of the main memory's streaming rate GEMM ``op`` reaches on ``device``: the
+    runtime's own kernel's where ``op`` carries one for the device's main-memory kind (the
+    optional attribute ``memory_fraction``: memory kind -> fraction, set by a runtime profile's
+    ``matvec_memory_fraction`` on one-row GEMMs), else a library GEMM's
+    (:data:`GEMM_MEMORY_FRACTION`, on a GPU: the devices it was fitted on; 1 elsewhere)."""
+    stated = dict(getattr(op, "memory_fraction", None) or ())
+    kind = device.memory[device.main_memory].kind
+    return float(stated.get(kind, GEMM_MEMORY_FRACTION if device.kind == "gpu" else 1.0))
 
 
 def memory_efficiency(level, nbytes, xp=SCALAR):

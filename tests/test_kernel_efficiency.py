@@ -19,7 +19,7 @@ from roofline.efficiency import (
     exposed_softmax_utilization,
     split_k_partial_bytes,
 )
-from workloads.operators import Attention, MatMul, attended_keys
+from workloads.operators import Attention, Elementwise, MatMul, attended_keys
 
 
 def test_exposed_softmax_utilization_by_hand():
@@ -150,3 +150,33 @@ def test_the_decode_constants_are_what_the_decode_fit_rows_give():
     assert gather == {"fa3": pytest.approx(efficiency.PAGE_GATHER_BYTES_FA3)}
     # the fit leaves the constants as they were
     assert ATTENTION_KERNELS.get("fa3").page_gather_bytes == efficiency.PAGE_GATHER_BYTES_FA3
+
+
+def test_a_decode_gemm_streams_its_weights_at_the_gemm_fraction_of_stream():
+    from roofline.efficiency import GEMM_MEMORY_FRACTION
+
+    h100 = hwmodels.load_device("h100-sxm")
+    op = MatMul(name="w", m=1, n=16384, k=16384, dtype="fp16")
+    d = cost(op, h100)
+    # 16384^2 fp16 weights = 536,870,912 B (+ the 32 KiB row in, 32 KiB out) from HBM at
+    # 3.35 TB/s x 0.90 (HBM's streaming efficiency) x the GEMM's fraction
+    assert d.bound == "memory:hbm"
+    assert d.rates["memory:hbm"] == pytest.approx(3.35e12 * 0.90 * GEMM_MEMORY_FRACTION)
+    assert d.time_s - d.fixed_s == pytest.approx((536870912 + 2 * 32768) / (3.35e12 * 0.90 * GEMM_MEMORY_FRACTION))
+    # a runtime's own mat-vec kernel states its fraction of stream instead (llama.cpp's 0.75 on HBM)
+    op.memory_fraction = (("hbm", 0.75),)
+    assert cost(op, h100).rates["memory:hbm"] == pytest.approx(3.35e12 * 0.90 * 0.75)
+    # a streaming kernel keeps the whole streaming rate
+    add = Elementwise(name="e", numel=2**28, dtype="fp16")
+    assert cost(add, h100).rates["memory:hbm"] == pytest.approx(3.35e12 * 0.90)
+
+
+def test_the_gemm_memory_fraction_is_what_the_skinny_fit_rows_give():
+    from calibration.kernel_fit import SKINNY_M, fit_gemm_memory, skinny_gemm_rows
+    from roofline import efficiency
+
+    fit = skinny_gemm_rows("fit")
+    assert len(fit) >= 2 and all(r["role"] == "fit" and r["workload"].startswith("matmul") for r in fit)
+    assert SKINNY_M == 64
+    assert fit_gemm_memory(fit) == pytest.approx(efficiency.GEMM_MEMORY_FRACTION), \
+        "rerun `python -m calibration.kernel_fit` and copy its figures into roofline/efficiency.py"
