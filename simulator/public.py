@@ -53,11 +53,6 @@ ASSUMED = {
     # The spread of the chat lengths around those means is not stated: lognormal with sigma 1.0
     # (the same round a-priori spread as the bundled ShareGPT mix).
     "chat_length_sigma": 1.0,
-    # Requests of a served chat row: enough for a steady state at the server's maximum batch
-    # (each of the batch's places turns over about 16 times, so that the drain at the end, when fewer
-    # requests are left than places, holds a small share of the tokens) and at least 256.
-    "chat_requests_per_seat": 16,
-    "chat_min_requests": 256,
 }
 
 # How the engines of the served rows ran, from their sources (never tuned to a row). The vLLM
@@ -72,7 +67,15 @@ ASSUMED = {
 # the difference is under one block a request; the step's attention reads its cache in blocks of
 # 16 too, at the gather cost of the device's attention kernel family, which describes
 # FlashAttention and not SGLang's FlashInfer kernels).
+#
+# ML.ENERGY's v3.0 chat rows ran vLLM 0.11.1 (ml.energy blog, "LLM Inference Energy: A Longitudinal
+# Analysis") with the V1 engine's token-budget scheduler (chunked prefill), async scheduling and
+# max_num_batched_tokens 8192 (ml-energy/benchmark configs/vllm/lm-arena-chat/
+# meta-llama/Llama-3.1-8B-Instruct/H100/monolithic.config.yaml), 1024 requests once, or twice for
+# max_num_seqs 256 (sweeps.yaml of the same folder), gpu_memory_utilization at vLLM's 0.9.
 SERVING_ENGINES = {
+    "vllm-v1": {"scheduler": "vllm", "max_num_seqs": 256, "max_num_batched_tokens": 8192,
+                "gpu_memory_utilization": 0.9},
     "vllm-v0.6": {"scheduler": "orca", "max_num_seqs": 256, "gpu_memory_utilization": 0.9},
     "sglang": {"scheduler": "orca", "max_num_seqs": 2048, "max_num_batched_tokens": 16384,
                "gpu_memory_utilization": 0.88},
@@ -197,7 +200,7 @@ def _lognormal(mean: float, sigma: float) -> str:
 
 def _requests(row: dict) -> dict:
     """The requests of a served row: a mix drawn N times (at R req/s, or all at once), or the
-    chat lengths of :data:`ASSUMED` sent all at once, enough to keep the server's batch full."""
+    chat lengths of :data:`ASSUMED`, as many as the workload states ("N requests"), all at once."""
     workload = row["workload"]
     mix = re.search(r"ShareGPT (\d+) prompts (?:all at once|at ([\d.]+) req/s)", workload)
     if mix:
@@ -206,11 +209,13 @@ def _requests(row: dict) -> dict:
     if "chat" not in workload:
         raise InputError(f"row {row.get('id')}: a served row names a request mix (ShareGPT N prompts ...) "
                          "or chat prompts", path="workload")
-    batch = _int(row, "batch") or 1
+    count = re.search(r"(\d+) requests", workload)
+    if not count:
+        raise InputError(f"row {row.get('id')}: a chat row states its number of requests (N requests)",
+                         path="workload")
     prompt, output = _lengths(row)
     sigma = ASSUMED["chat_length_sigma"]
-    n = max(ASSUMED["chat_min_requests"], ASSUMED["chat_requests_per_seat"] * batch)
-    return {"num_requests": n, "rate": math.inf, "input_len": _lognormal(prompt, sigma),
+    return {"num_requests": int(count.group(1)), "rate": math.inf, "input_len": _lognormal(prompt, sigma),
             "output_len": _lognormal(output, sigma)}
 
 

@@ -93,19 +93,27 @@ def test_online_sglang_row_maps_to_the_readme_run():
     assert c["prefix_caching"] is False        # --disable-radix-cache
 
 
-def test_chat_row_keeps_the_server_full_at_its_batch():
+def test_chat_row_is_the_ml_energy_v1_run():
     row = ROWS["itl-h100-llama31-8b-b256"]
     assert served(row) and served(ROWS["energy-h100-llama31-8b-b8"])
     c = serve_config(row)
-    # "batch" is the server's maximum batch; 16 requests a place: 16 x 256 = 4,096, all at once
-    assert c["max_num_seqs"] == 256 and c["num_requests"] == 4096 and c["rate"] == math.inf
+    # "batch" is the server's maximum batch; ML.ENERGY's sweep sends its 1,024 requests twice at
+    # max_num_seqs 256, all at once, to vLLM 0.11 (V1: token-budget scheduler, 8,192 tokens a step)
+    assert c["max_num_seqs"] == 256 and c["num_requests"] == 2048 and c["rate"] == math.inf
+    assert (c["scheduler"], c["max_num_batched_tokens"]) == ("vllm", 8192)
+    assert c["profile"].name == "vllm-v1" and c["profile"].async_scheduling
     # lognormal sigma 1 with mean 70 in and 388.7 out: median = mean / e^0.5
     kind, args = c["input_len"].split(":")
     median, sigma = map(float, args.split(","))
     assert kind == "lognormal" and sigma == 1.0 and median == pytest.approx(70 / math.exp(0.5), rel=1e-5)
     assert float(c["output_len"].split(":")[1].split(",")[0]) == pytest.approx(388.7 / 1.6487213, rel=1e-5)
-    # batch 8: at least 256 requests
-    assert serve_config(ROWS["itl-h100-llama31-8b-b8"])["num_requests"] == 256
+    assert serve_config(ROWS["itl-h100-llama31-8b-b8"])["num_requests"] == 1024
+
+
+def test_a_chat_row_without_its_request_count_is_an_input_error():
+    row = {**ROWS["itl-h100-llama31-8b-b8"], "workload": "llama-3.1-8b decode (chat prompts)"}
+    with pytest.raises(InputError, match="number of requests"):
+        serve_config(row)
 
 
 def test_a_served_row_is_its_run_metric():
