@@ -41,8 +41,8 @@ HELD_OUT_ROWS = ("energy-h100-llama31-8b-b256",)
 STATED_MEAN_POWER_W = {"energy-h100-llama31-8b-b8": 486.4, "energy-h100-llama31-8b-b256": 690.5}
 # Google Cloud TPU v4 docs (shared/data/hardware_specs.md): measured power min/mean/max 90/170/192 W.
 TPU_V4_MEAN_POWER_W = 170.0
-# The held-out TPU v4 workload: one chat turn of Llama-3.1-8B (bf16) served at batch 8, with the
-# same prompt/output lengths as the ML.ENERGY rows (70 tokens in, 388.7 out): one prefill step,
+# The held-out TPU v4 workload: one chat turn of Llama-3.1-8B (bf16) served at batch 8, 70 tokens
+# in (LMSYS-Chat-1M's mean prompt of a turn) and 388.7 out (the ML.ENERGY rows' mean output): one prefill step,
 # then the decode steps at the mean context. Chosen before looking at the result.
 TPU_WORKLOAD = {"model": "llama-3.1-8b", "batch": 8, "prompt_len": 70, "output_len": 388.7}
 

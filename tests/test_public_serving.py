@@ -102,10 +102,10 @@ def test_chat_row_is_the_ml_energy_v1_run():
     assert c["max_num_seqs"] == 256 and c["num_requests"] == 2048 and c["rate"] == math.inf
     assert (c["scheduler"], c["max_num_batched_tokens"]) == ("vllm", 8192)
     assert c["profile"].name == "vllm-v1" and c["profile"].async_scheduling
-    # lognormal sigma 1 with mean 70 in and 388.7 out: median = mean / e^0.5
+    # lognormal sigma 1 with mean 354 in (turns with their history) and 388.7 out: median = mean / e^0.5
     kind, args = c["input_len"].split(":")
     median, sigma = map(float, args.split(","))
-    assert kind == "lognormal" and sigma == 1.0 and median == pytest.approx(70 / math.exp(0.5), rel=1e-5)
+    assert kind == "lognormal" and sigma == 1.0 and median == pytest.approx(354 / math.exp(0.5), rel=1e-5)
     assert float(c["output_len"].split(":")[1].split(",")[0]) == pytest.approx(388.7 / 1.6487213, rel=1e-5)
     assert serve_config(ROWS["itl-h100-llama31-8b-b8"])["num_requests"] == 1024
 

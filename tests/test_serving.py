@@ -13,7 +13,7 @@ from hwmodels.errors import InputError
 from reports.cli import main
 from simulator.serving import SCHEDULERS, serve
 from simulator.serving.kvcache import KVCache
-from simulator.serving.metrics import serving_metrics, stats
+from simulator.serving.metrics import serving_metrics, stats, steady_state_energy
 from simulator.serving.profile import load_profile
 from simulator.serving.requests import Request, arrival_times, draw_lengths, load_trace
 
@@ -141,6 +141,24 @@ def test_metrics_follow_vllm_definitions():
                                             "total_tokens_per_s": 14.4})
     assert m["goodput"]["requests_per_s"] == pytest.approx(0.4)   # only the second meets TTFT <= 0.3 s
     assert stats([]) == dict.fromkeys(("mean", "median", "p90", "p95", "p99"), 0.0)
+
+
+def test_steady_state_energy_is_ml_energys_window():
+    import pandas as pd
+
+    # 2 seats, 6 requests: the window runs from the 2nd first token (t = 1.0) to the 4th (t = 3.0)
+    first = np.array([0.5, 1.0, 2.0, 3.0, 4.0, 5.0])
+    steps = pd.DataFrame({"start_s": [0.0, 0.8, 1.5, 2.5, 3.5], "duration_s": [0.8, 0.5, 0.5, 1.0, 1.0],
+                          "tokens_out": [1, 2, 2, 2, 2], "energy_j": [8.0, 10.0, 10.0, 20.0, 20.0]})
+    s = steady_state_energy(steps, first, seats=2, static_w=4.0, replicas=1)
+    # inside [1, 3]: step 2 from 1.0 to 1.3 (0.3 of 0.5 s: 6 J), step 3 whole (10 J), step 4 from
+    # 2.5 to 3.0 (half: 10 J); the idle 1.3-1.5 and 2.0-2.5 (0.7 s) draw 4 W x 0.7 s = 2.8 J.
+    # Tokens: steps ending in (1, 3]: step 2 (1.3 s) and step 3 (2.0 s), 4 tokens. 28.8 J / 4.
+    assert (s["start_s"], s["end_s"], s["output_tokens"]) == (1.0, 3.0, 4.0)
+    assert s["j_per_output_token"] == pytest.approx(28.8 / 4)
+    assert s["avg_power_w"] == pytest.approx(28.8 / 2.0)
+    # no steady state when the run never holds more requests than twice its seats
+    assert steady_state_energy(steps, first, seats=3, static_w=4.0, replicas=1) is None
 
 
 # -- properties ------------------------------------------------------------------------------------

@@ -7,6 +7,10 @@ Each with mean, median, p90, p95, p99 (numpy's linear percentiles, as the benchm
 them). The duration runs from the first arrival (time 0) to the last completion; throughput is
 completed requests, output tokens and prompt + output tokens over it; goodput counts only the
 requests that meet every SLO given (TTFT, TPOT, E2E; in seconds).
+
+Energy per output token is given twice: over the whole run, and over the steady state as the
+ML.ENERGY benchmark measures it (:func:`steady_state_energy`), which leaves out the ramp-up and
+the drain of a run that sends more requests than the server holds.
 """
 
 from __future__ import annotations
@@ -66,3 +70,30 @@ def serving_metrics(arrays: dict, itl, *, slo: dict[str, float | None]) -> dict:
         "goodput": {"requests_per_s": per_s(float(good.sum())), "slo": {k: v for k, v in slo.items() if v is not None}},
         "duration_s": duration,
     }
+
+
+def steady_state_energy(steps, first_token_s, seats: int, static_w: float, replicas: int) -> dict | None:
+    """Energy over the steady state of a run, as the ML.ENERGY benchmark (ml-energy/benchmark,
+    ``mlenergy/llm/benchmark.py``) slices it: with ``seats`` requests running at most (the server's
+    maximum batch) and N requests sent, from the moment the ``seats``-th request has its first
+    token to the moment the (N - ``seats``)-th has, while every seat is taken. Step energy is
+    prorated by the part of each step inside the window, idle device time in it draws ``static_w``;
+    tokens are those of the steps that end inside it. ``steps``: the per-step frame (start_s,
+    duration_s, tokens_out, energy_j). None when the run has no steady state (N <= 2 x seats, or
+    no token in the window)."""
+    first = np.sort(np.asarray(first_token_s, dtype=float))
+    if first.size <= 2 * seats:
+        return None
+    begin, end = float(first[seats - 1]), float(first[first.size - seats - 1])
+    start = steps["start_s"].to_numpy(dtype=float)
+    duration = steps["duration_s"].to_numpy(dtype=float)
+    stop = start + duration
+    inside = np.clip(np.minimum(stop, end) - np.maximum(start, begin), 0.0, None)
+    share = np.divide(inside, duration, out=np.zeros_like(inside), where=duration > 0)
+    tokens = float(steps["tokens_out"].to_numpy(dtype=float)[(stop > begin) & (stop <= end)].sum())
+    if end <= begin or tokens <= 0:
+        return None
+    energy = float(steps["energy_j"].to_numpy(dtype=float) @ share)
+    energy += static_w * max(0.0, (end - begin) * replicas - float(inside.sum()))
+    return {"start_s": begin, "end_s": end, "output_tokens": tokens, "j_per_output_token": energy / tokens,
+            "avg_power_w": energy / (end - begin) / replicas}

@@ -11,7 +11,7 @@ from hwmodels.errors import InputError, unknown_name
 
 from .cluster import Cluster
 from .kvcache import KVCache, kv_budget
-from .metrics import request_arrays, serving_metrics
+from .metrics import request_arrays, serving_metrics, steady_state_energy
 from .profile import load_profile
 from .replica import STEP_COLUMNS, Link, Replica
 from .requests import make_requests
@@ -180,8 +180,13 @@ def _result(cluster, reqs, budget, blocks, step_model, config, slo) -> ServeResu
     total_j = sum(r.energy_j for r in cluster.replicas) + idle_j
     out_tokens = int(arrays["output_tokens"].sum())
     peak = max(r.kv.peak_used for r in cluster.replicas)
+    energy = {"total_j": total_j, "j_per_output_token": total_j / out_tokens if out_tokens else 0.0}
+    seats = config["max_num_seqs"] * sum(1 for r in cluster.replicas if r.role != "prefill")
+    steady = steady_state_energy(steps, arrays["first_token_s"], seats, step_model.static_w, len(cluster.replicas))
+    if steady is not None:
+        energy["steady_state"] = steady
     metrics.update({
-        "energy": {"total_j": total_j, "j_per_output_token": total_j / out_tokens if out_tokens else 0.0},
+        "energy": energy,
         "kv": {"blocks_total": blocks, "block_size": cluster.replicas[0].kv.block_size,
                "peak_used_fraction": peak / blocks, "blocks_derived": budget.blocks},
         "preemptions": sum(r.preemptions for r in cluster.replicas),
