@@ -370,6 +370,10 @@ def serving_text(res) -> str:
             ("kv cache", f"{m['kv']['blocks_total']} blocks of {m['kv']['block_size']} tokens, peak "
                          f"{m['kv']['peak_used_fraction']:.1%} used"),
             ("energy", f"{fig('energy', 'total_j')} J, {fig('energy', 'j_per_output_token')} J/output token")]
+    steady = m["energy"].get("steady_state")
+    if steady:
+        head.append(("steady state", f"{steady['j_per_output_token']:.4g} J/output token, {steady['avg_power_w']:.4g} W "
+                                     f"from {steady['start_s']:.4g} s to {steady['end_s']:.4g} s (every seat taken)"))
     if m["goodput"]["slo"]:
         head.append(("goodput", f"{fig('goodput', 'requests_per_s')} req/s meeting {m['goodput']['slo']}"))
     if "interval_basis" in m:
