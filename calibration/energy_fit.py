@@ -8,11 +8,14 @@ predicted energy of a simulation is therefore *linear* in ``f``:
 
     E(f) = static x T + f x (tdp - static) x busy + bytes x e_byte + (1 - f) x (tdp - static) x S,
 
-with S = sum over dtypes of FLOPs / (peak x efficiency). :func:`fit_fraction` solves it from two
-evaluations (f = 0 and f = 1) on exactly ONE public row, :data:`FIT_ROW`, and checks the
-solution; :func:`report` then gives the error on held-out data (:data:`HELD_OUT_ROWS` and TPU
-v4's measured mean power). Run ``python -m calibration.energy_fit`` to reproduce the value in
-``hwmodels.defaults.ACTIVE_POWER_FRACTION``.
+with S = sum over dtypes of FLOPs / (peak x efficiency). Below the power cap the run's duration does
+not depend on ``f``, so its mean power E(f) / T is linear in ``f`` too. :func:`fit_fraction` solves
+it from two evaluations (f = 0 and f = 1/2) on exactly ONE public row, :data:`FIT_ROW`, against the
+mean power that row states (the fraction is a power parameter: fitting it to the row's energy per
+token instead would also absorb the time model's error on that row), and checks the solution;
+:func:`report` then gives the energy and power errors on the fit row and on held-out data
+(:data:`HELD_OUT_ROWS` and TPU v4's measured mean power). Run ``python -m calibration.energy_fit``
+to reproduce the value in ``hwmodels.defaults.ACTIVE_POWER_FRACTION``.
 """
 
 from __future__ import annotations
@@ -104,19 +107,20 @@ def predict_row(row: dict, fraction: float, folder: Path) -> RowEnergy:
 
 
 def fit_fraction(row: dict, folder: Path) -> float:
-    """The active fraction at which ``row``'s predicted energy per token equals its measured
-    value (exact: the prediction is linear in the fraction; checked)."""
-    measured = float(row["value"])
+    """The active fraction at which ``row``'s predicted mean power equals the mean power the row
+    states (:data:`STATED_MEAN_POWER_W`; exact: below the power cap it is linear in the fraction;
+    checked)."""
+    measured = STATED_MEAN_POWER_W[row["id"]]
     # two points below the power cap: at f = 1 the active baseline alone is the TDP, so any
     # dynamic energy puts the device over its limit and the cap (not the fraction) sets the time
-    e0 = predict_row(row, 0.0, folder).energy_per_token_j
-    e1 = predict_row(row, LINEAR_PROBE, folder).energy_per_token_j
-    if e1 == e0:
+    p0 = predict_row(row, 0.0, folder).avg_power_w
+    p1 = predict_row(row, LINEAR_PROBE, folder).avg_power_w
+    if p1 == p0:
         raise ValueError(f"row {row['id']}: the prediction does not depend on the active fraction")
-    fraction = (measured - e0) / (e1 - e0) * LINEAR_PROBE
-    check = predict_row(row, fraction, folder).energy_per_token_j
+    fraction = (measured - p0) / (p1 - p0) * LINEAR_PROBE
+    check = predict_row(row, fraction, folder).avg_power_w
     if abs(check - measured) > 1e-6 * measured:
-        raise ArithmeticError(f"energy is not linear in the active fraction ({check} != {measured})")
+        raise ArithmeticError(f"mean power is not linear in the active fraction ({check} != {measured})")
     return fraction
 
 

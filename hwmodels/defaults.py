@@ -53,9 +53,10 @@ def memory_efficiency(kind: str) -> float:
 # and the HBM PHY/controller are all busy. That "active baseline" is not in the sources, so it
 # is one fraction of the span from idle to TDP, the same for every device:
 #     active = static + ACTIVE_POWER_FRACTION x (tdp - static).
-# Its value is FITTED, on exactly one public row (energy-h100-llama31-8b-b8: Llama-3.1-8B decode,
-# batch 8, vLLM on an H100 SXM, 0.4548 J/tok) by `python -m calibration.energy_fit`, which also
-# prints the error on held-out data (the batch-256 row and TPU v4's measured mean power).
+# Its value is FITTED, on exactly one public row (energy-h100-llama31-8b-b8: Llama-3.1-8B served
+# at batch 8 by vLLM on an H100 SXM, 486.4 W of mean power over its steady state) by
+# `python -m calibration.energy_fit`, which also prints the energy and power errors on held-out
+# data (the batch-256 row and TPU v4's measured mean power).
 ACTIVE_POWER_FRACTION: tuple[float, str] = (
     0.46, "fitted by `python -m calibration.energy_fit` on the public row energy-h100-llama31-8b-b8 "
           "(one free parameter; the per-FLOP and per-byte energies are fixed before the fit)")
