@@ -8,14 +8,16 @@ predicted energy of a simulation is therefore *linear* in ``f``:
 
     E(f) = static x T + f x (tdp - static) x busy + bytes x e_byte + (1 - f) x (tdp - static) x S,
 
-with S = sum over dtypes of FLOPs / (peak x efficiency). Below the power cap the run's duration does
-not depend on ``f``, so its mean power E(f) / T is linear in ``f`` too. :func:`fit_fraction` solves
-it from two evaluations (f = 0 and f = 1/2) on exactly ONE public row, :data:`FIT_ROW`, against the
-mean power that row states (the fraction is a power parameter: fitting it to the row's energy per
-token instead would also absorb the time model's error on that row), and checks the solution;
-:func:`report` then gives the energy and power errors on the fit row and on held-out data
-(:data:`HELD_OUT_ROWS` and TPU v4's measured mean power). Run ``python -m calibration.energy_fit``
-to reproduce the value in ``hwmodels.defaults.ACTIVE_POWER_FRACTION``.
+with S = sum over dtypes of FLOPs / (peak x efficiency). Below the power cap a run's duration does
+not depend on ``f``, so its mean power E(f) / T is linear in ``f`` too. The fraction is a power
+parameter, so it is fitted to measured mean power (fitting it to energy per token would also
+absorb the time model's error on those rows): :func:`fit_fraction` takes every public row of
+role ``fit`` that states one (:func:`measured_power_w`: the ``mean_power`` rows and the ML.ENERGY
+row whose framework column states it), evaluates each at f = 0 and f = 1/2, and solves the least
+squares of their relative errors in closed form (checked by evaluating again). :func:`report`
+gives the energy and power errors on those rows and on every held-out row with a measured power
+(and TPU v4's measured mean power). Run ``python -m calibration.energy_fit`` to reproduce the value
+in ``hwmodels.defaults.ACTIVE_POWER_FRACTION``.
 """
 
 from __future__ import annotations
@@ -30,17 +32,16 @@ import yaml
 import hwmodels
 from hwmodels.defaults import NON_MATRIX_FLOP_ENERGY_RATIO, flop_energy_at_tdp_j
 from hwmodels.jsonable import dumps_json
-from simulator.public import serve_row
+from simulator.public import predict_public_row, serve_row, served, static_batch_power_w
 from simulator.simulate import simulate
 from workloads.llm import build_llm
 
 from . import public
 
-FIT_ROW = public.ENERGY_FIT_ROW
 # The second fraction the linear fit evaluates (the first is 0); see fit_fraction.
 LINEAR_PROBE = 0.5
-HELD_OUT_ROWS = ("energy-h100-llama31-8b-b256",)
-# Mean power (W) the ML.ENERGY rows state in their "framework" column (Zeus GPU energy / time).
+# Mean power (W) the ML.ENERGY rows state in their "framework" column (Zeus GPU energy over the
+# steady state / its time).
 STATED_MEAN_POWER_W = {"energy-h100-llama31-8b-b8": 486.4, "energy-h100-llama31-8b-b256": 690.5}
 # Google Cloud TPU v4 docs (shared/data/hardware_specs.md): measured power min/mean/max 90/170/192 W.
 TPU_V4_MEAN_POWER_W = 170.0
@@ -92,35 +93,55 @@ def load_rows() -> dict[str, dict]:
 
 @dataclass
 class RowEnergy:
-    """Predicted energy per output token (J) and average power (W) of one public row."""
+    """Predicted energy per output token (J; None for a row that is not a served run) and mean
+    power (W) of one public row."""
 
-    energy_per_token_j: float
+    energy_per_token_j: float | None
     avg_power_w: float
 
 
+def measured_power_w(row: dict) -> float | None:
+    """The mean power (W) a public row measured: a ``mean_power`` row's value, or the power an
+    ML.ENERGY row states (:data:`STATED_MEAN_POWER_W`); None for the others."""
+    if row.get("metric") == "mean_power":
+        return float(row["value"])
+    return STATED_MEAN_POWER_W.get(row["id"])
+
+
 def predict_row(row: dict, fraction: float, folder: Path) -> RowEnergy:
-    """The row's energy per output token and power with the rule's power section at ``fraction``
-    (the same serving run as ``ridgeline validate --public``: the run's energy over its output
-    tokens, and its energy over its duration)."""
-    run = serve_row({**row, "hardware": _rule_hardware(row["hardware"], fraction, folder)})
-    return RowEnergy(run["j_per_output_token"], run["avg_power_w"])
+    """The row's energy per output token and mean power with the rule's power section at
+    ``fraction``, predicted as ``ridgeline validate --public`` predicts the row (a served row: its
+    serving run's steady state; a ``mean_power`` row: its static batch)."""
+    rule = {**row, "hardware": _rule_hardware(row["hardware"], fraction, folder)}
+    if served(rule):
+        run = serve_row(rule)
+        return RowEnergy(run["j_per_output_token"], run["avg_power_w"])
+    return RowEnergy(None, predict_public_row(rule))
 
 
-def fit_fraction(row: dict, folder: Path) -> float:
-    """The active fraction at which ``row``'s predicted mean power equals the mean power the row
-    states (:data:`STATED_MEAN_POWER_W`; exact: below the power cap it is linear in the fraction;
-    checked)."""
-    measured = STATED_MEAN_POWER_W[row["id"]]
-    # two points below the power cap: at f = 1 the active baseline alone is the TDP, so any
-    # dynamic energy puts the device over its limit and the cap (not the fraction) sets the time
-    p0 = predict_row(row, 0.0, folder).avg_power_w
-    p1 = predict_row(row, LINEAR_PROBE, folder).avg_power_w
-    if p1 == p0:
-        raise ValueError(f"row {row['id']}: the prediction does not depend on the active fraction")
-    fraction = (measured - p0) / (p1 - p0) * LINEAR_PROBE
-    check = predict_row(row, fraction, folder).avg_power_w
-    if abs(check - measured) > 1e-6 * measured:
-        raise ArithmeticError(f"mean power is not linear in the active fraction ({check} != {measured})")
+def fit_rows(rows: dict[str, dict]) -> list[dict]:
+    """The rows the fraction is fitted on: role ``fit`` with a measured mean power."""
+    return [r for r in rows.values() if r.get("role") == "fit" and measured_power_w(r) is not None]
+
+
+def fit_fraction(rows: list[dict], folder: Path) -> float:
+    """The active fraction that minimises the squared relative errors of ``rows``' predicted mean
+    power (each linear in the fraction below the power cap: p_i(f) = a_i + b_i f, so with
+    c_i = b_i / m_i and d_i = 1 - a_i / m_i the minimum is sum(c_i d_i) / sum(c_i^2)); checked."""
+    lines = []
+    for row in rows:
+        p0 = predict_row(row, 0.0, folder).avg_power_w
+        slope = (predict_row(row, LINEAR_PROBE, folder).avg_power_w - p0) / LINEAR_PROBE
+        if slope == 0:
+            raise ValueError(f"row {row['id']}: the prediction does not depend on the active fraction")
+        lines.append((row, p0, slope, measured_power_w(row)))
+    fraction = (sum(b / m * (1 - a / m) for _, a, b, m in lines) / sum((b / m) ** 2 for _, a, b, m in lines))
+    for row, a, b, _ in lines:
+        check = predict_row(row, fraction, folder).avg_power_w
+        # a step at the power cap (a long prompt of a large batch) bends the line a little
+        if abs(check - (a + b * fraction)) > 1e-3 * check:
+            raise ArithmeticError(f"row {row['id']}: mean power is not linear in the active fraction "
+                                  f"({check} != {a + b * fraction})")
     return fraction
 
 
@@ -132,32 +153,31 @@ def tpu_v4_power_w(fraction: float, folder: Path) -> dict[str, float]:
     prefill = simulate(build_llm(w["model"], "prefill", batch=w["batch"], prompt_len=w["prompt_len"]), hw)
     decode = simulate(build_llm(w["model"], "decode", batch=w["batch"], prompt_len=w["prompt_len"],
                                 context=round(w["prompt_len"] + w["output_len"] / 2)), hw)
-    steps = w["output_len"] - 1
-    turn = ((prefill.energy_j + steps * decode.energy_j) / (prefill.latency_s + steps * decode.latency_s))
     return {"prefill": prefill.energy_j / prefill.latency_s, "decode": decode.energy_j / decode.latency_s,
-            "chat_turn": turn}
+            "chat_turn": static_batch_power_w(prefill, decode, w["output_len"])}
 
 
 def report(fraction: float | None = None, digits: int = 2) -> dict:
-    """Fit the fraction on :data:`FIT_ROW` (or take ``fraction``), round it to ``digits``, and
-    evaluate the fit row and the held-out data with the rounded value."""
+    """Fit the fraction on :func:`fit_rows` (or take ``fraction``), round it to ``digits``, and
+    evaluate every public row with a measured power (fit and held-out) and TPU v4 with the
+    rounded value."""
     rows = load_rows()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        fitted = fit_fraction(rows[FIT_ROW], folder) if fraction is None else fraction
+        fitting = fit_rows(rows)
+        fitted = fit_fraction(fitting, folder) if fraction is None else fraction
         used = round(fitted, digits)
-        out = {"fit_row": FIT_ROW, "fitted_fraction": fitted, "fraction": used, "rows": {}}
-        for rid in (FIT_ROW, *HELD_OUT_ROWS):
-            row = rows[rid]
+        out = {"fit_rows": [r["id"] for r in fitting], "fitted_fraction": fitted, "fraction": used, "rows": {}}
+        for row in (r for r in rows.values() if measured_power_w(r) is not None):
             pred = predict_row(row, used, folder)
-            measured = float(row["value"])
-            out["rows"][rid] = {
-                "role": "fit" if rid == FIT_ROW else "held-out",
-                "measured_j_per_tok": measured, "predicted_j_per_tok": pred.energy_per_token_j,
-                "error": pred.energy_per_token_j / measured - 1.0,
-                "measured_power_w": STATED_MEAN_POWER_W.get(rid), "predicted_power_w": pred.avg_power_w,
-                "power_error": (pred.avg_power_w / STATED_MEAN_POWER_W[rid] - 1.0
-                                if rid in STATED_MEAN_POWER_W else None)}
+            power = measured_power_w(row)
+            entry = {"role": row.get("role") or "held-out", "measured_power_w": power,
+                     "predicted_power_w": pred.avg_power_w, "power_error": pred.avg_power_w / power - 1.0}
+            if pred.energy_per_token_j is not None:
+                measured = float(row["value"])
+                entry.update({"measured_j_per_tok": measured, "predicted_j_per_tok": pred.energy_per_token_j,
+                              "error": pred.energy_per_token_j / measured - 1.0})
+            out["rows"][row["id"]] = entry
         tpu = tpu_v4_power_w(used, folder)
         out["tpu_v4"] = {"workload": TPU_WORKLOAD, "measured_mean_power_w": TPU_V4_MEAN_POWER_W,
                          "predicted_power_w": tpu, "error": tpu["chat_turn"] / TPU_V4_MEAN_POWER_W - 1.0}
@@ -182,11 +202,13 @@ def main(argv: list[str] | None = None) -> int:
     if args.format == "json":
         print(dumps_json(out))
         return 0
-    print(f"active fraction fitted on {out['fit_row']}: {out['fitted_fraction']:.4f} (used: {out['fraction']})")
-    for rid, r in out["rows"].items():
-        print(f"  {rid} ({r['role']}): measured {r['measured_j_per_tok']:.4g} J/tok, predicted "
-              f"{r['predicted_j_per_tok']:.4g} J/tok ({r['error']:+.1%}); mean power measured "
-              f"{r['measured_power_w']} W, predicted {r['predicted_power_w']:.0f} W ({r['power_error']:+.1%})")
+    print(f"active fraction fitted on the mean power of {len(out['fit_rows'])} fit rows: "
+          f"{out['fitted_fraction']:.4f} (used: {out['fraction']})")
+    for rid, r in sorted(out["rows"].items(), key=lambda item: item[1]["role"]):
+        energy = (f"; {r['measured_j_per_tok']:.4g} J/tok measured, {r['predicted_j_per_tok']:.4g} predicted "
+                  f"({r['error']:+.1%})" if "error" in r else "")
+        print(f"  {rid} ({r['role']}): mean power measured {r['measured_power_w']:.1f} W, predicted "
+              f"{r['predicted_power_w']:.0f} W ({r['power_error']:+.1%}){energy}")
     t = out["tpu_v4"]
     p = t["predicted_power_w"]
     print(f"  tpu-v4 (held-out) {t['workload']['model']} chat turn at batch {t['workload']['batch']}: measured "

@@ -51,9 +51,11 @@ ASSUMED = {
 
 # Rows a model parameter was fitted on (row id -> what was fitted, by which command). They are
 # listed with ``role: fit`` and left out of the summary, which is over held-out rows only.
-# The one row the energy model's active-power fraction is fitted on (calibration.energy_fit).
+# The ML.ENERGY row the energy model's active-power fraction is fitted on with the fit
+# ``mean_power`` rows (calibration.energy_fit: their measured mean power).
 ENERGY_FIT_ROW = "energy-h100-llama31-8b-b8"
-FIT_ROWS = {ENERGY_FIT_ROW: "the energy model's active-power fraction (python -m calibration.energy_fit)",
+FIT_ROWS = {ENERGY_FIT_ROW: "the energy model's active-power fraction, with the fit mean_power rows "
+                            "(python -m calibration.energy_fit)",
             "serve-a100-llama31-8b-vllm-tput": "vLLM 0.6's output processing per sequence and step "
                                                "(python -m calibration.engine_fit)",
             **dict.fromkeys(("allreduce-a100x8-azure-64m", "allreduce-h100x8-azure-64m", "allreduce-h200x8-azure-16m"),
