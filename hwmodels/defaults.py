@@ -53,12 +53,13 @@ def memory_efficiency(kind: str) -> float:
 # and the HBM PHY/controller are all busy. That "active baseline" is not in the sources, so it
 # is one fraction of the span from idle to TDP, the same for every device:
 #     active = static + ACTIVE_POWER_FRACTION x (tdp - static).
-# Its value is FITTED, on exactly one public row (energy-h100-llama31-8b-b8: Llama-3.1-8B served
-# at batch 8 by vLLM on an H100 SXM, 486.4 W of mean power over its steady state) by
-# `python -m calibration.energy_fit`, which also prints the energy and power errors on held-out
-# data (the batch-256 row and TPU v4's measured mean power).
+# Its value is FITTED by `python -m calibration.energy_fit`: the least squares of the relative
+# mean-power errors of every public row of role `fit` that measured a mean power (the ML.ENERGY
+# batch-8 run, 486.4 W over its steady state, and the fit `mean_power` rows of
+# argonne-lcf/LLM-Inference-Bench); it also prints the energy and power errors on the held-out rows
+# with a measured power and on TPU v4's measured mean power.
 ACTIVE_POWER_FRACTION: tuple[float, str] = (
-    0.46, "fitted by `python -m calibration.energy_fit` on the public row energy-h100-llama31-8b-b8 "
+    0.50, "fitted by `python -m calibration.energy_fit` on the mean power of the fit rows that measured one "
           "(one free parameter; the per-FLOP and per-byte energies are fixed before the fit)")
 
 # Kinds the fraction applies to by default. CPUs, FPGAs and memory expanders keep active =
