@@ -132,13 +132,21 @@ class Link(_Frozen):
 class Power(_Frozen):
     """Static (idle) power, the active baseline drawn while any work runs, TDP (W), and dynamic
     energy per FLOP per dtype (J/FLOP). ``static_w <= active_w <= tdp_w``. ``energy_basis``: the
-    catalog part of the same chip whose TDP rule the energy per FLOP follows (None: this one)."""
+    catalog part of the same chip whose TDP rule the energy per FLOP follows (None: this one).
+    ``limit_w``: a board power limit set below the TDP (None: the TDP); :attr:`cap_w` is what
+    the simulator's power cap holds the device to."""
 
     static_w: float
     active_w: float
     tdp_w: float
     energy_j_per_flop: dict[str, float]
     energy_basis: str | None = None
+    limit_w: float | None = None
+
+    @property
+    def cap_w(self) -> float:
+        """The power the device may draw: its board limit, or its TDP when none is set."""
+        return self.tdp_w if self.limit_w is None else self.limit_w
 
 
 class Device(_Frozen):
@@ -395,6 +403,19 @@ def _peak_path(name: str, spec: EngineSpec, dtype: str) -> tuple:
     return ("engines", name, "dsp", "ops_per_dsp", dtype)
 
 
+def _power_limit(power, active_w: float, tdp_w: float, doc: Document, problems: list) -> float | None:
+    """The board power limit of a ``power`` spec in W (None when unset). It must leave power for
+    work above the active baseline, and a limit is a setting below the TDP, not above it."""
+    if power.limit is None:
+        return None
+    limit = parse_quantity(power.limit, "power")
+    if not active_w < limit <= tdp_w:
+        problems.append(doc.problem(
+            f"power limit {power.limit} must lie above the active baseline ({active_w:g} W) and at most "
+            f"the TDP {power.tdp}", ("power", "limit")))
+    return limit
+
+
 def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
     """Validate a YAML-form mapping (``extends:`` already merged) and resolve it.
 
@@ -428,6 +449,7 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
             problems.append(doc.problem(
                 f"active power {spec.power.active} must lie between the static power {spec.power.static} "
                 f"and the TDP {spec.power.tdp}", ("power", "active")))
+    limit = _power_limit(spec.power, active, tdp, doc, problems)
     if problems:
         raise InputError(problems=in_file_order(problems))
     device = Device(
@@ -436,7 +458,7 @@ def device_from_raw(raw: Any, doc: Document, origin: str = "") -> Device:
         memory={name: _memory(m) for name, m in spec.memory.items()},
         links={name: link_from_spec(lk) for name, lk in spec.links.items()},
         power=Power(static_w=static, active_w=active, tdp_w=tdp, energy_j_per_flop=energy,
-                    energy_basis=spec.power.energy_basis),
+                    energy_basis=spec.power.energy_basis, limit_w=limit),
         launch_overhead_s=parse_quantity(spec.launch_overhead, "time", allow_zero=True),
         threads=spec.threads,
     )

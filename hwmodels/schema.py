@@ -230,6 +230,11 @@ class PowerSpec(Spec):
         "baseline power while the device executes any work, whatever its FLOPs (clocks at boost, "
         "front-ends, register files, memory PHYs busy); default: hwmodels.defaults.active_power_w"))
     tdp: Power
+    limit: Power | None = Field(None, description=(
+        "the board power limit this card is held to when it is set below its TDP (nvidia-smi -pl; "
+        "data-centre cards ship with a configurable range): the power cap enforces it, while the "
+        "active baseline and the energy per FLOP still follow the TDP (the silicon is the same); "
+        "default: the TDP"))
     energy_per_flop: dict[Dtype, EnergyPerFlop] = Field(default_factory=dict)
     energy_basis: str | None = Field(None, description=(
         "catalog id of the full-power part of the same chip: its TDP rule gives this device's energy "

@@ -232,12 +232,17 @@ def system_from_raw(raw: dict, doc: Document, base_dir: Path | None = None) -> S
                   source=spec.source.strip(), notes=spec.notes.strip(), raw=raw)
 
 
-def load_hardware(ref: str | Path) -> Device | System:
-    """A :class:`Device` or a :class:`System`, whichever the YAML (or catalog id) describes."""
+def load_hardware(ref: str | Path, *, power_limit: str | None = None) -> Device | System:
+    """A :class:`Device` or a :class:`System`, whichever the YAML (or catalog id) describes.
+    ``power_limit`` (e.g. ``"310 W"``): the device's board power limit (``power.limit``), as a
+    run sets it with ``nvidia-smi -pl``."""
     key, path = resolve_ref(ref)
     if peek_kind(key, path) == "system":
+        if power_limit is not None:
+            raise InputError(f"a power limit applies to one device, and '{ref}' is a system; set "
+                             "power.limit in the YAML of the device it is built from", path="power_limit")
         return load_system(ref)
-    return load_device(ref)
+    return load_device(ref, {"power.limit": power_limit} if power_limit is not None else None)
 
 
 def load_system(ref: str | Path) -> System:

@@ -30,6 +30,10 @@ def simulate_command(p) -> None:
     p.add_argument("--algorithm", choices=ALGORITHMS.names(),
                    help="collective algorithm, for the collectives it implements (default, and for the others: "
                         "in-switch where the switch reduces, else ring)")
+    p.add_argument("--power-limit", metavar="W",
+                   help="hold the device to a board power limit below its TDP (e.g. 310W, as nvidia-smi -pl "
+                        "sets it): the power cap enforces it; the active baseline and energy per FLOP stay "
+                        "the TDP's (a device only; default: its TDP)")
     p.add_argument("--no-spill", dest="spill", action="store_false",
                    help="fail (exit 2) when the workload does not fit in device memory, instead of placing "
                         "the KV cache / weights that overflow in host or CXL memory")
@@ -55,7 +59,7 @@ def simulate_command(p) -> None:
 
 def load_inputs(args):
     """(graph, hardware) from the command's options."""
-    return workload_from_args(args, args.model), hwmodels.load_hardware(args.hw)
+    return workload_from_args(args, args.model), hwmodels.load_hardware(args.hw, power_limit=args.power_limit)
 
 
 def cmd_simulate(args) -> int:
@@ -81,10 +85,10 @@ def cmd_simulate(args) -> int:
     if args.plot:
         plot_figure(_gantt_with_interval(res), args.plot)
     for dev, cap in res.power_cap.items():
-        warn(f"{dev}: would draw {cap['uncapped_power_w']:.0f} W, above its TDP {res.tdp_w[dev]:.0f} W: clock "
+        warn(f"{dev}: would draw {cap['uncapped_power_w']:.0f} W, above its power limit {res.tdp_w[dev]:.0f} W: clock "
              f"capped at {cap['clock_fraction']:.0%} (compute slowed to stay at the power limit)")
     for dev in res.over_tdp:
-        warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its TDP {res.tdp_w[dev]:.0f} W")
+        warn(f"{dev}: average power {res.avg_power_w[dev]:.0f} W exceeds its power limit {res.tdp_w[dev]:.0f} W")
     doc = result_document(res, graph, hardware, args) if args.format == "json" or args.out or args.html else None
     if doc is None:
         check_finite(res.to_dict(timeline=False))   # the table shows the same figures

@@ -139,8 +139,15 @@ def _lengths(row: dict) -> tuple[int, float]:
     return prompt, float(output)
 
 
+def _power_limit(row: dict) -> str | None:
+    """The board power limit a row's run held its card to, when its ``framework`` column states one
+    (``power limit 310 W``, from the source's own nvidia-smi output); None: the card's TDP."""
+    stated = re.search(r"power limit (\d+(?:\.\d+)?) ?W\b", row.get("framework") or "")
+    return f"{stated.group(1)} W" if stated else None
+
+
 def _hardware(row: dict):
-    hw = hwmodels.load_hardware(row["hardware"])
+    hw = hwmodels.load_hardware(row["hardware"], power_limit=_power_limit(row))
     devices = _int(row, "devices") or 1
     if hasattr(hw, "accelerators"):
         return hw

@@ -52,7 +52,7 @@ class SimResult:
     active_energy_j: float
     busy_s: dict[str, float]
     avg_power_w: dict[str, float]
-    tdp_w: dict[str, float]
+    tdp_w: dict[str, float]        # the power each device may draw: its TDP, or its board limit (power.limit)
     over_tdp: list[str]
     utilisation: dict[str, dict[str, float]]
     timeline: pd.DataFrame
@@ -94,7 +94,7 @@ class SimResult:
         busy_spans = _busy_intervals(res, infos, used)
         busy = {n: sum(b - a for a, b in busy_spans[n]) for n in used}
         pw = {n: system.devices[n].power for n in used}
-        tdp = {n: pw[n].tdp_w for n in used}
+        tdp = {n: pw[n].cap_w for n in used}     # what each device may draw: its TDP or board limit
         static = {n: pw[n].static_w * makespan for n in used}
         active = {n: (pw[n].active_w - pw[n].static_w) * busy[n] for n in used}
         static_e = sum(static.values())

@@ -247,3 +247,60 @@ def test_an_energy_basis_must_be_a_catalog_device(tmp_path):
         hwmodels.load_device(str(f))
     problem = err.value.problems[0]
     assert (problem.line, problem.path, problem.suggestion) == (4, "power.energy_basis", "h100-sxm")
+
+
+def _card_with_limit(tmp_path, limit: str):
+    f = tmp_path / "card.yaml"
+    f.write_text(f"extends: h100-pcie\nid: card\npower:\n  limit: {limit}\n")
+    return f
+
+
+def test_a_board_power_limit_caps_the_card_and_leaves_its_baseline_and_energy_per_flop(tmp_path):
+    """A run that holds an H100 PCIe (350 W TDP) to 310 W (nvidia-smi -pl): the silicon's active
+    baseline and energy per FLOP stay those of the 350 W card; the cap holds it to 310 W."""
+    from roofline.costs import cost
+
+    card, stock = hwmodels.load_device(str(_card_with_limit(tmp_path, "310 W"))), hwmodels.load_device("h100-pcie")
+    active = 45.0 + ACTIVE_POWER_FRACTION[0] * (350.0 - 45.0)      # 197.5 W at the fitted 0.50
+    assert (card.power.tdp_w, card.power.cap_w, stock.power.cap_w) == (350.0, 310.0, 350.0)
+    assert card.power.active_w == pytest.approx(active) == stock.power.active_w
+    assert card.power.energy_j_per_flop == stock.power.energy_j_per_flop
+    gemm = MatMul(name="gemm", m=8192, n=8192, k=8192, dtype="bf16")
+    g = workloads.Graph("gemm", meta={"tokens": 1})
+    g.add(gemm)
+    d = cost(gemm, card)
+    assert d.energy_j / d.time_s > 350.0 - active     # uncapped, the GEMM draws more than even the TDP
+    res, res_stock = simulate(g, card), simulate(g, stock)
+    # compute-bound: the work's energy E spread over the time at which the card draws its limit,
+    # active + E / t = 310 W, against 350 W on the stock card: t grows by (350 - a) / (310 - a)
+    assert res.latency_s == pytest.approx(d.energy_j / (310.0 - active), rel=0.02)
+    assert res.latency_s / res_stock.latency_s == pytest.approx((350.0 - active) / (310.0 - active), rel=0.03)
+    assert res.avg_power_w["gpu0"] == pytest.approx(310.0, rel=0.01)
+    assert res.tdp_w["gpu0"] == 310.0
+
+
+def test_a_limit_above_what_the_work_draws_changes_nothing(tmp_path):
+    """A 2 GB host-to-device copy draws far below 310 W: the same simulation with and without the limit."""
+    g = workloads.Graph("copy", meta={"tokens": 1})
+    g.add(MemCopy(name="copy", bytes_moved=2e9))
+    card = hwmodels.load_device(str(_card_with_limit(tmp_path, "310 W")))
+    res, res_stock = simulate(g, card), simulate(g, hwmodels.load_device("h100-pcie"))
+    assert res.avg_power_w["gpu0"] < 310.0
+    assert (res.latency_s, res.energy_j, res.power_cap) == (res_stock.latency_s, res_stock.energy_j, {})
+
+
+@pytest.mark.parametrize("limit", ["190 W", "400 W"])
+def test_a_power_limit_must_lie_between_the_active_baseline_and_the_tdp(tmp_path, limit):
+    # the H100 PCIe's active baseline is 197.5 W (45 + 0.50 x 305) and its TDP 350 W
+    with pytest.raises(InputError) as err:
+        hwmodels.load_device(str(_card_with_limit(tmp_path, limit)))
+    problem = err.value.problems[0]
+    assert (problem.line, problem.path) == (4, "power.limit")
+    assert "active baseline" in problem.message
+
+
+def test_a_run_sets_the_power_limit_of_a_device_not_of_a_system():
+    card = hwmodels.load_hardware("h100-pcie", power_limit="310 W")
+    assert card.power.cap_w == 310.0
+    with pytest.raises(InputError, match="applies to one device"):
+        hwmodels.load_hardware("hgx-h100", power_limit="600 W")
