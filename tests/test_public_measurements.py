@@ -159,3 +159,15 @@ def test_mean_power_row_is_the_simulated_static_batch():
     assert row_class(row) == "energy"
     (result,) = validate_public([{**row, "value": "300", "source": "test", "role": "held-out"}])
     assert result["how"] == "simulator" and result["predicted"] == pytest.approx(with_tail)
+
+
+def test_a_row_whose_run_held_its_card_to_a_power_limit_is_predicted_at_that_limit():
+    """The May 2024 H100 PCIe llama-bench run's nvidia-smi reads '48W / 310W' (SOURCES.md): its rows
+    say 'power limit 310 W' in the framework column and run their card at 310 W, not its 350 W TDP."""
+    from simulator.public import _hardware
+
+    limited = [rid for rid, row in ROWS.items() if "power limit" in row["framework"]]
+    assert sorted(limited) == sorted(f"pp-h100pcie-llama3-8b-f16-{n}" for n in (512, 1024, 4096, 8192))
+    assert _hardware(ROWS["pp-h100pcie-llama3-8b-f16-512"]).power.cap_w == 310.0
+    # the December 2023 run on the same card model ran at its TDP
+    assert _hardware(ROWS["pp-h100pcie-llama2-7b-f16"]).power.cap_w == 350.0

@@ -69,6 +69,11 @@ def test_prefill_reports_prompt_tokens_processed_per_second(capsys):
       "--pp", "2"], "needs 16 accelerators"),
     (["--hw", "h100-sxm", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "1", "--jitter", "-1"],
      "jitter"),
+    # below the H100 PCIe's active baseline (197.5 W), and a limit on a system
+    (["--hw", "h100-pcie", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "1", "--power-limit",
+      "150W", "--format", "json"], "power.limit"),
+    (["--hw", "hgx-h100", "--model", "llama-3.1-8b", "--phase", "decode", "--batch", "1", "--power-limit",
+      "600W"], "applies to one device"),
 ])
 def test_bad_input_exits_2_with_a_message(capsys, argv, needle):
     code, out, err = run(capsys, *argv)
@@ -115,3 +120,12 @@ def test_rows_that_are_not_llm_rows_or_are_bad():
         predict_public_row(_row(metric="time_to_first_token", workload="nosuchmodel prefill", input_len="8"))
     with pytest.raises(InputError):
         predict_public_row(_row(metric="time_to_first_token", workload="llama-2-7b prefill"))  # no input_len
+
+
+def test_power_limit_holds_the_device_to_it_in_json(capsys):
+    code, out, _ = run(capsys, "--hw", "h100-pcie", "--model", "llama-3.1-8b", "--phase", "prefill", "--prompt-len",
+                       "512", "--dtype", "fp16", "--power-limit", "250W", "--format", "json", "--no-timeline")
+    doc = json.loads(out)
+    assert code == 0 and doc["tdp_w"] == {"gpu0": 250.0}
+    # the prefill would draw more than 250 W: capped, at most 1% above the limit
+    assert doc["power_cap"]["gpu0"]["uncapped_power_w"] > 250.0 >= doc["avg_power_w"]["gpu0"] / 1.01
