@@ -51,8 +51,9 @@ property of the engine, not of the hardware or the model. A runtime profile
   ``sampling_logit_passes`` of them read and rewrite the whole logits, the others one value a
   sequence;
 * ``ubatch_tokens``: the most tokens of a prompt one forward pass takes (llama.cpp's n_ubatch):
-  the attention of a longer prefill runs as passes of that many queries, each attending to the
-  keys so far (0: the whole prompt in one pass; the GEMMs are priced whole);
+  a longer prefill runs as passes of that many tokens: its attention as passes of that many
+  queries, each attending to the keys so far, its GEMMs as passes of that many rows, each reading
+  the weights again (0: the whole prompt in one pass);
 * ``all_reduce_kernel``: the engine's own tensor-parallel all-reduce kernel (vLLM's
   ``custom_all_reduce``, TensorRT-LLM's custom all-reduce plugin; SGLang runs vLLM's): an all-reduce
   of fewer bytes per rank than ``one_shot_below[N]`` over N ranks on NVLink runs one-shot (every

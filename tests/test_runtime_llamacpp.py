@@ -55,6 +55,26 @@ def test_f16_convert_wraps_a_cublas_gemm_but_not_a_mat_vec():
     assert [op.name for op in with_runtime(one(matvec, "decode"), prof).ops] == ["mv"]
 
 
+def test_a_prompt_longer_than_a_micro_batch_runs_each_weight_gemm_once_a_pass_reading_the_weights_again():
+    """llama_decode_internal computes the whole graph for each 512-token micro-batch: a 1,300-token
+    prefill runs gate_proj as GEMMs of 512, 512 and 276 rows, each behind its own conversions."""
+    prof = RuntimeProfile("u", unfused=("f16_convert",), ubatch_tokens=512)
+    gemm = MatMul(name="mm", m=1300, n=11008, k=4096, dtype="fp16")
+    ops = {op.name: op for op in with_runtime(one(gemm), prof).ops}
+    assert list(ops) == [f"mm.ub{i}{suffix}" for i in range(3) for suffix in (".to_f16", "", ".to_f32")]
+    assert [ops[f"mm.ub{i}"].m for i in range(3)] == [512, 512, 1300 - 2 * 512]
+    weight = 4096 * 11008 * 2                  # fp16 weights, read by every pass
+    assert [ops[f"mm.ub{i}"].inputs[1].bytes for i in range(3)] == [weight] * 3
+    assert ops["mm.ub2.to_f16"].inputs[0].bytes == 276 * 4096 * 4   # the last pass's fp32 input rows
+    # the passes' FLOPs add up to the whole GEMM's: 2 x 1300 x 11008 x 4096
+    assert sum(2 * ops[f"mm.ub{i}"].m * 11008 * 4096 for i in range(3)) == 2 * 1300 * 11008 * 4096
+    # a prompt of one micro-batch, a decode step and a profile without micro-batches: one GEMM
+    assert [op.name for op in with_runtime(one(MatMul(name="mm", m=512, n=11008, k=4096, dtype="fp16")),
+                                           prof).ops] == ["mm.to_f16", "mm", "mm.to_f32"]
+    assert [op.name for op in with_runtime(one(gemm, "decode"), prof).ops] == ["mm.to_f16", "mm", "mm.to_f32"]
+    assert [op.name for op in with_runtime(one(gemm), RuntimeProfile("w", ubatch_tokens=0)).ops] == ["mm"]
+
+
 def test_unfused_attention_in_512_token_passes_with_its_conversions():
     attn = Attention(name="a", batch=1, heads=32, kv_heads=8, q_len=1024, kv_len=1024, head_dim=128, dtype="fp16")
     prof = RuntimeProfile("s", unfused=("attention_scores",), ubatch_tokens=512)

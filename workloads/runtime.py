@@ -46,8 +46,9 @@ facts the cost model prices, never into times of its own:
   fraction of its main-memory rate on a device whose main memory is of that kind;
 * ``ubatch_tokens``: an attention whose queries exceed it runs as passes of at most that many
   queries (``.ub0``, ``.ub1``, ...), pass ``i`` attending to every key up to its last query,
-  as llama.cpp splits a prompt into micro-batches (the GEMMs' FLOPs and bytes do not depend on
-  the split and stay whole: their re-read weights are left out);
+  as llama.cpp splits a prompt into micro-batches; a prefill's GEMMs of more rows run as passes
+  of at most that many rows too (``.ub0``, ...), each reading the weights again, with their
+  f16 conversions (:func:`_gemm_passes`);
 * ``all_reduce_kernel``: every all-reduce carries the engine's kernel as its attribute
   ``all_reduce_kernel`` (:func:`with_all_reduce_kernel`); the cost model runs it one-shot or
   two-shot below its size limits over NVLink, else NCCL;
@@ -222,11 +223,27 @@ def _gemm_kernels(op: MatMul, profile, meta: dict) -> tuple[list, list]:
         gemm = copy.copy(gemm)
         gemm.memory_fraction = profile.matvec_memory_fraction
         after[0] = gemm
-    before = []
-    if "f16_convert" in unfused and gemm.m > 1 and gemm.inputs and gemm.inputs[0].role == "activation":
-        before.append(_convert(f"{op.name}.to_f16", gemm.inputs[0].numel, ACTIVATION_DTYPE, gemm.dtype, stage))
-        after.insert(1, _convert(f"{op.name}.to_f32", gemm.outputs[0].numel, gemm.dtype, ACTIVATION_DTYPE, stage))
-    return before, after
+    converts = "f16_convert" in unfused and gemm.m > 1 and gemm.inputs and gemm.inputs[0].role == "activation"
+    kernels = []
+    for part in _gemm_passes(gemm, profile.ubatch_tokens, meta):
+        if converts:
+            kernels += [_convert(f"{part.name}.to_f16", part.inputs[0].numel, ACTIVATION_DTYPE, part.dtype, stage),
+                        part, _convert(f"{part.name}.to_f32", part.outputs[0].numel, part.dtype, ACTIVATION_DTYPE,
+                                       stage)]
+        else:
+            kernels.append(part)
+    return [], [*kernels, *after[1:]]
+
+
+def _gemm_passes(gemm: MatMul, ubatch: int, meta: dict) -> list[MatMul]:
+    """``gemm`` as a prompt of more than ``ubatch`` tokens runs it: llama_decode_internal builds and
+    computes the whole graph for each micro-batch of at most ``ubatch`` tokens, so each pass is a
+    GEMM of that many rows that reads the weights again (0, or a step that is not a prefill: one)."""
+    if not ubatch or meta.get("phase") != "prefill" or gemm.batch != 1 or gemm.m <= ubatch:
+        return [gemm]
+    starts = range(0, gemm.m, ubatch)
+    return [dataclasses.replace(gemm, name=f"{gemm.name}.ub{i}", m=min(ubatch, gemm.m - start), inputs=[], outputs=[])
+            for i, start in enumerate(starts)]
 
 
 def _lm_head_kernels(op: MatMul, unfused: tuple, meta: dict, stage: int) -> list:
