@@ -261,7 +261,7 @@ def test_a_board_power_limit_caps_the_card_and_leaves_its_baseline_and_energy_pe
     from roofline.costs import cost
 
     card, stock = hwmodels.load_device(str(_card_with_limit(tmp_path, "310 W"))), hwmodels.load_device("h100-pcie")
-    active = 45.0 + ACTIVE_POWER_FRACTION[0] * (350.0 - 45.0)      # 197.5 W at the fitted 0.50
+    active = 45.0 + ACTIVE_POWER_FRACTION[0] * (350.0 - 45.0)      # the fitted fraction of the span
     assert (card.power.tdp_w, card.power.cap_w, stock.power.cap_w) == (350.0, 310.0, 350.0)
     assert card.power.active_w == pytest.approx(active) == stock.power.active_w
     assert card.power.energy_j_per_flop == stock.power.energy_j_per_flop
@@ -289,11 +289,14 @@ def test_a_limit_above_what_the_work_draws_changes_nothing(tmp_path):
     assert (res.latency_s, res.energy_j, res.power_cap) == (res_stock.latency_s, res_stock.energy_j, {})
 
 
-@pytest.mark.parametrize("limit", ["190 W", "400 W"])
-def test_a_power_limit_must_lie_between_the_active_baseline_and_the_tdp(tmp_path, limit):
-    # the H100 PCIe's active baseline is 197.5 W (45 + 0.50 x 305) and its TDP 350 W
+@pytest.mark.parametrize("above_baseline_w", [-5.0, 0.0, 350.0 - 45.0 + 1.0])
+def test_a_power_limit_must_lie_between_the_active_baseline_and_the_tdp(tmp_path, above_baseline_w):
+    # the H100 PCIe's active baseline is 45 + fraction x (350 - 45) W and its TDP 350 W: a limit
+    # 5 W under the baseline, at it, and above the TDP (the fraction is at most 1) are refused
+    baseline = 45.0 + ACTIVE_POWER_FRACTION[0] * (350.0 - 45.0)
+    limit = baseline + above_baseline_w
     with pytest.raises(InputError) as err:
-        hwmodels.load_device(str(_card_with_limit(tmp_path, limit)))
+        hwmodels.load_device(str(_card_with_limit(tmp_path, f"{limit:.3f} W")))
     problem = err.value.problems[0]
     assert (problem.line, problem.path) == (4, "power.limit")
     assert "active baseline" in problem.message
