@@ -19,6 +19,11 @@ the same loss.
 Decode-shaped GEMMs (the GEMM rows with at most :data:`SKINNY_M` rows, M in the workload) fit one
 constant: the fraction of the main memory's streaming rate a library GEMM's traffic reaches
 (``GEMM_MEMORY_FRACTION``), over a grid of 0.50 to 1.00 in steps of 0.01, the same loss.
+
+Kernel times as a profiler reports them (the elementwise rows with a ``latency``: a kernel alone
+on the device, no launch gap) fit one constant: a kernel's minimum time inside a replayed CUDA
+graph (:data:`hwmodels.defaults.GRAPH_KERNEL_FIXED_S`), over a grid of 0 to 5 us in 0.01 us, the
+same loss.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import dataclasses
 import math
 import re
 
+from hwmodels import defaults
 from roofline import efficiency
 from roofline.costs import clear_memo
 from roofline.efficiency import ATTENTION_KERNELS, DEFAULT_ATTENTION_KERNEL
@@ -39,6 +45,7 @@ LATENCY_GRID_S = [i * 1e-7 for i in range(51)]
 GATHER_GRID_BYTES = [50.0 * i for i in range(81)]
 FRACTION_GRID = [i / 100 for i in range(50, 101)]
 SKINNY_M = 64   # decode steps' GEMMs: one row per running sequence
+KERNEL_MIN_GRID_S = [i * 1e-8 for i in range(501)]
 
 
 def family_of(row: dict) -> str:
@@ -146,6 +153,28 @@ def fit_gemm_memory(rows: list[dict]) -> float:
         clear_memo()
 
 
+def kernel_time_rows(role: str) -> list[dict]:
+    """Public rows of ``role`` that time one small kernel as a profiler does (elementwise
+    class, metric ``latency``)."""
+    return [row for row in public.load_rows()
+            if row["role"] == role and public.row_class(row) == "elementwise" and row["metric"] == "latency"]
+
+
+def fit_graph_kernel_fixed(rows: list[dict]) -> float:
+    """The ``GRAPH_KERNEL_FIXED_S`` that fits ``rows`` best (grid search; the constant is left
+    as it was)."""
+    original = defaults.GRAPH_KERNEL_FIXED_S
+
+    def loss(value: float) -> float:
+        defaults.GRAPH_KERNEL_FIXED_S = value
+        return sum(e * e for e in _log_errors(rows))
+
+    try:
+        return min(KERNEL_MIN_GRID_S, key=loss)
+    finally:
+        defaults.GRAPH_KERNEL_FIXED_S = original
+
+
 def main(argv: list[str] | None = None) -> int:
     argparse.ArgumentParser(description=__doc__.splitlines()[0]).parse_args(argv)
     held = attention_rows("held-out")
@@ -159,7 +188,18 @@ def main(argv: list[str] | None = None) -> int:
               f"value: {len(errors)}, MAPE {mape:.1%}")
     _report_decode()
     _report_gemm_memory()
+    _report_graph_kernel()
     return 0
+
+
+def _report_graph_kernel() -> None:
+    fit = kernel_time_rows("fit")
+    value = fit_graph_kernel_fixed(fit)
+    print(f"graph replay: GRAPH_KERNEL_FIXED_S = {value:.2e} s a kernel (fit on {', '.join(r['id'] for r in fit)})")
+    errors = [math.exp(e) - 1 for e in _log_errors(kernel_time_rows("held-out"))]
+    print(f"  at the constant in hwmodels.defaults now ({defaults.GRAPH_KERNEL_FIXED_S:.2e} s), held-out "
+          f"kernel-time rows: {len(errors)}, MAPE {sum(abs(e) for e in errors) / len(errors):.1%}, "
+          f"mean {sum(errors) / len(errors):+.1%}")
 
 
 def _report_gemm_memory() -> None:

@@ -29,11 +29,12 @@ from importlib import resources
 import numpy as np
 
 import hwmodels
+from hwmodels import defaults
 from hwmodels.errors import InputError
 from roofline.collectives import bus_factor
 from roofline.costs import cost
 from simulator.public import predict_public_row, served
-from workloads.operators import Attention, Collective, Elementwise, MatMul
+from workloads.operators import Attention, Collective, Elementwise, MatMul, RMSNorm
 from workloads.tensors import Tensor
 
 from .fit import rel_error
@@ -78,7 +79,7 @@ DERIVED_LLM_METRICS: dict[str, tuple[str, Callable[[dict, float], float]]] = {
 # the serving rows run the serving simulator, simulator.public.serve_row).
 NOT_PREDICTED_YET: dict[str, str] = {}
 
-UNIT_SCALE = {"TFLOP/s": 1e12, "GB/s": 1e9, "Gelem/s": 1e9, "ms": 1e-3, "ns": 1e-9, "s": 1.0,
+UNIT_SCALE = {"TFLOP/s": 1e12, "GB/s": 1e9, "Gelem/s": 1e9, "ms": 1e-3, "us": 1e-6, "ns": 1e-9, "s": 1.0,
               "tok/s": 1.0, "J/tok": 1.0, "W": 1.0}
 
 
@@ -95,7 +96,7 @@ def row_class(row: dict) -> str:
         return "gemm"
     if workload.startswith("attention"):
         return "attention"
-    if workload.startswith("gelu"):
+    if workload.startswith(("gelu", "fused add rmsnorm")):
         return "elementwise"
     if re.search(r"^all_reduce|^send_recv|device-to-device copy", workload):
         return "collective"
@@ -147,6 +148,21 @@ def _gelu(row, device, n_dev, regimes=None):
     op = Elementwise(name="gelu", numel=numel, flops_per_element=GELU_VECTOR_FLOPS, special=True,
                      dtype=row["dtype"])
     return numel / _time(op, device, regimes)
+
+
+def _add_norm(row, device, n_dev, regimes=None):
+    """A fused residual add + RMSNorm kernel's time as a profiler reports it (the kernel alone on
+    the device, no launch gap): x and the residual in, the output and the new residual out, the
+    weight read once; the kernel pays its minimum time in a replayed graph
+    (:data:`hwmodels.defaults.GRAPH_KERNEL_FIXED_S`) in place of a launch."""
+    dims = dict(re.findall(r"([MN])=(\d+)", row["workload"]))
+    m, n, dt = int(dims["M"]), int(dims["N"]), row["dtype"]
+    op = RMSNorm(name="add_norm", rows=m, cols=n, dtype=dt,
+                 inputs=[Tensor("x", (m, n), dt), Tensor("residual", (m, n), dt),
+                         Tensor("weight", (n,), dt, "weight")],
+                 outputs=[Tensor("out", (m, n), dt), Tensor("residual.out", (m, n), dt)])
+    op.launch_s = defaults.GRAPH_KERNEL_FIXED_S
+    return _time(op, device, regimes)
 
 
 def _stream(row, device, n_dev, regimes=None):
@@ -205,6 +221,7 @@ OPERATOR_ROWS: list[tuple[str, Callable]] = [
     (r"^(batched )?matmul ", _matmul),
     (r"^attention ", _attention),
     (r"^gelu ", _gelu),
+    (r"^fused add rmsnorm ", _add_norm),
     (r"^stream ", _stream),
     (r"^pointer chase", _latency),
     (r"^all_reduce|^send_recv|device-to-device copy", _collective),

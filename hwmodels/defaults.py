@@ -95,3 +95,18 @@ def flop_energy_at_tdp_j(tdp_w: float, active_w: float, peak_flops_s: float, eff
 # it. fp32 FMA (3.7 + 0.9) / 2 = 2.3 pJ/FLOP vs bf16 (1.1 + 0.4) / 2 = 0.75 pJ/FLOP = 3.07x,
 # times operand delivery x3 on the CUDA-core path vs x2 on the tensor path => 4.6x; fp64 = 4 x fp32.
 NON_MATRIX_FLOP_ENERGY_RATIO: dict[str, float] = {"fp32": 4.6, "fp64": 18.4}
+
+
+# --------------------------------------------------------------------------- graph replay
+# A kernel's own minimum time inside a replayed CUDA graph, beyond what the cost model prices
+# (its bytes at the memory's rate, one round trip of the memory's latency, its FLOPs): the grid's
+# blocks dispatched to the SMs, a norm's block-wide reduction between its loads and its stores,
+# the drain before the kernel counts as done. A profiler's kernel time (CUPTI, nsys) includes it;
+# it excludes the gap between two kernels, which is the runtime profile's ``graph_launch`` (the
+# graph's front end issuing the next node). Inside a graph a kernel pays both; an eager launch
+# pays the device's ``launch_overhead``, which already covers it. FITTED by
+# `python -m calibration.kernel_fit` on the public `fit` rows of kernel times (the `addnorm-h200-*`
+# rows of role fit: a fused add + RMSNorm of one 4096-wide row, 1.791 and 2.944 us), least squares
+# of the log errors over a grid of 0 to 5 us in 0.01 us (their model time without it: 0.49 us,
+# the HBM latency and 16 KB at the H200's rate; a geometric mean of 2.30 us less that: 1.81 us).
+GRAPH_KERNEL_FIXED_S = 1.81e-6

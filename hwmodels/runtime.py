@@ -22,7 +22,9 @@ property of the engine, not of the hardware or the model. A runtime profile
   step takes the longer of the GPU work and it, else it follows the GPU work;
 * ``sync``: the host-device synchronisation at the end of a step (sampled tokens copied back);
 * ``launch`` / ``graph_launch``: the GPU-side cost of launching one kernel eagerly and inside a
-  CUDA graph (replacing the device's ``launch_overhead``), and ``cuda_graph_max_tokens``: the
+  CUDA graph (replacing the device's ``launch_overhead``; ``graph_launch`` is the gap between two
+  kernels of a replayed graph, to which every kernel there adds its own minimum time on the
+  device, :data:`hwmodels.defaults.GRAPH_KERNEL_FIXED_S`: :attr:`RuntimeProfile.graph_kernel_s`), and ``cuda_graph_max_tokens``: the
   largest step the engine replays as a CUDA graph (vLLM's largest capture size; a decode step of
   up to that many sequences is padded to a captured size and replayed; 0: no graphs);
   ``dispatch_cpu``: the host's time to issue one kernel eagerly (a Python framework's operator
@@ -81,7 +83,7 @@ from dataclasses import dataclass, field, replace
 from importlib import resources
 from pathlib import Path
 
-from . import yamlio
+from . import defaults, yamlio
 from .dtypes import DTYPES
 from .errors import InputError, did_you_mean
 from .kinds import MEMORY_KINDS
@@ -95,6 +97,8 @@ for _name, _help in (("none", "no runtime: the kernels alone at the device's lau
                                  "tokens; serving figures fitted on the bundled vLLM 0.19 RTX 4090 run"),
                      ("trtllm", "TensorRT-LLM C++ runtime (gptSessionBenchmark / trtllm-bench)"),
                      ("sglang", "SGLang 0.3/0.4: CUDA graphs for decode <= 160"),
+                     ("gpt-fast", "gpt-fast generate.py --compile: each decode step one CUDA graph, eager prefill, "
+                                  "no engine around the model, NCCL all-reduce"),
                      ("llama.cpp", "llama.cpp (ggml CUDA, May 2024 on): CUDA graphs for one-token decode only, "
                                    "512-token passes, no flash attention, unfused fp32/fp16 conversions"),
                      ("llama.cpp-b1680", "llama.cpp of December 2023 (ggml CUDA b1680): every kernel eager, "
@@ -181,6 +185,16 @@ class RuntimeProfile:
         """True when the profile adds nothing to a step."""
         return self == RuntimeProfile(self.name, source=self.source, fitted=self.fitted, notes=self.notes)
 
+    @property
+    def graph_kernel_s(self) -> float | None:
+        """What one kernel pays inside a replayed CUDA graph besides the cost model's price of
+        its work: the gap before it (``graph_launch``) and its own minimum time on the device
+        (:data:`hwmodels.defaults.GRAPH_KERNEL_FIXED_S`); None where the profile states no
+        ``graph_launch`` (the device's ``launch_overhead`` stays)."""
+        if self.graph_launch_s is None:
+            return None
+        return self.graph_launch_s + defaults.GRAPH_KERNEL_FIXED_S
+
     def graphed(self, phase: str, batch: int) -> bool:
         """Whether a step of ``phase`` with ``batch`` sequences replays a captured CUDA graph
         (the engine pads the batch to the next captured size, so any batch up to the largest)."""
@@ -212,12 +226,12 @@ class RuntimeProfile:
         ``time_s``, ``kernels``, ``tokens``, ``decode_only``, ``attention_kernels``, ``pieces``,
         ``launch_s``) under this engine: a step of at most ``cuda_graph_max_tokens`` tokens replays
         CUDA graphs (a decode-only step one graph, a mixed step one per piece between attention
-        kernels, vLLM v1's piecewise graphs), each saved launch costing ``graph_launch`` instead
-        of the device's; then ``gpu_time_scale``."""
+        kernels, vLLM v1's piecewise graphs), each saved launch costing :attr:`graph_kernel_s`
+        instead of the device's; then ``gpu_time_scale``."""
         t = cost.time_s
         if cost.kernels and cost.tokens <= self.cuda_graph_max_tokens:
             launches = 1 if cost.decode_only else cost.attention_kernels + cost.pieces
-            t -= max(0, cost.kernels - launches) * max(cost.launch_s - (self.graph_launch_s or 0.0), 0.0)
+            t -= max(0, cost.kernels - launches) * max(cost.launch_s - (self.graph_kernel_s or 0.0), 0.0)
         return t * self.gpu_time_scale
 
     def step_time(self, gpu_s: float, seqs: int, prefill: bool = False) -> float:

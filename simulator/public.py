@@ -93,7 +93,7 @@ CHAT_SERVED_METRICS = ("median_inter_token_latency", "energy_per_output_token")
 # The runtime profile (hwmodels/runtimes) each row's ``framework`` column names, first match wins;
 # llama.cpp builds of 2023 (b1xxx) run the December 2023 profile, later ones ``llama.cpp``;
 # a framework without a profile (bare kernels) runs with ``none``.
-FRAMEWORK_RUNTIMES = ((r"TensorRT-LLM|trtllm", "trtllm"), (r"SGLang", "sglang"),
+FRAMEWORK_RUNTIMES = ((r"gpt-fast", "gpt-fast"), (r"TensorRT-LLM|trtllm", "trtllm"), (r"SGLang", "sglang"),
                       (r"vLLM (0\.[89]|0\.1\d|1\.)|vLLM v1", "vllm-v1"), (r"vLLM", "vllm-v0.6"),
                       (r"llama\.cpp.* b1\d{3}\b", "llama.cpp-b1680"), (r"llama\.cpp", "llama.cpp"))
 

@@ -180,3 +180,25 @@ def test_the_gemm_memory_fraction_is_what_the_skinny_fit_rows_give():
     assert SKINNY_M == 64
     assert fit_gemm_memory(fit) == pytest.approx(efficiency.GEMM_MEMORY_FRACTION), \
         "rerun `python -m calibration.kernel_fit` and copy its figures into roofline/efficiency.py"
+
+
+def test_the_graph_kernel_minimum_is_what_the_kernel_time_fit_rows_give():
+    from calibration.kernel_fit import fit_graph_kernel_fixed, kernel_time_rows
+    from hwmodels import defaults
+
+    fit = kernel_time_rows("fit")
+    assert len(fit) >= 2 and all(r["role"] == "fit" and r["metric"] == "latency" for r in fit)
+    assert fit_graph_kernel_fixed(fit) == pytest.approx(defaults.GRAPH_KERNEL_FIXED_S), \
+        "rerun `python -m calibration.kernel_fit` and copy its figure into hwmodels/defaults.py"
+
+
+def test_a_one_row_add_norm_is_its_latency_bytes_and_minimum_time():
+    from calibration import public
+
+    row = {"id": "x", "hardware": "h200-sxm", "workload": "fused add rmsnorm M=1 N=4096 (test)", "dtype": "bf16",
+           "metric": "latency", "unit": "us", "value": "2"}
+    # x, residual in; output, new residual out; the weight: 5 x 4096 x 2 B = 40,960 B at the H200's
+    # 4.8 TB/s x 0.90 (9.5 ns), one 480 ns HBM latency (h200-sxm.yaml), and the kernel's 1.81 us
+    # minimum in place of a launch: 2.2995 us
+    by_hand = 40960 / (4.8e12 * 0.90) + 480e-9 + 1.81e-6
+    assert public.predict_row(row)[0] * 1e-6 == pytest.approx(by_hand, rel=0.02)

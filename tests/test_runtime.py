@@ -31,7 +31,7 @@ def chain(batch: int = 4, phase: str = "decode", n: int = 2, numel: int = 2**20)
 
 def test_bundled_profiles_load_and_none_adds_nothing():
     assert set(RUNTIMES.names()) == {"none", "vllm-v0.6", "vllm-v1", "trtllm", "sglang", "llama.cpp",
-                                     "llama.cpp-b1680"}
+                                     "llama.cpp-b1680", "gpt-fast"}
     for name in RUNTIMES.names():
         assert load_runtime(name).name == name
     assert load_runtime("none").is_none and not load_runtime("vllm-v0.6").is_none
@@ -50,9 +50,11 @@ def test_serial_step_cpu_graph_launch_and_sync_add_up():
     prof = RuntimeProfile("t", step_cpu_s=1e-3, per_sequence_cpu_s=100 * US, sync_s=50 * US,
                           graph_launch_s=1 * US, cuda_graph_max_tokens=8)
     res = simulate(g, "h100-sxm", runtime=prof)
-    # step CPU 1 ms + 4 x 100 us before the kernels, each kernel launches at 1 us instead of 4 us,
-    # then 50 us of sync: bare + 1.4 ms - 2 x 3 us + 50 us
-    assert res.latency_s == pytest.approx(bare + 1.4e-3 - 2 * (H100_LAUNCH_S - 1 * US) + 50 * US, rel=1e-9)
+    # step CPU 1 ms + 4 x 100 us before the kernels, each kernel pays the 1 us gap and its own
+    # 1.81 us minimum in the graph instead of the 4 us eager launch, then 50 us of sync:
+    # bare + 1.4 ms - 2 x (4 - 1 - 1.81) us + 50 us
+    assert res.latency_s == pytest.approx(bare + 1.4e-3 - 2 * (H100_LAUNCH_S - 1 * US - 1.81 * US) + 50 * US,
+                                          rel=1e-9)
     assert res.runtime == "t" and res.meta["cuda_graph"] is True
     # a millisecond of host work is too short for the clocks to drop: the whole step counts as busy
     assert res.busy_s["gpu0"] == pytest.approx(res.latency_s, rel=1e-9)
@@ -201,3 +203,25 @@ def test_serving_asks_the_same_profile_for_a_step_time():
     assert prof.step_time(18e-3, 100) == pytest.approx(20e-3)
     overlapped = RuntimeProfile("a", step_cpu_s=1e-3, per_sequence_cpu_s=10 * US, async_scheduling=True)
     assert overlapped.step_time(1.5e-3, 100) == pytest.approx(2e-3)   # CPU 2 ms > GPU 1.5 ms
+
+
+def test_a_kernel_in_a_replayed_graph_pays_the_gap_and_its_own_minimum_time():
+    prof = RuntimeProfile("g", graph_launch_s=1 * US, cuda_graph_max_tokens=8)
+    # 1 us gap + the fitted 1.81 us minimum (hwmodels.defaults.GRAPH_KERNEL_FIXED_S)
+    assert prof.graph_kernel_s == pytest.approx(2.81 * US)
+    assert RuntimeProfile("n", cuda_graph_max_tokens=8).graph_kernel_s is None   # device launch stays
+    out = with_runtime(chain(batch=4), prof)
+    assert [op.launch_s for op in out.ops] == pytest.approx([2.81 * US] * 2)
+    # eager (batch 16 > 8): the profile's eager launch, not the graph's
+    eager = with_runtime(chain(batch=16), RuntimeProfile("g", launch_s=3 * US, graph_launch_s=1 * US,
+                                                         cuda_graph_max_tokens=8))
+    assert [op.launch_s for op in eager.ops] == pytest.approx([3 * US] * 2)
+
+
+def test_gpt_fast_rows_run_under_the_gpt_fast_profile():
+    prof = load_runtime("gpt-fast")
+    # the whole decode step one CUDA graph, the prefill eager; no scheduler, no sync a step
+    assert prof.graphed("decode", 1) and not prof.graphed("prefill", 1)
+    assert prof.async_scheduling and prof.sync_s == 0 and prof.all_reduce_kernel is None
+    row = {"framework": "gpt-fast generate.py --compile (torch.compile mode=reduce-overhead: decode as CUDA graphs)"}
+    assert runtime_of(row) == "gpt-fast"

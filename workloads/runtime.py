@@ -297,7 +297,7 @@ def with_runtime(graph: Graph, profile) -> Graph:
     phase = str(meta.get("phase") or "")
     batch = int(meta.get("batch") or 1)
     graphed = profile.graphed(phase, batch)
-    launch = profile.graph_launch_s if graphed else profile.launch_s
+    launch = profile.graph_kernel_s if graphed else profile.launch_s
     new = Graph(graph.name, meta={**meta, "runtime": profile.name, "cuda_graph": graphed})
     ops = graph.ops
     roots = [op.name for op in ops if not graph.deps(op.name)]
