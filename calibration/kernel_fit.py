@@ -192,24 +192,26 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _report_one_constant(label: str, rows_of, fit, now: str, held_label: str) -> None:
+    """Fit one constant on ``rows_of("fit")``, print it, and the held-out rows' errors at the
+    value the code holds now (``now``: its name and value)."""
+    rows = rows_of("fit")
+    print(f"{label} = {fit(rows):.3g} (fit on {', '.join(r['id'] for r in rows)})")
+    errors = [math.exp(e) - 1 for e in _log_errors(rows_of("held-out"))]
+    print(f"  at {now}, held-out {held_label} rows: {len(errors)}, "
+          f"MAPE {sum(abs(e) for e in errors) / len(errors):.1%}, mean {sum(errors) / len(errors):+.1%}")
+
+
 def _report_graph_kernel() -> None:
-    fit = kernel_time_rows("fit")
-    value = fit_graph_kernel_fixed(fit)
-    print(f"graph replay: GRAPH_KERNEL_FIXED_S = {value:.2e} s a kernel (fit on {', '.join(r['id'] for r in fit)})")
-    errors = [math.exp(e) - 1 for e in _log_errors(kernel_time_rows("held-out"))]
-    print(f"  at the constant in hwmodels.defaults now ({defaults.GRAPH_KERNEL_FIXED_S:.2e} s), held-out "
-          f"kernel-time rows: {len(errors)}, MAPE {sum(abs(e) for e in errors) / len(errors):.1%}, "
-          f"mean {sum(errors) / len(errors):+.1%}")
+    _report_one_constant("graph replay: GRAPH_KERNEL_FIXED_S (s a kernel)", kernel_time_rows,
+                         fit_graph_kernel_fixed,
+                         f"the constant in hwmodels.defaults now ({defaults.GRAPH_KERNEL_FIXED_S:.2e} s)", "kernel-time")
 
 
 def _report_gemm_memory() -> None:
-    fit = skinny_gemm_rows("fit")
-    value = fit_gemm_memory(fit)
-    print(f"skinny GEMMs: GEMM_MEMORY_FRACTION = {value:.2f} (fit on {', '.join(r['id'] for r in fit)})")
-    errors = [math.exp(e) - 1 for e in _log_errors(skinny_gemm_rows("held-out"))]
-    print(f"  at the constant in roofline.efficiency now ({efficiency.GEMM_MEMORY_FRACTION:.2f}), held-out "
-          f"skinny GEMM rows: {len(errors)}, MAPE {sum(abs(e) for e in errors) / len(errors):.1%}, "
-          f"mean {sum(errors) / len(errors):+.1%}")
+    _report_one_constant("skinny GEMMs: GEMM_MEMORY_FRACTION", skinny_gemm_rows, fit_gemm_memory,
+                         f"the constant in roofline.efficiency now ({efficiency.GEMM_MEMORY_FRACTION:.2f})",
+                         "skinny GEMM")
 
 
 def _report_decode() -> None:
