@@ -100,8 +100,9 @@ def test_groups_by_role_and_class_by_hand():
     assert set(g["fit"]) == {"all", "prefill"}
 
 
-def test_validate_public_reports_fit_and_held_out_groups(capsys):
-    assert main(["validate", "--public", "--format", "json", "--no-progress"]) == 0
+def test_validate_public_reports_fit_and_held_out_groups(capsys, tmp_path):
+    # one run (about a minute): the JSON on stdout, the text tables in --out's validation.md
+    assert main(["validate", "--public", "--format", "json", "--no-progress", "--out", str(tmp_path)]) == 0
     doc = json.loads(capsys.readouterr().out)
     groups = doc["public"]["groups"]
     assert set(groups) == {"held-out", "fit"}
@@ -109,8 +110,7 @@ def test_validate_public_reports_fit_and_held_out_groups(capsys):
     assert groups["held-out"]["all"]["n"] == len(held)
     gemm = [abs(r["error"]) for r in held if r["class"] == "gemm"]
     assert groups["held-out"]["gemm"]["mape"] == pytest.approx(sum(gemm) / len(gemm))
-    assert main(["validate", "--public", "--no-progress"]) == 0
-    text = capsys.readouterr().out
+    text = (tmp_path / "validation.md").read_text()
     assert "held-out rows per class" in text and "fit rows per class" in text
 
 
