@@ -73,3 +73,12 @@ def test_help_is_the_first_sentence_of_the_docstring():
         Another paragraph."""
 
     assert reg.help("a") == "One sentence over two lines, e.g. this."
+
+
+def test_a_name_that_is_not_a_string_is_not_registered():
+    # a YAML file can hand a list or a mapping where a name belongs (`job: []`)
+    reg = Registry("job")
+    reg.register("analyze", object())
+    assert [] not in reg and {"a": 1} not in reg and 3 not in reg
+    with pytest.raises(InputError, match="unknown job '\\[\\]'"):
+        reg.get([], path="base.job")

@@ -121,6 +121,7 @@ SERVE = {"job": "serve", "hw": "h100-sxm", "model": "llama-3.1-8b", "num_request
     ({}, {"input_len": [512, "uniform:10"]}, r"axes.input_len\[1\]: '10': expected 2 comma-separated"),
     ({"preemption": "swp"}, {}, "did you mean 'swap'"),
     ({}, {"max_num_seqs": [0]}, "max_num_seqs must be a positive integer"),
+    ({"job": []}, {}, r"base.job: unknown job '\[\]'"),       # a list where the job's name belongs
 ])
 def test_serve_spec_errors(base, axes, message):
     with pytest.raises(InputError, match=message):
