@@ -23,6 +23,7 @@ in ``hwmodels.defaults.ACTIVE_POWER_FRACTION``.
 from __future__ import annotations
 
 import argparse
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,9 +41,9 @@ from . import public
 
 # The second fraction the linear fit evaluates (the first is 0); see fit_fraction.
 LINEAR_PROBE = 0.5
-# Mean power (W) the ML.ENERGY rows state in their "framework" column (Zeus GPU energy over the
-# steady state / its time).
-STATED_MEAN_POWER_W = {"energy-h100-llama31-8b-b8": 486.4, "energy-h100-llama31-8b-b256": 690.5}
+# The mean power an ML.ENERGY row states in its "framework" column ("mean power 486.4 W": Zeus GPU
+# energy over the steady state / its time).
+STATED_MEAN_POWER = re.compile(r"\bmean power (\d+(?:\.\d+)?) W\b")
 # Google Cloud TPU v4 docs (shared/data/hardware_specs.md): measured power min/mean/max 90/170/192 W.
 TPU_V4_MEAN_POWER_W = 170.0
 # The held-out TPU v4 workload: one chat turn of Llama-3.1-8B (bf16) served at batch 8, 70 tokens
@@ -101,11 +102,12 @@ class RowEnergy:
 
 
 def measured_power_w(row: dict) -> float | None:
-    """The mean power (W) a public row measured: a ``mean_power`` row's value, or the power an
-    ML.ENERGY row states (:data:`STATED_MEAN_POWER_W`); None for the others."""
+    """The mean power (W) a public row measured: a ``mean_power`` row's value, or the power its
+    ``framework`` column states (:data:`STATED_MEAN_POWER`, the ML.ENERGY rows); None for the others."""
     if row.get("metric") == "mean_power":
         return float(row["value"])
-    return STATED_MEAN_POWER_W.get(row["id"])
+    stated = STATED_MEAN_POWER.search(row.get("framework") or "")
+    return float(stated.group(1)) if stated else None
 
 
 def predict_row(row: dict, fraction: float, folder: Path) -> RowEnergy:

@@ -307,3 +307,13 @@ def test_a_run_sets_the_power_limit_of_a_device_not_of_a_system():
     assert card.power.cap_w == 310.0
     with pytest.raises(InputError, match="applies to one device"):
         hwmodels.load_hardware("hgx-h100", power_limit="600 W")
+
+
+def test_measured_power_is_a_power_row_or_what_the_framework_column_states():
+    from calibration.energy_fit import measured_power_w
+
+    assert measured_power_w({"id": "x", "metric": "mean_power", "value": "315.8"}) == 315.8
+    # the ML.ENERGY rows state it: "...; mean power 690.5 W)"
+    assert measured_power_w({"id": "y", "metric": "energy_per_output_token", "value": "0.0766",
+                             "framework": "vLLM 0.11.1 (V1; mean power 690.5 W)"}) == 690.5
+    assert measured_power_w({"id": "z", "metric": "energy_per_output_token", "framework": "vLLM"}) is None
