@@ -47,6 +47,9 @@ property of the engine, not of the hardware or the model. A runtime profile
   the memory rate the cost model gives a GEMM that the engine's one-row kernel (batch-1 decode)
   reaches: a mat-vec kernel with too few bytes in flight falls short on HBM, whose bandwidth x
   latency product is larger, and not on GDDR (kinds not named: 1);
+* ``kernel_memory_fraction``: the same, for the engine's own streaming kernels (norms,
+  elementwise, conversions, copies, the unfused softmax): the fraction of the memory rate they
+  reach on a device whose main memory is of that kind (kinds not named: 1);
 * ``sampling_kernels``: the kernels the engine's decoder runs on the GPU after the model's last
   kernel of every step to turn the logits into tokens (penalties, sampling, stop criteria,
   copying the new tokens into place), eagerly (outside any CUDA graph) at ``launch``;
@@ -116,8 +119,8 @@ WHOLE_FIELDS = {"cuda_graph_max_tokens": ("tokens", 0), "ubatch_tokens": ("token
 ACCUMULATORS = ("fp32", "fp16")
 FIELDS = (*TIME_FIELDS, *FLAG_FIELDS, "all_reduce_kernel", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
           "sampling_kernels", "sampling_logit_passes",
-          "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "unfused", "runtime_reserve",
-          "gpu_time_scale")
+          "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "kernel_memory_fraction", "unfused",
+          "runtime_reserve", "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
 KERNEL_FIELDS = ("name", "latency", "link_efficiency", "one_shot_below", "two_shot_below")
 
@@ -173,6 +176,7 @@ class RuntimeProfile:
     gemm_accumulate: str = "fp32"
     activation_dtype: str = ""
     matvec_memory_fraction: tuple[tuple[str, float], ...] = ()
+    kernel_memory_fraction: tuple[tuple[str, float], ...] = ()
     runtime_reserve_bytes: float = 0.0
     gpu_time_scale: float = 1.0
     all_reduce_kernel: AllReduceKernel | None = None
@@ -260,6 +264,7 @@ class RuntimeProfile:
                 "gemm_accumulate": self.gemm_accumulate,
                 "activation_dtype": self.activation_dtype,
                 "matvec_memory_fraction": dict(self.matvec_memory_fraction),
+                "kernel_memory_fraction": dict(self.kernel_memory_fraction),
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
                 "all_reduce_kernel": self.all_reduce_kernel.to_dict() if self.all_reduce_kernel else None,
                 "source": self.source, "fitted": self.fitted}
@@ -301,7 +306,7 @@ def _parse(doc, key: str, value):
         if value not in DTYPES:
             raise doc.error(f"unknown dtype {value!r}", (key,), suggestion=did_you_mean(str(value), DTYPES))
         return value
-    if key == "matvec_memory_fraction":
+    if key in ("matvec_memory_fraction", "kernel_memory_fraction"):
         return _fractions(doc, key, value)
     if key == "all_reduce_kernel":
         return _all_reduce_kernel(doc, key, value)

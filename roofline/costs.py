@@ -89,6 +89,8 @@ from .efficiency import (
     exposed_softmax_utilization,
     gemm_memory_fraction,
     k_ramp,
+    kernel_memory_fraction,
+    library_gemm_memory_fraction,
     link_efficiency,
     page_gather_efficiency,
     split_k_partial_bytes,
@@ -210,6 +212,7 @@ def cost_streaming(op, device) -> Demands:
     With ``op.resident`` naming a memory level (:func:`resident_level`), device-placed tensors are
     read and written there instead of main memory."""
     b = DemandsBuilder(op.name, op.kind, device)
+    b.main_memory_fraction = kernel_memory_fraction(op, device)
     b.add_flops(op.flops())
     resident = resident_level(op, device)
     total = near = 0.0
@@ -510,6 +513,8 @@ def cost_attention(op, device) -> Demands:
     mask_reads = _mask_reads(op, mask, capacity)
     for t in mask:
         b.tensor(t, mask_reads)
+    if not op.fused:
+        b.main_memory_fraction = _unfused_memory_fraction(op, device, kv_bytes * kv_reads, mask_reads)
     _through_chip(b, kv_bytes * q_tiles + sum(t.bytes for t in (q, *rest, *op.outputs))
                   + op.heads * sum(t.bytes for t in mask))
     if op.fused and q_tiles == 1:
@@ -519,6 +524,23 @@ def cost_attention(op, device) -> Demands:
     if op.fused and op.page_size:
         _gather_pages(d, b, op, choice, kv_in, kv_reads, levels)
     return d
+
+
+def _unfused_memory_fraction(op, device, kv_read_bytes: float, mask_reads: float) -> float:
+    """Fraction of the main memory's rate unfused attention's traffic reaches: its two GEMMs'
+    bytes (Q, K/V, the scores they write and the probabilities they read, the output) at a library
+    GEMM's (:func:`~roofline.efficiency.library_gemm_memory_fraction`), its softmax's (the scores
+    and probabilities in ``softmax_dtype``, the mask) at the runtime's kernel's
+    (:func:`~roofline.efficiency.kernel_memory_fraction`): the time-weighted blend of the two."""
+    scores, probs = f"{op.name}.scores", f"{op.name}.probs"
+    softmax_side = ([t for t in op.inputs if t.name == scores] + [t for t in op.outputs if t.name == probs])
+    softmax_bytes = (sum(t.bytes for t in softmax_side)
+                     + sum(t.bytes for t in op.inputs if t.name == op.mask_name) * mask_reads)
+    gemm_side = [op.inputs[0], *(t for t in op.inputs if t.name == probs),
+                 *(t for t in op.outputs if t.name != probs)]
+    gemm_bytes = kv_read_bytes + sum(t.bytes for t in gemm_side)
+    fg, fk = library_gemm_memory_fraction(device), kernel_memory_fraction(op, device)
+    return (gemm_bytes + softmax_bytes) / (gemm_bytes / fg + softmax_bytes / fk)
 
 
 def _mask_reads(op, mask, capacity) -> float:

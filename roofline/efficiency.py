@@ -355,7 +355,22 @@ def gemm_memory_fraction(op, device) -> float:
     (:data:`GEMM_MEMORY_FRACTION`, on a GPU: the devices it was fitted on; 1 elsewhere)."""
     stated = dict(getattr(op, "memory_fraction", None) or ())
     kind = device.memory[device.main_memory].kind
-    return float(stated.get(kind, GEMM_MEMORY_FRACTION if device.kind == "gpu" else 1.0))
+    return float(stated.get(kind, library_gemm_memory_fraction(device)))
+
+
+def library_gemm_memory_fraction(device) -> float:
+    """:data:`GEMM_MEMORY_FRACTION` on a GPU (the devices it was fitted on), 1 elsewhere."""
+    return GEMM_MEMORY_FRACTION if device.kind == "gpu" else 1.0
+
+
+def kernel_memory_fraction(op, device) -> float:
+    """Fraction of the main memory's streaming rate a streaming kernel ``op`` (norm, elementwise,
+    conversion, copy, unfused softmax) reaches on ``device``: the runtime's own kernel's where
+    ``op`` carries one for the device's main-memory kind (the optional attribute
+    ``memory_fraction``, set by a runtime profile's ``kernel_memory_fraction``), else 1 (what
+    STREAM reaches: the memory level's efficiency)."""
+    stated = dict(getattr(op, "memory_fraction", None) or ())
+    return float(stated.get(device.memory[device.main_memory].kind, 1.0))
 
 
 def memory_efficiency(level, nbytes, xp=SCALAR):

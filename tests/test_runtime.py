@@ -164,6 +164,7 @@ def test_framework_column_names_the_profile():
     ("matvec_memory_fraction: {hbm: 1.5}\n", r"matvec_memory_fraction\.hbm: expected a fraction in \(0, 1\]"),
     ("matvec_memory_fraction: {hbn: 0.5}\n", r"unknown memory kind 'hbn'.*did you mean 'hbm'"),
     ("matvec_memory_fraction: 0.5\n", r"expected a mapping of memory kind to a fraction"),
+    ("kernel_memory_fraction: {gddr: 0}\n", r"kernel_memory_fraction\.gddr: expected a fraction in \(0, 1\]"),
     ("activation_dtype: fp33\n", r"activation_dtype: unknown dtype 'fp33'.*did you mean 'fp32'"),
     ("sampling_kernels: -1\n", r"rt.yaml:1: sampling_kernels: expected a whole number of kernels >= 0"),
     ("sampling_kernels: 2\nsampling_logit_passes: 3\n",

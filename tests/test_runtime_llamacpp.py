@@ -223,6 +223,49 @@ def test_the_mat_vec_kernel_reaches_a_fraction_of_the_memory_rate_by_memory_kind
     assert not hasattr(with_runtime(one(gemm, "decode", batch=2), only).ops[0], "memory_fraction")
 
 
+def test_ggml_streaming_kernels_reach_the_kernel_fraction_of_the_memory_rate_by_memory_kind():
+    prof = load_runtime("llama.cpp")
+    # the mat-vec's figure (issue #9817) for ggml's other scalar-load kernels
+    assert dict(prof.kernel_memory_fraction) == {"hbm": 0.75, "gddr": 0.99}
+    only = RuntimeProfile("k", kernel_memory_fraction=prof.kernel_memory_fraction)
+    norm = RMSNorm(name="n", rows=512, cols=4096, dtype="fp32")
+    (slow_norm,) = with_runtime(one(norm), only).ops
+    h100 = hwmodels.load_device("h100-sxm")
+    hbm = h100.memory["hbm"]
+    # 512 x 4096 x 4 B read and written, the 4096 x 4 B weight read: at 0.75 of STREAM
+    nbytes = 2 * 512 * 4096 * 4 + 4096 * 4
+    stream = hbm.bandwidth_bytes_s * hbm.efficiency
+    assert cost(norm, h100).times()["memory:hbm"] == pytest.approx(nbytes / stream, rel=1e-9)
+    assert cost(slow_norm, h100).times()["memory:hbm"] == pytest.approx(nbytes / (0.75 * stream), rel=1e-9)
+    # a GEMM is cuBLAS's, not the engine's: it keeps the library fraction
+    gemm = MatMul(name="mm", m=512, n=4096, k=4096, dtype="fp16")
+    assert not hasattr(with_runtime(one(gemm), only).ops[0], "memory_fraction")
+
+
+def test_unfused_attention_blends_cublas_gemm_bytes_and_ggml_softmax_bytes():
+    only = RuntimeProfile("k", kernel_memory_fraction=(("hbm", 0.5),))
+    base = {"batch": 1, "heads": 8, "kv_heads": 8, "q_len": 256, "kv_len": 256, "head_dim": 128,
+            "dtype": "fp16", "fused": False, "softmax_dtype": "fp32"}
+    bare = Attention(name="a", **base)
+    tagged = Attention(name="a", **base)
+    tagged.memory_fraction = only.kernel_memory_fraction
+    h100 = hwmodels.load_device("h100-sxm")
+    hbm = h100.memory["hbm"]
+    stream = hbm.bandwidth_bytes_s * hbm.efficiency
+    scores = 8 * 256 * 256
+    softmax_bytes = scores * (4 + 4)          # fp32 scores read, fp32 probabilities written
+    # Q, the new K and V, the output and the K and V appended to the cache: fp16 each
+    qkvo = 6 * 256 * 8 * 128 * 2
+    gemm_bytes = qkvo + scores * (2 + 2)      # fp16 scores written, fp16 probabilities read
+    assert cost(bare, h100).work["memory:hbm"] == pytest.approx(softmax_bytes + gemm_bytes)
+    # the GEMMs' bytes at a library GEMM's fraction of STREAM (0.92), the softmax's at 1 (no
+    # kernel fraction) or at the runtime's 0.5
+    expect_bare = gemm_bytes / (GEMM_MEMORY_FRACTION * stream) + softmax_bytes / stream
+    expect_tagged = gemm_bytes / (GEMM_MEMORY_FRACTION * stream) + softmax_bytes / (0.5 * stream)
+    assert cost(bare, h100).times()["memory:hbm"] == pytest.approx(expect_bare, rel=1e-9)
+    assert cost(tagged, h100).times()["memory:hbm"] == pytest.approx(expect_tagged, rel=1e-9)
+
+
 def test_fp32_activations_widen_norms_and_elementwise_kernels_only():
     prof = RuntimeProfile("w", activation_dtype="fp32")
     norm = RMSNorm(name="n", rows=512, cols=4096, dtype="fp16")

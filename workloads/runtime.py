@@ -264,7 +264,25 @@ def engine_kernels(op, profile, meta: dict) -> list:
     all-reduce kernel), without launch costs (the caller says how kernels launch). The one
     expansion :func:`with_runtime` and the serving step model both use."""
     before, after = _expand(op, profile, meta)
-    return [with_all_reduce_kernel(kernel, profile.all_reduce_kernel) for kernel in (*before, *after)]
+    return [with_all_reduce_kernel(_with_memory_fraction(kernel, profile), profile.all_reduce_kernel)
+            for kernel in (*before, *after)]
+
+
+STREAMING_KINDS = ("elementwise", "rmsnorm", "layernorm", "softmax", "embedding")
+
+
+def _with_memory_fraction(kernel, profile):
+    """``kernel`` carrying the profile's ``kernel_memory_fraction`` (attribute ``memory_fraction``)
+    when it is one of the engine's own streaming kernels: a norm, softmax, elementwise kernel, conversion or
+    copy, an embedding gather, or an unfused attention (whose softmax is the engine's; its GEMMs are cuBLAS's)."""
+    if not profile.kernel_memory_fraction:
+        return kernel
+    own = kernel.kind in STREAMING_KINDS or (isinstance(kernel, Attention) and not kernel.fused)
+    if not own:
+        return kernel
+    kernel = copy.copy(kernel)
+    kernel.memory_fraction = profile.kernel_memory_fraction
+    return kernel
 
 
 def sampling_kernels(graph: Graph, profile, stage: int = 0) -> list[Elementwise]:

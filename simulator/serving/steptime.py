@@ -156,8 +156,8 @@ class StepTimeModel:
         equal); False when a model's operators do not follow that pattern (then a probe per T)."""
         from roofline.costs import op_signature
 
-        if self.runtime.matvec_memory_fraction:
-            return False    # one-row GEMMs carry the engine's memory fraction: cost them one by one
+        if self.runtime.matvec_memory_fraction or self.runtime.kernel_memory_fraction:
+            return False    # kernels carry the engine's memory fraction: cost them one by one
         ones, twos = self._split(self._probe(1, 1)), dict((op.name, op) for op, _ in self._split(self._probe(2, 1)))
         gemms, others = {}, []
         for op, mult in ones:
