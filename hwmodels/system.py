@@ -242,7 +242,14 @@ def load_hardware(ref: str | Path, *, power_limit: str | None = None) -> Device 
             raise InputError(f"a power limit applies to one device, and '{ref}' is a system; set "
                              "power.limit in the YAML of the device it is built from", path="power_limit")
         return load_system(ref)
-    return load_device(ref, {"power.limit": power_limit} if power_limit is not None else None)
+    if power_limit is None:
+        return load_device(ref)
+    try:
+        return load_device(ref, {"power.limit": power_limit})
+    except InputError as err:
+        # the limit came as an argument, not from a file: say so, not '<overrides>: power.limit'
+        raise InputError(problems=[Problem(p.message, path="power_limit", suggestion=p.suggestion)
+                                   if p.file == "<overrides>" else p for p in err.problems]) from None
 
 
 def load_system(ref: str | Path) -> System:
