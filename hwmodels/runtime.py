@@ -67,7 +67,8 @@ property of the engine, not of the hardware or the model. A runtime profile
   lists, or ranks without NVLink) NCCL as without a runtime; ``latency``: the kernel's own time per
   call apart from its launch and the link's hop latency (its barriers: flags written to and
   polled on every peer); ``link_efficiency``: the fraction of the link's line rate its peer reads
-  reach (default: NCCL's). :class:`AllReduceKernel`;
+  reach (default: NCCL's); ``dtypes``: the element types the kernel takes (default: any; an
+  all-reduce of another type goes to NCCL). :class:`AllReduceKernel`;
   :func:`roofline.collectives.plan_collective` prices it;
 * for the serving simulator (:mod:`simulator.serving`, which takes the same profile as its
   engine profile): ``runtime_reserve`` (device memory kept beyond weights, activations and KV
@@ -122,7 +123,7 @@ FIELDS = (*TIME_FIELDS, *FLAG_FIELDS, "all_reduce_kernel", "scheduler_steps", "c
           "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "kernel_memory_fraction", "unfused",
           "runtime_reserve", "gpu_time_scale")
 TEXT_FIELDS = ("name", "source", "fitted", "notes")
-KERNEL_FIELDS = ("name", "latency", "link_efficiency", "one_shot_below", "two_shot_below")
+KERNEL_FIELDS = ("name", "latency", "link_efficiency", "one_shot_below", "two_shot_below", "dtypes")
 
 
 @dataclass(frozen=True)
@@ -130,17 +131,21 @@ class AllReduceKernel:
     """A runtime's own all-reduce kernel (see the module docstring): per group size, the message
     sizes (bytes per rank, exclusive) below which it runs one-shot and two-shot, as sorted
     (group size, bytes) pairs, its own latency per call and the fraction of the link's line rate
-    its peer reads reach (None: a library's, :func:`roofline.efficiency.collective_link_efficiency`)."""
+    its peer reads reach (None: a library's, :func:`roofline.efficiency.collective_link_efficiency`)
+    and the element types it takes (empty: any; another type goes to NCCL)."""
 
     name: str
     latency_s: float
     link_efficiency: float | None = None
     one_shot_below: tuple[tuple[int, float], ...] = ()
     two_shot_below: tuple[tuple[int, float], ...] = ()
+    dtypes: tuple[str, ...] = ()
 
-    def algorithm(self, payload_bytes: float, group_size: int) -> str | None:
+    def algorithm(self, payload_bytes: float, group_size: int, dtype: str | None = None) -> str | None:
         """``one_shot`` or ``two_shot`` for an all-reduce of ``payload_bytes`` per rank over
-        ``group_size`` ranks, or None where the engine leaves it to NCCL."""
+        ``group_size`` ranks in ``dtype``, or None where the engine leaves it to NCCL."""
+        if self.dtypes and dtype not in self.dtypes:
+            return None
         for algorithm, limits in (("one_shot", self.one_shot_below), ("two_shot", self.two_shot_below)):
             if payload_bytes < dict(limits).get(group_size, 0.0):
                 return algorithm
@@ -149,7 +154,8 @@ class AllReduceKernel:
     def to_dict(self) -> dict:
         return {"name": self.name, "latency_s": self.latency_s, "link_efficiency": self.link_efficiency,
                 "one_shot_below_bytes": {str(n): b for n, b in self.one_shot_below},
-                "two_shot_below_bytes": {str(n): b for n, b in self.two_shot_below}}
+                "two_shot_below_bytes": {str(n): b for n, b in self.two_shot_below},
+                "dtypes": list(self.dtypes)}
 
 
 @dataclass(frozen=True)
@@ -367,8 +373,14 @@ def _all_reduce_kernel(doc, key: str, value) -> AllReduceKernel:
     if efficiency is not None and (isinstance(efficiency, bool) or not isinstance(efficiency, (int, float))
                                    or not 0 < efficiency <= 1):
         raise doc.error(f"expected a fraction in (0, 1], got {efficiency!r}", (key, "link_efficiency"))
+    dtypes = value.get("dtypes", [])
+    if not isinstance(dtypes, list) or not all(isinstance(d, str) for d in dtypes):
+        raise doc.error(f"expected a list of dtypes, e.g. [bf16], got {dtypes!r}", (key, "dtypes"))
+    for i, d in enumerate(dtypes):
+        if d not in DTYPES:
+            raise doc.error(f"unknown dtype {d!r}", (key, "dtypes", i), suggestion=did_you_mean(d, DTYPES))
     return AllReduceKernel(str(value["name"]), _quantity(doc, value["latency"], "time", "1 us", (key, "latency")),
-                           None if efficiency is None else float(efficiency), **limits)
+                           None if efficiency is None else float(efficiency), **limits, dtypes=tuple(dtypes))
 
 
 def _fractions(doc, key: str, value) -> tuple[tuple[str, float], ...]:

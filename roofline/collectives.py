@@ -292,7 +292,7 @@ def choose_algorithm(op, *, reducing_switch: bool, algorithm: str | None = None,
     if preferred and collective in ALGORITHMS.get(preferred, path="algorithm").collectives:
         return preferred
     if kernel is not None and collective == "all_reduce" and link is not None and link.kind == "nvlink":
-        engine = kernel.algorithm(op.payload_bytes, int(op.group_size))
+        engine = kernel.algorithm(op.payload_bytes, int(op.group_size), op.dtype)
         if engine:
             return engine
     if reducing_switch and "in_switch" in ALGORITHMS and collective in ALGORITHMS["in_switch"].collectives:

@@ -37,6 +37,21 @@ def test_the_bundled_engines_name_their_kernel_and_none_has_none():
     assert load_runtime("trtllm").all_reduce_kernel.algorithm(300 * 1024, 8) == "one_shot"   # 512 KiB on 8
 
 
+def test_gpt_fast_runs_pytorchs_intra_node_comm_for_bf16_only():
+    k = load_runtime("gpt-fast").all_reduce_kernel
+    # IntraNodeComm.selectAllReduceAlgo: one-shot to 256 KiB, two-shot to 10 MiB, bf16 only
+    assert k.name == "pytorch-intra-node-comm"
+    assert k.algorithm(8 * 1024, 8, "bf16") == "one_shot" and k.algorithm(1 * MIB, 8, "bf16") == "two_shot"
+    assert k.algorithm(11 * MIB, 8, "bf16") is None
+    assert k.algorithm(8 * 1024, 8, "fp16") is None and k.algorithm(8 * 1024, 8, "fp32") is None
+    # a kernel that names no dtypes takes any
+    assert KERNEL.algorithm(1024, 8, "fp16") == "one_shot"
+    gpu = hwmodels.load_system("dgx-a100").devices["gpu0"]
+    fp16 = Collective(name="ar", collective="all_reduce", payload_bytes=8192, group="tp", group_size=8, dtype="fp16")
+    assert plan_collective(_all_reduce(8192), gpu, kernel=k).algorithm == "one_shot"
+    assert plan_collective(fp16, gpu, kernel=k).algorithm == "ring"
+
+
 def test_two_shot_cost_by_hand():
     gpu = hwmodels.load_system("hgx-h100").devices["gpu0"]
     link = gpu.links["nvlink"]
@@ -110,6 +125,8 @@ def test_none_runs_nccl_and_an_engine_its_kernel_in_a_decode_step(capsys):
     ("{name: k, latency: '1 us', link_efficiency: 1.5}", "all_reduce_kernel.link_efficiency"),
     ("{name: k, latncy: '1 us'}", "all_reduce_kernel.latncy"),
     ("{name: k}", "all_reduce_kernel"),
+    ("{name: k, latency: '1 us', dtypes: [bf61]}", "all_reduce_kernel.dtypes[0]"),
+    ("{name: k, latency: '1 us', dtypes: bf16}", "all_reduce_kernel.dtypes"),
 ])
 def test_bad_kernel_fields_exit_2_with_their_path(capsys, tmp_path, block, path):
     rt = tmp_path / "rt.yaml"
