@@ -6,7 +6,9 @@ calibration package's ``ridgeline validate`` calls it; nothing here is tuned to 
 
 How a metric maps to simulated steps:
 
-* ``time_to_first_token``: one prefill step of ``batch`` prompts of ``input_len`` tokens.
+* ``time_to_first_token``: one prefill step of ``batch`` prompts of ``input_len`` tokens, or, where
+  the row's ``framework`` states the engine's ``max_num_batched_tokens`` (vLLM V0 without chunked
+  prefill takes whole prompts up to it a step), the steps that budget makes (:func:`prefill_passes`).
 * ``median_inter_token_latency``: one decode step of ``batch`` sequences at the mean context a
   token sees while it is generated (prompt + half the output).
 * ``output_throughput`` (static batch, ``input_len`` in / ``output_len`` out): batch x output
@@ -171,7 +173,13 @@ def simulate_row(row: dict):
     prompt, output = _lengths(row)
     runtime = runtime_of(row)
     steps = {}
-    if metric in ("time_to_first_token", "output_throughput", "mean_power"):
+    if metric == "time_to_first_token":
+        passes = prefill_passes(batch, prompt, _token_budget(row))
+        by_size = {n: simulate(build_llm(model, "prefill", batch=n, prompt_len=prompt, **knobs), hw, runtime=runtime)
+                   for n in set(passes)}
+        steps["prefill_passes"] = [by_size[n] for n in passes]
+        steps["prefill"] = steps["prefill_passes"][0]
+    elif metric in ("output_throughput", "mean_power"):
         steps["prefill"] = simulate(build_llm(model, "prefill", batch=batch, prompt_len=prompt, **knobs), hw,
                                     runtime=runtime)
     if metric != "time_to_first_token":
@@ -179,6 +187,25 @@ def simulate_row(row: dict):
         steps["decode"] = simulate(build_llm(model, "decode", batch=batch, prompt_len=prompt, context=context,
                                              **knobs), hw, runtime=runtime)
     return steps, output
+
+
+def _token_budget(row: dict) -> int | None:
+    """The engine's most prompt tokens a step when the row's ``framework`` states it
+    (``max_num_batched_tokens N``: vLLM V0 without chunked prefill schedules whole prompts up to
+    it), else None (the whole batch in one step)."""
+    stated = re.search(r"max_num_batched_tokens (\d+)", row.get("framework") or "")
+    return int(stated.group(1)) if stated else None
+
+
+def prefill_passes(batch: int, prompt: int, budget: int | None) -> list[int]:
+    """The prompts of each prefill step when ``batch`` prompts of ``prompt`` tokens go through an
+    engine that takes whole prompts up to ``budget`` tokens a step (at least one prompt a step):
+    a time to first token of the whole batch is the sum of these steps."""
+    if not budget or batch * prompt <= budget:
+        return [batch]
+    per_step = max(1, budget // prompt)
+    full, rest = divmod(batch, per_step)
+    return [per_step] * full + ([rest] if rest else [])
 
 
 def _sampled_after_s(row: dict) -> float:
@@ -316,7 +343,7 @@ def predict_public_row(row: dict, regimes: list | None = None) -> float | None:
         regimes.append((steps.get("decode") or steps["prefill"]).regime)
     batch = _int(row, "batch") or 1
     if metric == "time_to_first_token":
-        value = steps["prefill"].latency_s
+        value = sum(step.latency_s for step in steps["prefill_passes"])
     elif metric == "median_inter_token_latency":
         value = steps["decode"].latency_s
     elif metric == "mean_power":

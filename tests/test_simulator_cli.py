@@ -9,7 +9,7 @@ import hwmodels
 import workloads
 from hwmodels.errors import InputError
 from simulator import simulate
-from simulator.public import predict_public_row
+from simulator.public import predict_public_row, prefill_passes
 
 
 def run(capsys, *argv):
@@ -94,6 +94,25 @@ def test_ttft_is_the_prefill_step():
                dtype="fp16", hardware="a100-sxm-80gb")
     g = workloads.build_llm("llama-2-7b", "prefill", batch=1, prompt_len=128, dtype="fp16")
     expected = simulate(g, "a100-sxm-80gb").latency_s * 1e3
+    assert predict_public_row(row) == pytest.approx(expected)
+
+
+def test_prefill_passes_take_whole_prompts_up_to_the_token_budget():
+    assert prefill_passes(16, 1024, 4096) == [4, 4, 4, 4]      # 4 x 1024 tokens a step
+    assert prefill_passes(16, 1024, 8192) == [8, 8]
+    assert prefill_passes(16, 1024, 32768) == [16]             # the batch fits one step
+    assert prefill_passes(5, 1024, 2048) == [2, 2, 1]
+    assert prefill_passes(2, 4096, 2048) == [1, 1]             # a longer prompt still runs whole
+    assert prefill_passes(16, 1024, None) == [16]
+
+
+def test_a_ttft_row_with_a_token_budget_is_the_sum_of_its_steps():
+    row = _row(metric="time_to_first_token", input_len="1024", batch="6", workload="llama-2-7b prefill",
+               dtype="fp16", hardware="a100-sxm-80gb", framework="vLLM V0; max_num_batched_tokens 2048")
+    # 6 prompts of 1024 tokens, 2048 tokens a step: three steps of 2 prompts, each under the
+    # runtime the framework names (vLLM V0: the vllm-v0.6 profile)
+    g = workloads.build_llm("llama-2-7b", "prefill", batch=2, prompt_len=1024, dtype="fp16")
+    expected = 3 * simulate(g, "a100-sxm-80gb", runtime="vllm-v0.6").latency_s * 1e3
     assert predict_public_row(row) == pytest.approx(expected)
 
 
