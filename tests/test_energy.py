@@ -317,3 +317,71 @@ def test_measured_power_is_a_power_row_or_what_the_framework_column_states():
     assert measured_power_w({"id": "y", "metric": "energy_per_output_token", "value": "0.0766",
                              "framework": "vLLM 0.11.1 (V1; mean power 690.5 W)"}) == 690.5
     assert measured_power_w({"id": "z", "metric": "energy_per_output_token", "framework": "vLLM"}) is None
+
+
+# ---------------------------------------------------------------------------- second parameter (diagnosis)
+def _lines(monkeypatch, lines: dict[str, tuple[float, float, float, float]], parameter: str):
+    """Made-up rows whose power is a + b f + c x (x: the DRAM scale, or k (1 - f) for ``flop``),
+    measured m: ``lines[id] = (a, b, c, m)``."""
+    from calibration import energy_fit
+
+    def predict(row, f, folder, flop_scale=1.0, dram_scale=1.0):
+        a, b, c, _ = lines[row["id"]]
+        x = flop_scale * (1.0 - f) if parameter == "flop" else dram_scale
+        return energy_fit.RowEnergy(None, a + b * f + c * x)
+
+    monkeypatch.setattr(energy_fit, "predict_row", predict)
+    monkeypatch.setattr(energy_fit, "measured_power_w", lambda row: lines[row["id"]][3])
+    return [{"id": rid} for rid in lines]
+
+
+def test_two_parameter_fit_recovers_exact_lines(tmp_path, monkeypatch):
+    from calibration import energy_fit
+
+    # dram: 100 + 200 f + 50 s = 250 W and 50 + 100 f + 100 s = 200 W hold at f = 0.5, s = 1 (two
+    # independent equations, so the least squares is exact there)
+    rows = _lines(monkeypatch, {"a": (100.0, 200.0, 50.0, 250.0), "b": (50.0, 100.0, 100.0, 200.0)}, "dram")
+    two = energy_fit.fit_two(rows, "dram", tmp_path)
+    assert (two.fraction, two.value, two.bounded) == (pytest.approx(0.5), pytest.approx(1.0), False)
+    assert two.linear_error == pytest.approx(0.0, abs=1e-12)
+    # flop: 100 + 200 f + 80 k (1 - f) and 60 + 100 f + 150 k (1 - f) at f = 0.4, k = 1.5:
+    # 100 + 80 + 80 x 0.9 = 252 W and 60 + 40 + 150 x 0.9 = 235 W
+    rows = _lines(monkeypatch, {"a": (100.0, 200.0, 80.0, 252.0), "b": (60.0, 100.0, 150.0, 235.0)}, "flop")
+    two = energy_fit.fit_two(rows, "flop", tmp_path)
+    assert (two.fraction, two.value, two.bounded) == (pytest.approx(0.4), pytest.approx(1.5), False)
+
+
+def test_two_parameter_fit_holds_a_negative_fraction_at_zero(tmp_path, monkeypatch):
+    from calibration import energy_fit
+
+    # exact at f = -0.1, s = 2: 100 - 20 + 100 = 180 W and 50 - 10 + 200 = 240 W. An active baseline
+    # below idle power is not physical, so f = 0 and s alone: with C = c / m, D = 1 - a / m,
+    # s = sum(C D) / sum(C^2) = (50/180 x 80/180 + 100/240 x 190/240) / ((50/180)^2 + (100/240)^2)
+    rows = _lines(monkeypatch, {"a": (100.0, 200.0, 50.0, 180.0), "b": (50.0, 100.0, 100.0, 240.0)}, "dram")
+    two = energy_fit.fit_two(rows, "dram", tmp_path)
+    s = (50 / 180 * 80 / 180 + 100 / 240 * 190 / 240) / ((50 / 180) ** 2 + (100 / 240) ** 2)
+    assert two.bounded and two.fraction == 0.0 and two.value == pytest.approx(s)
+    assert two.unbounded == (pytest.approx(-0.1), pytest.approx(2.0))
+    with pytest.raises(ValueError, match="second parameter"):
+        energy_fit.fit_two(rows, "clock", tmp_path)
+
+
+def test_the_dram_scale_overlay_scales_only_the_dram_levels(tmp_path):
+    from calibration.energy_fit import _rule_hardware
+
+    h100 = hwmodels.load_device("h100-sxm")
+    scaled = hwmodels.load_device(_rule_hardware("h100-sxm", 0.5, tmp_path, flop_scale=2.0, dram_scale=3.0))
+    assert scaled.memory["hbm"].energy_j_per_byte == pytest.approx(3 * 32e-12)     # 32 pJ/B x 3
+    for level in ("smem", "l2", "host"):       # on-chip levels and host memory keep their energy
+        assert scaled.memory[level].energy_j_per_byte == h100.memory[level].energy_j_per_byte
+    # TDP rule at f = 0.5 times 2: 2 x (700 - 385) W / (989 TFLOP/s x 0.8)
+    assert scaled.power.energy_j_per_flop["bf16"] == pytest.approx(2 * 315.0 / (989e12 * 0.8), rel=1e-9)
+
+
+def test_second_parameter_and_a_given_fraction_exclude_each_other(capsys):
+    from calibration import energy_fit
+
+    with pytest.raises(SystemExit) as exc:
+        energy_fit.main(["--second", "dram", "--fraction", "0.5"])
+    assert exc.value.code == 2
+    assert "--second" in capsys.readouterr().err
