@@ -533,7 +533,7 @@ def _unfused_memory_fraction(op, device, kv_read_bytes: float, mask_reads: float
     and probabilities in ``softmax_dtype``, the mask) at the runtime's kernel's
     (:func:`~roofline.efficiency.kernel_memory_fraction`): the time-weighted blend of the two."""
     scores, probs = f"{op.name}.scores", f"{op.name}.probs"
-    softmax_side = ([t for t in op.inputs if t.name == scores] + [t for t in op.outputs if t.name == probs])
+    softmax_side = [t for t in op.inputs if t.name == scores] + [t for t in op.outputs if t.name == probs]
     softmax_bytes = (sum(t.bytes for t in softmax_side)
                      + sum(t.bytes for t in op.inputs if t.name == op.mask_name) * mask_reads)
     gemm_side = [op.inputs[0], *(t for t in op.inputs if t.name == probs),

@@ -353,9 +353,7 @@ def gemm_memory_fraction(op, device) -> float:
     optional attribute ``memory_fraction``: memory kind -> fraction, set by a runtime profile's
     ``matvec_memory_fraction`` on one-row GEMMs), else a library GEMM's
     (:data:`GEMM_MEMORY_FRACTION`, on a GPU: the devices it was fitted on; 1 elsewhere)."""
-    stated = dict(getattr(op, "memory_fraction", None) or ())
-    kind = device.memory[device.main_memory].kind
-    return float(stated.get(kind, library_gemm_memory_fraction(device)))
+    return _stated_memory_fraction(op, device, library_gemm_memory_fraction(device))
 
 
 def library_gemm_memory_fraction(device) -> float:
@@ -369,8 +367,14 @@ def kernel_memory_fraction(op, device) -> float:
     ``op`` carries one for the device's main-memory kind (the optional attribute
     ``memory_fraction``, set by a runtime profile's ``kernel_memory_fraction``), else 1 (what
     STREAM reaches: the memory level's efficiency)."""
+    return _stated_memory_fraction(op, device, 1.0)
+
+
+def _stated_memory_fraction(op, device, default: float) -> float:
+    """The fraction ``op``'s optional attribute ``memory_fraction`` (memory kind -> fraction) gives
+    the main memory of ``device``, else ``default``."""
     stated = dict(getattr(op, "memory_fraction", None) or ())
-    return float(stated.get(device.memory[device.main_memory].kind, 1.0))
+    return float(stated.get(device.memory[device.main_memory].kind, default))
 
 
 def memory_efficiency(level, nbytes, xp=SCALAR):
