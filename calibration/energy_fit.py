@@ -28,7 +28,6 @@ same rows, and evaluates every row at both. It is a diagnosis, not the model: ne
 from __future__ import annotations
 
 import argparse
-import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +37,7 @@ import yaml
 import hwmodels
 from hwmodels.defaults import NON_MATRIX_FLOP_ENERGY_RATIO, flop_energy_at_tdp_j
 from hwmodels.jsonable import dumps_json
-from simulator.public import predict_public_row, serve_row, served, static_batch_power_w
+from simulator.public import predict_public_row, serve_row, served, stated_figure, static_batch_power_w
 from simulator.simulate import simulate
 from workloads.llm import build_llm
 
@@ -55,7 +54,7 @@ SECOND_PARAMETERS = ("flop", "dram")
 DRAM_KINDS = ("hbm", "gddr", "ddr", "lpddr")
 # The mean power an ML.ENERGY row states in its "framework" column ("mean power 486.4 W": Zeus GPU
 # energy over the steady state / its time).
-STATED_MEAN_POWER = re.compile(r"\bmean power (\d+(?:\.\d+)?) W\b")
+STATED_MEAN_POWER = r"\bmean power (\d+(?:\.\d+)?) W\b"
 # Google Cloud TPU v4 docs (shared/data/hardware_specs.md): measured power min/mean/max 90/170/192 W.
 TPU_V4_MEAN_POWER_W = 170.0
 # The held-out TPU v4 workload: one chat turn of Llama-3.1-8B (bf16) served at batch 8, 70 tokens
@@ -123,8 +122,8 @@ def measured_power_w(row: dict) -> float | None:
     ``framework`` column states (:data:`STATED_MEAN_POWER`, the ML.ENERGY rows); None for the others."""
     if row.get("metric") == "mean_power":
         return float(row["value"])
-    stated = STATED_MEAN_POWER.search(row.get("framework") or "")
-    return float(stated.group(1)) if stated else None
+    stated = stated_figure(row, "framework", STATED_MEAN_POWER)
+    return float(stated) if stated else None
 
 
 def predict_row(row: dict, fraction: float, folder: Path, flop_scale: float = 1.0,

@@ -136,16 +136,23 @@ def _lengths(row: dict) -> tuple[int, float]:
             raise InputError(f"row {row.get('id')}: no input_len", path="input_len")
         prompt = ASSUMED["chat_prompt_tokens"]
     if output is None:
-        stated = re.search(r"mean output ([\d.]+) tokens", row["workload"])
-        output = float(stated.group(1)) if stated else ASSUMED["chat_output_tokens"] if chat else 1
+        stated = stated_figure(row, "workload", r"mean output ([\d.]+) tokens")
+        output = float(stated) if stated else ASSUMED["chat_output_tokens"] if chat else 1
     return prompt, float(output)
+
+
+def stated_figure(row: dict, column: str, pattern: str) -> str | None:
+    """The figure (``pattern``'s first group) a row's ``column`` states, e.g. the power limit in
+    its ``framework`` text; None when the column does not state one."""
+    stated = re.search(pattern, row.get(column) or "")
+    return stated.group(1) if stated else None
 
 
 def _power_limit(row: dict) -> str | None:
     """The board power limit a row's run held its card to, when its ``framework`` column states one
     (``power limit 310 W``, from the source's own nvidia-smi output); None: the card's TDP."""
-    stated = re.search(r"power limit (\d+(?:\.\d+)?) ?W\b", row.get("framework") or "")
-    return f"{stated.group(1)} W" if stated else None
+    stated = stated_figure(row, "framework", r"power limit (\d+(?:\.\d+)?) ?W\b")
+    return f"{stated} W" if stated else None
 
 
 def _hardware(row: dict):
@@ -193,8 +200,8 @@ def _token_budget(row: dict) -> int | None:
     """The engine's most prompt tokens a step when the row's ``framework`` states it
     (``max_num_batched_tokens N``: vLLM V0 without chunked prefill schedules whole prompts up to
     it), else None (the whole batch in one step)."""
-    stated = re.search(r"max_num_batched_tokens (\d+)", row.get("framework") or "")
-    return int(stated.group(1)) if stated else None
+    stated = stated_figure(row, "framework", r"max_num_batched_tokens (\d+)")
+    return int(stated) if stated else None
 
 
 def prefill_passes(batch: int, prompt: int, budget: int | None) -> list[int]:
@@ -211,8 +218,8 @@ def prefill_passes(batch: int, prompt: int, budget: int | None) -> list[int]:
 def _sampled_after_s(row: dict) -> float:
     """Seconds a row's power sampling went on after its run ended (``and N s after`` in its
     workload), 0 when it does not say so."""
-    stated = re.search(r"\band ([\d.]+) s after\b", row["workload"])
-    return float(stated.group(1)) if stated else 0.0
+    stated = stated_figure(row, "workload", r"\band ([\d.]+) s after\b")
+    return float(stated) if stated else 0.0
 
 
 def static_batch_power_w(prefill, decode, output_tokens: float, after_s: float = 0.0) -> float:
@@ -270,9 +277,9 @@ def serve_config(row: dict) -> dict:
         raise InputError(f"row {row.get('id')}: no serving engine settings for runtime '{runtime}'",
                          path="framework")
     profile = load_runtime(runtime)
-    steps = re.search(r"--num-scheduler-steps (\d+)", row.get("framework") or "")
+    steps = stated_figure(row, "framework", r"--num-scheduler-steps (\d+)")
     if steps:
-        profile = profile.with_scheduler_steps(int(steps.group(1)), path="framework")
+        profile = profile.with_scheduler_steps(int(steps), path="framework")
     config = {"model": _model(row), "hardware": row["hardware"], "tp": _int(row, "devices") or 1,
               "dtype": (row.get("dtype") or "bf16").strip(), "profile": profile, "prefix_caching": False,
               "seed": 0, **SERVING_ENGINES[runtime], **_requests(row)}

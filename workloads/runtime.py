@@ -220,9 +220,7 @@ def _gemm_kernels(op: MatMul, profile, meta: dict) -> tuple[list, list]:
     after = _lm_head_kernels(op, unfused, meta, stage)
     gemm = after[0]
     if profile.matvec_memory_fraction and gemm.m * gemm.batch == 1:
-        gemm = copy.copy(gemm)
-        gemm.memory_fraction = profile.matvec_memory_fraction
-        after[0] = gemm
+        gemm = after[0] = _with_fraction(gemm, profile.matvec_memory_fraction)
     converts = "f16_convert" in unfused and gemm.m > 1 and gemm.inputs and gemm.inputs[0].role == "activation"
     kernels = []
     for part in _gemm_passes(gemm, profile.ubatch_tokens, meta):
@@ -278,10 +276,14 @@ def _with_memory_fraction(kernel, profile):
     if not profile.kernel_memory_fraction:
         return kernel
     own = kernel.kind in STREAMING_KINDS or (isinstance(kernel, Attention) and not kernel.fused)
-    if not own:
-        return kernel
+    return _with_fraction(kernel, profile.kernel_memory_fraction) if own else kernel
+
+
+def _with_fraction(kernel, fractions):
+    """A copy of ``kernel`` with the attribute ``memory_fraction`` (memory kind -> fraction of the
+    streaming rate its traffic reaches, read by the cost model)."""
     kernel = copy.copy(kernel)
-    kernel.memory_fraction = profile.kernel_memory_fraction
+    kernel.memory_fraction = fractions
     return kernel
 
 
