@@ -49,7 +49,11 @@ KERNEL_MIN_GRID_S = [i * 1e-8 for i in range(501)]
 
 
 def family_of(row: dict) -> str:
-    """The attention kernel family the device of ``row`` runs."""
+    """The attention kernel family that ran ``row``: the one its framework names, else its
+    device's."""
+    stated = public.stated_attention_kernel(row)
+    if stated:
+        return stated
     device, _ = public._device_of(row["hardware"])
     engines = [e for e in device.engines.values() if e.kind == "matrix"]
     return (engines[0].attention_kernel if engines else None) or DEFAULT_ATTENTION_KERNEL
@@ -222,7 +226,9 @@ def _report_decode() -> None:
     names = ", ".join(r["id"] for rows in fit.values() for r in rows)
     print(f"decode: DECODE_CTA_LATENCY_S = {latency:.1e} s per wave (fit on {names})")
     for name, value in gather.items():
-        print(f"  {name}: page_gather_bytes = {value:.0f} (PAGE_GATHER_BYTES_{name.upper()})")
+        constant = f"PAGE_GATHER_BYTES_{name.upper()}"
+        where = constant if hasattr(efficiency, constant) else "no constant: the family's default, 0"
+        print(f"  {name}: page_gather_bytes = {value:.0f} ({where})")
     held = [r for rows in attention_rows("held-out", decode=True).values() for r in rows]
     errors = [math.exp(e) - 1 for e in _log_errors(held)]
     print(f"  at the constants in roofline.efficiency now ({efficiency.DECODE_CTA_LATENCY_S:.1e} s), "

@@ -174,6 +174,19 @@ def _stream(row, device, n_dev, regimes=None):
     return op.bytes_total / _time(op, device, regimes)
 
 
+# the fused-attention kernel family a row's framework column names (else the device's own)
+STATED_ATTENTION_KERNELS = ((r"FlashAttention-2", "fa2"), (r"FlashAttention-3", "fa3"))
+
+
+def stated_attention_kernel(row: dict) -> str | None:
+    """The kernel family (a name of :data:`roofline.efficiency.ATTENTION_KERNELS`) the row's
+    framework says ran, or None: an FA2 benchmark on a Hopper GPU runs FA2, not the device's FA3."""
+    for pattern, name in STATED_ATTENTION_KERNELS:
+        if re.search(pattern, row.get("framework", "")):
+            return name
+    return None
+
+
 def _attention(row, device, n_dev, regimes=None):
     """An attention kernel alone (FlashAttention benchmarks): latency, or TFLOP/s as those
     benchmarks count them, 4 x B x H x Q x KV x D, halved when causal. The operator also writes
@@ -183,7 +196,7 @@ def _attention(row, device, n_dev, regimes=None):
     causal = not re.search(r"non-causal", row["workload"])
     op = Attention(name="attention", batch=dims["B"], heads=dims["H"], kv_heads=dims["KVH"], q_len=dims["Q"],
                    kv_len=dims["KV"], head_dim=dims["D"], causal=causal, dtype=row["dtype"],
-                   page_size=dims.get("P"))
+                   page_size=dims.get("P"), kernel=stated_attention_kernel(row))
     t = _time(op, device, regimes)
     counted = 4.0 * dims["B"] * dims["H"] * dims["Q"] * dims["KV"] * dims["D"] * (0.5 if causal else 1.0)
     return {"throughput": counted / t, "latency": t}[row["metric"]]

@@ -94,6 +94,8 @@ class Engine(_Frozen):
     operand_multicast: int = 1
     # Fused-attention kernel family it runs (roofline.efficiency.ATTENTION_KERNELS); None = default.
     attention_kernel: str | None = None
+    # Fraction of the peak a kernel issuing warp-level MMAs (mma.sync) reaches (Hopper: about 2/3).
+    warp_mma_fraction: float = 1.0
     # Per dtype, the rate with an fp16 accumulator where it differs from peak_flops (GeForce).
     fp16_accumulate_flops: dict[str, float] = {}
 
@@ -365,7 +367,7 @@ def _engine(name: str, spec: EngineSpec, doc: Document, problems: list[Problem])
     return Engine(kind=spec.kind, peak_flops=peak, units=units,
                   efficiency=spec.efficiency or engine_efficiency(spec.kind), efficiency_curve=curves,
                   operand_multicast=spec.operand_multicast or 1, attention_kernel=spec.attention_kernel,
-                  fp16_accumulate_flops=fp16_acc)
+                  warp_mma_fraction=spec.warp_mma_fraction or 1.0, fp16_accumulate_flops=fp16_acc)
 
 
 def _memory(spec: MemoryLevelSpec) -> MemoryLevel:

@@ -50,6 +50,9 @@ property of the engine, not of the hardware or the model. A runtime profile
 * ``kernel_memory_fraction``: the same, for the engine's own streaming kernels (norms,
   elementwise, conversions, copies, the unfused softmax): the fraction of the memory rate they
   reach on a device whose main memory is of that kind (kinds not named: 1);
+* ``attention_kernel``: the fused-attention kernel family the engine runs (a name of
+  :data:`roofline.efficiency.ATTENTION_KERNELS`; vLLM 0.5/0.6 ran FlashAttention-2 on every GPU,
+  Hopper included); empty: each device's own (``attention_kernel`` in its YAML);
 * ``sampling_kernels``: the kernels the engine's decoder runs on the GPU after the model's last
   kernel of every step to turn the logits into tokens (penalties, sampling, stop criteria,
   copying the new tokens into place), eagerly (outside any CUDA graph) at ``launch``;
@@ -118,7 +121,7 @@ FLAG_FIELDS = ("async_scheduling", "async_output")
 WHOLE_FIELDS = {"cuda_graph_max_tokens": ("tokens", 0), "ubatch_tokens": ("tokens", 0), "scheduler_steps": ("steps", 1),
                 "sampling_kernels": ("kernels", 0), "sampling_logit_passes": ("kernels", 0)}
 ACCUMULATORS = ("fp32", "fp16")
-FIELDS = (*TIME_FIELDS, *FLAG_FIELDS, "all_reduce_kernel", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
+FIELDS = (*TIME_FIELDS, *FLAG_FIELDS, "all_reduce_kernel", "attention_kernel", "scheduler_steps", "cuda_graph_max_tokens", "ubatch_tokens",
           "sampling_kernels", "sampling_logit_passes",
           "gemm_accumulate", "activation_dtype", "matvec_memory_fraction", "kernel_memory_fraction", "unfused",
           "runtime_reserve", "gpu_time_scale")
@@ -186,6 +189,7 @@ class RuntimeProfile:
     runtime_reserve_bytes: float = 0.0
     gpu_time_scale: float = 1.0
     all_reduce_kernel: AllReduceKernel | None = None
+    attention_kernel: str = ""
     source: str = ""
     fitted: str = ""
     notes: str = field(default="", compare=False)
@@ -273,7 +277,7 @@ class RuntimeProfile:
                 "kernel_memory_fraction": dict(self.kernel_memory_fraction),
                 "runtime_reserve_bytes": self.runtime_reserve_bytes, "gpu_time_scale": self.gpu_time_scale,
                 "all_reduce_kernel": self.all_reduce_kernel.to_dict() if self.all_reduce_kernel else None,
-                "source": self.source, "fitted": self.fitted}
+                "attention_kernel": self.attention_kernel, "source": self.source, "fitted": self.fitted}
 
 
 def _document(ref: str):
@@ -316,6 +320,11 @@ def _parse(doc, key: str, value):
         return _fractions(doc, key, value)
     if key == "all_reduce_kernel":
         return _all_reduce_kernel(doc, key, value)
+    if key == "attention_kernel":
+        # the name is checked against the kernel families where they live (roofline.efficiency)
+        if not isinstance(value, str) or not value:
+            raise doc.error(f"expected the name of an attention kernel family (e.g. fa2), got {value!r}", (key,))
+        return value
     if key == "unfused":
         if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise doc.error(f"expected a list of: {', '.join(UNFUSED_KINDS)}", (key,))

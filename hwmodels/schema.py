@@ -183,6 +183,10 @@ class EngineSpec(Spec):
     attention_kernel: str | None = Field(
         None, description="the fused-attention kernel family this engine runs (a name of "
                           "roofline.efficiency.ATTENTION_KERNELS, e.g. 'fa3' on Hopper); default 'fa2'")
+    warp_mma_fraction: Fraction | None = Field(
+        None, description="fraction of the peak a kernel issuing warp-level MMAs (mma.sync, Ampere's "
+                          "instruction) reaches where the full rate needs another (Hopper's wgmma: "
+                          "about 2/3); default 1")
     notes: str | None = None
 
     @model_validator(mode="after")

@@ -485,7 +485,7 @@ def cost_attention(op, device) -> Demands:
     util, splits = tiled_utilization(rows, 1.0, keys, instances, units, tm, 1.0)
     if op.fused and op.causal and not op.window:
         # a causal tile's k loop runs only to its diagonal block: the ramp is paid on the mean loop
-        kernel = _attention_kernel(b, choice)
+        kernel = _attention_kernel(b, op, choice)
         keys = causal_block_scores(op.q_len, op.kv_len, ATTENTION_Q_TILE, kernel.kv_tile) / op.q_len
     ramp = k_ramp(keys / splits)
     if op.fused and choice is not None:
@@ -561,7 +561,7 @@ def _gather_pages(d: Demands, b: DemandsBuilder, op, choice, kv_in, kv_reads, le
     """A paged KV cache read block by block: the memory holding the cache gives the kernel
     family's :func:`~roofline.efficiency.page_gather_efficiency` on those bytes (the operator's
     other bytes there, the query and output, stream at the full rate)."""
-    gather = _attention_kernel(b, choice).page_gather_bytes
+    gather = _attention_kernel(b, op, choice).page_gather_bytes
     # elements per token and head of one cached part: MLA's latent, else the mean of K and V
     dim = op.cache_dim or (op.head_dim if op.latent_kv else (op.head_dim + op.v_head_dim) / 2.0)
     eff = page_gather_efficiency(op.page_size, dim, DTYPE_BYTES[op.kv_dtype], gather)
@@ -583,25 +583,30 @@ def _fused_attention_utilization(b: DemandsBuilder, op, flops: dict, choice, sha
     whole KV blocks (computed, then masked) and the softmax time it leaves exposed. The softmax
     (exponentials on the special-function units, max/sum/rescale on the CUDA cores) runs on the
     fp32 scores at those pipes' peak rates."""
-    kernel = _attention_kernel(b, choice)
+    kernel = _attention_kernel(b, op, choice)
     util = 1.0
     if op.causal and not op.window:
         computed = causal_block_scores(op.q_len, op.kv_len, ATTENTION_Q_TILE, kernel.kv_tile)
         util = attended_keys(op.q_len, op.kv_len, True, None) / computed
+    # a kernel of warp-level MMAs runs at the fraction of the peak that instruction reaches
+    instruction = choice.engine.warp_mma_fraction if kernel.warp_mma else 1.0
     mma_s = softmax_s = 0.0
     for (flop_class, dtype), amount in flops.items():
         if flop_class == "matrix":
             eff = engine_base_efficiency(choice.engine, choice.dtype, amount, SCALAR, ramp)
-            mma_s = mma_s + amount / (choice.peak_flops * eff * shape_util * util)
+            mma_s = mma_s + amount / (choice.peak_flops * instruction * eff * shape_util * util)
         else:
             pipe = b.info.engine_for(flop_class, "fp32" if "fp32" in _pipe_dtypes(b, flop_class) else dtype)
             softmax_s = softmax_s + amount / pipe.peak_flops
-    return util * exposed_softmax_utilization(mma_s, softmax_s, kernel.softmax_exposed)
+    return instruction * util * exposed_softmax_utilization(mma_s, softmax_s, kernel.softmax_exposed)
 
 
-def _attention_kernel(b: DemandsBuilder, choice):
-    """The fused-attention kernel family (:class:`~roofline.efficiency.AttentionKernel`) the matrix
-    engine of ``choice`` runs; an unknown name is an InputError naming the device's file."""
+def _attention_kernel(b: DemandsBuilder, op, choice):
+    """The fused-attention kernel family (:class:`~roofline.efficiency.AttentionKernel`) that runs
+    ``op``: the one the operator names (its runtime's), else the one the matrix engine of
+    ``choice`` runs; an unknown name is an InputError naming where it came from."""
+    if op.kernel:
+        return ATTENTION_KERNELS.get(op.kernel, path="kernel")
     name = (choice.engine.attention_kernel if choice is not None else None) or DEFAULT_ATTENTION_KERNEL
     return ATTENTION_KERNELS.get(name, path=f"engines.{choice.name}.attention_kernel" if choice else None,
                                  file=getattr(b.device, "origin", None) or None)

@@ -164,12 +164,16 @@ class AttentionKernel:
     ``kv_tile``: keys per KV block; a causal kernel computes whole blocks on the diagonal.
     ``page_gather_bytes``: streaming time lost per block of a paged KV cache (per KV head, per K
     or V), in bytes at the memory's rate; 0 where no paged measurement says otherwise.
+    ``warp_mma``: the kernel issues warp-level MMAs (``mma.sync``, Ampere's instruction), so on an
+    engine whose full rate needs another instruction it reaches only the engine's
+    ``warp_mma_fraction`` of the peak (Hopper: wgmma).
     """
 
     softmax_exposed: float
     kv_tile: float
     source: str
     page_gather_bytes: float = 0.0
+    warp_mma: bool = False
 
 
 # Fused-attention kernel families; an engine names its own (``attention_kernel`` in the device
@@ -181,8 +185,12 @@ ATTENTION_KERNELS.register("fa2", AttentionKernel(
     source="FlashAttention-2 (Dao 2023): per warp QK^T -> softmax -> PV per KV block, 128 x 64 "
            "blocks at head dim 128 on sm80; the softmax cost is measured by liangan1/GPU_travel "
            "performance/flash-attn/README.md @07d0469e (A100: 1.264 ms without softmax, 1.547 ms "
-           "with)"),
-    help="FlashAttention-2 forward (Ampere, Ada and any GPU without a specialised kernel)")
+           "with); it issues mma.sync, which reaches about 2/3 of Hopper's tensor peak (the "
+           "FlashAttention-3 post, pytorch/pytorch.github.io _posts/2024-07-11-flashattention-3.md "
+           "@125600c3, note 1, citing arXiv 2402.13499)",
+    warp_mma=True),
+    help="FlashAttention-2 forward (Ampere, Ada and any GPU without a specialised kernel; on Hopper "
+         "at the mma.sync rate)")
 ATTENTION_KERNELS.register("fa3", AttentionKernel(
     softmax_exposed=SOFTMAX_EXPOSED_FA3, kv_tile=128.0,
     source="FlashAttention-3 (Shah et al. 2024): warp-specialised, ping-pong scheduling between "

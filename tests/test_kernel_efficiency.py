@@ -96,6 +96,47 @@ def test_unknown_attention_kernel_in_a_yaml_names_the_file(tmp_path):
     assert "did you mean 'fa3'" in str(err.value)
 
 
+def _with_warp_mma(device, fraction):
+    tensor = device.engines["tensor"].model_copy(update={"warp_mma_fraction": fraction})
+    return device.model_copy(update={"engines": {**device.engines, "tensor": tensor}})
+
+
+def test_fa2_on_hopper_runs_at_the_mma_sync_fraction_of_the_peak():
+    h100 = hwmodels.load_device("h100-sxm")
+    assert h100.engines["tensor"].warp_mma_fraction == 0.67          # the catalog's, from the FA3 post
+    big = dict(name="a", batch=4, heads=32, kv_heads=32, q_len=4096, kv_len=4096, head_dim=128, causal=False)
+
+    def tensor_s(device, kernel="fa2"):
+        d = cost(Attention(**big, kernel=kernel), device)
+        return d.work["compute:tensor"] / d.rates["compute:tensor"]
+
+    # FlashAttention-2 runs MMAs then softmax: time = M / f + S for MMA time M at the full rate,
+    # exposed softmax S and mma.sync fraction f. With f = 1, 0.67 and 0.5: T(0.67) - T(1) =
+    # M (1/0.67 - 1) and T(0.5) - T(1) = M, whatever M and S are
+    t1, t067, t05 = (tensor_s(_with_warp_mma(h100, f)) for f in (1.0, 0.67, 0.5))
+    assert t067 - t1 == pytest.approx((t05 - t1) * (1 / 0.67 - 1))
+    assert tensor_s(h100) == pytest.approx(t067)
+    # FlashAttention-3 (wgmma) does not pay it, nor does FA2 on an engine without the field (A100)
+    fa3 = cost(Attention(**big, kernel="fa3"), h100).rates["compute:tensor"]
+    assert fa3 == cost(Attention(**big, kernel="fa3"), _with_warp_mma(h100, 0.5)).rates["compute:tensor"]
+    a100 = hwmodels.load_device("a100-sxm-80gb")
+    assert a100.engines["tensor"].warp_mma_fraction == 1.0
+    assert cost(Attention(**big), a100).rates == cost(Attention(**big, kernel="fa2"), a100).rates
+    # the operator's kernel wins over the device's (h100-sxm runs fa3 by default)
+    assert cost(Attention(**big), h100).rates["compute:tensor"] == fa3
+
+
+def test_an_operator_kernel_must_be_known_and_fused():
+    h100 = hwmodels.load_device("h100-sxm")
+    with pytest.raises(InputError, match=r"unknown attention kernel 'fa4'.*did you mean"):
+        cost(Attention(name="a", batch=1, heads=8, kv_heads=8, q_len=128, kv_len=128, head_dim=64, kernel="fa4"),
+             h100)
+    with pytest.raises(InputError, match="unfused attention") as err:
+        Attention(name="a", batch=1, heads=8, kv_heads=8, q_len=128, kv_len=128, head_dim=64, kernel="fa2",
+                  fused=False)
+    assert err.value.problems[0].path.endswith("kernel")
+
+
 def test_split_k_gemm_is_two_kernels_and_runs_only_where_it_pays():
     h100 = hwmodels.load_device("h100-sxm")
     launch, hbm_latency = h100.launch_overhead_s, h100.memory["hbm"].latency_s
@@ -142,12 +183,17 @@ def test_the_decode_constants_are_what_the_decode_fit_rows_give():
     from roofline import efficiency
 
     decode = attention_rows("fit", decode=True)
-    assert set(decode) == {"fa3"} and all(r["role"] == "fit" and "decode" in r["workload"] for r in decode["fa3"])
+    # the FlashAttention-2 paged rows on H100 are fa2's (their framework says so), not the device's fa3
+    assert set(decode) == {"fa2", "fa3"}
+    assert all(r["role"] == "fit" and "decode" in r["workload"] for rows in decode.values() for r in rows)
+    assert all("FlashAttention-2" in r["framework"] for r in decode["fa2"])
     assert not any("decode" in r["workload"] for rows in attention_rows("fit").values() for r in rows)
     latency, gather = fit_decode(decode)
     assert latency == pytest.approx(efficiency.DECODE_CTA_LATENCY_S), \
         "rerun `python -m calibration.kernel_fit` and copy its figures into roofline/efficiency.py"
-    assert gather == {"fa3": pytest.approx(efficiency.PAGE_GATHER_BYTES_FA3)}
+    # fa2's rows use 256-token pages, no shorter than its KV tile: nothing to gather, 0 as registered
+    assert gather == {"fa2": 0.0, "fa3": pytest.approx(efficiency.PAGE_GATHER_BYTES_FA3)}
+    assert ATTENTION_KERNELS.get("fa2").page_gather_bytes == 0.0
     # the fit leaves the constants as they were
     assert ATTENTION_KERNELS.get("fa3").page_gather_bytes == efficiency.PAGE_GATHER_BYTES_FA3
 

@@ -167,6 +167,7 @@ def test_framework_column_names_the_profile():
     ("kernel_memory_fraction: {gddr: 0}\n", r"kernel_memory_fraction\.gddr: expected a fraction in \(0, 1\]"),
     ("activation_dtype: fp33\n", r"activation_dtype: unknown dtype 'fp33'.*did you mean 'fp32'"),
     ("sampling_kernels: -1\n", r"rt.yaml:1: sampling_kernels: expected a whole number of kernels >= 0"),
+    ("attention_kernel: 2\n", r"rt.yaml:1: attention_kernel: expected the name of an attention kernel family"),
     ("sampling_kernels: 2\nsampling_logit_passes: 3\n",
      r"rt.yaml:2: sampling_logit_passes: 3 passes over the logits but only 2 sampling_kernels"),
 ])
@@ -228,3 +229,22 @@ def test_gpt_fast_rows_run_under_the_gpt_fast_profile():
     assert prof.all_reduce_kernel.name == "pytorch-intra-node-comm"
     row = {"framework": "gpt-fast generate.py --compile (torch.compile mode=reduce-overhead: decode as CUDA graphs)"}
     assert runtime_of(row) == "gpt-fast"
+
+
+def test_a_profile_names_the_attention_kernel_of_fused_attention_only():
+    from calibration.public import stated_attention_kernel
+    from workloads.operators import Attention
+
+    step = build_llm("llama-2-7b", "prefill", batch=2, prompt_len=256, dtype="fp16")
+    kernels = {op.kernel for op in with_runtime(step, "vllm-v0.6").ops if isinstance(op, Attention)}
+    assert kernels == {"fa2"}                 # vLLM 0.5/0.6: vllm-flash-attn, FlashAttention 2.x
+    assert {op.kernel for op in with_runtime(step, "vllm-v1").ops if isinstance(op, Attention)} == {None}
+    # llama.cpp's attention is unfused here: no fused kernel to name
+    unfused = [op for op in with_runtime(step, RuntimeProfile("u", unfused=("attention_scores",),
+                                                              attention_kernel="fa2")).ops
+               if isinstance(op, Attention)]
+    assert unfused and all(op.kernel is None and not op.fused for op in unfused)
+    # a public kernel row runs the family its framework names, not the device's
+    assert stated_attention_kernel({"framework": "FlashAttention-2 paged KV decode (nvbench)"}) == "fa2"
+    assert stated_attention_kernel({"framework": "FlashAttention-3 forward via tritonbench"}) == "fa3"
+    assert stated_attention_kernel({"framework": "torch 2.6"}) is None

@@ -339,6 +339,8 @@ class Attention(Operator):
     probabilities (and does its arithmetic) in ``softmax_dtype`` (default ``dtype``; ggml: fp32,
     with conversions between as separate kernels) and, with ``mask_dtype``, reads an additive
     q_len x kv_len mask of each sequence in that dtype, the same for every head (ggml_soft_max_ext).
+    ``kernel`` names the fused-attention kernel family that runs it (a runtime's choice, e.g.
+    FlashAttention-2 under vLLM 0.6 on a Hopper GPU; default: the device's).
 
     Bytes: the new K/V (inputs, activations) are appended to the cache (outputs, role kv); the
     cached past keys that the queries need are read from ``kv_placement``. Best-of-N: groups of
@@ -367,9 +369,13 @@ class Attention(Operator):
     page_size: int | None = None
     softmax_dtype: str | None = None
     mask_dtype: str | None = None
+    kernel: str | None = None
 
     def check(self):
         self._require("batch", "heads", "kv_heads", "q_len", "kv_len", "head_dim", "share_group")
+        if self.kernel is not None and not self.fused:
+            raise InputError("kernel names a fused-attention kernel family; unfused attention (fused: false) "
+                             "runs none", path="kernel")
         if self.page_size is not None:
             self._require("page_size")
         if self.cache_dim is not None:

@@ -200,6 +200,8 @@ def _expand(op, profile, meta: dict) -> tuple[list, list]:
     stage = op.stage
     op = _widened(op, profile.activation_dtype)
     if isinstance(op, Attention):
+        if profile.attention_kernel and op.fused and "attention_scores" not in unfused:
+            op = dataclasses.replace(op, kernel=profile.attention_kernel)
         return _attention_kernels(op, unfused, profile.ubatch_tokens, stage)
     if isinstance(op, MatMul):
         return _gemm_kernels(op, profile, meta)
