@@ -7,11 +7,13 @@
    TTFT, TPOT and E2E (mean, median, p99) predicted vs measured, computed from the per-request
    timestamps as the run's README defines them; and the means of the run's per-second log
    (running, waiting, KV cache use, token throughputs) against the replay's.
-2. The offline throughput rows (TensorRT-LLM on one H100 SXM, Llama-3.1-8B FP8, fixed lengths,
-   all requests at once): output tokens/s predicted vs measured. The engine's batch limits are not
-   stated there; :data:`OFFLINE_ASSUMED` fixes them a priori. Each row is replayed with at most
-   :data:`OFFLINE_MAX_REQUESTS` requests (the steady state of an all-at-once run is reached long
-   before the row's own count).
+2. The offline throughput rows (TensorRT-LLM's ``trtllm-bench throughput`` on one H100 SXM,
+   Llama-3.1-8B FP8, fixed lengths, all requests at once): output tokens/s predicted vs measured.
+   The engine's batch limits are not stated there; trtllm-bench derives them from the lengths and
+   the memory (:func:`trtllm_bench_settings`, from its source), and the replay runs them under
+   the ``trtllm`` scheduler and runtime profile with the KV cache sized as TensorRT-LLM sizes it
+   (:data:`TRTLLM_BENCH`). Each row is replayed with at most :data:`OFFLINE_MAX_REQUESTS`
+   requests (the steady state of an all-at-once run is reached long before the row's own count).
 
 Only the serving-engine profile (``profiles/vllm-v1.yaml``) was fitted, on run 1; see its ``fitted``.
 """
@@ -31,8 +33,17 @@ from .fit import rel_error
 RUN = "vllm-rtx4090"
 RUN_FILES = "vllm-rtx4090-llama-3.1-8b"
 TARGETS = {"tpot_s.mean": 0.10, "e2e_s.mean": 0.15, "ttft_s.mean": 0.20}
-OFFLINE_ASSUMED = {"max_num_seqs": 512, "max_num_batched_tokens": 8192, "dtype": "fp8", "weight_dtype": "fp8",
-                   "kv_dtype": "bf16"}
+# How trtllm-bench (TensorRT-LLM about v1.0, PyTorch backend, its defaults) runs the offline rows.
+# kv_free_fraction: --kv_cache_free_gpu_mem_fraction's default 0.90 (tensorrt_llm/bench/benchmark/
+# throughput.py @000a01de); block_size: KvCacheConfig.tokens_per_block's default 32
+# (tensorrt_llm/llmapi/llm_args.py @fcd3f316); kv_dtype: the checkpoint's (trtllm-bench passes
+# kv_cache_dtype "auto"; validate_and_set_kv_cache_quant then uses the checkpoint's KV
+# quantization), FP8 for nvidia/Llama-3.1-8B-Instruct-FP8: TensorRT-LLM issue 4329 (May 2025, by
+# an NVIDIA developer) names it as a model with a quantized KV cache algorithm, and ModelOpt's
+# FP8 export writes kv_cache_quant_algo FP8 by default (the checkpoint's hf_quant_config.json
+# itself was not read). Scheduler: GUARANTEED_NO_EVICT, no context chunking (throughput.py).
+TRTLLM_BENCH = {"dtype": "fp8", "weight_dtype": "fp8", "kv_dtype": "fp8", "kv_free_fraction": 0.90,
+                "block_size": 32, "scheduler": "trtllm", "profile": "trtllm", "prefix_caching": False}
 OFFLINE_MAX_REQUESTS = 1000
 SOURCE_RUN = "casys-kaist/LLMServingSim bench/examples/RTX4090/Llama-3.1-8B/vllm at 5daddb2 (vLLM 0.19.0)"
 
@@ -108,6 +119,56 @@ def timeseries_rows(res, label: str) -> list[dict]:
     return rows
 
 
+def _round_up(value: float, step: int) -> int:
+    return step * int(np.ceil(value / step))
+
+
+def trtllm_bench_settings(weights_bytes: float, memory_bytes: float, kv_bytes_per_token: float, isl: int,
+                          osl: int, kv_fraction: float = 0.90) -> tuple[int, int]:
+    """(max_batch_size, max_num_tokens) that ``trtllm-bench throughput`` picks when the user sets
+    neither, for one device (TensorRT-LLM tensorrt_llm/bench/build/tuning.py @04cba882:
+    calc_engine_setting sizes the KV cache as ``kv_fraction`` of the device memory less the
+    weights and counts the requests of ISL + OSL tokens it holds; finetune_setting rounds that
+    count, at most 4096, up to a multiple of 32 (at least 64) below 256, of 128 below 1024, else
+    of 256, and the token budget, count x (1 + ISL/OSL) at most 32768, up to a multiple of 256 (at
+    least 2048) below 4096, of 512 below 8192, else of 1024; bench/benchmark/utils/general.py
+    @01712656 get_settings then raises the budget to ISL + max_batch_size so that a whole prompt
+    fits beside a full batch, context chunking being off)."""
+    requests = kv_fraction * (memory_bytes - weights_bytes) / (kv_bytes_per_token * (isl + osl))
+    batch = min(requests, 4096.0)
+    tokens = min(batch * (1.0 + isl / osl), 32768.0)
+    if batch < 256:
+        batch = max(64, _round_up(batch, 32))
+    else:
+        batch = _round_up(batch, 128 if batch < 1024 else 256)
+    if tokens < 4096:
+        tokens = max(2048, _round_up(tokens, 256))
+    else:
+        tokens = _round_up(tokens, 512 if tokens < 8192 else 1024)
+    return batch, max(tokens, isl + batch)
+
+
+def offline_settings(row: dict) -> dict:
+    """The serve arguments that replay offline row ``row`` as trtllm-bench ran it (:data:`TRTLLM_BENCH`,
+    :func:`trtllm_bench_settings`), the weights and memory as the serving simulator counts them."""
+    from hwmodels.dtypes import DTYPE_BYTES
+    from simulator.serving.kvcache import kv_budget
+    from simulator.serving.steptime import StepTimeModel
+    from workloads.configs import load_config
+
+    cfg = load_config("llama-3.1-8b")
+    knobs = {k: TRTLLM_BENCH[k] for k in ("dtype", "weight_dtype", "kv_dtype")}
+    step_model = StepTimeModel(cfg, row["hardware"], runtime=TRTLLM_BENCH["profile"], tp=int(row["tp"]),
+                               kv_block=TRTLLM_BENCH["block_size"], **knobs)
+    budget = kv_budget(cfg, step_model.knobs, step_model.device, block_size=TRTLLM_BENCH["block_size"],
+                       gpu_memory_utilization=1.0, max_num_batched_tokens=1, reserve_bytes=0.0)
+    isl, osl = int(row["input_len"]), int(row["output_len"])
+    batch, tokens = trtllm_bench_settings(budget.weights_bytes, budget.memory_bytes,
+                                          cfg.kv_bytes_per_token(DTYPE_BYTES[TRTLLM_BENCH["kv_dtype"]]), isl, osl,
+                                          TRTLLM_BENCH["kv_free_fraction"])
+    return {**TRTLLM_BENCH, "max_num_seqs": batch, "max_num_batched_tokens": tokens}
+
+
 def offline_rows(max_requests: int = OFFLINE_MAX_REQUESTS) -> list[dict]:
     """Rows of part 2 (see the module docstring)."""
     from simulator.serving import serve
@@ -119,7 +180,7 @@ def offline_rows(max_requests: int = OFFLINE_MAX_REQUESTS) -> list[dict]:
         n = min(int(row["num_requests"]), max_requests)
         res = serve("llama-3.1-8b", row["hardware"], num_requests=n, rate=float("inf"),
                     input_len=int(row["input_len"]), output_len=int(row["output_len"]), tp=int(row["tp"]),
-                    profile="vllm-v1", **OFFLINE_ASSUMED)
+                    **offline_settings(row))
         predicted = res.metrics["throughput"]["output_tokens_per_s"]
         truth = float(row["value"])
         rows.append({"section": "serving", "name": f"offline {row['id']} ({n} requests)",

@@ -62,6 +62,10 @@ def serve_command(p) -> None:
     p.add_argument("--block-size", type=int, default=16)
     p.add_argument("--gpu-memory-utilization", type=float, default=0.9)
     p.add_argument("--kv-blocks", type=int, help="KV blocks per replica (default: derived as vLLM does)")
+    p.add_argument("--kv-free-fraction", type=float, metavar="F",
+                   help="size the KV cache as TensorRT-LLM does: this fraction of the memory left after "
+                        "weights, activations and the runtime reserve (its kv_cache_free_gpu_mem_fraction; "
+                        "--gpu-memory-utilization is then unused)")
     p.add_argument("--preemption", default="recompute", choices=("recompute", "swap"))
     p.add_argument("--no-prefix-caching", dest="prefix_caching", action="store_false",
                    help="a request preempted by recompute prefills everything again (default: it takes "
@@ -100,7 +104,7 @@ def cmd_serve(args) -> int:
                 router=args.router, max_num_seqs=args.max_num_seqs,
                 max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=args.chunk_size,
                 block_size=args.block_size, gpu_memory_utilization=args.gpu_memory_utilization,
-                kv_blocks=args.kv_blocks, preemption=args.preemption, prefix_caching=args.prefix_caching, slo_ttft=args.slo_ttft,
+                kv_blocks=args.kv_blocks, kv_free_fraction=args.kv_free_fraction, preemption=args.preemption, prefix_caching=args.prefix_caching, slo_ttft=args.slo_ttft,
                 slo_tpot=args.slo_tpot, slo_e2e=args.slo_e2e, seed=args.seed, profile=profile)
     attach_serve_intervals(res)
     if res.metrics["rejected"]:

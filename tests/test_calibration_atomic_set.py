@@ -143,9 +143,12 @@ def inputs(tmp_path_factory):
 
 def start(inputs, out, hold):
     env = {**os.environ, "PYTHONPATH": str(ROOT), atomic_set.HOLD_ENV: hold}
+    # SIGINT back to its default in the child: a shell's background job (`make test &`) ignores it,
+    # and Python then installs no KeyboardInterrupt handler, so the interrupt tests would not test
     return subprocess.Popen([sys.executable, "-c", CHILD, str(inputs / "frame.csv"),
                              str(inputs / "test-cpu.yaml"), str(out)],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
 
 def wait_for_hold(proc, point):

@@ -18,7 +18,7 @@ def test_list_json_has_every_id_and_headline_figures(capsys):
     assert {r["kind"] for r in rows} == {"gpu", "npu", "fpga", "cpu", "memory", "system"}
     h100 = next(r for r in rows if r["id"] == "h100-sxm")
     assert h100["peak_bf16_flops"] == 989e12
-    assert h100["memory_capacity_bytes"] == 80e9
+    assert h100["memory_capacity_bytes"] == 85_045_477_376    # CUDA's total, 80 GiB of HBM3
     assert h100["memory_bandwidth_bytes_s"] == 3.35e12
     hgx = next(r for r in rows if r["id"] == "hgx-h100")
     assert hgx["peak_bf16_flops"] == 8 * 989e12

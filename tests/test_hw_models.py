@@ -84,7 +84,7 @@ def test_h100_figures_from_datasheet():
     assert d.engines["tensor"].peak_flops["bf16"] == pytest.approx(989e12)
     assert d.engines["tensor"].peak_flops["fp8"] == pytest.approx(1979e12)
     assert d.memory["hbm"].bandwidth_bytes_s == pytest.approx(3.35e12)
-    assert d.memory["hbm"].capacity_bytes == pytest.approx(80e9)
+    assert d.memory["hbm"].capacity_bytes == 85_045_477_376    # CUDA's total (deviceQuery)
     assert d.links["nvlink"].bandwidth_bytes_s == pytest.approx(450e9)
     assert d.power.tdp_w == 700.0
     assert d.main_memory == "hbm"
@@ -209,7 +209,7 @@ def test_user_overlay_file(tmp_path):
     assert d.id == "h100-fast-hbm"
     assert "H100" in d.name
     assert d.memory["hbm"].bandwidth_bytes_s == pytest.approx(4.8e12)
-    assert d.memory["hbm"].capacity_bytes == pytest.approx(80e9)
+    assert d.memory["hbm"].capacity_bytes == 85_045_477_376
     # an overlay of an overlay, by relative file name
     g = tmp_path / "faster.yaml"
     g.write_text("id: faster\nextends: h100-fast-hbm.yaml\npower:\n  tdp: 1000 W\n")

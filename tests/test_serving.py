@@ -117,7 +117,7 @@ def test_kv_blocks_are_derived_the_vllm_way():
     assert b["block_bytes"] == 16 * 2 * 32 * 8 * 128 * 2
     # Llama-3.1-8B: 8,030,261,248 parameters x 2 B
     assert b["weights_bytes"] == 8_030_261_248 * 2
-    left = 80e9 * 0.9 - b["weights_bytes"] - b["activations_bytes"] - 0
+    left = 85_045_477_376 * 0.9 - b["weights_bytes"] - b["activations_bytes"] - 0
     assert res.metrics["kv"]["blocks_total"] == int(left // b["block_bytes"])
 
 
@@ -166,7 +166,7 @@ trace_rows = st.lists(st.tuples(st.floats(0, 5), st.integers(1, 400), st.integer
 
 
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(trace_rows, st.sampled_from(["vllm", "sarathi", "orca", "static", "disaggregated"]),
+@given(trace_rows, st.sampled_from(["vllm", "sarathi", "orca", "static", "disaggregated", "trtllm"]),
        st.sampled_from(["recompute", "swap"]), st.integers(4, 40), st.integers(1, 2),
        st.sampled_from(["round_robin", "least_outstanding"]), st.sampled_from([16, 256]), st.booleans())
 def test_random_traces_never_lose_a_request(rows, scheduler, preemption, kv_blocks, replicas, router, budget,
@@ -307,6 +307,9 @@ def test_cli_json_keys(capsys):
     (["--num-requests", "2", "--input-len", "200000"], "every request was rejected"),
     (["--num-requests", "2", "--requests", "sharegp"], "no such trace file (bundled traces: azure-conv"),
     (["--num-requests", "2", "--requests", "sharegp"], "did you mean 'sharegpt'"),
+    (["--num-requests", "2", "--kv-free-fraction", "1.5"], "kv_free_fraction must be in (0, 1]"),
+    (["--num-requests", "2", "--scheduler", "trtllm", "--max-num-batched-tokens", "64", "--input-len", "100"],
+     "every request was rejected"),
 ])
 def test_cli_bad_input_exits_2(capsys, args, message):
     assert main(["serve", "--hw", HW, "--model", MODEL, *args]) == 2
@@ -366,3 +369,61 @@ def test_cli_refuses_options_a_trace_would_ignore(capsys):
     assert "--rate apply to drawn requests" in capsys.readouterr().err
     assert main(["serve", "--hw", HW, "--model", MODEL, "--num-requests", "3", "--rate", "3",
                  "--concurrency", "2"]) == 2
+
+
+# -- TensorRT-LLM's batch manager ------------------------------------------------------------------
+def test_trtllm_scheduler_holds_whole_requests_and_never_preempts():
+    # prompt 64 + output 64 = 128 tokens = 8 blocks of 16, taken at admission: 24 blocks hold 3
+    res = serve(MODEL, HW, num_requests=10, rate=math.inf, input_len=64, output_len=64, kv_blocks=24,
+                scheduler="trtllm", max_num_seqs=8, max_num_batched_tokens=1024, profile="none",
+                prefix_caching=False)
+    assert res.steps["running"].max() == 3
+    assert res.metrics["preemptions"] == 0 and res.metrics["completed"] == 10
+    # a step's tokens: every running request's next one, then whole prompts within the budget
+    res = serve(MODEL, HW, num_requests=6, rate=math.inf, input_len=64, output_len=8, scheduler="trtllm",
+                max_num_seqs=8, max_num_batched_tokens=100, profile="none")
+    steps = res.steps
+    assert (steps["prefill_tokens"] + steps["decodes"] <= 100).all()
+    assert set(steps["prefill_tokens"]) <= {0, 64}          # one 64-token prompt fits beside <= 36 decodes
+
+
+def test_trtllm_scheduler_rejects_a_prompt_it_could_never_run():
+    res = serve(MODEL, HW, requests=[(0.0, 300, 4), (0.0, 50, 4)], scheduler="trtllm", max_num_batched_tokens=256,
+                profile="none")
+    assert res.metrics["completed"] == 1 and res.metrics["rejected"] == 1
+    assert "300 prompt tokens exceed the step's 256" in res.rejected[0][1]
+
+
+def test_kv_free_fraction_sizes_the_cache_from_what_is_left():
+    kw = dict(num_requests=1, input_len=16, output_len=2, max_num_batched_tokens=2048, profile="none")
+    whole = serve(MODEL, HW, gpu_memory_utilization=1.0, **kw).config["kv_budget"]
+    half = serve(MODEL, HW, kv_free_fraction=0.5, **kw)
+    b = half.config["kv_budget"]
+    left = b["memory_bytes"] - b["weights_bytes"] - b["activations_bytes"] - b["reserve_bytes"]
+    assert half.metrics["kv"]["blocks_total"] == int(0.5 * left // b["block_bytes"])
+    # all of what is left is what gpu_memory_utilization 1.0 leaves
+    assert serve(MODEL, HW, kv_free_fraction=1.0, **kw).metrics["kv"]["blocks_total"] == whole["blocks"]
+    with pytest.raises(InputError, match=r"kv_free_fraction must be in \(0, 1\]"):
+        serve(MODEL, HW, kv_free_fraction=1.5, **kw)
+
+
+def test_cli_trtllm_run(capsys):
+    assert main(["serve", "--hw", HW, "--model", MODEL, "--num-requests", "8", "--scheduler", "trtllm",
+                 "--runtime", "trtllm", "--kv-free-fraction", "0.9", "--block-size", "32", "--format", "json",
+                 "--no-requests"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["metrics"]["completed"] == 8 and out["config"]["scheduler"] == "trtllm"
+
+
+def test_trtllm_bench_settings_by_hand():
+    from calibration.serving_validation import trtllm_bench_settings
+
+    gib = 2**30
+    # 0.9 x (80 - 8) GiB of 64 KiB tokens: 530.8 requests of 2000 tokens -> 640 (a multiple of 128
+    # below 1024); budget 530.8 x 2 = 1062 -> 2048 (at least), above 1000 + 640
+    assert trtllm_bench_settings(8 * gib, 80 * gib, 65536, 1000, 1000) == (640, 2048)
+    # 4147 requests of 256 tokens -> 4096 at most (a multiple of 256); 4096 x 2 = 8192 tokens
+    assert trtllm_bench_settings(8 * gib, 80 * gib, 65536, 128, 128) == (4096, 8192)
+    # 193.0 requests of 5500 tokens -> 224 (multiple of 32); 193.0 x 11 = 2123 -> 2304, then
+    # raised so a whole 5000-token prompt fits beside the batch: 5000 + 224
+    assert trtllm_bench_settings(8 * gib, 80 * gib, 65536, 5000, 500) == (224, 5224)

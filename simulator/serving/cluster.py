@@ -83,6 +83,10 @@ class Cluster:
         elif pool[0].kv.blocks_for(longest) > pool[0].kv.blocks_total:
             req.rejected = (f"{longest} tokens need {pool[0].kv.blocks_for(longest)} KV blocks; a replica "
                             f"has {pool[0].kv.blocks_total}")
+        else:
+            # a scheduler may refuse what it could never run (its ``rejects``: the reason, or None)
+            rejects = getattr(pool[0].scheduler, "rejects", None)
+            req.rejected = rejects(req) if rejects is not None else None
         if req.rejected:
             self.finished(req)
             return

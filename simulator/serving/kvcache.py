@@ -123,9 +123,12 @@ class KVBudget:
 
 
 def kv_budget(cfg, knobs: dict, device, *, block_size: int, gpu_memory_utilization: float,
-              max_num_batched_tokens: int, reserve_bytes: float) -> KVBudget:
+              max_num_batched_tokens: int, reserve_bytes: float, free_fraction: float | None = None) -> KVBudget:
     """The KV blocks of a replica of ``cfg`` on ``device`` (per rank; see the module docstring).
-    A model that does not fit raises InputError saying by how much."""
+    ``free_fraction`` (TensorRT-LLM's ``kv_cache_free_gpu_mem_fraction``) gives the KV cache that
+    fraction of the memory left after the weights, activations and reserve, instead of what is
+    left of ``gpu_memory_utilization`` of the whole (vLLM's way). A model that does not fit raises
+    InputError saying by how much."""
     from workloads.batch import PrefillChunk, build_step
     from workloads.footprint import stage_footprints
 
@@ -142,7 +145,12 @@ def kv_budget(cfg, knobs: dict, device, *, block_size: int, gpu_memory_utilizati
     per_token = cfg.kv_bytes_per_token(DTYPE_BYTES[knobs["kv_dtype"]]) / cfg.layers * layers_per_rank
     kv_heads = cfg.kv_heads or 1
     block = block_size * per_token / min(knobs["tp"], kv_heads)   # KV heads split over TP ranks
+    if free_fraction is not None and not 0 < free_fraction <= 1:
+        raise InputError(f"kv_free_fraction must be in (0, 1], got {free_fraction}", path="kv_free_fraction")
     left = usable - weights - acts - reserve_bytes
+    if free_fraction is not None:
+        usable = memory
+        left = (memory - weights - acts - reserve_bytes) * free_fraction
     if left < block:
         short = block - left
         raise InputError(f"{cfg.id} does not fit on {device.id} for serving: {usable / 2**30:.2f} GiB usable "

@@ -248,6 +248,55 @@ class OrcaScheduler:
         return batch
 
 
+@SCHEDULERS.register("trtllm", help="TensorRT-LLM in-flight batching as trtllm-bench runs it: every running "
+                                    "request's next token, then whole new prompts (no context chunking) within "
+                                    "max_num_batched_tokens (max_num_tokens); a prompt is admitted only with the "
+                                    "blocks of its whole output (GUARANTEED_NO_EVICT: nothing is preempted)")
+class TRTLLMScheduler:
+    """TensorRT-LLM's batch manager with the GUARANTEED_NO_EVICT capacity policy and context
+    chunking off (trtllm-bench's defaults): a request is admitted, oldest first, while fewer than
+    ``max_num_seqs`` (max_batch_size) run, its whole prompt fits in what the step's token budget
+    (``max_num_batched_tokens``: max_num_tokens) leaves after the running requests' tokens, and
+    the blocks of its prompt and its whole output are free; they are taken at once, so a running
+    request never waits for a block and nothing is preempted. A prompt longer than the budget is
+    rejected on arrival (it could never run)."""
+
+    def __init__(self, config: SchedulerConfig):
+        self.config = config
+
+    def decodes_alone(self, n: int) -> bool:
+        return n <= self.config.max_num_batched_tokens
+
+    def rejects(self, req) -> str | None:
+        budget = self.config.max_num_batched_tokens
+        if req.prompt > budget:
+            return (f"{req.prompt} prompt tokens exceed the step's {budget} (max_num_batched_tokens; the trtllm "
+                    f"scheduler does not chunk prompts)")
+        return None
+
+    def admits_none(self, replica) -> bool:
+        """Every place is taken, or the oldest waiting request's whole blocks are not free (decode
+        steps take none: a running request holds its output's blocks from the start)."""
+        if len(replica.running) >= self.config.max_num_seqs:
+            return True
+        head = replica.waiting[0]
+        return not replica.kv.can_hold(head, head.prompt + head.output)
+
+    def schedule(self, replica) -> Batch | None:
+        cfg = self.config
+        batch = Batch()
+        for req in replica.running:
+            if batch.tokens >= cfg.max_num_batched_tokens:
+                break
+            batch.add(req, req.tokens - req.computed)
+
+        def room(req, batch) -> bool:
+            return batch.tokens + req.tokens - req.computed <= cfg.max_num_batched_tokens
+
+        _admit_whole(replica, batch, cfg.max_num_seqs, room, reserve=lambda req: req.prompt + req.output)
+        return batch or None
+
+
 @SCHEDULERS.register("static", help="static batching (FasterTransformer): a batch is admitted when the "
                                     "replica is idle and runs until its last request finishes")
 class StaticScheduler:

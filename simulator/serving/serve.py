@@ -55,7 +55,7 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
           kv_dtype: str | None = None, scheduler: str = "vllm", router: str = "round_robin",
           max_num_seqs: int = 256, max_num_batched_tokens: int | None = None, chunk_size: int = 512,
           block_size: int = 16, gpu_memory_utilization: float = 0.9, kv_blocks: int | None = None,
-          preemption: str = "recompute", slo_ttft: float | None = None, slo_tpot: float | None = None,
+          kv_free_fraction: float | None = None, preemption: str = "recompute", slo_ttft: float | None = None, slo_tpot: float | None = None,
           slo_e2e: float | None = None, seed: int = 0, profile: str = "vllm-v1",
           max_model_len: int | None = None, prefix_caching: bool = True,
           fast_forward: bool = True) -> ServeResult:
@@ -65,7 +65,9 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
     See docs/serving.md for the model, the schedulers and the metrics' definitions.
     ``prefix_caching`` (vLLM v1's default): a request preempted by recompute finds what is left of
     its blocks when it resumes. ``fast_forward=False`` plays every decode step one at a time (same
-    result, slower; for checking).
+    result, slower; for checking). ``kv_free_fraction`` sizes the KV cache as TensorRT-LLM does
+    (that fraction of the memory left after weights, activations and the runtime reserve;
+    ``gpu_memory_utilization`` is then unused).
     """
     from workloads.configs import ModelConfig, load_config
 
@@ -91,7 +93,8 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
                          f"{system.id} has {len(system.accelerators)}", path="replicas")
     budget = kv_budget(cfg, step_model.knobs, step_model.device, block_size=block_size,
                        gpu_memory_utilization=gpu_memory_utilization,
-                       max_num_batched_tokens=_largest_step(sched_cls, sconf), reserve_bytes=eng.runtime_reserve_bytes)
+                       max_num_batched_tokens=_largest_step(sched_cls, sconf), reserve_bytes=eng.runtime_reserve_bytes,
+                       free_fraction=kv_free_fraction)
     blocks = kv_blocks or budget.blocks
     cluster = Cluster(reqs, step_model=step_model, profile=eng, router=route, preemption=preemption,
                       block_bytes=budget.block_bytes, kv_bytes_per_token=budget.block_bytes / block_size,
