@@ -135,29 +135,33 @@ def kv_budget(cfg, knobs: dict, device, *, block_size: int, gpu_memory_utilizati
     if not 0 < gpu_memory_utilization <= 1:
         raise InputError(f"gpu_memory_utilization must be in (0, 1], got {gpu_memory_utilization}",
                          path="gpu_memory_utilization")
+    if free_fraction is not None and not 0 < free_fraction <= 1:
+        raise InputError(f"kv_free_fraction must be in (0, 1], got {free_fraction}", path="kv_free_fraction")
     graph = build_step(cfg, [PrefillChunk(max_num_batched_tokens, 0)], knobs=knobs)
     prints = stage_footprints(graph)
     weights = max(fp.weight_bytes() for fp in prints)
     acts = max(fp.activations_bytes for fp in prints)
     memory = device.memory[device.main_memory].capacity_bytes
-    usable = memory * gpu_memory_utilization
     layers_per_rank = math.ceil(cfg.layers / knobs["pp"])
     per_token = cfg.kv_bytes_per_token(DTYPE_BYTES[knobs["kv_dtype"]]) / cfg.layers * layers_per_rank
     kv_heads = cfg.kv_heads or 1
     block = block_size * per_token / min(knobs["tp"], kv_heads)   # KV heads split over TP ranks
-    if free_fraction is not None and not 0 < free_fraction <= 1:
-        raise InputError(f"kv_free_fraction must be in (0, 1], got {free_fraction}", path="kv_free_fraction")
-    left = usable - weights - acts - reserve_bytes
-    if free_fraction is not None:
+    gib = 2**30
+    if free_fraction is None:
+        usable = memory * gpu_memory_utilization
+        left = usable - weights - acts - reserve_bytes
+        whole, knob = f"{usable / gib:.2f} GiB usable ({gpu_memory_utilization:g} of {memory / gib:.2f} GiB)", \
+            "gpu_memory_utilization"
+    else:
         usable = memory
         left = (memory - weights - acts - reserve_bytes) * free_fraction
+        whole, knob = f"{free_fraction:g} (kv_free_fraction) of {memory / gib:.2f} GiB", "kv_free_fraction"
     if left < block:
         short = block - left
-        raise InputError(f"{cfg.id} does not fit on {device.id} for serving: {usable / 2**30:.2f} GiB usable "
-                         f"({gpu_memory_utilization:g} of {memory / 2**30:.2f} GiB) minus weights "
-                         f"{weights / 2**30:.2f} GiB, activations {acts / 2**30:.2f} GiB and runtime reserve "
-                         f"{reserve_bytes / 2**30:.2f} GiB leaves {left / 2**30:.2f} GiB, "
-                         f"{short / 2**30:.2f} GiB short of one KV block; more tensor or pipeline "
-                         f"parallelism, a smaller weight dtype or a larger gpu_memory_utilization would help",
+        raise InputError(f"{cfg.id} does not fit on {device.id} for serving: {whole} minus weights "
+                         f"{weights / gib:.2f} GiB, activations {acts / gib:.2f} GiB and runtime reserve "
+                         f"{reserve_bytes / gib:.2f} GiB leaves {left / gib:.2f} GiB, "
+                         f"{short / gib:.2f} GiB short of one KV block; more tensor or pipeline "
+                         f"parallelism, a smaller weight dtype or a larger {knob} would help",
                          path="memory")    # as the simulator's capacity errors: a sweep records "does-not-fit"
     return KVBudget(memory, usable, weights, acts, reserve_bytes, block, int(left // block))
