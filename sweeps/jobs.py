@@ -252,7 +252,7 @@ SERVE_KNOBS = {"requests": None, "num_requests": None, "rate": math.inf, "bursti
                "input_len": "512", "output_len": "128", "replicas": 1, "prefill_replicas": None,
                "scheduler": "vllm", "router": "round_robin", "max_num_seqs": 256, "max_num_batched_tokens": None,
                "chunk_size": 512, "block_size": 16, "gpu_memory_utilization": 0.9, "kv_blocks": None,
-               "preemption": "recompute", "prefix_caching": True, "slo_ttft": None, "slo_tpot": None,
+               "kv_free_fraction": None, "preemption": "recompute", "prefix_caching": True, "slo_ttft": None, "slo_tpot": None,
                "slo_e2e": None, "seed": 0, "profile": "vllm-v1"}
 SERVE_WORKLOAD = ("tp", "pp", "dtype", "weight_dtype", "kv_dtype")
 SERVE_OUTPUTS = {
@@ -267,7 +267,7 @@ _SERVE_AXES = {  # the numeric knobs' types and ranges (workloads.options.Axis w
                                             "block_size", "kv_blocks")},
     **{n: Axis(n, float, "", min=0, min_open=True) for n in ("rate", "burstiness", "slo_ttft", "slo_tpot",
                                                              "slo_e2e")},
-    "gpu_memory_utilization": Axis("gpu_memory_utilization", float, "", min=0, max=1, min_open=True),
+    **{n: Axis(n, float, "", min=0, max=1, min_open=True) for n in ("gpu_memory_utilization", "kv_free_fraction")},
     "seed": Axis("seed", int, "", min=0), "prefix_caching": Axis("prefix_caching", bool, ""),
     "preemption": Axis("preemption", str, "", choices=("recompute", "swap")),
 }
