@@ -9,7 +9,9 @@ replica's choice). It never works
 out a time: the replica asks the step-time model what the batch costs.
 
 Register your own with ``@SCHEDULERS.register("name", help=...)`` on a class whose constructor
-takes the :class:`SchedulerConfig` and that has ``schedule(replica) -> Batch | None``.
+takes the :class:`SchedulerConfig` and that has ``schedule(replica) -> Batch | None``; it may
+also have ``rejects(req) -> str | None`` (the cluster refuses, on arrival, a request its
+scheduler could never run, with that reason).
 """
 
 from __future__ import annotations
