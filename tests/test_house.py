@@ -203,9 +203,9 @@ SPILLING = ("--hw", "h100-sxm", "--model", "llama-2-7b", "--phase", "decode", "-
 def test_a_spill_warns_in_the_python_api():
     from workloads import build_llm
 
-    # KV cache: 2 (K, V) x 32 layers x 4096 hidden x 2 B x 64 sequences x 4097 tokens = 137 GB > 80 GB
+    # KV cache: 2 (K, V) x 32 layers x 4096 hidden x 2 B x 64 sequences x 4097 tokens = 137 GB > 85 GB
     graph = build_llm("llama-2-7b", "decode", batch=64, context=4096)
-    with pytest.warns(RidgelineWarning, match=r"KV cache 137 GB does not fit in hbm \(80 GB"):
+    with pytest.warns(RidgelineWarning, match=r"KV cache 137 GB does not fit in hbm \(85 GB"):
         simulate(graph, "h100-sxm")
 
 
