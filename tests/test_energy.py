@@ -385,3 +385,31 @@ def test_second_parameter_and_a_given_fraction_exclude_each_other(capsys):
         energy_fit.main(["--second", "dram", "--fraction", "0.5"])
     assert exc.value.code == 2
     assert "--second" in capsys.readouterr().err
+
+
+def test_power_split_recovers_a_split_chosen_by_hand():
+    from calibration.power_split import fit_split
+
+    # P = 50 W + 100 pJ per byte + 5 pJ per FLOP, at three rates: 50 + 100 + 0 = 150 W at 1 TB/s;
+    # 50 + 50 + 100 = 200 W at 0.5 TB/s and 20 TFLOP/s; 50 + 200 + 50 = 300 W at 2 TB/s and 10 TFLOP/s
+    points = [{"bytes_per_s": 1e12, "fp32_flop_per_s": 0.0, "power_w": 150.0},
+              {"bytes_per_s": 0.5e12, "fp32_flop_per_s": 20e12, "power_w": 200.0},
+              {"bytes_per_s": 2e12, "fp32_flop_per_s": 10e12, "power_w": 300.0}]
+    split = fit_split("made-up", points)
+    assert split.active_w == pytest.approx(50.0)
+    assert split.energy_per_byte_j == pytest.approx(100e-12)
+    assert split.energy_per_flop_j == pytest.approx(5e-12)
+    assert split.max_relative_residual == pytest.approx(0.0, abs=1e-9)
+
+
+def test_power_split_of_the_bundled_sweeps_is_what_the_docs_say():
+    from calibration.power_split import fit_split, load_sweeps
+
+    sweeps = load_sweeps()
+    assert {d: len(p) for d, p in sweeps.items()} == {"h200-sxm": 55, "a100-sxm-40gb": 8 * 43}
+    # the H200's full-bandwidth point, as logged: 3759 GB/s, 940 GF/s, 572 W
+    assert sweeps["h200-sxm"][0]["bytes_per_s"] == 3.759e12 and sweeps["h200-sxm"][0]["power_w"] == 572
+    h200, a100 = fit_split("h200-sxm", sweeps["h200-sxm"]), fit_split("a100-sxm-40gb", sweeps["a100-sxm-40gb"])
+    assert (round(h200.active_w), round(h200.energy_per_byte_j * 1e12)) == (105, 122)
+    assert (round(a100.active_w), round(a100.energy_per_byte_j * 1e12)) == (66, 118)
+    assert h200.rms_relative_residual < 0.01 and a100.rms_relative_residual < 0.035
