@@ -104,7 +104,8 @@ def cmd_serve(args) -> int:
                 router=args.router, max_num_seqs=args.max_num_seqs,
                 max_num_batched_tokens=args.max_num_batched_tokens, chunk_size=args.chunk_size,
                 block_size=args.block_size, gpu_memory_utilization=args.gpu_memory_utilization,
-                kv_blocks=args.kv_blocks, kv_free_fraction=args.kv_free_fraction, preemption=args.preemption, prefix_caching=args.prefix_caching, slo_ttft=args.slo_ttft,
+                kv_blocks=args.kv_blocks, kv_free_fraction=args.kv_free_fraction, preemption=args.preemption,
+                prefix_caching=args.prefix_caching, slo_ttft=args.slo_ttft,
                 slo_tpot=args.slo_tpot, slo_e2e=args.slo_e2e, seed=args.seed, profile=profile)
     attach_serve_intervals(res)
     if res.metrics["rejected"]:

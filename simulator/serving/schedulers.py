@@ -81,6 +81,12 @@ def _grow_or_preempt(replica, req, tokens: int, protect=()) -> bool:
     return True
 
 
+def _whole_request(req) -> int:
+    """Tokens a request holds when it finishes (prompt and whole output): what a scheduler that
+    never preempts reserves at admission."""
+    return req.prompt + req.output
+
+
 def _admit_whole(replica, batch: Batch, limit: int, room=lambda req, batch: True, reserve=lambda req: 0) -> None:
     """Admit waiting requests in arrival order with their whole remaining prompt, while fewer than
     ``limit`` run, ``room(req, batch)`` holds and their blocks (grown for ``reserve(req)`` tokens)
@@ -282,7 +288,7 @@ class TRTLLMScheduler:
         if len(replica.running) >= self.config.max_num_seqs:
             return True
         head = replica.waiting[0]
-        return not replica.kv.can_hold(head, head.prompt + head.output)
+        return not replica.kv.can_hold(head, _whole_request(head))
 
     def schedule(self, replica) -> Batch | None:
         cfg = self.config
@@ -295,7 +301,7 @@ class TRTLLMScheduler:
         def room(req, batch) -> bool:
             return batch.tokens + req.tokens - req.computed <= cfg.max_num_batched_tokens
 
-        _admit_whole(replica, batch, cfg.max_num_seqs, room, reserve=lambda req: req.prompt + req.output)
+        _admit_whole(replica, batch, cfg.max_num_seqs, room, reserve=_whole_request)
         return batch or None
 
 
@@ -319,7 +325,7 @@ class StaticScheduler:
     def schedule(self, replica) -> Batch | None:
         batch = Batch()
         if not replica.running:
-            _admit_whole(replica, batch, self.config.max_num_seqs, reserve=lambda req: req.prompt + req.output)
+            _admit_whole(replica, batch, self.config.max_num_seqs, reserve=_whole_request)
             return batch or None
         for req in replica.running:
             batch.add(req, req.tokens - req.computed)

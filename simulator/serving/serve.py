@@ -55,8 +55,8 @@ def serve(model, hardware, *, requests=None, num_requests: int | None = None,
           kv_dtype: str | None = None, scheduler: str = "vllm", router: str = "round_robin",
           max_num_seqs: int = 256, max_num_batched_tokens: int | None = None, chunk_size: int = 512,
           block_size: int = 16, gpu_memory_utilization: float = 0.9, kv_blocks: int | None = None,
-          kv_free_fraction: float | None = None, preemption: str = "recompute", slo_ttft: float | None = None, slo_tpot: float | None = None,
-          slo_e2e: float | None = None, seed: int = 0, profile: str = "vllm-v1",
+          kv_free_fraction: float | None = None, preemption: str = "recompute", slo_ttft: float | None = None,
+          slo_tpot: float | None = None, slo_e2e: float | None = None, seed: int = 0, profile: str = "vllm-v1",
           max_model_len: int | None = None, prefix_caching: bool = True,
           fast_forward: bool = True) -> ServeResult:
     """Simulate serving: requests (a trace, or ``num_requests`` drawn at ``rate``/``concurrency``)
