@@ -2,9 +2,10 @@
 
 A device executing work draws ``active = static + f x (tdp - static)`` plus dynamic energy per
 FLOP and per byte (see :mod:`hwmodels.defaults`). The per-byte energies are physically sourced
-and fixed; the per-FLOP energies follow the TDP rule ``(tdp - active) / (peak x efficiency)``
-(a large GEMM at the default matrix efficiency runs at TDP), so they move with ``f`` too. The
-predicted energy of a simulation is therefore *linear* in ``f``:
+and fixed (an accelerator's HBM: measured on public power sweeps, :mod:`calibration.power_split`);
+the per-FLOP energies follow the TDP rule ``(tdp - active) / (peak x efficiency)`` (a large GEMM
+at the default matrix efficiency runs at TDP), so they move with ``f`` too. The predicted energy
+of a simulation is therefore *linear* in ``f``:
 
     E(f) = static x T + f x (tdp - static) x busy + bytes x e_byte + (1 - f) x (tdp - static) x S,
 
@@ -14,10 +15,11 @@ parameter, so it is fitted to measured mean power (fitting it to energy per toke
 absorb the time model's error on those rows): :func:`fit_fraction` takes every public row of
 role ``fit`` that states one (:func:`measured_power_w`: the ``mean_power`` rows and the ML.ENERGY
 row whose framework column states it), evaluates each at f = 0 and f = 1/2, and solves the least
-squares of their relative errors in closed form (checked by evaluating again). :func:`report`
-gives the energy and power errors on those rows and on every held-out row with a measured power
-(and TPU v4's measured mean power). Run ``python -m calibration.energy_fit`` to reproduce the value
-in ``hwmodels.defaults.ACTIVE_POWER_FRACTION``.
+squares of their relative errors in closed form; a row whose step reaches the power cap bends its
+line, so the lines are drawn again through the fraction found until it settles (Gauss-Newton).
+:func:`report` gives the energy and power errors on those rows and on every held-out row with a
+measured power (and TPU v4's measured mean power). Run ``python -m calibration.energy_fit`` to
+reproduce the value in ``hwmodels.defaults.ACTIVE_POWER_FRACTION``.
 
 ``--second flop|dram`` fits the fraction jointly with one more multiplier (:func:`fit_two`: k on the
 TDP rule's energy per FLOP, or s on the DRAM levels' energy per byte), the same least squares on the
@@ -45,6 +47,11 @@ from . import public
 
 # The second fraction the linear fit evaluates (the first is 0); see fit_fraction.
 LINEAR_PROBE = 0.5
+# Gauss-Newton rounds of fit_fraction after the first line: the step of the later lines' probe,
+# the change of the fraction that ends them, and their most.
+FRACTION_PROBE = 0.01
+FRACTION_TOLERANCE = 1e-4
+FIT_ROUNDS = 8
 # Candidates for a second energy parameter (docs/accuracy.md, "Issue 12: a second energy
 # parameter (tried)"), each a multiplier on one dynamic term, fitted jointly with the fraction by
 # :func:`fit_two`: ``flop``, k on the TDP rule's energy per FLOP (a large GEMM at the default
@@ -146,21 +153,29 @@ def fit_rows(rows: dict[str, dict]) -> list[dict]:
 
 def fit_fraction(rows: list[dict], folder: Path) -> float:
     """The active fraction that minimises the squared relative errors of ``rows``' predicted mean
-    power (each linear in the fraction below the power cap: p_i(f) = a_i + b_i f, so with
-    c_i = b_i / m_i and d_i = 1 - a_i / m_i the minimum is sum(c_i d_i) / sum(c_i^2)); checked."""
-    lines = []
-    for row in rows:
-        p0 = predict_row(row, 0.0, folder).avg_power_w
-        slope = (predict_row(row, LINEAR_PROBE, folder).avg_power_w - p0) / LINEAR_PROBE
-        if slope == 0:
-            raise ValueError(f"row {row['id']}: the prediction does not depend on the active fraction")
-        lines.append((row, p0, slope, measured_power_w(row)))
-    fraction = (sum(b / m * (1 - a / m) for _, a, b, m in lines) / sum((b / m) ** 2 for _, a, b, m in lines))
+    power. Below the power cap each is linear in the fraction, p_i(f) = a_i + b_i f, and with
+    c_i = b_i / m_i, d_i = 1 - a_i / m_i the minimum is sum(c_i d_i) / sum(c_i^2). A step at the
+    cap (a long prompt of a large batch) bends its line, so the lines are drawn again through the
+    fraction found (Gauss-Newton) until it moves by less than :data:`FRACTION_TOLERANCE`;
+    checked against the last lines."""
+    fraction, probe = 0.0, LINEAR_PROBE
+    for _ in range(FIT_ROUNDS):
+        lines = []
+        for row in rows:
+            p0 = predict_row(row, fraction, folder).avg_power_w
+            slope = (predict_row(row, fraction + probe, folder).avg_power_w - p0) / probe
+            if slope == 0 and probe == LINEAR_PROBE:
+                raise ValueError(f"row {row['id']}: the prediction does not depend on the active fraction")
+            lines.append((row, p0 - slope * fraction, slope, measured_power_w(row)))
+        previous = fraction
+        fraction = (sum(b / m * (1 - a / m) for _, a, b, m in lines) / sum((b / m) ** 2 for _, a, b, m in lines))
+        probe = FRACTION_PROBE
+        if abs(fraction - previous) < FRACTION_TOLERANCE:
+            break
     for row, a, b, _ in lines:
         check = predict_row(row, fraction, folder).avg_power_w
-        # a step at the power cap (a long prompt of a large batch) bends the line a little
         if abs(check - (a + b * fraction)) > 1e-3 * check:
-            raise ArithmeticError(f"row {row['id']}: mean power is not linear in the active fraction "
+            raise ArithmeticError(f"row {row['id']}: the fit did not settle within {FIT_ROUNDS} lines "
                                   f"({check} != {a + b * fraction})")
     return fraction
 

@@ -8,8 +8,11 @@ doing ``fp32_flop_per_s``; a least-squares fit of
 
 over a device's points (``calibration/data/power_sweeps.csv``, sources in SOURCES.md) gives the
 three coefficients. ``python -m calibration.power_split`` prints them with the fit's residuals.
-They are not in the catalog: put there as they are, they cap dense prefills about right but leave
-the vLLM power rows 10-27% low (docs/accuracy.md, "The measured split, tried").
+The energy per byte is the catalog's HBM energy per byte (A100 family 118 pJ/B, H100/H200 122
+pJ/B, other accelerators' HBM 120 pJ/B); the intercept is not the catalog's active baseline,
+which stays the one fitted power parameter (:mod:`calibration.energy_fit`): put there as it is,
+it leaves the vLLM power rows 10-27% low (docs/accuracy.md, "The measured split, tried", and
+"HBM's energy per byte, measured").
 """
 
 from __future__ import annotations

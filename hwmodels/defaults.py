@@ -60,7 +60,7 @@ def memory_efficiency(kind: str) -> float:
 # argonne-lcf/LLM-Inference-Bench); it also prints the energy and power errors on the held-out rows
 # with a measured power and on TPU v4's measured mean power.
 ACTIVE_POWER_FRACTION: tuple[float, str] = (
-    0.50, "fitted by `python -m calibration.energy_fit` on the mean power of the fit rows that measured one "
+    0.21, "fitted by `python -m calibration.energy_fit` on the mean power of the fit rows that measured one "
           "(one free parameter; the per-FLOP and per-byte energies are fixed before the fit)")
 
 # Kinds the fraction applies to by default. CPUs, FPGAs and memory expanders keep active =
@@ -84,9 +84,10 @@ def flop_energy_at_tdp_j(tdp_w: float, active_w: float, peak_flops_s: float, eff
     The rule behind the GPU/NPU catalog's ``power.energy_per_flop`` (a large bf16 GEMM at about
     80% of peak holds an H100 at its 700 W limit). It charges the whole span above the baseline
     to the FLOPs and is independent of the cost model, so a GEMM's own memory traffic lands on
-    top: the cost model's 8192^3 bf16 GEMM on h100-sxm moves about 60 W worth of HBM, L2 and
-    shared-memory bytes (0.08 pJ/FLOP) at 77% of peak and is predicted at about 750 W, flagged as
-    over TDP (a real GPU would lower its clocks instead; the simulator does not throttle)."""
+    top: the cost model's 8192^3 bf16 GEMM on h100-sxm moves about 144 W worth of HBM, L2 and
+    shared-memory bytes (0.19 pJ/FLOP; HBM at its measured 122 pJ/B) at 77% of peak and would draw
+    about 823 W, so the simulator's power cap runs it at about 80% of the clock, at 700 W.
+    """
     return (tdp_w - active_w) / (peak_flops_s * efficiency)
 
 

@@ -131,7 +131,7 @@ def test_h100_energy_per_flop_follows_the_tdp_rule():
     assert e["fp32"] == pytest.approx(4.6 * bf16, rel=5e-3)     # vector-only: Horowitz ratio
     # a large bf16 GEMM at the default efficiency then draws the TDP
     assert active + e["bf16"] * 989e12 * 0.80 == pytest.approx(700.0, rel=5e-3)
-    assert h100.memory["hbm"].energy_j_per_byte == pytest.approx(4e-12 * 8)   # about 4 pJ/bit
+    assert h100.memory["hbm"].energy_j_per_byte == pytest.approx(122e-12)   # the H200 sweep: 122 pJ/B
 
 
 @pytest.mark.parametrize("ref", hwmodels.catalog_ids("gpu") + hwmodels.catalog_ids("npu"))
@@ -180,6 +180,29 @@ def test_fit_is_the_least_squares_of_relative_power_errors(tmp_path, monkeypatch
     monkeypatch.setattr(energy_fit, "measured_power_w", lambda row: lines[row["id"]][2])
     f = energy_fit.fit_fraction([{"id": "a"}, {"id": "b"}], tmp_path)
     assert f == pytest.approx(0.96875 / 2.5625)
+
+
+def test_fit_follows_a_row_bent_by_the_power_cap(tmp_path, monkeypatch):
+    from calibration import energy_fit
+
+    # Row "a" draws 100 + 200 f until its 150 W cap (f = 0.25), measured 300 W; row "b" draws
+    # 50 + 100 f, measured 110 W. The first line through f = 0 and 0.5 sees "a" at 100 and 150 W
+    # (slope 100) and lands at f = (1/3 x 2/3 + 10/11 x 6/11) / (1/9 + 100/121) = 0.766, where
+    # "a" is flat: it no longer moves with f, so the next line leaves "b" alone, whose own optimum
+    # is 110 W at f = 0.6; there the lines stay.
+    cap_w = {"a": 150.0, "b": float("inf")}
+    lines = {"a": (100.0, 200.0, 300.0), "b": (50.0, 100.0, 110.0)}
+
+    def power(row, f, folder):
+        a, b, _ = lines[row["id"]]
+        return energy_fit.RowEnergy(None, min(a + b * f, cap_w[row["id"]]))
+
+    monkeypatch.setattr(energy_fit, "predict_row", power)
+    monkeypatch.setattr(energy_fit, "measured_power_w", lambda row: lines[row["id"]][2])
+    f = energy_fit.fit_fraction([{"id": "a"}, {"id": "b"}], tmp_path)
+    # the first line (through f = 0 and 0.5) sees "a" at 100 and 150 W, slope 100: the one-line fit
+    # of the earlier code; the later lines, drawn where "a" is flat, leave "b" alone: f = 0.6
+    assert f == pytest.approx(0.6, abs=1e-3)
 
 
 @settings(max_examples=15, deadline=None)
@@ -231,7 +254,7 @@ def test_a_lower_power_card_of_a_chip_spends_the_chips_energy_per_flop_and_is_ca
     g = workloads.Graph("gemm", meta={"tokens": 1})
     g.add(gemm)
     d = cost(gemm, pcie)
-    active = 50.0 + 0.50 * (300.0 - 50.0)      # 175.0 W
+    active = 50.0 + 0.21 * (300.0 - 50.0)      # 102.5 W
     assert d.energy_j / d.time_s > 300.0 - active   # uncapped: above the card's TDP
     res = simulate(g, pcie)
     # compute-bound: the energy of the work is the same at any clock, spread over the time at which
@@ -371,7 +394,7 @@ def test_the_dram_scale_overlay_scales_only_the_dram_levels(tmp_path):
 
     h100 = hwmodels.load_device("h100-sxm")
     scaled = hwmodels.load_device(_rule_hardware("h100-sxm", 0.5, tmp_path, flop_scale=2.0, dram_scale=3.0))
-    assert scaled.memory["hbm"].energy_j_per_byte == pytest.approx(3 * 32e-12)     # 32 pJ/B x 3
+    assert scaled.memory["hbm"].energy_j_per_byte == pytest.approx(3 * 122e-12)    # 122 pJ/B x 3
     for level in ("smem", "l2", "host"):       # on-chip levels and host memory keep their energy
         assert scaled.memory[level].energy_j_per_byte == h100.memory[level].energy_j_per_byte
     # TDP rule at f = 0.5 times 2: 2 x (700 - 385) W / (989 TFLOP/s x 0.8)
