@@ -90,9 +90,8 @@ def test_validate_local_with_the_overlay_json(calibrated, capsys, monkeypatch):
         assert (out / "val" / name).stat().st_size > 0
 
 
-def test_validate_public_only_lists_every_row(capsys):
-    assert main(["validate", "--public", "--format", "json", "--no-progress"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+def test_validate_public_only_lists_every_row(public_validation):
+    doc, _ = public_validation
     assert doc["kernels"]["rows"] == [] and doc["end_to_end"]["rows"] == []
     rows = doc["public"]["rows"]
     assert [r["name"] for r in rows] == [r["id"] for r in load_rows()]
@@ -178,9 +177,8 @@ def test_public_fit_row_is_marked_and_left_out_of_the_summary():
     assert "held-out" in s["over"]
 
 
-def test_validate_public_json_has_roles_and_a_held_out_summary(capsys):
-    assert main(["validate", "--public", "--format", "json", "--no-progress"]) == 0
-    doc = json.loads(capsys.readouterr().out)
+def test_validate_public_json_has_roles_and_a_held_out_summary(public_validation):
+    doc, _ = public_validation
     roles = {r["name"]: r["role"] for r in doc["public"]["rows"]}
     assert roles["energy-h100-llama31-8b-b8"] == "fit"
     assert set(roles.values()) == {"fit", "held-out"}

@@ -64,10 +64,8 @@ def test_leave_one_out_coverage_by_hand():
     assert cov["all"] == {"n": 7, "inside": 6, "coverage": 6 / 7}
 
 
-def test_bundled_table_is_the_current_validation_and_covers_the_target():
-    from calibration.public import validate_public
-
-    rows = validate_public()
+def test_bundled_table_is_the_current_validation_and_covers_the_target(public_rows):
+    rows = public_rows
     assert load_table() == json.loads(json.dumps(table_document(rows)["groups"])), \
         "rerun `python -m calibration.intervals`"
     cov = coverage(rows)["all"]

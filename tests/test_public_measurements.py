@@ -1,7 +1,6 @@
 """The bundled public measurements: roles fixed in the CSV, row classes, the attention and derived
 LLM predictors checked by hand, and the per-role, per-class summary of ``validate --public``."""
 
-import json
 
 import pytest
 from hypothesis import given
@@ -16,7 +15,6 @@ from calibration.public import (
     row_class,
     validate_public,
 )
-from reports.cli import main
 from roofline.costs import cost
 from workloads.operators import Attention
 
@@ -100,17 +98,16 @@ def test_groups_by_role_and_class_by_hand():
     assert set(g["fit"]) == {"all", "prefill"}
 
 
-def test_validate_public_reports_fit_and_held_out_groups(capsys, tmp_path):
-    # one run (about a minute): the JSON on stdout, the text tables in --out's validation.md
-    assert main(["validate", "--public", "--format", "json", "--no-progress", "--out", str(tmp_path)]) == 0
-    doc = json.loads(capsys.readouterr().out)
+def test_validate_public_reports_fit_and_held_out_groups(public_validation):
+    # the JSON on stdout, the text tables in --out's validation.md
+    doc, out = public_validation
     groups = doc["public"]["groups"]
     assert set(groups) == {"held-out", "fit"}
     held = [r for r in doc["public"]["rows"] if r["role"] == "held-out" and r["error"] is not None]
     assert groups["held-out"]["all"]["n"] == len(held)
     gemm = [abs(r["error"]) for r in held if r["class"] == "gemm"]
     assert groups["held-out"]["gemm"]["mape"] == pytest.approx(sum(gemm) / len(gemm))
-    text = (tmp_path / "validation.md").read_text()
+    text = (out / "validation.md").read_text()
     assert "held-out rows per class" in text and "fit rows per class" in text
 
 

@@ -14,14 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from calibration.public import validate_public
-
 BEFORE = json.loads((Path(__file__).parent / "data" / "public_predictions_before_house.json").read_text())
 
 
-def test_public_predictions_unchanged_by_the_reshaping():
+def test_public_predictions_unchanged_by_the_reshaping(public_rows):
     """Every stored row is still there and keeps its prediction; rows added since may be new."""
-    now = {row["name"]: row["predicted"] for row in validate_public()}
+    now = {row["name"]: row["predicted"] for row in public_rows}
     assert set(BEFORE) <= set(now), sorted(set(BEFORE) - set(now))
     for name, value in BEFORE.items():
         assert now[name] == pytest.approx(value, rel=1e-9), name
