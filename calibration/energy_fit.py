@@ -158,18 +158,19 @@ def fit_fraction(rows: list[dict], folder: Path) -> float:
     cap (a long prompt of a large batch) bends its line, so the lines are drawn again through the
     fraction found (Gauss-Newton) until it moves by less than :data:`FRACTION_TOLERANCE`;
     checked against the last lines."""
-    fraction, probe = 0.0, LINEAR_PROBE
-    for _ in range(FIT_ROUNDS):
+    fraction = 0.0
+    for line_number in range(FIT_ROUNDS):
+        probe = LINEAR_PROBE if line_number == 0 else FRACTION_PROBE
         lines = []
         for row in rows:
             p0 = predict_row(row, fraction, folder).avg_power_w
             slope = (predict_row(row, fraction + probe, folder).avg_power_w - p0) / probe
-            if slope == 0 and probe == LINEAR_PROBE:
+            # a row flat where a later line is drawn is at its cap there, which is no error
+            if slope == 0 and line_number == 0:
                 raise ValueError(f"row {row['id']}: the prediction does not depend on the active fraction")
             lines.append((row, p0 - slope * fraction, slope, measured_power_w(row)))
         previous = fraction
         fraction = (sum(b / m * (1 - a / m) for _, a, b, m in lines) / sum((b / m) ** 2 for _, a, b, m in lines))
-        probe = FRACTION_PROBE
         if abs(fraction - previous) < FRACTION_TOLERANCE:
             break
     for row, a, b, _ in lines:
