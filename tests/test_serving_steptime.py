@@ -125,3 +125,15 @@ def test_a_step_pays_the_engines_sampling_kernels_outside_its_graph():
     assert engine.kernels == bare.kernels       # eager: not a kernel of the replayed graph
     played = simulate(build_step(MODEL, [], [1000] * 8), "h100-sxm", runtime=sampler)
     assert engine.time_s == pytest.approx(played.latency_s, rel=0.01)
+
+
+def test_a_step_over_the_power_limit_takes_the_time_at_which_it_draws_the_limit():
+    m = _model("h100-sxm")
+    # H100 SXM: active 70 + 0.21 x 630 = 202.3 W, limit 700 W. 1000 J of work in 1 s would draw
+    # 1202.3 W: held to 700 W it takes 1000 / (700 - 202.3) = 2.00924 s; 100 J in 1 s (302.3 W)
+    # is under the limit and keeps its second.
+    assert m.at_power_cap(1.0, 1000.0) == pytest.approx(1000.0 / (700.0 - 202.3))
+    assert m.at_power_cap(1.0, 100.0) == 1.0
+    # a dense 2048-token prefill step (about 760 W at the full clock) draws the limit, no more
+    cost = m.step([PrefillChunk(2048, 0)], 0, 0)
+    assert cost.energy_j / cost.time_s == pytest.approx(700.0)

@@ -19,7 +19,9 @@ MoE model, pipeline stages with their sends) the dense part comes from a whole-m
 K and V, a step with cached tokens runs the absorbed form) are two sets of parts.
 
 Energy follows the simulator's model: dynamic energy of every operator on every rank, plus the
-devices' active power over the step (idle power between steps is the replica's business).
+devices' active power over the step (idle power between steps is the replica's business). A step
+that would draw more than its devices' power limit takes the time at which it draws the limit,
+as ``simulate``'s power cap finds it (:meth:`StepTimeModel.at_power_cap`).
 """
 
 from __future__ import annotations
@@ -273,6 +275,7 @@ class StepTimeModel:
             at, ae = self.attention(decodes, 1, decode_context(decodes, context) + 1)
             t, e = t + at, e + ae
         attn = self.cfg.layers * (len(prefills) + (1 if decodes else 0))
+        t = self.at_power_cap(t, e * self.ranks)
         return StepCost(t, e * self.ranks + self._power_j(t), e * self.ranks, tokens, not prefills,
                         self._kernels + attn, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
 
@@ -301,6 +304,7 @@ class StepTimeModel:
             self._kernels = len(self._head_kernels(self._probe(1, 1)))
         attn = self.cfg.layers * (len(prefills) + (1 if decodes else 0))
         # one rank's operators per stage: a stage's ranks are alike, stages run one after the other
+        t = self.at_power_cap(t, e * self.knobs["tp"])
         return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"], tokens, not prefills,
                         kernels + self._kernels + attn, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
 
@@ -322,6 +326,18 @@ class StepTimeModel:
         counts a step's device busy throughout it too; idle power is for the time between steps
         (the replica's business)."""
         return cost.dynamic_j + self._power_j(max(gpu_s, wall_s))
+
+    def at_power_cap(self, time_s: float, dynamic_j: float) -> float:
+        """The time of a step of ``time_s`` that spends ``dynamic_j`` on its operators, once its
+        devices are held to their power limit. Over the limit, the clock falls until the step draws
+        the limit (``simulate``'s power cap, :func:`simulator.simulate._capped`); the work's energy
+        does not change, so that time is the dynamic energy over the power left above the static
+        and active baseline. A device whose baseline alone reaches the limit cannot be helped."""
+        cap_w = (self.device.power.cap_w or 0.0) * self.ranks
+        base_w = self._power_j(1.0)
+        if time_s <= 0 or cap_w <= base_w or base_w + dynamic_j / time_s <= cap_w:
+            return time_s
+        return dynamic_j / (cap_w - base_w)
 
     def _power_j(self, time_s: float) -> float:
         """Idle power of every device over the step, plus the active baseline of the stage that
