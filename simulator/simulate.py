@@ -313,7 +313,7 @@ class Plan:
 
 POWER_CAP_ROUNDS = 40       # clock updates at most (each replays the plan); converges in a few
 POWER_CAP_TOLERANCE = 1e-3  # a capped device's average power within 0.1% above its TDP
-POWER_CAP_SLACK = 1e-2      # ... and not more than 1% below it (the clock is not lowered needlessly)
+POWER_CAP_SLACK = 2e-3      # ... and not more than 0.2% below it (the clock is not lowered needlessly)
 POWER_CAP_SECANT_ROUNDS = 3  # proportional updates per device before it falls back to bisection
 
 
