@@ -275,8 +275,9 @@ class StepTimeModel:
             at, ae = self.attention(decodes, 1, decode_context(decodes, context) + 1)
             t, e = t + at, e + ae
         attn = self.cfg.layers * (len(prefills) + (1 if decodes else 0))
-        t = self.at_power_cap(t, e * self.ranks)
-        return StepCost(t, e * self.ranks + self._power_j(t), e * self.ranks, tokens, not prefills,
+        dynamic_j = e * self.ranks
+        t = self.at_power_cap(t, dynamic_j)
+        return StepCost(t, dynamic_j + self._power_j(t), dynamic_j, tokens, not prefills,
                         self._kernels + attn, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
 
     def _count_kernels(self) -> int:
@@ -304,8 +305,9 @@ class StepTimeModel:
             self._kernels = len(self._head_kernels(self._probe(1, 1)))
         attn = self.cfg.layers * (len(prefills) + (1 if decodes else 0))
         # one rank's operators per stage: a stage's ranks are alike, stages run one after the other
-        t = self.at_power_cap(t, e * self.knobs["tp"])
-        return StepCost(t, e * self.knobs["tp"] + self._power_j(t), e * self.knobs["tp"], tokens, not prefills,
+        dynamic_j = e * self.knobs["tp"]
+        t = self.at_power_cap(t, dynamic_j)
+        return StepCost(t, dynamic_j + self._power_j(t), dynamic_j, tokens, not prefills,
                         kernels + self._kernels + attn, attn, self.cfg.layers + 1, self.device.launch_overhead_s)
 
     def regime(self, prefill_tokens: int, decodes: int, context: int, runtime=None) -> str:
